@@ -1,0 +1,78 @@
+"""Naming the optimizer under test: ``module:attr`` (or the ``LBFGS_VERIFY_TARGET`` environment variable).
+
+A target is a class or factory with ``torch.optim.LBFGS``'s constructor
+``(params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9, history_size=100,
+line_search_fn=None)`` whose result has ``step(closure)``, ``state_dict()`` and ``load_state_dict()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+TARGET_ENV_VAR = "LBFGS_VERIFY_TARGET"
+
+
+class TargetLoadError(Exception):
+    """The target could not be imported or is not usable; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The optimizer under test.
+
+    Attributes:
+        spec: the ``module:attr`` string it was loaded from.
+        factory: the class or callable ``factory(params, **hyperparameters) -> optimizer``.
+    """
+
+    spec: str
+    factory: Callable[..., Any]
+
+    @property
+    def name(self) -> str:
+        return self.spec
+
+    def make(self, params: Sequence[Any], **hyperparameters: Any) -> Any:
+        """A new optimizer over ``params`` with the given hyperparameters (others at the target's defaults)."""
+        return self.factory(list(params), **hyperparameters)
+
+    @property
+    def version(self) -> str:
+        """The version of the distribution/module that provides the target, if it can be found."""
+        module = getattr(self.factory, "__module__", "") or ""
+        top = module.split(".")[0]
+        mod = importlib.import_module(top) if top else None
+        return str(getattr(mod, "__version__", "unknown"))
+
+
+def load_target(spec: str | None = None) -> Target:
+    """Import ``module:attr`` (``attr`` may be dotted); with no spec, read ``LBFGS_VERIFY_TARGET``."""
+    if spec is None:
+        spec = os.environ.get(TARGET_ENV_VAR)
+        if not spec:
+            raise TargetLoadError(
+                f"no target given: pass module:attr (e.g. torch.optim:LBFGS) or set {TARGET_ENV_VAR}"
+            )
+    spec = spec.strip()
+    if ":" not in spec:
+        raise TargetLoadError(f"target {spec!r} must be written module:attr, e.g. torch.optim:LBFGS")
+    module_name, _, attr_path = spec.partition(":")
+    if not module_name or not attr_path:
+        raise TargetLoadError(f"target {spec!r} must be written module:attr, e.g. torch.optim:LBFGS")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError and whatever the module raises while importing
+        raise TargetLoadError(f"cannot import module {module_name!r} of target {spec!r}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise TargetLoadError(f"module {module_name!r} has no attribute {attr_path!r} (target {spec!r})") from exc
+    if not callable(obj):
+        raise TargetLoadError(f"target {spec!r} is a {type(obj).__name__}, not a class or factory")
+    return Target(spec=spec, factory=obj)

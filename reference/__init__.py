@@ -1,0 +1,1 @@
+"""Golden data shipped with lbfgs_verify: published optima (with citations) and recorded traces."""
