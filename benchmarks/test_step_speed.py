@@ -1,0 +1,39 @@
+"""Speed of the reference optimizers against the originals they mirror (run on demand:
+``python -m pytest benchmarks --benchmark-only``). No assertions on time: the numbers go in reports."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lbfgs_verify.reference import LBFGS
+
+torch.set_num_threads(1)
+
+
+def _quadratic(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g, dtype=torch.float64)
+    return a @ a.T / n + torch.eye(n, dtype=torch.float64), torch.randn(n, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+@pytest.mark.parametrize("optimizer", ["torch.optim.LBFGS", "lbfgs_verify.reference.LBFGS"])
+def test_twenty_iterations_n200(benchmark, optimizer: str, line_search_fn: str | None) -> None:
+    cls = torch.optim.LBFGS if optimizer == "torch.optim.LBFGS" else LBFGS
+    a, b = _quadratic(200)
+
+    def run() -> float:
+        x = torch.zeros(200, dtype=torch.float64, requires_grad=True)
+        opt = cls([x], history_size=10, max_iter=20, line_search_fn=line_search_fn, tolerance_grad=0.0,
+                  tolerance_change=0.0)
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = 0.5 * x @ a @ x - b @ x
+            loss.backward()
+            return loss
+
+        return float(opt.step(closure))
+
+    benchmark(run)
