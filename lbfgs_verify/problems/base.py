@@ -101,7 +101,7 @@ class Problem:
             loss = self.objective(params)
             loss.backward()
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            return float(loss), _flatten(grads)
+            return float(loss.detach()), _flatten(grads)
 
         return fun
 
