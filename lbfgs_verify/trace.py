@@ -84,7 +84,8 @@ class CountingClosure:
     def __call__(self) -> Tensor:
         seen = [p.detach().clone() for p in self._params] if self._keep_params else []
         loss = self._closure()
-        self.evaluations.append(Evaluation(float(loss), seen))
+        value = loss.detach() if isinstance(loss, Tensor) else loss
+        self.evaluations.append(Evaluation(float(value), seen))
         return loss
 
     def take(self) -> list[Evaluation]:

@@ -68,6 +68,7 @@ class Budget:
         from lbfgs_verify import hypothesis_profiles  # noqa: F401  (registers the profiles)
 
         base = settings.get_profile(self.profile)
+        overrides.setdefault("report_multiple_bugs", False)  # one shrunk example per failing property
         return settings(base, max_examples=overrides.pop("max_examples", self.max_examples), **overrides)
 
 

@@ -1,0 +1,171 @@
+"""pytest plugin of lbfgs_verify: run the property suite as pytest tests.
+
+    pytest --pyargs lbfgs_verify.suite --lbfgs-target mypkg:MyLBFGS [--lbfgs-mode conformance]
+           [--lbfgs-budget quick|ci|thorough] [--lbfgs-threads N] [--lbfgs-only ID-or-prefix]
+
+Every option has an ini twin (``lbfgs_target``, ``lbfgs_mode``, ``lbfgs_budget``, ``lbfgs_threads``,
+``lbfgs_only``) for ``[tool.pytest.ini_options]``; the target may also come from ``LBFGS_VERIFY_TARGET``.
+Precedence: command line, then ini, then the environment.
+
+To run the suite inside your own tests, write a test module containing::
+
+    from lbfgs_verify.suite.test_properties import *  # noqa: F403
+
+and set ``lbfgs_target = mypkg:MyLBFGS`` in your pytest configuration.
+
+The plugin is loaded in every pytest run (``pytest11`` entry point) and stays inert unless a test requests
+the ``lbfgs_property`` fixture (the suite's test does) or a target is configured: it imports nothing heavy
+(no torch) at import time, adds no header lines and no tests. When suite tests are collected without a
+target, collection stops with a usage error that says what to set (like array-api-tests).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+from lbfgs_verify.targets import TARGET_ENV_VAR
+
+if TYPE_CHECKING:
+    from lbfgs_verify.properties.base import CheckContext
+
+MODES = ("properties", "conformance")
+BUDGETS = ("quick", "ci", "thorough")
+DEFAULT_MODE = "properties"
+DEFAULT_BUDGET = "ci"
+DEFAULT_THREADS = 1
+PROPERTY_FIXTURE = "lbfgs_property"
+
+MISSING_TARGET_MESSAGE = (
+    "lbfgs_verify.suite needs the optimizer to check. Pass --lbfgs-target module:attr "
+    "(e.g. --lbfgs-target torch.optim:LBFGS), or set `lbfgs_target = module:attr` in [tool.pytest.ini_options] "
+    f"(pytest.ini: [pytest]), or set the environment variable {TARGET_ENV_VAR}."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lbfgs-verify", "lbfgs_verify property suite (pytest --pyargs lbfgs_verify.suite)")
+    group.addoption("--lbfgs-target", dest="lbfgs_target", metavar="MODULE:ATTR", default=None,
+                    help=f"optimizer class/factory to check (ini: lbfgs_target; env: {TARGET_ENV_VAR})")
+    group.addoption("--lbfgs-mode", dest="lbfgs_mode", choices=MODES, default=None,
+                    help="properties (default) or conformance (also bitwise torch.optim.LBFGS) (ini: lbfgs_mode)")
+    group.addoption("--lbfgs-budget", dest="lbfgs_budget", choices=BUDGETS, default=None,
+                    help="quick, ci (default) or thorough (ini: lbfgs_budget)")
+    group.addoption("--lbfgs-threads", dest="lbfgs_threads", type=int, default=None, metavar="N",
+                    help="torch thread count for every run, default 1 (ini: lbfgs_threads)")
+    group.addoption("--lbfgs-only", dest="lbfgs_only", action="append", default=None, metavar="ID",
+                    help="only property IDs equal to or starting with ID (repeatable; ini: lbfgs_only)")
+    parser.addini("lbfgs_target", f"optimizer to check, module:attr (or set {TARGET_ENV_VAR})", default=None)
+    parser.addini("lbfgs_mode", "lbfgs_verify mode: properties or conformance", default=None)
+    parser.addini("lbfgs_budget", "lbfgs_verify budget: quick, ci or thorough", default=None)
+    parser.addini("lbfgs_threads", "torch thread count for lbfgs_verify runs", default=None)
+    parser.addini("lbfgs_only", "property IDs or prefixes to run (whitespace-separated)", type="args", default=[])
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """The resolved options; ``target_source`` says where the target came from (for the header)."""
+
+    target: str | None
+    target_source: str
+    mode: str
+    budget: str
+    threads: int
+    only: tuple[str, ...]
+
+
+def suite_settings(config: pytest.Config) -> SuiteSettings:
+    """Options, then ini values, then ``LBFGS_VERIFY_TARGET``; invalid ini values raise ``pytest.UsageError``."""
+    target, source = config.getoption("lbfgs_target"), "--lbfgs-target"
+    if not target:
+        target, source = config.getini("lbfgs_target"), "ini lbfgs_target"
+    if not target:
+        target, source = os.environ.get(TARGET_ENV_VAR) or None, TARGET_ENV_VAR
+    if not target:
+        source = "none"
+    mode = config.getoption("lbfgs_mode") or config.getini("lbfgs_mode") or DEFAULT_MODE
+    budget = config.getoption("lbfgs_budget") or config.getini("lbfgs_budget") or DEFAULT_BUDGET
+    threads_text = config.getoption("lbfgs_threads") or config.getini("lbfgs_threads") or DEFAULT_THREADS
+    only = tuple(config.getoption("lbfgs_only") or config.getini("lbfgs_only") or ())
+    if mode not in MODES:
+        raise pytest.UsageError(f"lbfgs_mode = {mode!r}: choose one of {', '.join(MODES)}")
+    if budget not in BUDGETS:
+        raise pytest.UsageError(f"lbfgs_budget = {budget!r}: choose one of {', '.join(BUDGETS)}")
+    try:
+        threads = int(threads_text)
+    except ValueError:
+        raise pytest.UsageError(f"lbfgs_threads = {threads_text!r} is not an integer") from None
+    if threads < 1:
+        raise pytest.UsageError(f"lbfgs_threads = {threads} must be at least 1")
+    return SuiteSettings(target.strip() if target else None, source, mode, budget, threads, only)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = suite_settings(config)
+    if settings.target is None:
+        return []
+    from lbfgs_verify.properties.base import BUDGETS as BUDGET_OBJECTS
+    from lbfgs_verify.properties.runner import header_lines, library_versions, target_version
+    from lbfgs_verify.targets import TargetLoadError, load_target
+
+    try:
+        version = target_version(load_target(settings.target))
+    except TargetLoadError as exc:
+        version = f"cannot be loaded: {exc}"
+    lines = header_lines(settings.target, version, settings.mode, BUDGET_OBJECTS[settings.budget], settings.threads,
+                         library_versions())
+    lines[0] += f" [from {settings.target_source}]"
+    if settings.only:
+        lines.append(f"lbfgs-verify: only {', '.join(settings.only)}")
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize every test that requests ``lbfgs_property`` over the property IDs of the configured mode."""
+    if PROPERTY_FIXTURE not in metafunc.fixturenames:
+        return
+    from lbfgs_verify.properties.runner import SelectionError, select_properties
+
+    settings = suite_settings(metafunc.config)
+    try:
+        ids = [p.id for p in select_properties(settings.mode, settings.only)]
+    except SelectionError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    metafunc.parametrize(PROPERTY_FIXTURE, ids, ids=ids)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stop with a usage error when suite tests were collected but no (loadable) target is configured."""
+    if not any(PROPERTY_FIXTURE in getattr(item, "fixturenames", ()) for item in items):
+        return
+    settings = suite_settings(config)
+    if settings.target is None:
+        raise pytest.UsageError(MISSING_TARGET_MESSAGE)
+    from lbfgs_verify.properties.runner import interface_problem
+    from lbfgs_verify.targets import TargetLoadError, load_target
+
+    try:
+        target = load_target(settings.target)
+    except TargetLoadError as exc:
+        raise pytest.UsageError(f"lbfgs_verify.suite: {exc} (target from {settings.target_source})") from None
+    problem = interface_problem(target)
+    if problem is not None:
+        raise pytest.UsageError(f"lbfgs_verify.suite: target {settings.target!r} cannot be checked: {problem}")
+
+
+@pytest.fixture(scope="session")
+def lbfgs_check_context(pytestconfig: pytest.Config) -> CheckContext:
+    """The :class:`~lbfgs_verify.properties.base.CheckContext` of the configured target, mode, budget, threads."""
+    from lbfgs_verify.properties.base import BUDGETS as BUDGET_OBJECTS
+    from lbfgs_verify.properties.base import CheckContext
+    from lbfgs_verify.targets import load_target
+
+    settings = suite_settings(pytestconfig)
+    if settings.target is None:
+        raise pytest.UsageError(MISSING_TARGET_MESSAGE)
+    return CheckContext(target=load_target(settings.target), mode=settings.mode,
+                        budget=BUDGET_OBJECTS[settings.budget], threads=settings.threads)
+

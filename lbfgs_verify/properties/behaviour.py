@@ -1,0 +1,637 @@
+"""Behaviour properties (``behaviour.*``): torch.optim.LBFGS's documented conduct, checked from outside.
+
+The target is a black box (:mod:`lbfgs_verify.observe`): its constructor, ``step(closure)``, ``param_groups[0]``
+(changing hyperparameters between steps, as users do), what the closure sees and the parameters after each
+step. Only ``behaviour.func_evals`` reads the state, and only torch's documented counters
+``func_evals``/``n_iter``; a target with another state format SKIPs it.
+
+Semantics referred to (torch/optim/lbfgs.py of torch 2.13, line numbers of that file;
+/work/shared/facts/torch-lbfgs.md):
+
+- a ``step()`` evaluates the closure once at its start (l. 357) and returns that loss (l. 530); if
+  ``max|g| <= tolerance_grad`` it returns at once (l. 363-367);
+- then up to ``max_iter`` iterations; without line search one closure call after every move except the last
+  (l. 486-487, "re-evaluate function only if not in last iteration");
+- an iteration ends the step early when ``gᵀd > -tolerance_change`` (before moving, l. 456), or after moving
+  when ``current_evals >= max_eval`` (l. 507), ``max|g| <= tolerance_grad`` (l. 511), ``max|t·d| <=
+  tolerance_change`` (l. 515) or ``|f - f_prev| < tolerance_change`` (l. 518);
+- a step makes at most ``max_eval + 1`` closure calls (the line search gets ``max_ls = max_eval -
+  current_evals`` trials after its first, l. 479);
+- a parameter without gradient contributes zeros to the flat gradient (l. 289);
+- hyperparameters are read from ``param_groups[0]`` at every ``step()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+from hypothesis import example, given, note
+from hypothesis import strategies as st
+from torch import Tensor
+
+from lbfgs_verify.observe import (
+    TORCH_DEFAULTS,
+    ObservedStep,
+    call_target,
+    describe_hyperparameters,
+    group_hyperparameters,
+    move_difference,
+    observe,
+    rebuild_directions,
+    relative_difference,
+    scalar,
+    set_hyperparameter,
+    state_counters,
+)
+from lbfgs_verify.problems.base import Problem
+from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
+from lbfgs_verify.properties.mathematics import check_directions
+from lbfgs_verify.strategies import generated_problem, make_problem, problems, quiet_known_warnings
+
+
+def _float64_problems() -> st.SearchStrategy[Problem]:
+    return problems(torch.float64)
+
+
+def _settings(ctx: CheckContext) -> Any:
+    """The budget's hypothesis settings; one failure is reported (the shrunk one), not a group."""
+    return ctx.settings(report_multiple_bugs=False)
+
+
+# --------------------------------------------------------------------------------------------------------
+# behaviour.stop_reasons
+# --------------------------------------------------------------------------------------------------------
+
+
+def _iterates(steps: Sequence[ObservedStep]) -> tuple[list[Tensor], list[Tensor]]:
+    """The distinct evaluated iterates of a run without line search, in order (x and g)."""
+    xs: list[Tensor] = []
+    gs: list[Tensor] = []
+    for step in steps:
+        for e in step.evaluations:
+            if xs and torch.equal(xs[-1], e.x):
+                continue
+            xs.append(e.x)
+            gs.append(e.g)
+    return xs, gs
+
+
+def _stop_reasons(steps: Sequence[ObservedStep], k: int, hp: dict[str, Any], history_size: int,
+                  eps: float) -> list[str]:
+    """The documented reasons that hold where step ``k`` (without line search) ended at an evaluated point."""
+    step = steps[k]
+    last = step.evaluations[-1]
+    reasons = []
+    tol_grad = scalar(hp["tolerance_grad"])
+    tol_change = scalar(hp["tolerance_change"])
+    if float(last.g.abs().max()) <= tol_grad:
+        reasons.append(f"max|g| = {float(last.g.abs().max()):.3g} <= tolerance_grad")
+    if step.calls >= 2:
+        prev = step.evaluations[-2]
+        if step.calls >= int(hp["max_eval"]):
+            reasons.append(f"{step.calls} calls >= max_eval")
+        move = float((last.x - prev.x).abs().max())
+        allowance = 4 * eps * float((last.x.abs() + prev.x.abs()).max())
+        if move <= tol_change * (1 + 1e-6) + allowance:
+            reasons.append(f"max|t·d| = {move:.3g} <= tolerance_change")
+        change = abs(last.loss - prev.loss)
+        if change < tol_change * (1 + 1e-6) + 4 * eps * abs(last.loss):
+            reasons.append(f"|Δf| = {change:.3g} < tolerance_change")
+    # gᵀd > -tolerance_change with d the L-BFGS direction at the last point, rebuilt from the observed pairs
+    xs, gs = _iterates(steps[:k + 1])
+    rebuilt = rebuild_directions(xs, gs, [history_size] * len(xs), eps)[-1]
+    d = rebuilt.d if len(xs) > 1 or step.calls > 1 or k > 0 else -gs[-1]
+    gtd = float(gs[-1] @ d)
+    slack = 1e-6 * float(gs[-1].abs().sum()) * float(d.abs().max())
+    if rebuilt.ambiguous or gtd > -tol_change * (1 + 1e-6) - slack:
+        reasons.append(f"gᵀd = {gtd:.3g} > -tolerance_change (d rebuilt from the observed pairs)")
+    return reasons
+
+
+@register(
+    "behaviour.stop_reasons",
+    category="behaviour",
+    title="a step() that ends before max_iter iterations has a documented reason (tolerance_grad, "
+          "tolerance_change on the loss, the step or gᵀd, max_eval)",
+    catches="premature stops: undocumented stopping rules (loss went up, relative tests), a tolerance compared "
+            "with the wrong norm (mean |g| for max |g|), a break in the wrong place",
+)
+def check_stop_reasons(ctx: CheckContext) -> None:
+    """Without line search a step that ran all ``max_iter`` iterations ends with an unevaluated move; one that
+    ended early ends at an evaluated point, where one of torch's reasons must hold: max|g| <= tolerance_grad;
+    after a move, calls >= max_eval, max|x - x_prev| <= tolerance_change or |f - f_prev| < tolerance_change;
+    or gᵀd > -tolerance_change for the direction d that L-BFGS takes there (rebuilt from the observed pairs
+    with the two-loop recursion; relative slack 1e-6). Float64 problems, tolerances drawn from
+    {0, torch's, coarse} so that every rule fires somewhere. Rounding allowance on each test: relative 1e-6
+    plus 4·eps of the magnitudes."""
+    n_steps = max(6, ctx.budget.steps)
+
+    @_settings(ctx)
+    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5)), max_iter=st.integers(2, 8),
+           history_size=st.integers(1, 5), tolerance_grad=st.sampled_from((1e-7, 1e-5, 1e-3, 1e-2)),
+           tolerance_change=st.sampled_from((0.0, 1e-12, 1e-9, 1e-6)), eval_slack=st.sampled_from((0, 1, 10)))
+    @example(problem=make_problem("tiny_mlp_with_unused"), lr=1, max_iter=6, history_size=3, tolerance_grad=1e-2,
+             tolerance_change=0.0, eval_slack=10)
+    @example(problem=make_problem("rosenbrock"), lr=1, max_iter=4, history_size=2, tolerance_grad=1e-7,
+             tolerance_change=1e-9, eval_slack=10)
+    def run(problem: Problem, lr: float, max_iter: int, history_size: int, tolerance_grad: float,
+            tolerance_change: float, eval_slack: int) -> None:
+        hp = {"lr": lr, "max_iter": max_iter, "max_eval": max_iter + eval_slack, "history_size": history_size,
+              "line_search_fn": None, "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, n_steps)
+        for k, step in enumerate(obs.steps):
+            if not bool(torch.isfinite(step.x_after).all()):
+                return
+            last = step.evaluations[-1]
+            ended_early = torch.equal(step.x_after, last.x)
+            if not ended_early:
+                continue
+            moves = step.calls - 1
+            reasons = _stop_reasons(obs.steps, k, hp, history_size, obs.eps)
+            note(f"step {k}: ended after {moves} move(s); reasons: {reasons}")
+            if not reasons:
+                raise obs.fail(
+                    f"step {k} ended after {moves} of max_iter={max_iter} iterations ({step.calls} closure calls) "
+                    f"at an evaluated point where no documented stopping reason holds: max|g| = "
+                    f"{float(last.g.abs().max()):.3g} > tolerance_grad, "
+                    + (f"|Δf| = {abs(last.loss - step.evaluations[-2].loss):.3g}, max|Δx| = "
+                       f"{float((last.x - step.evaluations[-2].x).abs().max()):.3g} (tolerance_change = "
+                       f"{tolerance_change:g}), " if step.calls >= 2 else "")
+                    + f"{step.calls} calls < max_eval = {hp['max_eval']}, and the L-BFGS direction there is a "
+                    "descent direction with gᵀd < -tolerance_change",
+                    step=k, moves=moves, calls=step.calls, max_grad=float(last.g.abs().max()))
+
+    run()
+
+
+# --------------------------------------------------------------------------------------------------------
+# behaviour.iterations
+# --------------------------------------------------------------------------------------------------------
+
+
+def _far_from_convergence(first: ObservedStep, step: ObservedStep) -> bool:
+    """Every evaluation of ``step`` is finite with max|g| above 1e-6·max|g₀|: a move cannot vanish in rounding,
+    so "no stopping test can fire" holds (float64 problems)."""
+    g0 = float(first.start.g.abs().max())
+    return all(bool(torch.isfinite(e.g).all()) and float(e.g.abs().max()) > 1e-6 * g0 for e in step.evaluations)
+
+
+@register(
+    "behaviour.iterations",
+    category="behaviour",
+    title="without line search and with no stopping test able to fire, a step runs exactly max_iter iterations: "
+          "max_iter closure calls, the last move not evaluated",
+    catches="off-by-one in max_iter, an extra closure call after the last iteration (torch: 're-evaluate "
+            "function only if not in last iteration'), a closure called twice per iteration",
+)
+def check_iterations(ctx: CheckContext) -> None:
+    """``tolerance_grad = tolerance_change = 0`` and ``max_eval > max_iter`` (the ``current_evals >= max_eval``
+    test counts the first call, so ``max_eval = max_iter`` — the default for max_iter < 4 — ends a step one
+    iteration early): none of torch's early stops can fire on a non-stationary smooth problem (they need
+    g = 0 or gᵀd >= 0). So each step must make exactly ``max_iter`` closure calls at distinct points (one at
+    the start, one after each move but the last) and end with one more, unevaluated, move. Float64 problems;
+    steps are checked while max|g| > 1e-6·max|g₀| (before convergence a move cannot vanish in rounding)."""
+    n_steps = max(3, ctx.budget.steps // 2)
+
+    @_settings(ctx)
+    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5)), max_iter=st.integers(1, 6),
+           history_size=st.integers(1, 5), eval_slack=st.sampled_from((1, 3)))
+    def run(problem: Problem, lr: float, max_iter: int, history_size: int, eval_slack: int) -> None:
+        hp = {"lr": lr, "max_iter": max_iter, "max_eval": max_iter + eval_slack, "history_size": history_size,
+              "line_search_fn": None, "tolerance_grad": 0.0, "tolerance_change": 0.0}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, n_steps)
+        for step in obs.steps:
+            if not _far_from_convergence(obs.steps[0], step):
+                return
+            distinct = all(not torch.equal(a.x, b.x) for a, b in zip(step.evaluations, step.evaluations[1:],
+                                                                     strict=False))
+            moved_last = not torch.equal(step.x_after, step.evaluations[-1].x)
+            if step.calls != max_iter or not distinct or not moved_last:
+                what = []
+                if step.calls != max_iter:
+                    what.append(f"{step.calls} closure calls instead of max_iter = {max_iter}")
+                if not distinct:
+                    what.append("two consecutive calls at the same point (a second evaluation of one iterate)")
+                if not moved_last:
+                    what.append("the step ended at an evaluated point (the last iteration's move is evaluated or "
+                                "missing)")
+                raise obs.fail(f"step {step.index}: {'; '.join(what)} — without line search and with both "
+                               "tolerances 0 a step runs exactly max_iter iterations, evaluating after every move "
+                               "but the last", step=step.index, calls=step.calls, max_iter=max_iter)
+
+    run()
+
+
+# --------------------------------------------------------------------------------------------------------
+# behaviour.max_eval
+# --------------------------------------------------------------------------------------------------------
+
+
+@register(
+    "behaviour.max_eval",
+    category="behaviour",
+    title="a step makes at most max_eval + 1 closure calls",
+    catches="max_eval ignored or applied per iteration instead of per step, a line search with its own fixed "
+            "budget, a closure called too often",
+)
+def check_max_eval(ctx: CheckContext) -> None:
+    """torch counts ``current_evals`` per step and gives the line search ``max_ls = max_eval - current_evals``
+    further trials after its first, so a step makes at most ``max_eval + 1`` calls (PyTorch's own
+    ``test_step_iteration`` asserts 6 calls for ``max_eval=5``). Large ``lr`` (10, 100) makes the strong-Wolfe
+    search overshoot and zoom, so that a search with its own budget shows."""
+    n_steps = max(3, ctx.budget.steps // 2)
+
+    @_settings(ctx)
+    @given(problem=problems(), lr=st.sampled_from((1, 10.0, 100.0)), max_iter=st.integers(1, 6),
+           max_eval=st.integers(1, 8), history_size=st.integers(1, 5),
+           line_search=st.sampled_from((None, "strong_wolfe")))
+    @example(problem=make_problem("rosenbrock"), lr=100.0, max_iter=3, max_eval=2, history_size=3,
+             line_search="strong_wolfe")
+    def run(problem: Problem, lr: float, max_iter: int, max_eval: int, history_size: int,
+            line_search: str | None) -> None:
+        hp = {"lr": lr if line_search else min(lr, 1), "max_iter": max_iter, "max_eval": max_eval,
+              "history_size": history_size, "line_search_fn": line_search}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, n_steps)
+        for step in obs.steps:
+            if step.calls > max_eval + 1:
+                raise obs.fail(f"step {step.index} made {step.calls} closure calls; at most max_eval + 1 = "
+                               f"{max_eval + 1} are allowed", step=step.index, calls=step.calls)
+
+    run()
+
+
+# --------------------------------------------------------------------------------------------------------
+# behaviour.func_evals
+# --------------------------------------------------------------------------------------------------------
+
+
+@register(
+    "behaviour.func_evals",
+    category="behaviour",
+    title="the state's func_evals equals the number of closure calls so far, and n_iter the iterations "
+          "(only for targets whose state_dict has torch's keys; skipped otherwise)",
+    catches="evaluation or iteration counters that miss line-search calls, count per step, or drift",
+)
+def check_func_evals(ctx: CheckContext) -> None:
+    """After every step, ``state_dict()["state"][*]["func_evals"]`` must equal the closure calls made since the
+    optimizer was built. ``n_iter`` is checked where the iteration count is known from outside: without line
+    search, with both tolerances 0 and ``max_eval > max_iter`` (``behaviour.iterations``) it is
+    steps × max_iter, on float64 problems before convergence. Only torch's
+    documented keys are read; a target whose ``state_dict()`` has no ``func_evals`` skips."""
+    n_steps = max(3, ctx.budget.steps // 2)
+    seen_counters: list[bool] = []
+
+    @_settings(ctx)
+    @given(problem=problems(), max_iter=st.integers(1, 5), history_size=st.integers(1, 5),
+           line_search=st.sampled_from((None, "strong_wolfe")), zero_tolerances=st.booleans())
+    def run(problem: Problem, max_iter: int, history_size: int, line_search: str | None,
+            zero_tolerances: bool) -> None:
+        hp: dict[str, Any] = {"max_iter": max_iter, "history_size": history_size, "line_search_fn": line_search}
+        if zero_tolerances:
+            hp.update(tolerance_grad=0.0, tolerance_change=0.0, max_eval=2 * max_iter + 1)
+        counts: list[tuple[dict[str, int] | None, int]] = []
+        total = [0]
+
+        def after(k: int, optimizer: Any) -> None:
+            if k > 0:
+                counts.append((state_counters(optimizer), k))
+
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, n_steps, before_step=after)
+            counts.append((state_counters(obs.optimizer), len(obs.steps)))
+        calls = [s.calls for s in obs.steps]
+        for counters, k in counts:
+            if counters is None:
+                continue
+            seen_counters.append(True)
+            total[0] = sum(calls[:k])
+            if counters.get("func_evals") != total[0]:
+                raise obs.fail(f"after {k} step(s) the state's func_evals is {counters.get('func_evals')} but the "
+                               f"closure was called {total[0]} times (calls per step: {calls[:k]})",
+                               steps=k, func_evals=counters.get("func_evals"), calls=total[0])
+            known = zero_tolerances and line_search is None and "n_iter" in counters
+            if known and all(_far_from_convergence(obs.steps[0], s) for s in obs.steps[:k]) \
+                    and counters["n_iter"] != k * max_iter:
+                raise obs.fail(f"after {k} step(s) of max_iter={max_iter} iterations each the state's n_iter is "
+                                   f"{counters['n_iter']}, not {k * max_iter}", steps=k, n_iter=counters["n_iter"])
+
+    run()
+    if not seen_counters:
+        raise PropertySkipped("the target's state_dict() has no torch-style 'func_evals' counter")
+
+
+# --------------------------------------------------------------------------------------------------------
+# behaviour.defaults
+# --------------------------------------------------------------------------------------------------------
+
+
+def _defaults_problem() -> Problem:
+    """A problem on which 2 default steps (20 iterations each, 25 evaluations) neither converge nor stall and
+    fill more than 10 history slots: a generated 12-unknown problem, float64."""
+    return generated_problem(11, [5, 4, 3], torch.float64)
+
+
+@register(
+    "behaviour.defaults",
+    category="behaviour",
+    title="the defaults are torch's: param_groups[0] holds lr=1, max_iter=20, max_eval=25, tolerance_grad=1e-7, "
+          "tolerance_change=1e-9, history_size=100, line_search_fn=None, and a default-built optimizer runs "
+          "like one built with those values",
+    catches="defaults that differ from torch.optim.LBFGS (history_size 10 as in scipy, max_eval = max_iter, "
+            "another tolerance), a default that is stored but not used",
+)
+def check_defaults(ctx: CheckContext) -> None:
+    """Two checks. (1) If the target has ``param_groups``, every key of torch's defaults must be there with
+    torch's value (``max_eval`` = 25 = 20·5//4). (2) Black box: an optimizer built with no hyperparameters and
+    one built with torch's default values written out run 3 steps on a 12-unknown float64 problem (60
+    iterations without line search, then with ``line_search_fn='strong_wolfe'`` written out on both) and must
+    agree: same closure calls per step and parameters within relative 1e-10 (same code, same arguments)."""
+    params = _defaults_problem().make_params()
+    optimizer = call_target("constructing the optimizer with no hyperparameters", lambda: ctx.target.make(params))
+    group = group_hyperparameters(optimizer)
+    if group is not None:
+        wrong = {k: group.get(k, "<missing>") for k, v in TORCH_DEFAULTS.items()
+                 if k not in group or not _same_value(group[k], v)}
+        if wrong:
+            raise PropertyFailed(
+                "param_groups[0] of a default-built optimizer differs from torch.optim.LBFGS's defaults: "
+                + ", ".join(f"{k}={v!r} (torch: {TORCH_DEFAULTS[k]!r})" for k, v in wrong.items()),
+                {"differs": {k: repr(v) for k, v in wrong.items()}})
+    problem = _defaults_problem()
+    explicit = dict(TORCH_DEFAULTS)
+    for extra in ({}, {"line_search_fn": "strong_wolfe"}):
+        with quiet_known_warnings():
+            implicit_run = observe(ctx.target, problem, dict(extra), 3)
+            explicit_run = observe(ctx.target, problem, {**explicit, **extra}, 3)
+        for a, b in zip(implicit_run.steps, explicit_run.steps, strict=False):
+            r = relative_difference(a.x_after, b.x_after)
+            if a.calls != b.calls or not r <= 1e-10:
+                raise explicit_run.fail(
+                    f"step {a.index}: an optimizer built with {describe_hyperparameters(extra)} differs from one "
+                    f"built with torch's defaults written out: {a.calls} vs {b.calls} closure calls, parameters "
+                    f"differ by relative {r:.3g}", step=a.index, calls_default=a.calls, calls_explicit=b.calls,
+                    relative_difference=r)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if b is None or isinstance(b, str):
+        return a == b
+    try:
+        return scalar(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------------------------------------
+# behaviour.change_lr / change_max_iter / change_history_size
+# --------------------------------------------------------------------------------------------------------
+
+
+@register(
+    "behaviour.change_lr",
+    category="behaviour",
+    title="param_groups[0]['lr'] changed between steps takes effect at the next step",
+    catches="lr read once at construction or cached in the state, an lr change that crashes step()",
+)
+def check_change_lr(ctx: CheckContext) -> None:
+    """Two optimizers run the same ``k`` one-iteration steps; then one gets ``lr ← lr·ρ`` through
+    ``param_groups[0]``. At the next step both are at the same point with the same memory, so the changed one
+    must move (no line search) or make its first trial (``strong_wolfe``) ρ times as far along the same
+    direction: relative tolerance 1e-6 (float64) / 1e-3 (float32) beyond 4·eps·(|x| + |x_new|) per coordinate
+    (:func:`lbfgs_verify.observe.move_difference`)."""
+
+    @_settings(ctx)
+    @given(problem=problems(), k=st.integers(0, 4), lr=st.sampled_from((1, 0.5)), ratio=st.sampled_from((0.5, 0.1)),
+           line_search=st.sampled_from((None, "strong_wolfe")), history_size=st.integers(1, 4))
+    def run(problem: Problem, k: int, lr: float, ratio: float, line_search: str | None, history_size: int) -> None:
+        hp = {"lr": lr, "max_iter": 1, "max_eval": 10, "history_size": history_size, "line_search_fn": line_search}
+
+        def change(step: int, optimizer: Any) -> None:
+            if step == k:
+                set_hyperparameter(optimizer, "lr", lr * ratio)
+
+        with quiet_known_warnings():
+            same = observe(ctx.target, problem, hp, k + 1)
+            changed = observe(ctx.target, problem, hp, k + 1, before_step=change)
+        if len(same.steps) <= k or len(changed.steps) <= k:
+            return
+        a, b = same.steps[k], changed.steps[k]
+        if not torch.equal(a.start.x, b.start.x) or not a.moved:
+            return
+        if line_search is None:
+            move_a, move_b = a.x_after - a.start.x, b.x_after - b.start.x
+        elif a.calls >= 2 and b.calls >= 2:
+            move_a, move_b = a.evaluations[1].x - a.start.x, b.evaluations[1].x - b.start.x
+        else:
+            return
+        tol = 1e-6 if problem.dtype == torch.float64 else 1e-3
+        r = move_difference(move_b, ratio * move_a, b.start.x, b.start.x + move_b, changed.eps)
+        if not r <= tol:
+            observed = float(move_b @ move_a) / float(move_a @ move_a) if float(move_a @ move_a) else math.nan
+            raise changed.fail(
+                f"step {k}: after param_groups[0]['lr'] = {lr * ratio:g} (was {lr:g}) the "
+                f"{'move' if line_search is None else 'first trial step'} should be {ratio:g}× the unchanged "
+                f"optimizer's; observed ratio {observed:.6g} (relative difference {r:.3g})",
+                step=k, expected_ratio=ratio, observed_ratio=observed)
+
+    run()
+
+
+@register(
+    "behaviour.change_max_iter",
+    category="behaviour",
+    title="param_groups[0]['max_iter'] changed between steps takes effect at the next step",
+    catches="max_iter read once at construction, a max_iter change that crashes step()",
+)
+def check_change_max_iter(ctx: CheckContext) -> None:
+    """Without line search and with both tolerances 0 a step makes exactly ``max_iter`` closure calls
+    (``behaviour.iterations``); ``max_iter`` and ``max_eval`` are changed through ``param_groups[0]`` between
+    steps (1 → m → 2) and each step's call count must follow."""
+
+    @_settings(ctx)
+    @given(problem=_float64_problems(), m=st.integers(2, 6), history_size=st.integers(1, 5))
+    def run(problem: Problem, m: int, history_size: int) -> None:
+        schedule = [1, m, 2]
+        hp = {"lr": 0.5, "max_iter": 1, "max_eval": 20, "history_size": history_size, "line_search_fn": None,
+              "tolerance_grad": 0.0, "tolerance_change": 0.0}
+
+        def change(step: int, optimizer: Any) -> None:
+            set_hyperparameter(optimizer, "max_iter", schedule[step])
+
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, len(schedule), before_step=change)
+        for step, expected in zip(obs.steps, schedule, strict=False):
+            if not _far_from_convergence(obs.steps[0], step):
+                return
+            if step.calls != expected:
+                raise obs.fail(f"step {step.index}: param_groups[0]['max_iter'] = {expected} but the step made "
+                               f"{step.calls} closure calls (expected {expected}: no line search, tolerances 0)",
+                               step=step.index, max_iter=expected, calls=step.calls)
+
+    run()
+
+
+@register(
+    "behaviour.change_history_size",
+    category="behaviour",
+    title="param_groups[0]['history_size'] changed between steps takes effect: later directions use the "
+          "history_size newest pairs (and step() keeps working)",
+    catches="history_size read once at construction, a memory that is not trimmed (or not grown) on change, "
+            "IndexError in step() after the change (torch 2.13 fails here: facts defect #4)",
+)
+def check_change_history_size(ctx: CheckContext) -> None:
+    """One-iteration steps without line search (the ``mathematics.two_loop_direction`` model); after ``k``
+    steps with ``h1`` pairs, ``history_size`` is set to ``h2`` (smaller or larger) and the remaining directions
+    must equal the two-loop rebuild with the ``h2`` newest pairs (relative 1e-6). torch.optim.LBFGS 2.13 raises
+    IndexError here (its ``al`` buffer keeps the old length); lbfgs_verify.reference.LBFGS keeps the newest
+    pairs."""
+    n_steps = max(8, ctx.budget.steps)
+
+    @_settings(ctx)
+    @given(problem=_float64_problems(), h1=st.integers(1, 5), h2=st.integers(1, 5), k=st.integers(2, 5),
+           lr=st.sampled_from((1, 0.5)))
+    def run(problem: Problem, h1: int, h2: int, k: int, lr: float) -> None:
+        if h1 == h2:
+            h2 = h1 + 2
+        hp = {"lr": lr, "max_iter": 1, "history_size": h1, "line_search_fn": None}
+
+        def change(step: int, optimizer: Any) -> None:
+            if step == k:
+                set_hyperparameter(optimizer, "history_size", h2)
+
+        try:
+            with quiet_known_warnings():
+                obs = observe(ctx.target, problem, hp, n_steps, before_step=change)
+            sizes = [h1 if i < k else h2 for i in range(len(obs.steps))]
+            check_directions(obs, sizes)
+        except PropertyFailed as exc:
+            raise PropertyFailed(f"after param_groups[0]['history_size'] {h1} → {h2} before step {k}: {exc}",
+                                 {**exc.evidence, "h1": h1, "h2": h2, "changed_before_step": k}) from None
+
+    run()
+
+
+# --------------------------------------------------------------------------------------------------------
+# behaviour.no_grad_params / converged_no_move / returns_first_loss
+# --------------------------------------------------------------------------------------------------------
+
+
+def _problems_with_unused() -> st.SearchStrategy[Problem]:
+    generated = st.builds(lambda seed, sizes, dtype: generated_problem(seed, sizes, dtype, with_unused=True),
+                          st.integers(0, 2**16), st.lists(st.integers(1, 4), min_size=1, max_size=3),
+                          st.sampled_from((torch.float32, torch.float64)))
+    catalogue = st.builds(lambda dtype: make_problem("tiny_mlp_with_unused", dtype),
+                          st.sampled_from((torch.float32, torch.float64)))
+    return st.one_of(catalogue, generated)
+
+
+@register(
+    "behaviour.no_grad_params",
+    category="behaviour",
+    title="parameters that get no gradient (p.grad is None) never move",
+    catches="a missing gradient treated as something other than zero, offsets that shift when a parameter has "
+            "no gradient, updates (decay, momentum) applied to every parameter",
+)
+def check_no_grad_params(ctx: CheckContext) -> None:
+    """torch gathers a missing gradient as zeros (``_gather_flat_grad``), so the direction — and every update —
+    is zero on those coordinates. Problems with a parameter the loss never touches; with and without line
+    search; the untouched coordinates must keep their exact starting bytes."""
+    n_steps = max(3, ctx.budget.steps // 2)
+
+    @_settings(ctx)
+    @given(problem=_problems_with_unused(), max_iter=st.integers(1, 4), history_size=st.integers(1, 4),
+           line_search=st.sampled_from((None, "strong_wolfe")))
+    def run(problem: Problem, max_iter: int, history_size: int, line_search: str | None) -> None:
+        hp = {"max_iter": max_iter, "history_size": history_size, "line_search_fn": line_search}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, n_steps)
+        mask = obs.grad_mask
+        if mask is None or bool(mask.all()):
+            return
+        frozen = ~mask
+        for step in obs.steps:
+            moved = (step.x_after[frozen] != obs.x0[frozen])
+            if bool(moved.any()):
+                delta = float((step.x_after[frozen] - obs.x0[frozen]).abs().max())
+                raise obs.fail(f"step {step.index}: {int(moved.sum())} coordinate(s) of parameters without gradient "
+                               f"moved (max |Δ| = {delta:.3g})", step=step.index, moved=int(moved.sum()),
+                               max_delta=delta)
+
+    run()
+
+
+def _at_minimum(problem: Problem) -> Problem:
+    return replace(problem, name=f"{problem.name}@x*", start=(torch.tensor([0.5, -1.0, 2.0, 1.5],
+                                                                           dtype=problem.dtype),))
+
+
+@register(
+    "behaviour.converged_no_move",
+    category="behaviour",
+    title="a step at a point with max|g| <= tolerance_grad does not move the parameters",
+    catches="the first-order optimality test skipped or made only after a first iteration, steps taken from a "
+            "stationary point",
+)
+def check_converged_no_move(ctx: CheckContext) -> None:
+    """torch returns right after the first evaluation when ``max|g| <= tolerance_grad`` ("optimal
+    condition"). Two set-ups: an exact minimiser (g = 0, any tolerance_grad >= 0) and an arbitrary start with
+    ``tolerance_grad`` above max|g₀|. Several steps, with and without line search: the parameters must keep
+    their bytes."""
+
+    @_settings(ctx)
+    @given(problem=problems(), at_min=st.booleans(), line_search=st.sampled_from((None, "strong_wolfe")),
+           tolerance_grad=st.sampled_from((0.0, 1e-7)))
+    def run(problem: Problem, at_min: bool, line_search: str | None, tolerance_grad: float) -> None:
+        if at_min:
+            problem = _at_minimum(make_problem("separable_quadratic", problem.dtype))
+            tol = tolerance_grad
+        else:
+            params = problem.make_params()
+            problem.make_closure(params)()
+            g0 = max(float(p.grad.abs().max()) for p in params if p.grad is not None)
+            tol = 2 * g0 + 1e-3
+        hp = {"line_search_fn": line_search, "tolerance_grad": tol, "max_iter": 5}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, 3)
+        for step in obs.steps:
+            if not torch.equal(step.x_after, obs.x0):
+                delta = float((step.x_after - obs.x0).abs().max())
+                raise obs.fail(f"step {step.index}: the parameters moved (max |Δ| = {delta:.3g}) although max|g| = "
+                               f"{float(step.start.g.abs().max()):.3g} <= tolerance_grad = {tol:.3g} at the start",
+                               step=step.index, max_delta=delta, tolerance_grad=tol)
+
+    run()
+
+
+@register(
+    "behaviour.returns_first_loss",
+    category="behaviour",
+    title="step() returns the loss of its first closure evaluation (at the parameters it started from)",
+    catches="step() returning the loss after the move, the last line-search trial, a float where torch returns "
+            "the closure's tensor, or None",
+)
+def check_returns_first_loss(ctx: CheckContext) -> None:
+    """torch returns ``orig_loss``, the closure's first return value of the step. Compared as floats, exactly."""
+
+    @_settings(ctx)
+    @given(problem=problems(), max_iter=st.integers(1, 4), line_search=st.sampled_from((None, "strong_wolfe")))
+    def run(problem: Problem, max_iter: int, line_search: str | None) -> None:
+        hp = {"max_iter": max_iter, "line_search_fn": line_search}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, 3)
+        for step in obs.steps:
+            if step.returned is None or step.returned != step.start.loss:
+                if step.returned is not None and math.isnan(step.returned) and math.isnan(step.start.loss):
+                    continue
+                raise obs.fail(f"step {step.index} returned {step.returned!r}; its first closure call returned "
+                               f"{step.start.loss!r}", step=step.index, returned=step.returned,
+                               first_loss=step.start.loss)
+
+    run()

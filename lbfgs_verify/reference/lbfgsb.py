@@ -1,0 +1,897 @@
+"""A resumable L-BFGS-B for unconstrained problems that follows scipy 1.17 step by step.
+
+The method is L-BFGS-B (R. H. Byrd, P. Lu, J. Nocedal, C. Zhu, "A limited memory algorithm for bound
+constrained optimization", SIAM J. Sci. Comput. 16(5):1190–1208, 1995) without bounds, in the form scipy
+1.17 runs it (``scipy/optimize/__lbfgsb.c``, the C translation of L-BFGS-B 3.0, and the driver loop in
+``scipy/optimize/_lbfgsb_py.py::_minimize_lbfgsb``). The facts relied on are in ``facts/scipy-lbfgsb.md``.
+
+One iteration (:func:`iterate`), as ``__lbfgsb.c::mainlb`` does it when there are no bounds:
+
+1. Direction. With an empty memory, the generalized Cauchy point with θ = 1 (``cauchy``): z = x - g.
+   Otherwise the quasi-Newton point z = x - H g from the compact representation of the L-BFGS matrix
+   (Byrd–Nocedal–Schnabel 1994; ``formk`` + ``subsm``), H₀ = (1/θ) I with θ = yᵀy / sᵀy of the newest pair.
+   The search direction is the recomputed difference d = z - x.
+2. Line search: Moré–Thuente (:mod:`lbfgs_verify.line_search.more_thuente`) with ftol 1e-3, gtol 0.9,
+   xtol 0.1, steps in [0, 1e10] (``lnsrlb``). First trial step min(1/‖d‖₂, 1e10) on the very first
+   iteration, else 1; the trial point is z itself at step 1, else x + stp·d. A WARNING of the search is
+   accepted like CONVERGENCE. If gᵀd ≥ 0 or the search would need more than ``maxls`` evaluations, x is
+   restored and the memory reset (the iteration is redone from the Cauchy point) or, with an empty memory,
+   the run stops ABNORMAL.
+3. Stop tests in scipy's order: iterations ≥ ``maxiter``; evaluations > ``maxfun``; a halt asked for by the
+   caller (scipy's callback raising ``StopIteration``); ‖g‖∞ ≤ ``gtol``; f_old - f ≤ ftol · max(|f_old|, |f|, 1)
+   (with ftol passed through scipy's ``factr`` = ftol / eps and back).
+4. Memory update (``matupd``): s = stp·d, y = g_new - g_old, sᵀy = (gᵀ_new d - gᵀ_old d)·stp from the search's
+   derivatives. The pair is skipped when sᵀy ≤ eps · (-gᵀ_old d · stp); else it enters (the oldest leaves
+   beyond ``maxcor``) and θ = yᵀy / sᵀy. A failed Cholesky factorization (``formt`` here, ``formk`` in the
+   next direction) resets the memory.
+
+Evaluations are counted as scipy counts them: only the last evaluated point is memoized, and asking for the
+same point again (elementwise ``==``) costs nothing (``ScalarFunction.fun_and_grad``).
+
+Floating point. Everything is float64. Where the C code calls BLAS/LAPACK (``ddot``, ``dnrm2``, ``dpotrf``,
+``dtrtrs``), this module calls the same routines of scipy's own BLAS (``scipy.linalg.blas``/``lapack``, the
+library ``_lbfgsb`` links), and where it loops it sums sequentially (``torch.cumsum``) in the loop's order,
+so the iterates are those of scipy on the same machine to the bit (every MGH run in
+``tests/slow/test_lbfgsb_mgh.py``). The vectors live on the CPU (parameters on other devices are copied).
+
+Public pieces: :class:`LBFGSBOptions`, :class:`LBFGSBState` (the whole state, documented field by field),
+:func:`start` and :func:`iterate` (the shared iteration, used by :class:`LBFGSB` and by
+:func:`lbfgs_verify.reference.scipy_compat.minimize_lbfgsb`), :class:`LBFGSB` (the torch optimizer).
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.linalg import blas as scipy_blas
+from scipy.linalg import lapack as scipy_lapack
+from torch import Tensor
+
+from lbfgs_verify.line_search.more_thuente import (
+    LBFGSB_SEARCH_PARAMETERS,
+    Task,
+    c_div,
+    c_fmax,
+    c_fmin,
+    dcsrch_iterate,
+    dcsrch_start,
+)
+
+EPSMACH = 2.220446049250313e-16
+"""Machine epsilon as ``__lbfgsb.c`` hard-codes it (``epsmach``): the skip rule and ``tol = factr * epsmach``."""
+STEP_MAX = 1e10
+"""Largest step of the line search without bounds (``lnsrlb``: ``stpmx = 1e10``)."""
+
+Evaluate = Callable[[Tensor], tuple[float, Tensor]]
+"""``evaluate(x) -> (f(x), ∇f(x))``: x is a flat float64 CPU vector the callee must not modify; the gradient is
+returned as a new flat float64 CPU tensor of the same size."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Options, stop reasons, state.
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LBFGSBOptions:
+    """scipy's options for ``method="L-BFGS-B"`` and their defaults (``_lbfgsb_py.py::_minimize_lbfgsb``).
+
+    Attributes:
+        maxcor: number of correction pairs kept (memory ``m``).
+        ftol: stop when (f_old - f) / max(|f_old|, |f|, 1) ≤ ftol.
+        gtol: stop when max |g_i| ≤ gtol.
+        maxiter: stop after this many iterations (tested after each iteration, so at least one runs).
+        maxfun: stop when the evaluation count exceeds this after an iteration (it can be overshot).
+        maxls: most evaluations one line search may use.
+    """
+
+    maxcor: int = 10
+    ftol: float = 2.220446049250313e-09
+    gtol: float = 1e-5
+    maxiter: int = 15000
+    maxfun: int = 15000
+    maxls: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("maxcor", "maxiter", "maxfun", "maxls"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"option {name!r} must be an int, got {type(value).__name__}")
+        for name in ("ftol", "gtol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(float(value)):
+                raise TypeError(f"option {name!r} must be a real number, got {value!r}")
+        if self.maxcor < 1:
+            raise ValueError(f"option 'maxcor' must be >= 1, got {self.maxcor}")
+        if self.maxls < 1:
+            raise ValueError(f"option 'maxls' must be >= 1, got {self.maxls}")
+        if self.ftol < 0:
+            raise ValueError(f"option 'ftol' must be >= 0, got {self.ftol}")
+
+    @property
+    def relative_reduction_tolerance(self) -> float:
+        """``tol`` of ``mainlb``: ``factr * epsmach`` with ``factr = ftol / eps`` (not always exactly ftol)."""
+        return (self.ftol / EPSMACH) * EPSMACH
+
+
+class StopReason(enum.Enum):
+    """Why a run stopped; the value is scipy's message (``status_messages`` + ``task_messages``)."""
+
+    GTOL = "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"
+    FTOL = "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH"
+    MAXITER = "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
+    MAXFUN = "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
+    CALLBACK = "STOP: CALLBACK REQUESTED HALT"
+    ABNORMAL = "ABNORMAL: "
+
+    @property
+    def converged(self) -> bool:
+        return self in (StopReason.GTOL, StopReason.FTOL)
+
+
+@dataclass
+class LBFGSBState:
+    """The complete state of an L-BFGS-B run between two iterations (what ``mainlb`` keeps, named).
+
+    Vectors are flat float64 CPU tensors of the problem's size n (all parameters, complex ones as their real
+    view). The correction pairs are stored oldest first; scipy's ring buffer (``ws``, ``wy``, ``head``,
+    ``col``) holds the same pairs, and every matrix it derives from them (``sy``, ``ss``, ``wt``, ``wn``) is
+    recomputed from these fields, entry for entry with the same operations, whenever it is needed.
+
+    Attributes:
+        x: the current iterate (the last accepted point; x0 before the first iteration).
+        f: f(x) as the objective returned it (may be non-finite if the objective was).
+        g: ∇f(x) (may be non-finite if the objective's gradient was).
+        n_iterations: iterations done (scipy's ``nit``; also ``mainlb``'s ``iter`` while running, which picks
+            the first-iteration step rule when 0).
+        n_evaluations: objective evaluations counted as scipy counts them (``nfev``, = ``njev``), including the
+            one at x0.
+        s_history: the steps s_i = stp_i · d_i of the kept pairs, oldest first, at most ``maxcor``.
+        y_history: the gradient differences y_i = g_{i+1} - g_i, paired with ``s_history``.
+        sy_history: s_iᵀy_i as L-BFGS-B computes it, (g_{i+1}ᵀd_i - g_iᵀd_i)·stp_i from the line search's
+            directional derivatives (``mainlb``: ``dr``; the diagonal of ``sy``), always > 0.
+        ss_history: s_iᵀs_i as L-BFGS-B computes it, stp_i² · ‖d_i‖₂² (``matupd``; the diagonal of ``ss``).
+        theta: θ = yᵀy / sᵀy of the newest kept pair, the scaling of B₀ = θ I; 1.0 with an empty memory.
+        stop: ``None`` while running, else why the run stopped (a stopped run does not iterate again).
+    """
+
+    x: Tensor
+    f: float
+    g: Tensor
+    n_iterations: int = 0
+    n_evaluations: int = 0
+    s_history: list[Tensor] = field(default_factory=list)
+    y_history: list[Tensor] = field(default_factory=list)
+    sy_history: list[float] = field(default_factory=list)
+    ss_history: list[float] = field(default_factory=list)
+    theta: float = 1.0
+    stop: StopReason | None = None
+
+    @property
+    def memory_size(self) -> int:
+        return len(self.s_history)
+
+    def reset_memory(self) -> None:
+        """Forget every pair and set θ = 1 (``mainlb``'s "refresh the lbfgs memory")."""
+        self.s_history, self.y_history, self.sy_history, self.ss_history = [], [], [], []
+        self.theta = 1.0
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as a dict of cloned tensors and plain Python values (the inner ``state_dict`` entry)."""
+        return {
+            "x": self.x.clone(),
+            "f": float(self.f),
+            "g": self.g.clone(),
+            "n_iterations": int(self.n_iterations),
+            "n_evaluations": int(self.n_evaluations),
+            "s_history": [t.clone() for t in self.s_history],
+            "y_history": [t.clone() for t in self.y_history],
+            "sy_history": [float(v) for v in self.sy_history],
+            "ss_history": [float(v) for v in self.ss_history],
+            "theta": float(self.theta),
+            "stop": None if self.stop is None else self.stop.name,
+        }
+
+
+STATE_KEYS = tuple(f.name for f in fields(LBFGSBState))
+
+
+def scipy_status(state: LBFGSBState, options: LBFGSBOptions) -> int:
+    """scipy's ``status``: 0 converged, 1 iteration or evaluation limit, 2 anything else (``_minimize_lbfgsb``).
+
+    As in scipy, a stop for another reason (ABNORMAL, callback) still reads 1 when a limit was reached too.
+    """
+    if state.stop is not None and state.stop.converged:
+        return 0
+    if state.n_evaluations > options.maxfun or state.n_iterations >= options.maxiter:
+        return 1
+    return 2
+
+
+# --------------------------------------------------------------------------------------------------------
+# Numerical kernels: the operations of __lbfgsb.c with its summation orders.
+# --------------------------------------------------------------------------------------------------------
+
+
+def _blas_dot(a: Tensor, b: Tensor) -> float:
+    """``ddot`` from scipy's BLAS (the routine ``__lbfgsb.c`` calls; its summation order)."""
+    return float(scipy_blas.ddot(a.numpy(), b.numpy()))
+
+
+def _blas_nrm2(a: Tensor) -> float:
+    """``dnrm2`` from scipy's BLAS."""
+    return float(scipy_blas.dnrm2(a.numpy()))
+
+
+def _sequential_dots(columns: Tensor, v: Tensor) -> list[float]:
+    """[Σ_k columns[k, j] · v[k] for each j], each summed left to right like the C loops of ``formk``/``subsm``.
+
+    ``torch.cumsum`` on the CPU accumulates strictly in order in float64 (checked in the tests).
+    """
+    return torch.cumsum(columns * v.unsqueeze(1), dim=0)[-1].tolist()
+
+
+def projected_gradient_norm(g: Tensor) -> float:
+    """max |g_i| (``projgr`` without bounds): NaN if any component is NaN, 0 for an empty vector."""
+    if g.numel() == 0:
+        return 0.0
+    if bool(torch.isnan(g).any()):
+        return math.nan
+    return float(g.abs().max())
+
+
+def _cauchy_point(x: Tensor, g: Tensor, gradient_norm: float) -> Tensor:
+    """The generalized Cauchy point with an empty memory (θ = 1, no breakpoints): z = x + t·(-g), t = 1.
+
+    ``cauchy``: f' = -gᵀg summed in order, f'' = -θ f', t = -f'/f'' (1, or NaN if f' overflowed or vanished).
+    """
+    if gradient_norm <= 0.0:
+        return x
+    descent = -g
+    slope = -float(torch.cumsum(descent * descent, dim=0)[-1])
+    curvature = -1.0 * slope
+    t = c_div(-slope, curvature)
+    if t <= 0.0:
+        t = 0.0
+    return x + descent * (0.0 + t)
+
+
+def _potrf_upper(matrix: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Cholesky factor U (A = UᵀU) by LAPACK ``dpotrf('U')``; ``ok`` is False when A is not positive definite."""
+    factor, info = scipy_lapack.dpotrf(matrix, lower=0, clean=1)
+    return factor, info == 0
+
+
+def _trtrs_upper(factor: np.ndarray, rhs: np.ndarray, *, transpose: bool) -> tuple[np.ndarray, bool]:
+    """Solve U X = B or Uᵀ X = B by LAPACK ``dtrtrs('U', 'N'|'T', 'N')``; ``ok`` False on a zero pivot."""
+    solution, info = scipy_lapack.dtrtrs(factor, rhs, lower=0, trans=1 if transpose else 0)
+    return solution, info == 0
+
+
+def _quasi_newton_point(state: LBFGSBState) -> Tensor | None:
+    """z = x - H g from the compact L-BFGS representation, or ``None`` if a factorization fails.
+
+    The subspace step of Byrd–Lu–Nocedal–Zhu (1995) eq. (5.11) with every variable free (Z = I), in the compact
+    form of Byrd–Nocedal–Schnabel (1994): d = (1/θ) r + (1/θ²) W K⁻¹ Wᵀ r with r = -g, W = [Y, θ S] and
+    K = [[-D - YᵀY/θ, -Rᵀ], [-R, 0]] (R the upper triangle of SᵀY, D = diag(sᵢᵀyᵢ)); ``formk`` factors K = L E Lᵀ
+    with two Cholesky factorizations, ``subsm`` applies it with two triangular solves; z = x + d.
+    """
+    col = state.memory_size
+    theta = state.theta
+    S = torch.stack(state.s_history, dim=1)
+    Y = torch.stack(state.y_history, dim=1)
+
+    # formk: upper-left block Y'Y/θ + D, upper-right block from R (the strictly lower part of SᵀY is 0 here).
+    upper_left = np.zeros((col, col), order="F")
+    upper_right = np.zeros((col, col), order="F")
+    for i in range(col):
+        y_dots = _sequential_dots(Y, state.y_history[i])  # y_i · y_j
+        s_dots = _sequential_dots(Y, state.s_history[i])  # s_i · y_j
+        for j in range(i + 1):
+            upper_left[j, i] = c_div(y_dots[j], theta)
+        for j in range(i):
+            upper_right[j, i] = -0.0  # -(L_a)_{ij}: no active variables, so -(0.0)
+        for j in range(i, col):
+            upper_right[j, i] = s_dots[j]
+        upper_left[i, i] = upper_left[i, i] + state.sy_history[i]
+    factor_11, ok = _potrf_upper(upper_left)
+    if not ok:
+        return None
+    solved_12, _ = _trtrs_upper(factor_11, upper_right, transpose=True)
+    lower_right = np.zeros((col, col), order="F")
+    for a in range(col):
+        for b in range(a, col):
+            lower_right[a, b] = 0.0 * theta + float(scipy_blas.ddot(solved_12[:, a], solved_12[:, b]))
+    factor_22, ok = _potrf_upper(lower_right)
+    if not ok:
+        return None
+    middle = np.zeros((2 * col, 2 * col), order="F")
+    middle[:col, :col] = factor_11
+    middle[:col, col:] = solved_12
+    middle[col:, col:] = factor_22
+
+    # subsm with every variable free: r = -g, wv = [Yᵀr; θ Sᵀr], two triangular solves, then the update.
+    direction = -state.g
+    wv = np.empty(2 * col)
+    wv[:col] = _sequential_dots(Y, direction)
+    wv[col:] = [theta * v for v in _sequential_dots(S, direction)]
+    wv, ok = _trtrs_upper(middle, wv, transpose=True)
+    if not ok:
+        return None
+    wv[:col] = -wv[:col]
+    wv, ok = _trtrs_upper(middle, wv, transpose=False)
+    if not ok:
+        return None
+    for j in range(col):
+        direction = direction + (Y[:, j] * float(wv[j])) / theta + S[:, j] * float(wv[col + j])
+    direction = direction * c_div(1.0, theta)
+    return state.x + direction
+
+
+def _middle_matrix_factorizes(state: LBFGSBState) -> bool:
+    """``formt``: whether T = θ SᵀS + L D⁻¹ Lᵀ has a Cholesky factorization (else the memory is reset).
+
+    L is the strictly lower triangle of SᵀY (entries by BLAS ``ddot``, as ``matupd`` computes them), D its
+    diagonal (``sy_history``), the diagonal of SᵀS is ``ss_history``.
+    """
+    col, theta = state.memory_size, state.theta
+    s, y = state.s_history, state.y_history
+
+    def sy(i: int, k: int) -> float:
+        return state.sy_history[i] if i == k else _blas_dot(s[i], y[k])
+
+    def ss(i: int, j: int) -> float:
+        return state.ss_history[i] if i == j else _blas_dot(s[i], s[j])
+
+    t = np.zeros((col, col), order="F")
+    for j in range(col):
+        t[0, j] = theta * ss(0, j)
+    lower = {(i, k): sy(i, k) for i in range(col) for k in range(i)}
+    for i in range(1, col):
+        for j in range(i, col):
+            total = 0.0
+            for k in range(i):
+                total = total + c_div(lower[i, k] * lower[j, k], state.sy_history[k])
+            t[i, j] = total + theta * ss(i, j)
+    _, ok = _potrf_upper(t)
+    return ok
+
+
+# --------------------------------------------------------------------------------------------------------
+# Evaluation counting and the line search of one iteration.
+# --------------------------------------------------------------------------------------------------------
+
+
+class _MemoizedEvaluator:
+    """scipy's evaluation counting: the last evaluated point is remembered; asking for it again is free."""
+
+    def __init__(self, evaluate: Evaluate, x: Tensor, f: float, g: Tensor) -> None:
+        self._evaluate = evaluate
+        self._last = (x, f, g)
+        self.count = 0
+
+    def __call__(self, x: Tensor) -> tuple[float, Tensor]:
+        last_x, last_f, last_g = self._last
+        if bool((x == last_x).all()):  # np.array_equal: -0.0 == 0.0, NaN never equal
+            return last_f, last_g
+        f, g = self._evaluate(x)
+        self.count += 1
+        self._last = (x, f, g)
+        return f, g
+
+
+@dataclass(frozen=True)
+class _AcceptedStep:
+    """What a successful line search hands to the stop tests and the memory update."""
+
+    x: Tensor
+    f: float
+    g: Tensor
+    direction: Tensor
+    step: float
+    slope_start: float
+    slope_end: float
+    direction_norm: float
+
+
+def _line_search(
+    state: LBFGSBState, z: Tensor, direction: Tensor, evaluator: _MemoizedEvaluator, maxls: int
+) -> _AcceptedStep | None:
+    """``lnsrlb`` without bounds, with ``mainlb``'s failure test; ``None`` when the search fails."""
+    direction_norm = _blas_nrm2(direction)
+    if state.n_iterations == 0:
+        step = c_fmin(c_div(1.0, direction_norm), STEP_MAX)
+    else:
+        step = 1.0
+    slope_start = _blas_dot(state.g, direction)
+    if slope_start >= 0.0:  # not a descent direction (info = -4)
+        return None
+    outcome = dcsrch_start(state.f, slope_start, step, LBFGSB_SEARCH_PARAMETERS)
+    if outcome.task is Task.ERROR:  # cannot happen: 0 < step <= 1e10 and slope < 0
+        raise RuntimeError(f"Moré–Thuente rejected its input: {outcome.message}")
+    evaluations = 0
+    x, f, g, slope = state.x, state.f, state.g, slope_start
+    while outcome.task is Task.FG:
+        if evaluations >= maxls:  # mainlb: iback >= maxls, before evaluating the next trial
+            return None
+        step = outcome.stp
+        x = z if step == 1.0 else direction * step + state.x
+        f, g = evaluator(x)
+        evaluations += 1
+        slope = _blas_dot(g, direction)
+        assert outcome.state is not None
+        outcome = dcsrch_iterate(f, slope, step, outcome.state, LBFGSB_SEARCH_PARAMETERS)
+    return _AcceptedStep(x, f, g, direction, step, slope_start, slope, direction_norm)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The iteration.
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """One accepted iteration, as a trace records it.
+
+    Attributes:
+        iteration: its number (1-based, = ``n_iterations`` after it).
+        x: the accepted iterate (a tensor the state also holds: clone before modifying).
+        f: f there.
+        evaluations: objective evaluations this iteration used, counted as scipy counts them (including those of
+            a failed search before a memory reset within the iteration).
+    """
+
+    iteration: int
+    x: Tensor
+    f: float
+    evaluations: int
+
+
+def start(x0: Tensor, evaluate: Evaluate, options: LBFGSBOptions) -> LBFGSBState:
+    """Evaluate at x0 (1 evaluation) and test ‖g‖∞ ≤ gtol (``mainlb`` before its loop)."""
+    x = x0.detach().to(device="cpu", dtype=torch.float64).reshape(-1).clone()
+    f, g = evaluate(x)
+    state = LBFGSBState(x=x, f=float(f), g=g, n_iterations=0, n_evaluations=1)
+    if projected_gradient_norm(g) <= options.gtol:
+        state.stop = StopReason.GTOL
+    return state
+
+
+def iterate(
+    state: LBFGSBState,
+    evaluate: Evaluate,
+    options: LBFGSBOptions,
+    on_accept: Callable[[IterationRecord], bool] | None = None,
+) -> IterationRecord | None:
+    """Run one L-BFGS-B iteration on ``state`` (updated in place) and return its record.
+
+    Returns ``None`` when the iteration ends ABNORMAL (``state.stop`` says so). ``on_accept`` is called with
+    the record after the step is accepted and before the stop tests (where scipy calls its ``callback``);
+    returning True requests a halt. The state changes only at the end: if ``evaluate`` or ``on_accept`` raise,
+    ``state`` is still the one before the iteration.
+    """
+    if state.stop is not None:
+        raise RuntimeError(f"the run has stopped ({state.stop.value}); it does not iterate again")
+    work = copy.copy(state)  # new lists on reset/update below; tensors are never modified in place
+    if work.memory_size > options.maxcor:  # maxcor lowered between steps: keep the newest pairs
+        keep = options.maxcor
+        work.s_history, work.y_history = work.s_history[-keep:], work.y_history[-keep:]
+        work.sy_history, work.ss_history = work.sy_history[-keep:], work.ss_history[-keep:]
+    evaluator = _MemoizedEvaluator(evaluate, state.x, state.f, state.g)
+    gradient_norm = projected_gradient_norm(state.g)
+
+    while True:
+        if work.memory_size > 0:
+            z = _quasi_newton_point(work)
+            if z is None:  # formk/subsm factorization failed: refresh the memory, redo from the Cauchy point
+                work.reset_memory()
+                continue
+        else:
+            z = _cauchy_point(work.x, work.g, gradient_norm)
+        direction = z - work.x
+        accepted = _line_search(work, z, direction, evaluator, options.maxls)
+        if accepted is not None:
+            break
+        if work.memory_size == 0:  # x, f, g stay those before the iteration (mainlb restores them)
+            work.n_evaluations = state.n_evaluations + evaluator.count
+            work.stop = StopReason.ABNORMAL
+            _commit(state, work)
+            return None
+        work.reset_memory()
+
+    work.n_iterations = state.n_iterations + 1
+    work.n_evaluations = state.n_evaluations + evaluator.count
+    record = IterationRecord(work.n_iterations, accepted.x, accepted.f, evaluator.count)
+    halt = bool(on_accept(record)) if on_accept is not None else False
+
+    f_old = state.f
+    work.x, work.f, work.g = accepted.x, accepted.f, accepted.g
+    if work.n_iterations >= options.maxiter:
+        work.stop = StopReason.MAXITER
+    elif work.n_evaluations > options.maxfun:
+        work.stop = StopReason.MAXFUN
+    elif halt:
+        work.stop = StopReason.CALLBACK
+    elif projected_gradient_norm(work.g) <= options.gtol:
+        work.stop = StopReason.GTOL
+    elif (f_old - work.f) <= options.relative_reduction_tolerance * c_fmax(c_fmax(abs(f_old), abs(work.f)), 1.0):
+        work.stop = StopReason.FTOL
+    else:
+        _update_memory(work, state.g, accepted, options.maxcor)
+
+    _commit(state, work)
+    return record
+
+
+def _commit(state: LBFGSBState, work: LBFGSBState) -> None:
+    """Copy every field of ``work`` into ``state`` (the end of an iteration)."""
+    for name in STATE_KEYS:
+        setattr(state, name, getattr(work, name))
+
+
+def _update_memory(work: LBFGSBState, g_old: Tensor, step: _AcceptedStep, maxcor: int) -> None:
+    """``mainlb`` after the stop tests: the skip rule, ``matupd`` and the ``formt`` factorization check."""
+    y = step.g - g_old
+    y_norm = _blas_nrm2(y)
+    yy = y_norm * y_norm
+    if step.step == 1.0:
+        sy = step.slope_end - step.slope_start
+        s = step.direction
+        scale = -step.slope_start
+    else:
+        sy = (step.slope_end - step.slope_start) * step.step
+        s = step.direction * step.step
+        scale = -step.slope_start * step.step
+    if sy <= EPSMACH * scale:  # curvature too small: skip the pair (memory and θ unchanged)
+        return
+    dtd = step.direction_norm * step.direction_norm
+    ss = dtd if step.step == 1.0 else step.step * step.step * dtd
+    keep = maxcor - 1  # pairs that stay; the oldest beyond them leave (the ring buffer's wrap-around)
+    work.s_history = [*work.s_history[-keep:], s] if keep else [s]
+    work.y_history = [*work.y_history[-keep:], y] if keep else [y]
+    work.sy_history = [*work.sy_history[-keep:], sy] if keep else [sy]
+    work.ss_history = [*work.ss_history[-keep:], ss] if keep else [ss]
+    work.theta = c_div(yy, sy)
+    if not _middle_matrix_factorizes(work):
+        work.reset_memory()
+
+
+# --------------------------------------------------------------------------------------------------------
+# The torch optimizer.
+# --------------------------------------------------------------------------------------------------------
+
+OPTION_KEYS = ("maxcor", "ftol", "gtol", "maxiter", "maxfun", "maxls", "max_iter_per_step")
+
+
+class LBFGSB(torch.optim.Optimizer):
+    """L-BFGS-B without bounds, iterating exactly like ``scipy.optimize.minimize(method="L-BFGS-B")``.
+
+    Options are scipy's, with scipy's defaults (:class:`LBFGSBOptions`), plus ``max_iter_per_step``.
+
+    What ``step(closure)`` does: the first call evaluates the closure at the parameters (x0, counted like
+    scipy's first evaluation) and tests the gradient; every call then runs iterations until a stop test fires
+    (``stop`` set: gtol, ftol, maxiter, maxfun, ABNORMAL) or until it has run ``max_iter_per_step`` iterations
+    (``None``: no per-call limit). With ``max_iter_per_step=1`` each call is one scipy iteration, so a run can
+    be checkpointed at every iteration boundary. Once stopped, further calls do nothing. ``step`` returns
+    f at the iterate after the call, as a Python float.
+
+    The closure must zero the gradients, compute the loss, call ``backward()`` and return the loss. The
+    optimizer writes each trial point into the parameters before calling it, and the iterate after each call;
+    between calls the iterate lives in the float64 state (parameters of lower precision hold it rounded).
+
+    ``state_dict()`` is a snapshot (cloned tensors, plain Python values); ``load_state_dict`` validates every
+    key and is all-or-nothing; continuing after a load is bitwise the uninterrupted run. The state is
+    :attr:`lbfgsb_state`, an :class:`LBFGSBState` (``None`` before the first step).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        *,
+        maxcor: int = 10,
+        ftol: float = 2.220446049250313e-09,
+        gtol: float = 1e-5,
+        maxiter: int = 15000,
+        maxfun: int = 15000,
+        maxls: int = 20,
+        max_iter_per_step: int | None = None,
+    ) -> None:
+        defaults = {"maxcor": maxcor, "ftol": ftol, "gtol": gtol, "maxiter": maxiter, "maxfun": maxfun,
+                    "maxls": maxls, "max_iter_per_step": max_iter_per_step}
+        _check_group_options(defaults, where="LBFGSB")
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1:
+            raise ValueError("LBFGSB does not support parameter groups (one group, all parameters flattened)")
+        for p in self._params:
+            if not (p.is_floating_point() or p.is_complex()):
+                raise TypeError(f"LBFGSB optimizes floating-point parameters, got dtype {p.dtype}")
+        self.lbfgsb_state: LBFGSBState | None = None
+
+    # --- parameters as one flat float64 vector -----------------------------------------------------------
+    @property
+    def _params(self) -> list[Tensor]:
+        return self.param_groups[0]["params"]
+
+    def _numel(self) -> int:
+        return sum(2 * p.numel() if p.is_complex() else p.numel() for p in self._params)
+
+    def options(self) -> LBFGSBOptions:
+        """The current options (from the parameter group, where ``load_state_dict`` may have changed them)."""
+        group = self.param_groups[0]
+        return LBFGSBOptions(**{k: group[k] for k in OPTION_KEYS if k != "max_iter_per_step"})
+
+    def _flat_params(self) -> Tensor:
+        views = [torch.view_as_real(p).reshape(-1) if p.is_complex() else p.reshape(-1) for p in self._params]
+        return torch.cat([v.detach().to(device="cpu", dtype=torch.float64) for v in views])
+
+    def _write_params(self, x: Tensor) -> None:
+        offset = 0
+        for p in self._params:
+            target = torch.view_as_real(p) if p.is_complex() else p
+            numel = target.numel()
+            target.copy_(x[offset : offset + numel].view_as(target))
+            offset += numel
+
+    def _flat_grad(self) -> Tensor:
+        views = []
+        for p in self._params:
+            grad = p.grad
+            if grad is None:
+                grad = torch.zeros_like(p)
+            elif grad.is_sparse:
+                grad = grad.to_dense()
+            if grad.is_complex():
+                grad = torch.view_as_real(grad)
+            views.append(grad.detach().reshape(-1).to(device="cpu", dtype=torch.float64))
+        return torch.cat(views)
+
+    def _evaluator(self, closure: Callable[[], Any]) -> Evaluate:
+        def evaluate(x: Tensor) -> tuple[float, Tensor]:
+            self._write_params(x)
+            with torch.enable_grad():
+                loss = closure()
+            value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
+            return value, self._flat_grad()
+
+        return evaluate
+
+    # --- the step ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any]) -> float:  # type: ignore[override]
+        """Run L-BFGS-B iterations (see the class docstring); returns f at the iterate afterwards."""
+        if closure is None:
+            raise TypeError("LBFGSB.step() requires a closure that re-evaluates the loss and its gradients")
+        group = self.param_groups[0]
+        _check_group_options(group, where="param_groups[0]")
+        options = self.options()
+        per_step = group["max_iter_per_step"]
+        evaluate = self._evaluator(closure)
+        if self.lbfgsb_state is None:
+            self.lbfgsb_state = start(self._flat_params(), evaluate, options)
+        state = self.lbfgsb_state
+        done = 0
+        while state.stop is None and (per_step is None or done < per_step):
+            iterate(state, evaluate, options)
+            done += 1
+        self._write_params(state.x)
+        return state.f
+
+    @property
+    def stopped(self) -> StopReason | None:
+        """Why the run stopped, ``None`` while it runs (or before the first step)."""
+        return None if self.lbfgsb_state is None else self.lbfgsb_state.stop
+
+    # --- state exchange ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {0: fields of LBFGSBState} (empty before the first step), "param_groups": [options]}``.
+
+        A snapshot: tensors cloned, numbers plain Python ints/floats, ``stop`` a name or ``None``.
+        """
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
+        group = self.param_groups[0]
+        packed = {k: group[k] for k in OPTION_KEYS}
+        packed["params"] = list(range(len(group["params"])))
+        inner = {} if self.lbfgsb_state is None else {0: self.lbfgsb_state.snapshot()}
+        result: dict[str, Any] = {"state": inner, "param_groups": [packed]}
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            hook_result = post_hook(self, result)
+            if hook_result is not None:
+                result = hook_result
+        return result
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Validate and load a dict from :meth:`state_dict`; all or nothing.
+
+        Raises ``TypeError`` (wrong type) or ``ValueError`` (missing/unknown key, wrong shape, dtype, length or
+        value, non-finite number) naming the key; on error the optimizer is unchanged. The options come from the
+        saved ``param_groups`` (torch's rule). The loaded state shares no tensor with ``state_dict``. The
+        parameters are not touched: the next ``step`` continues from the saved iterate.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        state_dict = dict(state_dict)
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            hook_result = pre_hook(self, state_dict)
+            if hook_result is not None:
+                state_dict = hook_result
+        for key in ("state", "param_groups"):
+            if key not in state_dict:
+                raise ValueError(f"state_dict is missing {key!r}")
+        unknown = sorted(str(k) for k in state_dict if k not in ("state", "param_groups"))
+        if unknown:
+            raise ValueError(f"state_dict has unknown keys {unknown}")
+        group = self._validated_group(state_dict["param_groups"])
+        options = LBFGSBOptions(**{k: group[k] for k in OPTION_KEYS if k != "max_iter_per_step"})
+        saved_state = state_dict["state"]
+        if not isinstance(saved_state, Mapping):
+            raise TypeError(f"state_dict['state'] must be a dict, got {type(saved_state).__name__}")
+        extra = [k for k in saved_state if k != 0]
+        if extra:
+            raise ValueError(f"state_dict['state'] has entries {extra}; LBFGSB keeps its state under key 0")
+        new_state = None
+        if 0 in saved_state:
+            new_state = state_from_dict(saved_state[0], self._numel(), options, where="state_dict['state'][0]")
+        self.param_groups[0] = group
+        self.lbfgsb_state = new_state
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
+
+    def _validated_group(self, groups: Any) -> dict[str, Any]:
+        if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], Mapping):
+            raise ValueError("state_dict['param_groups'] must be a list holding exactly one dict")
+        saved = groups[0]
+        unknown = sorted(str(k) for k in saved if k not in (*OPTION_KEYS, "params"))
+        if unknown:
+            raise ValueError(f"state_dict['param_groups'][0] has unknown keys {unknown}")
+        missing = [k for k in (*OPTION_KEYS, "params") if k not in saved]
+        if missing:
+            raise ValueError(f"state_dict['param_groups'][0] is missing {missing}")
+        ids = saved["params"]
+        if not isinstance(ids, list) or len(ids) != len(self._params):
+            count = len(ids) if isinstance(ids, list) else type(ids).__name__
+            raise ValueError(f"state_dict['param_groups'][0]['params'] lists {count} parameters, the optimizer has "
+                             f"{len(self._params)}")
+        group = {k: saved[k] for k in OPTION_KEYS}
+        _check_group_options(group, where="state_dict['param_groups'][0]")
+        group = {**copy.deepcopy(self.param_groups[0]), **group}
+        group["params"] = self._params
+        return group
+
+    # --- copying (deepcopy / pickle keep the typed state) ------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["lbfgsb_state"] = self.lbfgsb_state
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "lbfgsb_state" not in self.__dict__:
+            self.lbfgsb_state = None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Validation of saved options and state.
+# --------------------------------------------------------------------------------------------------------
+
+
+def _check_group_options(group: Mapping[str, Any], *, where: str) -> None:
+    """Types and ranges of the options; ``TypeError``/``ValueError`` naming ``where[key]``."""
+    for key in ("maxcor", "maxiter", "maxfun", "maxls", "max_iter_per_step"):
+        value = group[key]
+        if key == "max_iter_per_step" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{where}[{key!r}] must be an int, got {type(value).__name__}")
+    for key in ("ftol", "gtol"):
+        value = group[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{where}[{key!r}] must be a float, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where}[{key!r}] must be finite, got {value}")
+    for key in ("maxcor", "maxls"):
+        if group[key] < 1:
+            raise ValueError(f"{where}[{key!r}] must be >= 1, got {group[key]}")
+    if group["max_iter_per_step"] is not None and group["max_iter_per_step"] < 1:
+        raise ValueError(f"{where}['max_iter_per_step'] must be None or >= 1, got {group['max_iter_per_step']}")
+    if group["ftol"] < 0:
+        raise ValueError(f"{where}['ftol'] must be >= 0, got {group['ftol']}")
+
+
+def _vector(where: str, value: Any, n: int, *, finite: bool) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{where} must be a tensor, got {type(value).__name__}")
+    if value.dtype != torch.float64:
+        raise TypeError(f"{where} must be a float64 tensor, got {value.dtype}")
+    if value.layout != torch.strided:
+        raise TypeError(f"{where} must be a dense tensor, got layout {value.layout}")
+    if tuple(value.shape) != (n,):
+        raise ValueError(f"{where} must have shape ({n},) (the parameters' flat size), got {tuple(value.shape)}")
+    if finite and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{where} contains NaN or inf")
+    return value.detach().to(device="cpu").clone(memory_format=torch.contiguous_format)
+
+
+def _integer(where: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{where} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _real(where: str, value: Any, *, finite: bool, positive: bool = False, nonnegative: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, float):
+        raise TypeError(f"{where} must be a float, got {type(value).__name__}")
+    if finite and not math.isfinite(value):
+        raise ValueError(f"{where} must be finite, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{where} must be > 0, got {value}")
+    if nonnegative and not value >= 0:
+        raise ValueError(f"{where} must be >= 0, got {value}")
+    return float(value)
+
+
+def state_from_dict(saved: Any, n: int, options: LBFGSBOptions, *, where: str = "state") -> LBFGSBState:
+    """Validate a saved state (the inner dict of :meth:`LBFGSB.state_dict`) and build a new :class:`LBFGSBState`.
+
+    Checks every key: present and known; tensors float64, dense, shape (n,), finite (``g`` may hold the
+    objective's non-finite values); counts ints ≥ 0 (≥ 1 evaluation); the four histories lists of equal
+    length ≤ ``maxcor`` with finite entries, sᵀy > 0, sᵀs ≥ 0; θ finite > 0 and 1.0 with an empty memory;
+    ``stop`` ``None`` or a :class:`StopReason` name. ``f`` is a float (possibly non-finite, as evaluated).
+    Tensors are copied. Raises ``TypeError``/``ValueError`` naming the key.
+    """
+    if not isinstance(saved, Mapping):
+        raise TypeError(f"{where} must be a dict, got {type(saved).__name__}")
+    unknown = sorted(str(k) for k in saved if k not in STATE_KEYS)
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {unknown}; an LBFGSB state has {list(STATE_KEYS)}")
+    missing = [k for k in STATE_KEYS if k not in saved]
+    if missing:
+        raise ValueError(f"{where} is missing {missing}")
+    x = _vector(f"{where}['x']", saved["x"], n, finite=True)
+    g = _vector(f"{where}['g']", saved["g"], n, finite=False)
+    f = _real(f"{where}['f']", saved["f"], finite=False)
+    n_iterations = _integer(f"{where}['n_iterations']", saved["n_iterations"], 0)
+    n_evaluations = _integer(f"{where}['n_evaluations']", saved["n_evaluations"], 1)
+    lists = {}
+    for key in ("s_history", "y_history", "sy_history", "ss_history"):
+        value = saved[key]
+        if not isinstance(value, list):
+            raise TypeError(f"{where}[{key!r}] must be a list, got {type(value).__name__}")
+        lists[key] = value
+    lengths = {k: len(v) for k, v in lists.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"{where}: the histories must have equal lengths, got {lengths}")
+    if lengths["s_history"] > options.maxcor:
+        raise ValueError(f"{where}['s_history'] holds {lengths['s_history']} pairs but maxcor is {options.maxcor}")
+    s_history = [_vector(f"{where}['s_history'][{i}]", v, n, finite=True) for i, v in enumerate(lists["s_history"])]
+    y_history = [_vector(f"{where}['y_history'][{i}]", v, n, finite=True) for i, v in enumerate(lists["y_history"])]
+    sy_history = [_real(f"{where}['sy_history'][{i}]", v, finite=True, positive=True)
+                  for i, v in enumerate(lists["sy_history"])]
+    ss_history = [_real(f"{where}['ss_history'][{i}]", v, finite=True, nonnegative=True)
+                  for i, v in enumerate(lists["ss_history"])]
+    theta = _real(f"{where}['theta']", saved["theta"], finite=True, positive=True)
+    if not s_history and theta != 1.0:
+        raise ValueError(f"{where}['theta'] must be 1.0 while the memory is empty, got {theta}")
+    stop_name = saved["stop"]
+    if stop_name is None:
+        stop = None
+    elif isinstance(stop_name, str):
+        if stop_name not in StopReason.__members__:
+            raise ValueError(f"{where}['stop'] must be None or one of {list(StopReason.__members__)}, got "
+                             f"{stop_name!r}")
+        stop = StopReason[stop_name]
+    else:
+        raise TypeError(f"{where}['stop'] must be None or a str, got {type(stop_name).__name__}")
+    return LBFGSBState(x=x, f=f, g=g, n_iterations=n_iterations, n_evaluations=n_evaluations,
+                       s_history=s_history, y_history=y_history, sy_history=sy_history, ss_history=ss_history,
+                       theta=theta, stop=stop)

@@ -1,0 +1,466 @@
+"""Shared hypothesis strategies and scenario helpers for the property suite.
+
+Stable public API (other property modules import these; change only additively):
+
+- :class:`Scenario`: a problem, hyperparameters and a number of ``step()`` calls; ``repr`` is a full,
+  copy-pasteable description used in failure details and hypothesis' "Falsifying example" lines.
+- :func:`problem_names`, :func:`make_problem`: a small catalogue of cheap, dtype-generic problems (several
+  tensors, a complex parameter, a parameter that never gets a gradient, low-precision dtypes).
+- :func:`generated_problems`: random smooth problems built from a seed (shapes, complex and unused
+  parameters drawn by hypothesis).
+- :func:`learning_rates`, :func:`hyperparameters`: ``torch.optim.LBFGS`` keyword arguments, with small
+  ``max_iter`` and ``history_size`` so that histories roll within a few steps, ``lr`` as ``int``, ``float``
+  or 0-dim tensor (each changes the type of the state's ``t``; see /work/shared/facts/torch-lbfgs.md).
+- :func:`scenarios`, :func:`split_points`: scenarios and split points (``0 <= k < steps``: save before
+  step ``k``).
+- :func:`isolated_global_rng`, :func:`disturb_global_rng`, :func:`thread_count`: process-state hygiene for
+  bitwise comparisons (bits depend on the thread count; a resumed process does not share the RNG state).
+
+Problems are deliberately tiny (at most a few dozen unknowns) so that the ``quick`` budget stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from torch import Tensor
+
+from lbfgs_verify.problems.base import Expectation, Problem
+
+__all__ = [
+    "DTYPES",
+    "LOW_PRECISION_DTYPES",
+    "LOW_PRECISION_PROBLEMS",
+    "Scenario",
+    "comparison_environment",
+    "disturb_global_rng",
+    "dtypes",
+    "generated_problem",
+    "generated_problems",
+    "hyperparameters",
+    "isolated_global_rng",
+    "learning_rates",
+    "make_problem",
+    "problem_names",
+    "problems",
+    "quiet_known_warnings",
+    "scenarios",
+    "split_points",
+    "thread_count",
+]
+
+DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+"""The dtypes of bitwise checks (torch's own resume is exact in both; see the facts file)."""
+
+LOW_PRECISION_DTYPES: tuple[torch.dtype, ...] = (torch.bfloat16, torch.float16)
+"""Dtypes whose resume with a higher-precision tensor ``lr`` breaks torch 2.13 (defect #6 in the facts)."""
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _complex_of(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+# --------------------------------------------------------------------------------------------------------
+# Problem catalogue
+# --------------------------------------------------------------------------------------------------------
+
+
+def _rosenbrock(dtype: torch.dtype) -> Problem:
+    """MGH problem 1 (Moré, Garbow, Hillstrom 1981) from the standard start (-1.2, 1)."""
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        x = params[0]
+        return 100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2
+
+    return Problem(
+        name=f"rosenbrock[{_dtype_name(dtype)}]", dimension=2, dtype=dtype,
+        start=(torch.tensor([-1.2, 1.0], dtype=dtype),), objective=objective, f_star=0.0,
+        expectation=Expectation.REACHES_F_STAR, source="Moré, Garbow, Hillstrom (1981), problem 1",
+        tags=frozenset({"mgh"}),
+    )
+
+
+def _coupled_tensors(dtype: torch.dtype) -> Problem:
+    """Three tensors of different shapes (vector, matrix, 0-dim) coupled by cross terms; smooth, non-quadratic."""
+    g = torch.Generator().manual_seed(20240611)
+    starts = (torch.randn(3, generator=g, dtype=torch.float64), torch.randn(2, 2, generator=g, dtype=torch.float64),
+              torch.tensor(0.7, dtype=torch.float64))
+    weights = torch.linspace(1.0, 5.0, 8, dtype=torch.float64)
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        x = torch.cat([p.reshape(-1) for p in params])
+        w = weights.to(x.dtype)
+        return (w * x**2).sum() + 0.1 * (x**4).sum() + (x[:-1] * x[1:]).sum() - 0.3 * x.sum()
+
+    return Problem(
+        name=f"coupled_tensors[{_dtype_name(dtype)}]", dimension=8, dtype=dtype,
+        start=tuple(t.to(dtype) for t in starts), objective=objective, tags=frozenset({"multi-tensor"}),
+        source="lbfgs_verify.strategies (harness problem)",
+    )
+
+
+def _complex_least_squares(dtype: torch.dtype) -> Problem:
+    """A complex parameter (counts twice in the flat state) next to a real one, coupled."""
+    g = torch.Generator().manual_seed(7)
+    cdtype = _complex_of(dtype)
+    a = torch.randn(4, 3, generator=g, dtype=torch.complex128)
+    b = torch.randn(4, generator=g, dtype=torch.complex128)
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        z, r = params
+        residual = a.to(z.dtype) @ z - b.to(z.dtype)
+        return (residual.abs() ** 2).sum() + ((r - 1) ** 2).sum() + 0.1 * (z.real.sum() * r[0]) ** 2
+
+    start = (torch.zeros(3, dtype=cdtype) + (0.5 - 0.25j), torch.tensor([2.0, -1.0], dtype=dtype))
+    return Problem(
+        name=f"complex_least_squares[{_dtype_name(dtype)}]", dimension=8, dtype=dtype, start=start,
+        objective=objective, tags=frozenset({"complex"}), source="lbfgs_verify.strategies (harness problem)",
+    )
+
+
+def _tiny_mlp_with_unused(dtype: torch.dtype) -> Problem:
+    """A 2-3-1 tanh network on fixed data plus one parameter the loss never touches (its grad stays None)."""
+    g = torch.Generator().manual_seed(3)
+    x_data = torch.randn(12, 2, generator=g, dtype=torch.float64)
+    y_data = torch.sin(x_data[:, :1] * 2) + 0.5 * x_data[:, 1:]
+    starts = (0.5 * torch.randn(3, 2, generator=g, dtype=torch.float64), torch.zeros(3, dtype=torch.float64),
+              0.5 * torch.randn(1, 3, generator=g, dtype=torch.float64), torch.zeros(1, dtype=torch.float64),
+              torch.ones(2, dtype=torch.float64))
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        w1, b1, w2, b2, _unused = params
+        x, y = x_data.to(w1.dtype), y_data.to(w1.dtype)
+        out = torch.tanh(x @ w1.T + b1) @ w2.T + b2
+        return ((out - y) ** 2).mean()
+
+    return Problem(
+        name=f"tiny_mlp_with_unused[{_dtype_name(dtype)}]", dimension=17, dtype=dtype,
+        start=tuple(t.to(dtype) for t in starts), objective=objective, tags=frozenset({"nn", "unused-param"}),
+        source="lbfgs_verify.strategies (harness problem)",
+    )
+
+
+def _separable_quadratic(dtype: torch.dtype) -> Problem:
+    """An elementwise weighted quadratic: well defined in bfloat16/float16 (no matmul)."""
+    weights = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    centre = torch.tensor([0.5, -1.0, 2.0, 1.5])
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        x = params[0]
+        return (weights.to(x.dtype) * (x - centre.to(x.dtype)) ** 2).sum()
+
+    return Problem(
+        name=f"separable_quadratic[{_dtype_name(dtype)}]", dimension=4, dtype=dtype,
+        start=(torch.tensor([3.0, 3.0, -2.0, 0.0], dtype=dtype),), objective=objective, f_star=0.0,
+        expectation=Expectation.REACHES_F_STAR, tags=frozenset({"quadratic", "low-precision"}),
+        source="lbfgs_verify.strategies (harness problem)",
+    )
+
+
+_CATALOGUE: dict[str, Callable[[torch.dtype], Problem]] = {
+    "rosenbrock": _rosenbrock,
+    "coupled_tensors": _coupled_tensors,
+    "complex_least_squares": _complex_least_squares,
+    "tiny_mlp_with_unused": _tiny_mlp_with_unused,
+    "separable_quadratic": _separable_quadratic,
+}
+
+
+def _suite_problem(constructor: str, **kwargs: Any) -> Callable[[torch.dtype], Problem]:
+    """A problem of :mod:`lbfgs_verify.problems` (imported when first used)."""
+
+    def make(dtype: torch.dtype) -> Problem:
+        import lbfgs_verify.problems as suite
+
+        return getattr(suite, constructor)(dtype=dtype, **kwargs)
+
+    return make
+
+
+_CATALOGUE.update({
+    # Small members of the shared problem collection (lbfgs_verify.problems.extra), realistic shapes.
+    "suite.small_mlp": _suite_problem("small_mlp", n_samples=16, hidden=4),
+    "suite.logistic_regression": _suite_problem("logistic_regression", n_samples=40, n_features=3),
+    "suite.complex_least_squares": _suite_problem("complex_least_squares"),
+    "suite.spd_quadratic": _suite_problem("spd_quadratic", n=6, condition_number=100.0),
+})
+
+LOW_PRECISION_PROBLEMS: tuple[str, ...] = ("separable_quadratic",)
+"""Catalogue problems that are meaningful in bfloat16/float16 (elementwise, no matmul)."""
+
+
+def problem_names() -> tuple[str, ...]:
+    """Names accepted by :func:`make_problem`."""
+    return tuple(_CATALOGUE)
+
+
+def make_problem(name: str, dtype: torch.dtype = torch.float64) -> Problem:
+    """A catalogue problem in ``dtype`` (complex parameters follow: complex64 for float32, complex128 else)."""
+    try:
+        factory = _CATALOGUE[name]
+    except KeyError:
+        raise ValueError(f"unknown problem {name!r}; choose from {', '.join(_CATALOGUE)}") from None
+    return factory(dtype)
+
+
+def generated_problem(
+    seed: int, sizes: Sequence[int], dtype: torch.dtype = torch.float64, *, with_complex: bool = False,
+    with_unused: bool = False,
+) -> Problem:
+    """A random smooth problem: ``0.5 xᵀAx - bᵀx + 0.05 Σx⁴`` with ``A`` SPD (condition ≲ 50) over the
+    concatenation of tensors of ``sizes`` (plus a complex one when ``with_complex``; plus one the loss
+    never touches when ``with_unused``)."""
+    g = torch.Generator().manual_seed(seed)
+    n = sum(sizes) + (4 if with_complex else 0)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    eig = torch.logspace(0, math.log10(50), n, dtype=torch.float64)
+    a = (q * eig) @ q.T
+    b = torch.randn(n, generator=g, dtype=torch.float64)
+    starts: list[Tensor] = [torch.randn(s, generator=g, dtype=torch.float64).to(dtype) for s in sizes]
+    if with_complex:
+        starts.append(torch.randn(2, generator=g, dtype=torch.complex128).to(_complex_of(dtype)))
+    if with_unused:
+        starts.append(torch.full((2,), 0.5, dtype=dtype))
+    n_used = len(sizes) + (1 if with_complex else 0)
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        # real/imag rather than view_as_real: the backward of view_as_real at an odd offset of a cat raises
+        # "Tensor must have a storage_offset divisible by 2" (torch 2.13).
+        parts = [torch.stack((p.real, p.imag), -1).reshape(-1) if p.is_complex() else p.reshape(-1)
+                 for p in params[:n_used]]
+        x = torch.cat(parts)
+        return 0.5 * x @ (a.to(x.dtype) @ x) - b.to(x.dtype) @ x + 0.05 * (x**4).sum()
+
+    flags = ("+complex" if with_complex else "") + ("+unused" if with_unused else "")
+    name = f"generated[seed={seed},sizes={tuple(sizes)}{flags},{_dtype_name(dtype)}]"
+    return Problem(name=name, dimension=n, dtype=dtype, start=tuple(starts), objective=objective,
+                   tags=frozenset({"generated"}), source="lbfgs_verify.strategies.generated_problem")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hyperparameters and scenarios
+# --------------------------------------------------------------------------------------------------------
+
+
+def _fresh(value: Any) -> Any:
+    return value.detach().clone() if isinstance(value, Tensor) else value
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"torch.tensor({value.item()!r}, dtype=torch.{_dtype_name(value.dtype)})"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A problem, the optimizer's keyword arguments, and how many ``step()`` calls to record.
+
+    ``hyperparameters`` holds only the arguments given (others stay at the target's defaults); a tensor
+    ``lr`` is cloned for each optimizer made (:meth:`optimizer_kwargs`).
+    """
+
+    problem: Problem
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    steps: int = 6
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """Fresh keyword arguments (tensors cloned, so optimizers never share a hyperparameter tensor)."""
+        return {k: _fresh(v) for k, v in self.hyperparameters.items()}
+
+    def make_optimizer(self, target: Any, params: Sequence[Tensor]) -> Any:
+        """``target.make(params, **kwargs)``; ``target`` is a :class:`lbfgs_verify.targets.Target` or a class."""
+        make = getattr(target, "make", None)
+        if make is None:
+            return target(list(params), **self.optimizer_kwargs())
+        return make(params, **self.optimizer_kwargs())
+
+    def describe_hyperparameters(self) -> str:
+        return ", ".join(f"{k}={_describe_value(v)}" for k, v in self.hyperparameters.items()) or "(defaults)"
+
+    def describe(self) -> str:
+        return f"problem={self.problem.name}, {self.describe_hyperparameters()}, steps={self.steps}"
+
+    def evidence(self) -> dict[str, Any]:
+        """JSON-able identification of the scenario, for :class:`PropertyFailed` evidence."""
+        return {"problem": self.problem.name,
+                "hyperparameters": {k: _describe_value(v) for k, v in self.hyperparameters.items()},
+                "steps": self.steps}
+
+    def __repr__(self) -> str:
+        return f"Scenario({self.describe()})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """hypothesis' pretty printer (falsifying examples) shows the one-line description too."""
+        printer.text(repr(self))
+
+
+def dtypes(*, low_precision: bool = False) -> st.SearchStrategy[torch.dtype]:
+    """float32/float64, or bfloat16/float16 with ``low_precision=True``."""
+    return st.sampled_from(LOW_PRECISION_DTYPES if low_precision else DTYPES)
+
+
+def learning_rates(
+    kinds: Sequence[str] = ("int", "float", "tensor"),
+    tensor_dtypes: Sequence[torch.dtype] = DTYPES,
+    values: Sequence[float] = (1.0, 0.5, 0.25, 0.1),
+) -> st.SearchStrategy[int | float | Tensor]:
+    """``lr`` as the int ``1`` (torch's default), a float, or a 0-dim tensor of one of ``tensor_dtypes``."""
+    options: list[st.SearchStrategy[Any]] = []
+    if "int" in kinds:
+        options.append(st.just(1))
+    if "float" in kinds:
+        options.append(st.sampled_from(values))
+    if "tensor" in kinds:
+        options.append(st.builds(lambda v, dt: torch.tensor(v, dtype=dt), st.sampled_from(values),
+                                 st.sampled_from(tuple(tensor_dtypes))))
+    return st.one_of(*options)
+
+
+@st.composite
+def hyperparameters(
+    draw: st.DrawFn,
+    *,
+    line_search_fns: Sequence[str | None] = (None, "strong_wolfe"),
+    lr: st.SearchStrategy[Any] | None = None,
+    max_iter: tuple[int, int] = (1, 4),
+    history_size: tuple[int, int] = (1, 4),
+    allow_defaults: bool = True,
+) -> dict[str, Any]:
+    """Keyword arguments for a ``torch.optim.LBFGS``-like constructor.
+
+    ``max_iter`` and ``history_size`` are drawn from small ranges so that a few ``step()`` calls fill and
+    roll the history; ``max_eval`` is sometimes below ``max_iter`` (truncated line searches); tolerances are
+    torch's defaults, zero, or coarser. With ``allow_defaults`` some arguments are left out so that the
+    target's defaults are exercised too.
+    """
+    kwargs: dict[str, Any] = {}
+    omit = draw(st.sets(st.sampled_from(("lr", "max_eval", "tolerance_grad", "tolerance_change")),
+                        max_size=4)) if allow_defaults else set()
+    if "lr" not in omit:
+        kwargs["lr"] = draw(lr if lr is not None else learning_rates())
+    iters = draw(st.integers(*max_iter))
+    kwargs["max_iter"] = iters
+    if "max_eval" not in omit:
+        kwargs["max_eval"] = draw(st.integers(max(1, iters - 1), 3 * iters))
+    if "tolerance_grad" not in omit:
+        kwargs["tolerance_grad"] = draw(st.sampled_from((1e-7, 0.0, 1e-5)))
+    if "tolerance_change" not in omit:
+        kwargs["tolerance_change"] = draw(st.sampled_from((1e-9, 0.0, 1e-6)))
+    kwargs["history_size"] = draw(st.integers(*history_size))
+    kwargs["line_search_fn"] = draw(st.sampled_from(tuple(line_search_fns)))
+    return kwargs
+
+
+@st.composite
+def generated_problems(draw: st.DrawFn, dtype: torch.dtype | None = None) -> Problem:
+    """:func:`generated_problem` with drawn seed, 1-3 tensor sizes, complex and unused parameters."""
+    chosen = dtype if dtype is not None else draw(dtypes())
+    sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    return generated_problem(draw(st.integers(0, 2**16)), sizes, chosen,
+                             with_complex=draw(st.booleans()), with_unused=draw(st.booleans()))
+
+
+@st.composite
+def problems(draw: st.DrawFn, dtype: torch.dtype | None = None, *, generated: bool = True) -> Problem:
+    """A catalogue problem or (with ``generated``) a generated one, in a drawn float32/float64 dtype."""
+    chosen = dtype if dtype is not None else draw(dtypes())
+    names = [n for n in problem_names() if n not in LOW_PRECISION_PROBLEMS]
+    if generated and draw(st.integers(0, 3)) == 0:
+        return draw(generated_problems(chosen))
+    return make_problem(draw(st.sampled_from(names)), chosen)
+
+
+@st.composite
+def scenarios(
+    draw: st.DrawFn,
+    steps: int,
+    *,
+    problem: st.SearchStrategy[Problem] | None = None,
+    hyperparameter_strategy: st.SearchStrategy[dict[str, Any]] | None = None,
+) -> Scenario:
+    """A :class:`Scenario` of ``steps`` steps from :func:`problems` and :func:`hyperparameters` (or the
+    given strategies)."""
+    chosen_problem = draw(problem if problem is not None else problems())
+    hp = draw(hyperparameter_strategy if hyperparameter_strategy is not None else hyperparameters())
+    return Scenario(chosen_problem, hp, steps)
+
+
+def split_points(steps: int) -> st.SearchStrategy[int]:
+    """A split point ``k`` in ``[0, steps)``: state saved after ``k`` steps, i.e. before step ``k``."""
+    return st.integers(0, max(0, steps - 1))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Process-state hygiene
+# --------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def isolated_global_rng() -> Iterator[None]:
+    """Restore torch's, ``random``'s and numpy's global RNG states on exit (checks must not leak seeds)."""
+    torch_state = torch.get_rng_state()
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(torch_state)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def disturb_global_rng(seed: int) -> None:
+    """Reseed torch, ``random`` and numpy as an unrelated, resumed process would have them."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+@contextlib.contextmanager
+def thread_count(threads: int) -> Iterator[None]:
+    """Run with ``torch.set_num_threads(threads)`` and restore the previous count (bits depend on it)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+KNOWN_HARMLESS_WARNINGS: tuple[str, ...] = (
+    # torch >= 2.12 warns (once per process) when float() is applied to a loss that requires grad; torch's own
+    # LBFGS.step does float(closure()), so every target triggers it. Under pytest's filterwarnings=error the
+    # first occurrence would fail whichever check happens to run first.
+    r"Converting a tensor with requires_grad=True to a scalar",
+)
+
+
+@contextlib.contextmanager
+def quiet_known_warnings() -> Iterator[None]:
+    """Ignore :data:`KNOWN_HARMLESS_WARNINGS` (and only those) inside the block."""
+    with warnings.catch_warnings():
+        for message in KNOWN_HARMLESS_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
+
+
+@contextlib.contextmanager
+def comparison_environment(threads: int) -> Iterator[None]:
+    """:func:`isolated_global_rng` + :func:`thread_count` + :func:`quiet_known_warnings`: wrap every bitwise
+    comparison in this."""
+    with isolated_global_rng(), thread_count(threads), quiet_known_warnings():
+        yield

@@ -1,0 +1,147 @@
+"""The harness catches planted bugs: every mutant of ``SimpleLBFGS`` fails the property named for its bug class,
+and the correct variants (other rounding, other state format) pass every property in properties mode.
+
+Quick budget (few hypothesis examples plus each property's explicit examples), so the default part runs in a
+couple of minutes; the sweep of every mutant against every property at the ``ci`` budget is ``slow``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lbfgs_verify.properties.base import (
+    BUDGETS,
+    REGISTRY,
+    CheckContext,
+    PropertyResult,
+    Status,
+    load_all,
+    properties_for,
+    run_property,
+)
+from lbfgs_verify.targets import Target
+from tests.quality import planted_bugs
+from tests.quality.planted_bugs import CORRECT_VARIANTS, MUTANTS
+
+load_all()
+
+MY_CATEGORIES = ("mathematics", "behaviour", "convergence")
+
+EXPECTED_SKIPS: dict[str, set[str]] = {
+    "OpaqueState": {"behaviour.func_evals"},
+}
+"""Properties a correct variant may skip (besides ``cuda.*`` without a CUDA device), and why: OpaqueState keeps
+no torch-style ``func_evals`` in its state, so the counter property does not apply."""
+
+
+def target_of(cls: type) -> Target:
+    return Target(spec=f"tests.quality.planted_bugs:{cls.__name__}", factory=cls)
+
+
+def run(property_id: str, cls: type, budget: str = "quick") -> PropertyResult:
+    return run_property(REGISTRY[property_id], CheckContext(target_of(cls), budget=BUDGETS[budget]))
+
+
+def describe(result: PropertyResult) -> str:
+    return f"{result.property}: {result.status.value}\n{result.detail[:3000]}"
+
+
+@pytest.mark.parametrize("mutant", list(MUTANTS), ids=lambda c: c.__name__)
+def test_mutant_fails_the_property_named_for_its_bug(mutant: type) -> None:
+    """Each property listed for the mutant must report FAIL (not ERROR: a failure names the bug)."""
+    for property_id in MUTANTS[mutant]:
+        result = run(property_id, mutant)
+        assert result.status is Status.FAIL, (
+            f"{mutant.__name__} ({mutant.__doc__.strip().splitlines()[0]}) was not caught by {property_id}:\n"
+            + describe(result))
+        assert result.detail, "a failure must say what differs"
+
+
+@pytest.mark.parametrize("variant", CORRECT_VARIANTS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("prop", [p.id for p in properties_for("properties")])
+def test_correct_variant_passes(variant: type, prop: str) -> None:
+    """Correct variants pass every property in properties mode (skips only where the property does not apply)."""
+    result = run(prop, variant)
+    allowed_skip = (prop.startswith("cuda.") and not torch.cuda.is_available()) or \
+        prop in EXPECTED_SKIPS.get(variant.__name__, set())
+    if result.status is Status.SKIP:
+        assert allowed_skip, f"{variant.__name__} unexpectedly skipped {prop}: {result.detail}"
+        return
+    assert result.status is Status.PASS, f"{variant.__name__} is correct but:\n" + describe(result)
+
+
+def test_every_mutant_is_one_class_of_bug_and_documented() -> None:
+    """The tables are consistent: every mutant named, documented, expected to fail registered properties."""
+    mutants = {name: cls for name, cls in vars(planted_bugs).items()
+               if isinstance(cls, type) and issubclass(cls, planted_bugs.SimpleLBFGS)
+               and cls is not planted_bugs.SimpleLBFGS and cls not in CORRECT_VARIANTS}
+    assert set(mutants.values()) == set(MUTANTS), "every mutant class is listed in MUTANTS"
+    assert len(MUTANTS) >= 20
+    for cls, ids in MUTANTS.items():
+        assert cls.__doc__, cls.__name__
+        assert ids, cls.__name__
+        for property_id in ids:
+            assert property_id in REGISTRY, f"{cls.__name__}: unknown property {property_id}"
+
+
+def test_every_mathematics_behaviour_convergence_property_catches_some_mutant() -> None:
+    """No property of these categories is without a planted bug that it is shown to catch."""
+    caught = {pid for ids in MUTANTS.values() for pid in ids}
+    mine = {pid for pid in REGISTRY if pid.split(".")[0] in MY_CATEGORIES}
+    uncovered = mine - caught - {"convergence.reaches_f_star", "convergence.agrees_with_torch"}
+    assert not uncovered, f"properties without a planted bug: {sorted(uncovered)}"
+
+
+@pytest.mark.parametrize("mutant", [planted_bugs.WrongSignTwoLoop, planted_bugs.WolfeConstantsSwapped,
+                                    planted_bugs.RhoNotInverted], ids=lambda c: c.__name__)
+def test_convergence_properties_catch_broken_iterations(mutant: type) -> None:
+    """The convergence properties are a net: an iteration broken badly enough misses f* and torch's result."""
+    for property_id in ("convergence.reaches_f_star", "convergence.agrees_with_torch"):
+        result = run(property_id, mutant)
+        assert result.status is Status.FAIL, describe(result)
+
+
+def test_failure_messages_name_problem_hyperparameters_step_and_quantity() -> None:
+    """Diagnosable failures: the problem, the hyperparameters, the step and the differing quantity."""
+    result = run("mathematics.two_loop_direction", planted_bugs.InverseGamma)
+    assert result.status is Status.FAIL
+    assert "problem=" in result.detail and "history_size=" in result.detail and "step " in result.detail
+    assert "relative max-norm" in result.detail
+    assert "γ = yᵀy/sᵀy (inverted scaling)" in result.detail, "the likely mistake is named"
+    assert result.evidence["step"] >= 1 and result.evidence["relative_difference"] > 1e-6
+
+
+def test_torch_fails_only_the_history_size_change_among_these_properties() -> None:
+    """torch.optim.LBFGS 2.13 satisfies the mathematics/behaviour/convergence properties except the
+    history_size change between steps (IndexError, facts defect #4)."""
+    torch_target = Target("torch.optim:LBFGS", torch.optim.LBFGS)
+    failing = {}
+    for prop in properties_for("properties"):
+        if prop.category not in MY_CATEGORIES:
+            continue
+        result = run_property(prop, CheckContext(torch_target, budget=BUDGETS["quick"]))
+        if result.status is not Status.PASS:
+            failing[prop.id] = result
+    assert set(failing) == {"behaviour.change_history_size"}, {k: describe(v) for k, v in failing.items()}
+    assert "IndexError" in failing["behaviour.change_history_size"].detail
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", list(MUTANTS), ids=lambda c: c.__name__)
+def test_mutant_caught_at_ci_budget(mutant: type) -> None:
+    """At the ci budget too (more examples, every problem for convergence) the named properties fail."""
+    for property_id in MUTANTS[mutant]:
+        result = run(property_id, mutant, "ci")
+        assert result.status is Status.FAIL, describe(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", CORRECT_VARIANTS, ids=lambda c: c.__name__)
+def test_correct_variant_passes_at_ci_budget(variant: type) -> None:
+    failures = []
+    for prop in properties_for("properties"):
+        result = run(prop.id, variant, "ci")
+        if result.status in (Status.FAIL, Status.ERROR):
+            failures.append(describe(result))
+    assert not failures, "\n\n".join(failures)
