@@ -20,7 +20,6 @@ Where this optimizer deliberately differs from torch 2.13 (each a defect listed 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor
 
 from lbfgs_verify.line_search.strong_wolfe import strong_wolfe
+from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict
 from lbfgs_verify.reference.state import LBFGSState, state_from_torch_layout
 
 Scalar = int | float | Tensor
@@ -269,18 +269,7 @@ class LBFGS(torch.optim.Optimizer):
     # --- state exchange ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """A snapshot in ``torch.optim.LBFGS``'s layout: later steps never change a returned dict."""
-        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
-            pre_hook(self)
-        group = self.param_groups[0]
-        packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
-        packed["params"] = list(range(len(group["params"])))
-        inner = self.lbfgs_state.to_torch_layout()
-        result: dict[str, Any] = {"state": {0: inner} if inner else {}, "param_groups": [packed]}
-        for post_hook in self._optimizer_state_dict_post_hooks.values():
-            hook_result = post_hook(self, result)
-            if hook_result is not None:
-                result = hook_result
-        return result
+        return pack_state_dict(self, self.lbfgs_state.to_torch_layout())
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Validate and load a ``state_dict`` (ours or ``torch.optim.LBFGS``'s). All or nothing.
@@ -289,55 +278,16 @@ class LBFGS(torch.optim.Optimizer):
         Hyperparameters come from the saved ``param_groups`` (torch's rule); nothing is shared with
         ``state_dict`` afterwards.
         """
-        if not isinstance(state_dict, dict):
-            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-        state_dict = state_dict.copy()
-        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
-            hook_result = pre_hook(self, state_dict)
-            if hook_result is not None:
-                state_dict = hook_result
-        new_group = self._validated_group(state_dict)
-        saved_state = state_dict["state"]
-        param_id = state_dict["param_groups"][0]["params"][0] if new_group["params"] else None
-        extra = [k for k in saved_state if k != param_id]
-        if extra:
-            raise ValueError(f"state_dict['state'] has entries for {extra}; LBFGS keeps its state under the first "
-                             f"parameter's id ({param_id})")
-        inner = saved_state.get(param_id, {})
+        unpacked = unpack_state_dict(self, state_dict, HYPERPARAMETER_KEYS, reject_unknown_options=False)
+        _check_group_values(unpacked.options)
         try:
-            new_state = state_from_torch_layout(inner, self._params, new_group["history_size"])
+            new_state = state_from_torch_layout(unpacked.inner or {}, self._params, unpacked.options["history_size"])
         except (TypeError, ValueError) as exc:
-            raise type(exc)(f"state_dict['state'][{param_id}]: {exc}") from exc
+            raise type(exc)(f"{unpacked.where}: {exc}") from exc
         # Everything is valid: commit both at once.
-        self.param_groups[0] = new_group
+        self.param_groups[0] = {**unpacked.options, "params": self._params}
         self.lbfgs_state = new_state
-        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
-            post_hook(self)
-
-    def _validated_group(self, state_dict: dict[str, Any]) -> dict[str, Any]:
-        """The parameter group to install: saved hyperparameters (deep-copied, checked) + our parameters."""
-        for key in ("state", "param_groups"):
-            if key not in state_dict:
-                raise ValueError(f"state_dict is missing {key!r} (an optimizer state_dict has 'state' and "
-                                 "'param_groups')")
-        if not isinstance(state_dict["state"], dict):
-            raise TypeError(f"state_dict['state'] must be a dict, got {type(state_dict['state']).__name__}")
-        groups = state_dict["param_groups"]
-        if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], dict):
-            raise ValueError("state_dict['param_groups'] must be a list holding exactly one dict (LBFGS has one group)")
-        saved = groups[0]
-        missing = [k for k in (*HYPERPARAMETER_KEYS, "params") if k not in saved]
-        if missing:
-            raise ValueError(f"state_dict['param_groups'][0] is missing {missing}")
-        ids = saved["params"]
-        if not isinstance(ids, list) or len(ids) != len(self._params):
-            count = len(ids) if isinstance(ids, list) else type(ids).__name__
-            raise ValueError(f"state_dict['param_groups'][0]['params'] lists {count} parameters, the optimizer has "
-                             f"{len(self._params)}")
-        group = {k: copy.deepcopy(v) for k, v in saved.items() if k != "params"}
-        _check_group_values(group)
-        group["params"] = self._params
-        return group
+        finish_load(self)
 
     # --- copying -----------------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:

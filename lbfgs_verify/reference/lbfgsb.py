@@ -64,6 +64,7 @@ from lbfgs_verify.line_search.more_thuente import (
     dcsrch_iterate,
     dcsrch_start,
 )
+from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict
 
 EPSMACH = 2.220446049250313e-16
 """Machine epsilon as ``__lbfgsb.c`` hard-codes it (``epsmach``): the skip rule and ``tol = factr * epsmach``."""
@@ -695,18 +696,8 @@ class LBFGSB(torch.optim.Optimizer):
 
         A snapshot: tensors cloned, numbers plain Python ints/floats, ``stop`` a name or ``None``.
         """
-        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
-            pre_hook(self)
-        group = self.param_groups[0]
-        packed = {k: group[k] for k in OPTION_KEYS}
-        packed["params"] = list(range(len(group["params"])))
-        inner = {} if self.lbfgsb_state is None else {0: self.lbfgsb_state.snapshot()}
-        result: dict[str, Any] = {"state": inner, "param_groups": [packed]}
-        for post_hook in self._optimizer_state_dict_post_hooks.values():
-            hook_result = post_hook(self, result)
-            if hook_result is not None:
-                result = hook_result
-        return result
+        inner = None if self.lbfgsb_state is None else self.lbfgsb_state.snapshot()
+        return pack_state_dict(self, inner, OPTION_KEYS)
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Validate and load a dict from :meth:`state_dict`; all or nothing.
@@ -716,55 +707,15 @@ class LBFGSB(torch.optim.Optimizer):
         saved ``param_groups`` (torch's rule). The loaded state shares no tensor with ``state_dict``. The
         parameters are not touched: the next ``step`` continues from the saved iterate.
         """
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-        state_dict = dict(state_dict)
-        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
-            hook_result = pre_hook(self, state_dict)
-            if hook_result is not None:
-                state_dict = hook_result
-        for key in ("state", "param_groups"):
-            if key not in state_dict:
-                raise ValueError(f"state_dict is missing {key!r}")
-        unknown = sorted(str(k) for k in state_dict if k not in ("state", "param_groups"))
-        if unknown:
-            raise ValueError(f"state_dict has unknown keys {unknown}")
-        group = self._validated_group(state_dict["param_groups"])
-        options = LBFGSBOptions(**{k: group[k] for k in OPTION_KEYS if k != "max_iter_per_step"})
-        saved_state = state_dict["state"]
-        if not isinstance(saved_state, Mapping):
-            raise TypeError(f"state_dict['state'] must be a dict, got {type(saved_state).__name__}")
-        extra = [k for k in saved_state if k != 0]
-        if extra:
-            raise ValueError(f"state_dict['state'] has entries {extra}; LBFGSB keeps its state under key 0")
+        unpacked = unpack_state_dict(self, state_dict, OPTION_KEYS, reject_unknown_options=True)
+        _check_group_options(unpacked.options, where="state_dict['param_groups'][0]")
+        options = LBFGSBOptions(**{k: unpacked.options[k] for k in OPTION_KEYS if k != "max_iter_per_step"})
         new_state = None
-        if 0 in saved_state:
-            new_state = state_from_dict(saved_state[0], self._numel(), options, where="state_dict['state'][0]")
-        self.param_groups[0] = group
+        if unpacked.inner is not None:
+            new_state = state_from_dict(unpacked.inner, self._numel(), options, where=unpacked.where)
+        self.param_groups[0] = {**copy.deepcopy(self.param_groups[0]), **unpacked.options, "params": self._params}
         self.lbfgsb_state = new_state
-        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
-            post_hook(self)
-
-    def _validated_group(self, groups: Any) -> dict[str, Any]:
-        if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], Mapping):
-            raise ValueError("state_dict['param_groups'] must be a list holding exactly one dict")
-        saved = groups[0]
-        unknown = sorted(str(k) for k in saved if k not in (*OPTION_KEYS, "params"))
-        if unknown:
-            raise ValueError(f"state_dict['param_groups'][0] has unknown keys {unknown}")
-        missing = [k for k in (*OPTION_KEYS, "params") if k not in saved]
-        if missing:
-            raise ValueError(f"state_dict['param_groups'][0] is missing {missing}")
-        ids = saved["params"]
-        if not isinstance(ids, list) or len(ids) != len(self._params):
-            count = len(ids) if isinstance(ids, list) else type(ids).__name__
-            raise ValueError(f"state_dict['param_groups'][0]['params'] lists {count} parameters, the optimizer has "
-                             f"{len(self._params)}")
-        group = {k: saved[k] for k in OPTION_KEYS}
-        _check_group_options(group, where="state_dict['param_groups'][0]")
-        group = {**copy.deepcopy(self.param_groups[0]), **group}
-        group["params"] = self._params
-        return group
+        finish_load(self)
 
     # --- copying (deepcopy / pickle keep the typed state) ------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
