@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import given, note
+from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
 from lbfgs_verify.bitwise import clone_structure, first_difference, shares_storage
@@ -169,6 +169,11 @@ def test_state_interchange_mid_run_continues_bitwise(problem: SmallProblem, hype
     """A torch state_dict loads into the reference (and back) mid-run, through torch.save/torch.load
     (weights_only=True), and the continuation equals the uninterrupted run."""
     note(f"problem={problem} hyperparameters={hyper} split={split} direction={direction}")
+    lr = hyper.get("lr")
+    # torch's own load casts a tensor `t` to the parameters' dtype (facts defect 6, tested on its own in
+    # test_low_precision_params_with_tensor_lr_resume_bitwise): with torch as destination and an lr tensor of
+    # another dtype, the state would differ in t's dtype for torch's reasons, not the reference's.
+    assume(not (direction == "reference->torch" and isinstance(lr, torch.Tensor) and lr.dtype != problem.dtype))
     source_cls, dest_cls = (torch.optim.LBFGS, LBFGS) if direction == "torch->reference" else (LBFGS, torch.optim.LBFGS)
     uninterrupted, _, _ = run(torch.optim.LBFGS, problem, hyper, split + rest)
     first, _, params = run(source_cls, problem, hyper, split)
