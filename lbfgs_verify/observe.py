@@ -33,6 +33,8 @@ from torch import Tensor
 
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.properties.base import PropertyFailed
+from lbfgs_verify.trace import CountingClosure, Evaluation, flat
+from lbfgs_verify.trace import flat_grad as flat_grad  # re-exported for the observation helpers
 
 CURVATURE_THRESHOLD = 1e-10
 """torch keeps a pair only if ``y·s > 1e-10`` (absolute; ``torch/optim/lbfgs.py``, "if ys > 1e-10")."""
@@ -63,20 +65,6 @@ def unit_roundoff(dtype: torch.dtype) -> float:
     if dtype.is_complex:
         dtype = torch.float64 if dtype == torch.complex128 else torch.float32
     return float(torch.finfo(dtype).eps)
-
-
-def flat(tensors: Sequence[Tensor]) -> Tensor:
-    """The tensors as one float64 vector, complex ones as interleaved real/imaginary (torch's flat layout)."""
-    parts = [torch.view_as_real(t.detach()).reshape(-1) if t.is_complex() else t.detach().reshape(-1)
-             for t in tensors]
-    if not parts:
-        return torch.zeros(0, dtype=torch.float64)
-    return torch.cat([p.to(torch.float64) for p in parts])
-
-
-def flat_grad(params: Sequence[Tensor]) -> Tensor:
-    """The gradients of ``params`` as one float64 vector; a missing gradient counts as zeros (torch's rule)."""
-    return flat([p.grad if p.grad is not None else torch.zeros_like(p) for p in params])
 
 
 def grad_mask(params: Sequence[Tensor]) -> Tensor:
@@ -125,15 +113,6 @@ def fresh_hyperparameters(hp: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------------
 # Observations
 # --------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Evaluation:
-    """One closure call: the point, the gradient there (float64 flat vectors) and the loss."""
-
-    x: Tensor
-    g: Tensor
-    loss: float
 
 
 @dataclass
@@ -197,26 +176,19 @@ def _fmt(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-class RecordingClosure:
-    """The problem's closure, recording x, g (flat float64) and the loss of every call."""
+class RecordingClosure(CountingClosure):
+    """The problem's closure, recording x, g (flat float64) and the loss of every call, and which
+    parameters received a gradient (``mask``, from the first call)."""
 
     def __init__(self, problem: Problem, params: Sequence[Tensor]):
-        self._closure = problem.make_closure(params)
-        self._params = list(params)
-        self.evaluations: list[Evaluation] = []
+        super().__init__(problem.make_closure(params), params, keep_points=True)
         self.mask: Tensor | None = None
 
     def __call__(self) -> Tensor:
-        x = flat(self._params)
-        loss = self._closure()
-        self.evaluations.append(Evaluation(x, flat_grad(self._params), float(loss.detach())))
+        loss = super().__call__()
         if self.mask is None:
             self.mask = grad_mask(self._params)
         return loss
-
-    def take(self) -> list[Evaluation]:
-        out, self.evaluations = self.evaluations, []
-        return out
 
 
 def group_hyperparameters(optimizer: Any) -> dict[str, Any] | None:

@@ -18,12 +18,28 @@ from torch import Tensor
 from lbfgs_verify.bitwise import Difference, clone_structure, first_difference
 
 
+def flat(tensors: Sequence[Tensor]) -> Tensor:
+    """The tensors as one float64 vector, complex ones as interleaved real/imaginary (torch's flat layout)."""
+    parts = [torch.view_as_real(t.detach()).reshape(-1) if t.is_complex() else t.detach().reshape(-1)
+             for t in tensors]
+    if not parts:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.cat([p.to(torch.float64) for p in parts])
+
+
+def flat_grad(params: Sequence[Tensor]) -> Tensor:
+    """The gradients of ``params`` as one float64 vector; a missing gradient counts as zeros (torch's rule)."""
+    return flat([p.grad if p.grad is not None else torch.zeros_like(p) for p in params])
+
+
 @dataclass
 class Evaluation:
-    """One call of the closure: the loss it returned and the parameters it was evaluated at."""
+    """One call of the closure: the loss it returned and, when recorded, the point and the gradient there
+    (flat float64 vectors, see :func:`flat`)."""
 
     loss: float
-    params: list[Tensor]
+    x: Tensor | None = None
+    g: Tensor | None = None
 
 
 @dataclass
@@ -73,19 +89,20 @@ class Trace:
 
 
 class CountingClosure:
-    """Wraps a closure, recording each call's loss and (optionally) the parameters it saw."""
+    """Wraps a closure, recording each call's loss and (with ``keep_points``) the point and gradient."""
 
-    def __init__(self, closure: Callable[[], Tensor], params: Sequence[Tensor], *, keep_params: bool = True):
+    def __init__(self, closure: Callable[[], Tensor], params: Sequence[Tensor], *, keep_points: bool = False):
         self._closure = closure
         self._params = list(params)
-        self._keep_params = keep_params
+        self._keep_points = keep_points
         self.evaluations: list[Evaluation] = []
 
     def __call__(self) -> Tensor:
-        seen = [p.detach().clone() for p in self._params] if self._keep_params else []
+        x = flat(self._params) if self._keep_points else None
         loss = self._closure()
-        value = loss.detach() if isinstance(loss, Tensor) else loss
-        self.evaluations.append(Evaluation(float(value), seen))
+        value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
+        g = flat_grad(self._params) if self._keep_points else None
+        self.evaluations.append(Evaluation(value, x, g))
         return loss
 
     def take(self) -> list[Evaluation]:
@@ -110,12 +127,12 @@ def record_steps(
     problem: str = "",
     hyperparameters: dict[str, Any] | None = None,
     record_state: bool = True,
-    keep_evaluation_params: bool = False,
+    keep_evaluation_points: bool = False,
 ) -> Trace:
     """Run ``n_steps`` calls of ``optimizer.step(closure)`` and record each; extend ``trace`` if given."""
     if trace is None:
         trace = Trace(label, problem, dict(hyperparameters or {}), [p.detach().clone() for p in params])
-    counting = CountingClosure(closure, params, keep_params=keep_evaluation_params)
+    counting = CountingClosure(closure, params, keep_points=keep_evaluation_points)
     start = len(trace.steps)
     for i in range(start, start + n_steps):
         returned = optimizer.step(counting)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lbfgs_verify.trace import flat
+
 Objective = Callable[[Sequence[Tensor]], Tensor]
 """A pure function of the parameter tensors returning a 0-dim real loss tensor."""
 
@@ -113,8 +115,7 @@ def _cast_like(t: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def _flatten(tensors: Sequence[Tensor]) -> np.ndarray:
-    parts = [torch.view_as_real(t).reshape(-1) if t.is_complex() else t.reshape(-1) for t in tensors]
-    return torch.cat([p.detach().to(torch.float64) for p in parts]).numpy().copy()
+    return flat(tensors).numpy().copy()
 
 
 def _unflatten(x: np.ndarray, shapes: list[tuple[torch.Size, torch.dtype]], dtype: torch.dtype) -> list[Tensor]:

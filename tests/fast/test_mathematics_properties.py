@@ -121,7 +121,8 @@ def test_wolfe_check_on_a_one_dimensional_quadratic() -> None:
     condition, an overshoot to x = -1.1 fails sufficient decrease."""
 
     def at(x: float) -> Evaluation:
-        return Evaluation(torch.tensor([x], dtype=torch.float64), torch.tensor([x], dtype=torch.float64), x * x / 2)
+        point = torch.tensor([x], dtype=torch.float64)
+        return Evaluation(loss=x * x / 2, x=point, g=point.clone())
 
     exact = wolfe_check(at(1.0), at(0.0), 2.2e-16)
     assert exact.sufficient_decrease and exact.curvature_condition
