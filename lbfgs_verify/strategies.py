@@ -1,61 +1,48 @@
-"""Shared hypothesis strategies and scenario helpers for the property suite.
+"""Shared hypothesis strategies for the property suite and the fuzzer.
 
-Stable public API (other property modules import these; change only additively):
+Stable public API (other modules import these; change only additively). :class:`Scenario` and the process
+hygiene of bitwise comparisons live in :mod:`lbfgs_verify.engine`.
 
-- :class:`Scenario`: a problem, hyperparameters and a number of ``step()`` calls; ``repr`` is a full,
-  copy-pasteable description used in failure details and hypothesis' "Falsifying example" lines.
 - :func:`problem_names`, :func:`make_problem`: a small catalogue of cheap, dtype-generic problems (several
   tensors, a complex parameter, a parameter that never gets a gradient, low-precision dtypes).
 - :func:`generated_problems`: random smooth problems built from a seed (shapes, complex and unused
   parameters drawn by hypothesis).
 - :func:`learning_rates`, :func:`hyperparameters`: ``torch.optim.LBFGS`` keyword arguments, with small
   ``max_iter`` and ``history_size`` so that histories roll within a few steps, ``lr`` as ``int``, ``float``
-  or 0-dim tensor (each changes the type of the state's ``t``; see /work/shared/facts/torch-lbfgs.md).
+  or 0-dim tensor (each changes the type of the state's ``t``).
 - :func:`scenarios`, :func:`split_points`: scenarios and split points (``0 <= k < steps``: save before
   step ``k``).
-- :func:`isolated_global_rng`, :func:`disturb_global_rng`, :func:`thread_count`: process-state hygiene for
-  bitwise comparisons (bits depend on the thread count; a resumed process does not share the RNG state).
 
 Problems are deliberately tiny (at most a few dozen unknowns) so that the ``quick`` budget stays cheap.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import random
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lbfgs_verify.engine import Scenario
 from lbfgs_verify.problems.base import Expectation, Problem
 
 __all__ = [
     "DTYPES",
     "LOW_PRECISION_DTYPES",
     "LOW_PRECISION_PROBLEMS",
-    "Scenario",
-    "comparison_environment",
-    "disturb_global_rng",
     "dtypes",
     "generated_problem",
     "generated_problems",
     "hyperparameters",
-    "isolated_global_rng",
     "learning_rates",
     "make_problem",
     "problem_names",
     "problems",
-    "quiet_known_warnings",
     "scenarios",
     "split_points",
-    "thread_count",
 ]
 
 DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
@@ -255,59 +242,6 @@ def generated_problem(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _fresh(value: Any) -> Any:
-    return value.detach().clone() if isinstance(value, Tensor) else value
-
-
-def _describe_value(value: Any) -> str:
-    if isinstance(value, Tensor):
-        return f"torch.tensor({value.item()!r}, dtype=torch.{_dtype_name(value.dtype)})"
-    return repr(value)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A problem, the optimizer's keyword arguments, and how many ``step()`` calls to record.
-
-    ``hyperparameters`` holds only the arguments given (others stay at the target's defaults); a tensor
-    ``lr`` is cloned for each optimizer made (:meth:`optimizer_kwargs`).
-    """
-
-    problem: Problem
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-    steps: int = 6
-
-    def optimizer_kwargs(self) -> dict[str, Any]:
-        """Fresh keyword arguments (tensors cloned, so optimizers never share a hyperparameter tensor)."""
-        return {k: _fresh(v) for k, v in self.hyperparameters.items()}
-
-    def make_optimizer(self, target: Any, params: Sequence[Tensor]) -> Any:
-        """``target.make(params, **kwargs)``; ``target`` is a :class:`lbfgs_verify.targets.Target` or a class."""
-        make = getattr(target, "make", None)
-        if make is None:
-            return target(list(params), **self.optimizer_kwargs())
-        return make(params, **self.optimizer_kwargs())
-
-    def describe_hyperparameters(self) -> str:
-        return ", ".join(f"{k}={_describe_value(v)}" for k, v in self.hyperparameters.items()) or "(defaults)"
-
-    def describe(self) -> str:
-        return f"problem={self.problem.name}, {self.describe_hyperparameters()}, steps={self.steps}"
-
-    def evidence(self) -> dict[str, Any]:
-        """JSON-able identification of the scenario, for :class:`PropertyFailed` evidence."""
-        return {"problem": self.problem.name,
-                "hyperparameters": {k: _describe_value(v) for k, v in self.hyperparameters.items()},
-                "steps": self.steps}
-
-    def __repr__(self) -> str:
-        return f"Scenario({self.describe()})"
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        """hypothesis' pretty printer (falsifying examples) shows the one-line description too."""
-        printer.text(repr(self))
-
-
 def dtypes(*, low_precision: bool = False) -> st.SearchStrategy[torch.dtype]:
     """float32/float64, or bfloat16/float16 with ``low_precision=True``."""
     return st.sampled_from(LOW_PRECISION_DTYPES if low_precision else DTYPES)
@@ -404,63 +338,3 @@ def split_points(steps: int) -> st.SearchStrategy[int]:
     return st.integers(0, max(0, steps - 1))
 
 
-# --------------------------------------------------------------------------------------------------------
-# Process-state hygiene
-# --------------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def isolated_global_rng() -> Iterator[None]:
-    """Restore torch's, ``random``'s and numpy's global RNG states on exit (checks must not leak seeds)."""
-    torch_state = torch.get_rng_state()
-    py_state = random.getstate()
-    np_state = np.random.get_state()
-    try:
-        yield
-    finally:
-        torch.set_rng_state(torch_state)
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-
-
-def disturb_global_rng(seed: int) -> None:
-    """Reseed torch, ``random`` and numpy as an unrelated, resumed process would have them."""
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-
-
-@contextlib.contextmanager
-def thread_count(threads: int) -> Iterator[None]:
-    """Run with ``torch.set_num_threads(threads)`` and restore the previous count (bits depend on it)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-KNOWN_HARMLESS_WARNINGS: tuple[str, ...] = (
-    # torch >= 2.12 warns (once per process) when float() is applied to a loss that requires grad; torch's own
-    # LBFGS.step does float(closure()), so every target triggers it. Under pytest's filterwarnings=error the
-    # first occurrence would fail whichever check happens to run first.
-    r"Converting a tensor with requires_grad=True to a scalar",
-)
-
-
-@contextlib.contextmanager
-def quiet_known_warnings() -> Iterator[None]:
-    """Ignore :data:`KNOWN_HARMLESS_WARNINGS` (and only those) inside the block."""
-    with warnings.catch_warnings():
-        for message in KNOWN_HARMLESS_WARNINGS:
-            warnings.filterwarnings("ignore", message=message, category=UserWarning)
-        yield
-
-
-@contextlib.contextmanager
-def comparison_environment(threads: int) -> Iterator[None]:
-    """:func:`isolated_global_rng` + :func:`thread_count` + :func:`quiet_known_warnings`: wrap every bitwise
-    comparison in this."""
-    with isolated_global_rng(), thread_count(threads), quiet_known_warnings():
-        yield

@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lbfgs_verify.evidence import PropertyFailed
 from lbfgs_verify.targets import Target
+
+__all__ = ["PropertyFailed"]  # re-exported: defined in lbfgs_verify.evidence, shared with the run engine
 
 MODES = ("properties", "conformance")
 """``properties``: judged by mathematics and behaviour; ``conformance``: also bitwise equal to torch.optim.LBFGS."""
@@ -27,14 +30,6 @@ class Status(str, enum.Enum):
     FAIL = "fail"
     ERROR = "error"
     SKIP = "skip"
-
-
-class PropertyFailed(AssertionError):
-    """The target violates the property. ``evidence`` is JSON-able detail (split point, step, key, ULPs...)."""
-
-    def __init__(self, message: str, evidence: dict[str, Any] | None = None):
-        super().__init__(message)
-        self.evidence = evidence or {}
 
 
 class PropertySkipped(Exception):

@@ -33,6 +33,7 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import (
     TORCH_DEFAULTS,
     ObservedStep,
@@ -50,7 +51,7 @@ from lbfgs_verify.observe import (
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
 from lbfgs_verify.properties.mathematics import check_directions
-from lbfgs_verify.strategies import generated_problem, make_problem, problems, quiet_known_warnings
+from lbfgs_verify.strategies import generated_problem, make_problem, problems
 
 
 def _float64_problems() -> st.SearchStrategy[Problem]:

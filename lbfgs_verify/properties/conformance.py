@@ -20,15 +20,17 @@ from typing import Any
 import torch
 from hypothesis import given
 
-from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
-from lbfgs_verify.properties.resume import (
+from lbfgs_verify.engine import (
     TORCH_SAVE,
-    check_transport,
+    Scenario,
+    comparison_environment,
     divergence_failure,
     record_run,
     step_divergence,
 )
-from lbfgs_verify.strategies import Scenario, comparison_environment, make_problem, scenarios
+from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
+from lbfgs_verify.properties.resume import check_transport
+from lbfgs_verify.strategies import make_problem, scenarios
 from lbfgs_verify.targets import Target
 
 ORACLE_SPEC = "torch.optim:LBFGS"

@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
+from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import Observation, observe
 from lbfgs_verify.problems import Expectation, Problem, get_problem, suite_problems
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
-from lbfgs_verify.strategies import quiet_known_warnings
 from lbfgs_verify.targets import Target
 
 SETTINGS: dict[str, Any] = {

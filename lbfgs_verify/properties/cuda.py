@@ -30,11 +30,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
-from lbfgs_verify.properties.resume import (
+from lbfgs_verify.engine import (
     TORCH_SAVE,
+    Scenario,
     call_target,
+    comparison_environment,
     continue_run,
+    disturb_global_rng,
     divergence_failure,
     fresh_params,
     params_at,
@@ -44,15 +46,8 @@ from lbfgs_verify.properties.resume import (
     torch_load_bytes,
     torch_save_bytes,
 )
-from lbfgs_verify.strategies import (
-    Scenario,
-    comparison_environment,
-    disturb_global_rng,
-    hyperparameters,
-    learning_rates,
-    make_problem,
-    scenarios,
-)
+from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
+from lbfgs_verify.strategies import hyperparameters, learning_rates, make_problem, scenarios
 from lbfgs_verify.trace import StepRecord
 
 

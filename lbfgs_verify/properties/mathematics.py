@@ -35,6 +35,7 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import (
     Evaluation,
     Observation,
@@ -53,7 +54,7 @@ from lbfgs_verify.observe import (
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.problems.extra import spd_quadratic, spd_quadratics
 from lbfgs_verify.properties.base import CheckContext, register
-from lbfgs_verify.strategies import generated_problems, make_problem, problems, quiet_known_warnings
+from lbfgs_verify.strategies import generated_problems, make_problem, problems
 
 DIRECTION_TOLERANCE = 1e-6
 """Relative tolerance (max-norm) between an observed float64 direction and the rebuilt one. Measured on torch

@@ -13,319 +13,44 @@ is shared with the saving optimizer.
 
 Sources: torch/optim/lbfgs.py and torch/optim/optimizer.py (torch 2.13); pytorch issues #35047 (resumed
 runs diverge), #196083/#147288 (aliasing after load), mace #1653 (a resume that silently starts a fresh
-L-BFGS); /work/shared/facts/torch-lbfgs.md.
+L-BFGS).
 
-The engine (:func:`record_run`, :func:`resume_run`, :func:`expect_same_steps`, the transports) is reused
-by :mod:`.state`, :mod:`.conformance` and :mod:`.cuda`.
+The recording and resuming machinery is :mod:`lbfgs_verify.engine`; :func:`check_transport` (every split,
+one step each, plus full continuations) is reused by :mod:`.state`, :mod:`.conformance` and :mod:`.cuda`.
 """
 
 from __future__ import annotations
 
-import copy
-import io
-import math
-import pickle
-import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch import Tensor
 
-from lbfgs_verify.bitwise import Difference, first_difference
-from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
-from lbfgs_verify.strategies import (
+from lbfgs_verify.bitwise import first_difference
+from lbfgs_verify.engine import (
+    DEEPCOPY_OPTIMIZER,
+    DEEPCOPY_STATE_DICT,
+    PICKLE_OPTIMIZER,
+    PICKLE_STATE_DICT,
+    TORCH_SAVE,
     Scenario,
+    Transport,
+    call_target,
     comparison_environment,
+    continue_run,
     disturb_global_rng,
-    hyperparameters,
-    learning_rates,
-    make_problem,
-    scenarios,
-    split_points,
+    divergence_failure,
+    fresh_params,
+    params_at,
+    record_run,
+    resume_run,
+    resume_seed,
+    state_after_load,
+    step_divergence,
 )
-from lbfgs_verify.trace import Divergence, StepRecord, Trace, record_steps, trace_divergence
-
-UNINTERRUPTED_SEED = 0
-"""Global RNG seed of every uninterrupted run; resumed runs use other seeds (:func:`resume_seed`)."""
-
-
-def resume_seed(split: int) -> int:
-    """The global RNG seed a resumed run starts with: unrelated to :data:`UNINTERRUPTED_SEED`."""
-    return 7919 * (split + 1) + 104729
-
-
-# --------------------------------------------------------------------------------------------------------
-# Failure reporting
-# --------------------------------------------------------------------------------------------------------
-
-
-def _json_number(value: float | None) -> float | str | None:
-    if value is None:
-        return None
-    return str(value) if math.isinf(value) or math.isnan(value) else value
-
-
-def difference_evidence(difference: Difference) -> dict[str, Any]:
-    """The JSON-able fields of a :class:`Difference` (``inf`` ULPs as the string ``"inf"``)."""
-    return {"path": difference.path, "kind": difference.kind, "difference": difference.detail,
-            "ulps": _json_number(difference.ulps), "max_abs": _json_number(difference.max_abs)}
-
-
-def divergence_failure(
-    what: str, scenario: Scenario, divergence: Divergence, *, split: int | None = None, **extra: Any
-) -> PropertyFailed:
-    """A :class:`PropertyFailed` naming the problem, hyperparameters, split, first differing step, key, ULPs."""
-    where = f"; split after {split} step(s)" if split is not None else ""
-    extras = "".join(f"; {k}={v}" for k, v in extra.items())
-    message = (f"{what}: first difference at step {divergence.step}: {divergence.difference}\n"
-               f"  {scenario.describe()}{where}{extras}")
-    evidence = {**scenario.evidence(), "split": split, "first_differing_step": divergence.step,
-                **difference_evidence(divergence.difference), **extra}
-    return PropertyFailed(message, evidence)
-
-
-def raised_failure(action: str, exc: BaseException, scenario: Scenario | None, **extra: Any) -> PropertyFailed:
-    """A :class:`PropertyFailed` for an exception the target raised while ``action``."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    origin = f" (at {_short_path(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
-    context = f"\n  {scenario.describe()}" if scenario is not None else ""
-    extras = "".join(f"; {k}={v}" for k, v in extra.items())
-    message = f"{action} raised {type(exc).__name__}: {exc}{origin}{context}{extras}"
-    evidence = {**(scenario.evidence() if scenario is not None else {}), "action": action,
-                "exception": type(exc).__name__, "message": str(exc), **extra}
-    return PropertyFailed(message, evidence)
-
-
-def _short_path(filename: str) -> str:
-    """``torch/optim/lbfgs.py`` rather than the full site-packages path."""
-    for marker in ("site-packages/", "dist-packages/"):
-        if marker in filename:
-            return filename.split(marker, 1)[1]
-    return filename
-
-
-def call_target(action: str, fn: Callable[[], Any], scenario: Scenario | None = None, **extra: Any) -> Any:
-    """Call into the target; an exception it raises becomes a :class:`PropertyFailed` saying what was done."""
-    try:
-        return fn()
-    except PropertyFailed:
-        raise
-    except Exception as exc:
-        raise raised_failure(action, exc, scenario, **extra) from exc
-
-
-# --------------------------------------------------------------------------------------------------------
-# Recording and resuming
-# --------------------------------------------------------------------------------------------------------
-
-
-Payload = Any
-SaveFn = Callable[[Any, list[Tensor]], Payload]
-"""``save(optimizer, params) -> payload``: called at a step boundary; the payload must be a snapshot."""
-RestoreFn = Callable[[Payload, Scenario, Any, list[Tensor]], tuple[Any, list[Tensor]]]
-"""``restore(payload, scenario, target, fresh_params) -> (optimizer, params it optimizes)``."""
-
-
-@dataclass(frozen=True)
-class Transport:
-    """One way to carry an optimizer across a process boundary.
-
-    Attributes:
-        name: what is done, for messages (``torch.save -> torch.load(weights_only=True)``).
-        save: takes the snapshot at the boundary.
-        restore: makes a fresh optimizer from the snapshot (a new copy of it for every restore).
-    """
-
-    name: str
-    save: SaveFn
-    restore: RestoreFn
-
-
-def torch_save_bytes(state: Any) -> bytes:
-    """``torch.save`` into memory."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
-def torch_load_bytes(data: bytes) -> Any:
-    """``torch.load(..., weights_only=True)`` from memory (always weights_only: the safe loader users must use)."""
-    return torch.load(io.BytesIO(data), weights_only=True)
-
-
-def state_dict_transport(name: str, dump: Callable[[Any], Payload], load: Callable[[Payload], Any]) -> Transport:
-    """A transport of ``optimizer.state_dict()``: ``dump`` at the boundary, ``load`` + ``load_state_dict``
-    into a new optimizer (same hyperparameters) on fresh parameter tensors."""
-
-    def save(optimizer: Any, params: list[Tensor]) -> Payload:
-        state = call_target("optimizer.state_dict()", optimizer.state_dict)
-        return call_target(f"saving the state_dict ({name})", lambda: dump(state))
-
-    def restore(payload: Payload, scenario: Scenario, target: Any, params: list[Tensor]) -> tuple[Any, list[Tensor]]:
-        state = call_target(f"loading the saved state_dict ({name})", lambda: load(payload))
-        optimizer = call_target("constructing the new optimizer", lambda: scenario.make_optimizer(target, params))
-        call_target("new_optimizer.load_state_dict(saved)", lambda: optimizer.load_state_dict(state))
-        return optimizer, params
-
-    return Transport(name, save, restore)
-
-
-def optimizer_transport(name: str, dump: Callable[[Any], Payload], load: Callable[[Payload], Any]) -> Transport:
-    """A transport of the optimizer object itself together with its parameters (as a user pickles a model
-    and its optimizer together); the restored optimizer optimizes the restored parameter copies."""
-
-    def save(optimizer: Any, params: list[Tensor]) -> Payload:
-        return call_target(f"{name} of (optimizer, params)", lambda: dump((optimizer, list(params))))
-
-    def restore(payload: Payload, scenario: Scenario, target: Any, params: list[Tensor]) -> tuple[Any, list[Tensor]]:
-        optimizer, restored = call_target(f"{name}: restoring (optimizer, params)", lambda: load(payload))
-        return optimizer, list(restored)
-
-    return Transport(name, save, restore)
-
-
-TORCH_SAVE = state_dict_transport("torch.save -> torch.load(weights_only=True)", torch_save_bytes, torch_load_bytes)
-DEEPCOPY_STATE_DICT = state_dict_transport("copy.deepcopy(state_dict)", copy.deepcopy, copy.deepcopy)
-PICKLE_STATE_DICT = state_dict_transport("pickle of the state_dict", pickle.dumps, pickle.loads)
-DEEPCOPY_OPTIMIZER = optimizer_transport("copy.deepcopy", copy.deepcopy, copy.deepcopy)
-PICKLE_OPTIMIZER = optimizer_transport("pickle round trip", pickle.dumps, pickle.loads)
-
-
-@dataclass
-class RecordedRun:
-    """An uninterrupted run: its trace, the payloads saved before each step, the live optimizer and params."""
-
-    trace: Trace
-    payloads: list[Payload]
-    optimizer: Any
-    params: list[Tensor]
-
-
-def record_run(
-    target: Any,
-    scenario: Scenario,
-    *,
-    save: SaveFn | None = None,
-    device: str | torch.device = "cpu",
-    seed: int = UNINTERRUPTED_SEED,
-    steps: int | None = None,
-    label: str = "uninterrupted",
-) -> RecordedRun:
-    """Run ``scenario`` uninterrupted, recording every step; ``save`` is called before each step."""
-    problem = scenario.problem
-    params = problem.make_params(device)
-    optimizer = call_target("constructing the optimizer", lambda: scenario.make_optimizer(target, params), scenario)
-    closure = problem.make_closure(params)
-    disturb_global_rng(seed)
-    trace = Trace(label, problem.name, scenario.hyperparameters, [p.detach().clone() for p in params])
-    payloads: list[Payload] = []
-    for k in range(scenario.steps if steps is None else steps):
-        if save is not None:
-            payloads.append(save(optimizer, params))
-        call_target(f"step {k} of the {label} run", lambda: record_steps(optimizer, params, closure, 1, trace=trace),
-                    scenario)
-    return RecordedRun(trace, payloads, optimizer, params)
-
-
-def params_at(trace: Trace, boundary: int) -> list[Tensor]:
-    """The parameter values after ``boundary`` steps of ``trace`` (clones, safe to hand out)."""
-    source = trace.initial_params if boundary == 0 else trace.steps[boundary - 1].params
-    return [p.detach().clone() for p in source]
-
-
-def fresh_params(
-    values: Sequence[Tensor], like: Sequence[Tensor], device: str | torch.device | None = None
-) -> list[Tensor]:
-    """New leaf tensors holding ``values`` (on ``device``), ``requires_grad`` as in ``like``."""
-    out = []
-    for v, ref in zip(values, like, strict=True):
-        t = v.detach().clone()
-        if device is not None:
-            t = t.to(device)
-        out.append(t.requires_grad_(ref.requires_grad))
-    return out
-
-
-def continue_run(
-    optimizer: Any, params: list[Tensor], scenario: Scenario, first_index: int, n_steps: int, label: str
-) -> list[StepRecord]:
-    """``n_steps`` recorded steps of ``optimizer``, numbered from ``first_index`` (the uninterrupted numbering)."""
-    closure = scenario.problem.make_closure(params)
-    trace = Trace(label, scenario.problem.name, scenario.hyperparameters, [p.detach().clone() for p in params])
-    for i in range(n_steps):
-        call_target(f"step {first_index + i} of the {label} run",
-                    lambda: record_steps(optimizer, params, closure, 1, trace=trace), scenario)
-    for record in trace.steps:
-        record.index += first_index
-    return trace.steps
-
-
-def resume_run(
-    target: Any,
-    scenario: Scenario,
-    reference: RecordedRun,
-    split: int,
-    transport: Transport,
-    n_steps: int,
-    *,
-    device: str | torch.device = "cpu",
-    seed: int | None = None,
-) -> list[StepRecord]:
-    """Restore the payload saved before step ``split`` in a disturbed process and record ``n_steps`` steps."""
-    params = fresh_params(params_at(reference.trace, split), reference.params, device)
-    disturb_global_rng(resume_seed(split) if seed is None else seed)
-    try:
-        optimizer, params = transport.restore(reference.payloads[split], scenario, target, params)
-        return continue_run(optimizer, params, scenario, split, n_steps, "resumed")
-    except PropertyFailed as exc:
-        if "split" in exc.evidence:
-            raise
-        where = f"split after {split} step(s); transport={transport.name}"
-        message = str(exc) if scenario.problem.name in str(exc) else f"{exc}\n  {scenario.describe()}"
-        raise PropertyFailed(f"{message}; {where}", {**scenario.evidence(), **exc.evidence, "split": split,
-                                                       "transport": transport.name}) from exc
-
-
-def state_after_load(
-    loader: Any, scenario: Scenario, saved: RecordedRun, split: int, transport: Transport,
-    device: str | torch.device = "cpu",
-) -> dict[str, str]:
-    """Diagnosis for a failed resume: does ``state_dict()`` right after the restore already differ from the state
-    saved at the split? (``{"state_right_after_load": ...}``; empty when it cannot be told.)"""
-    if split == 0 or saved.trace.steps[split - 1].state is None:
-        return {}
-    try:
-        params = fresh_params(params_at(saved.trace, split), saved.params, device)
-        optimizer, _ = transport.restore(saved.payloads[split], scenario, loader, params)
-        difference = first_difference(saved.trace.steps[split - 1].state, optimizer.state_dict(), "state_dict")
-    except Exception as exc:
-        return {"state_right_after_load": f"could not be read: {type(exc).__name__}: {exc}"}
-    if difference is None:
-        return {"state_right_after_load": "equal to the saved state (the difference arises while stepping)"}
-    return {"state_right_after_load": f"already differs from the saved state: {difference}"}
-
-
-def step_divergence(expected: Sequence[StepRecord], actual: Sequence[StepRecord], *,
-                    compare_state: bool = True) -> Divergence | None:
-    """First bitwise difference between two step sequences: params, returned loss, state, then closure calls."""
-    expected_trace = Trace("expected", "", {}, [], list(expected))
-    actual_trace = Trace("actual", "", {}, [], list(actual))
-    divergence = trace_divergence(expected_trace, actual_trace, compare_state=compare_state)
-    if divergence is not None:
-        return divergence
-    for e, a in zip(expected, actual, strict=False):
-        if e.closure_calls != a.closure_calls:
-            return Divergence(e.index, Difference("closure calls", "length",
-                                                  f"{e.closure_calls} closure calls != {a.closure_calls}"))
-        difference = first_difference([ev.loss for ev in e.evaluations], [ev.loss for ev in a.evaluations],
-                                      "closure losses")
-        if difference is not None:
-            return Divergence(e.index, difference)
-    return None
+from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
+from lbfgs_verify.strategies import hyperparameters, learning_rates, make_problem, scenarios, split_points
 
 
 def check_transport(

@@ -2,7 +2,7 @@
 
 Used by the ``lbfgs-verify check`` command (:mod:`lbfgs_verify.cli`) and, for the header and selection, by
 the pytest plugin (:mod:`lbfgs_verify.plugin`). Every property runs in
-:func:`lbfgs_verify.strategies.comparison_environment` (fixed thread count, global RNG restored afterwards).
+:func:`lbfgs_verify.engine.comparison_environment` (fixed thread count, global RNG restored afterwards).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def run_check(
     properties: Sequence[Property] | None = None,
 ) -> RunReport:
     """Run the selected properties of ``mode`` against ``target`` and collect a :class:`RunReport`."""
-    from lbfgs_verify.strategies import comparison_environment
+    from lbfgs_verify.engine import comparison_environment
 
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")

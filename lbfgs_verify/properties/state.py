@@ -22,15 +22,16 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from lbfgs_verify.bitwise import first_difference
-from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
-from lbfgs_verify.properties.resume import (
+from lbfgs_verify.engine import (
     TORCH_SAVE,
     RecordedRun,
+    Scenario,
     Transport,
     call_target,
-    check_transport,
+    comparison_environment,
     continue_run,
     difference_evidence,
+    disturb_global_rng,
     divergence_failure,
     fresh_params,
     params_at,
@@ -39,14 +40,9 @@ from lbfgs_verify.properties.resume import (
     torch_load_bytes,
     torch_save_bytes,
 )
-from lbfgs_verify.strategies import (
-    Scenario,
-    comparison_environment,
-    disturb_global_rng,
-    generated_problem,
-    make_problem,
-    scenarios,
-)
+from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
+from lbfgs_verify.properties.resume import check_transport
+from lbfgs_verify.strategies import generated_problem, make_problem, scenarios
 
 
 def _snapshot(value: Any) -> Any:

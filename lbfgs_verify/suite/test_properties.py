@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import pytest
 
+from lbfgs_verify.engine import comparison_environment
 from lbfgs_verify.properties.base import REGISTRY, CheckContext, Status, run_property
-from lbfgs_verify.strategies import comparison_environment
 
 __all__ = ["test_property"]
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 
+from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import (
     TORCH_DEFAULTS,
     observe,
@@ -24,7 +25,7 @@ from lbfgs_verify.properties.base import (
     run_property,
 )
 from lbfgs_verify.properties.behaviour import _stop_reasons
-from lbfgs_verify.strategies import make_problem, quiet_known_warnings
+from lbfgs_verify.strategies import make_problem
 from lbfgs_verify.targets import Target
 
 load_all()

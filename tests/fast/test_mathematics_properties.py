@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import (
     Evaluation,
     explain_direction,
@@ -25,7 +26,7 @@ from lbfgs_verify.observe import (
 )
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, Status, load_all, run_property
 from lbfgs_verify.properties.mathematics import double_well_problem, transformed_problems, wavy_problem
-from lbfgs_verify.strategies import generated_problem, make_problem, quiet_known_warnings
+from lbfgs_verify.strategies import generated_problem, make_problem
 from lbfgs_verify.targets import Target
 
 load_all()
