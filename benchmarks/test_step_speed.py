@@ -3,12 +3,26 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from lbfgs_verify.reference import LBFGS
+from lbfgs_verify.targets import load_target
 
 torch.set_num_threads(1)
+
+# `lbfgs-verify report` times its --target optimizers here too (comma-separated module:attr).
+EXTRA_TARGETS = [s.strip() for s in os.environ.get("LBFGS_VERIFY_BENCHMARK_TARGETS", "").split(",") if s.strip()]
+
+
+def _optimizer_class(name: str):
+    if name == "torch.optim.LBFGS":
+        return torch.optim.LBFGS
+    if name == "lbfgs_verify.reference.LBFGS":
+        return LBFGS
+    return load_target(name).make
 
 
 def _quadratic(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,9 +32,9 @@ def _quadratic(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
-@pytest.mark.parametrize("optimizer", ["torch.optim.LBFGS", "lbfgs_verify.reference.LBFGS"])
+@pytest.mark.parametrize("optimizer", ["torch.optim.LBFGS", "lbfgs_verify.reference.LBFGS", *EXTRA_TARGETS])
 def test_twenty_iterations_n200(benchmark, optimizer: str, line_search_fn: str | None) -> None:
-    cls = torch.optim.LBFGS if optimizer == "torch.optim.LBFGS" else LBFGS
+    cls = _optimizer_class(optimizer)
     a, b = _quadratic(200)
 
     def run() -> float:
