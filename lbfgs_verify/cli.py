@@ -9,6 +9,10 @@ cannot be loaded (or does not accept torch.optim.LBFGS's constructor arguments a
 ``state_dict``, ``load_state_dict``) or the arguments are wrong.
 
 ``lbfgs-verify docs [--write PATH | --check PATH]`` prints, writes or checks ``docs/properties.md``.
+
+``lbfgs-verify report [--out DIR] [--target TARGET ...] [--problems SET] [--budget quick|ci|thorough] [--seed S]``
+writes a comparison report (``index.md``, ``index.html``, ``report.json``, ``plots/``; see
+:mod:`lbfgs_verify.report`). Exit 0 when written (solvers that fail are shown as failed), 2 on wrong arguments.
 """
 
 from __future__ import annotations
@@ -68,6 +72,31 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--list", action="store_true",
                        help="print the documented property IDs (of --mode, filtered by --only) and exit")
 
+    report = commands.add_parser(
+        "report", help="write a comparison report (Markdown, HTML, JSON, PNG plots)",
+        description="Compare the reference, torch.optim.LBFGS (without and with strong_wolfe), scipy L-BFGS-B, "
+                    "minimize_lbfgsb and every --target: convergence, performance profiles, agreement, property "
+                    "verdicts, fuzzing, resume, benchmarks. Writes DIR/index.md, DIR/index.html, DIR/report.json "
+                    "and DIR/plots/.",
+    )
+    report.add_argument("--out", metavar="DIR", type=Path, default=Path("reports"),
+                        help="output directory (default: reports)")
+    report.add_argument("--target", metavar="TARGET", action="append", default=[],
+                        help="module:attr of another optimizer with torch.optim.LBFGS's constructor (repeatable)")
+    report.add_argument("--problems", metavar="SET", default="suite",
+                        help="suite (default: the 35 MGH problems and the other suite problems), mgh, extra, "
+                             "mgh-scaled (35 MGH from x0, 10·x0, 100·x0), or comma-separated problem names")
+    report.add_argument("--budget", choices=_BUDGETS, default="quick",
+                        help="quick (default, minutes), ci, thorough")
+    report.add_argument("--seed", type=int, default=0, help="global RNG seed of every run and of the fuzzer")
+    report.add_argument("--threads", type=_positive_int, default=1, help="torch and BLAS threads (default 1)")
+    report.add_argument("--lacks", metavar="FEATURES",
+                        help="comma-separated features the targets lack (see lbfgs_verify.capabilities.FEATURES)")
+    report.add_argument("--benchmark-json", metavar="PATH", type=Path,
+                        help="read this pytest-benchmark JSON instead of running benchmarks/")
+    report.add_argument("--no-benchmarks", action="store_true", help="leave the benchmark section empty")
+    report.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     docs = commands.add_parser("docs", help="print, write or check docs/properties.md (generated from the registry)")
     group = docs.add_mutually_exclusive_group()
     group.add_argument("--write", metavar="PATH", type=Path, help="write the generated document to PATH")
@@ -84,7 +113,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command == "docs":
         return _docs(args)
+    if args.command == "report":
+        return _report(args)
     return _check(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from lbfgs_verify.capabilities import CapabilityError, parse_lacks
+    from lbfgs_verify.report.options import ProblemSetError, problem_set
+
+    try:
+        problems = problem_set(args.problems)
+        lacks = parse_lacks(args.lacks)
+    except (ProblemSetError, CapabilityError) as exc:
+        print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.benchmark_json is not None and not args.benchmark_json.is_file():
+        print(f"lbfgs-verify: error: --benchmark-json {args.benchmark_json}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    from lbfgs_verify.properties.runner import interface_problem
+    from lbfgs_verify.targets import TargetLoadError, load_target
+
+    for spec in args.target:
+        try:
+            problem = interface_problem(load_target(spec))
+        except TargetLoadError as exc:
+            print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if problem is not None:
+            print(f"lbfgs-verify: error: target {spec!r} cannot be compared: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+
+    from lbfgs_verify.report import REPORT_BUDGETS, ReportOptions, write_report
+
+    options = ReportOptions(
+        out=args.out, budget=REPORT_BUDGETS[args.budget], targets=tuple(args.target), problems=problems,
+        problem_set=args.problems, seed=args.seed, threads=args.threads, lacks=lacks,
+        benchmark_json=args.benchmark_json, benchmark_dir=None if args.no_benchmarks else Path("benchmarks"),
+        progress=not args.no_progress,
+    )
+    report = write_report(options)
+    print(f"report written to {args.out}/index.md, {args.out}/index.html and {args.out}/report.json "
+          f"({report['seconds']:.0f} s)")
+    return EXIT_OK
 
 
 def _docs(args: argparse.Namespace) -> int:

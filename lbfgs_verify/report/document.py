@@ -287,7 +287,7 @@ def _fuzz(report: Mapping[str, Any], plots: Mapping[str, Any]) -> Section:
         rows, outcomes, counts = fuzz_matrix(data)
         blocks.append(Paragraph(f"`{target}`: {fuzz_findings(data)} finding(s) in {len(data.get('results', []))} "
                                 "cases."))
-        blocks.append(Table(["case", *outcomes], [[r, *[cell(counts.get((r, o), 0)) for o in outcomes]]
+        blocks.append(Table(["route or class", *outcomes], [[r, *[cell(counts.get((r, o), 0)) for o in outcomes]]
                                                   for r in rows]))
     if "fuzz" in plots:
         blocks.append(Image(plots["fuzz"], "fuzz outcome matrix"))

@@ -31,7 +31,7 @@ from lbfgs_verify.report.verdicts import GOOD_FUZZ_OUTCOMES, NEUTRAL_FUZZ_OUTCOM
 
 STATUS_COLORS = {"pass": "#2e7d32", "bitwise": "#2e7d32", "fail": "#c62828", "differs": "#c62828",
                  "error": "#ef6c00", "failed": "#ef6c00", "skip": "#bdbdbd", "skipped": "#bdbdbd",
-                 "none": "#eeeeee"}
+                 "lower": "#1565c0", "none": "#eeeeee"}
 LABELS_KEY = "lbfgs_verify:labels"
 FLOOR = 1e-16
 """f − f_ref is drawn at least at FLOOR · max(1, |f_ref|) (log scale)."""
@@ -48,6 +48,11 @@ def solver_colors(report: Mapping[str, Any]) -> dict[str, Any]:
 
 def solver_names(report: Mapping[str, Any]) -> dict[str, str]:
     return {s["id"]: s["name"] for s in report["solvers"]}
+
+
+def short_name(name: str) -> str:
+    """A problem name without its dtype and a 1·x0 start (axis labels)."""
+    return re.sub(r",?float(16|32|64)\]", "]", name.replace("x0*1,", "")).replace("[]", "")
 
 
 def slug(name: str) -> str:
@@ -128,16 +133,16 @@ def convergence_overview(report: Mapping[str, Any]) -> Figure:
     fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.3 * rows + 0.9), dpi=60, squeeze=False)
     for ax, problem in zip(axes.flat, problems, strict=False):
         _draw_convergence(ax, report, problem, legend=False)
-        ax.set_title(problem["name"].split("[")[0], fontsize=8)
+        ax.set_title(short_name(problem["name"]), fontsize=8)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(problems):]:
         ax.axis("off")
     colors, names = solver_colors(report), solver_names(report)
     handles = [Line2D([], [], color=colors[s["id"]], lw=2) for s in report["solvers"]]
-    fig.legend(handles, [names[s["id"]] for s in report["solvers"]], loc="upper center", ncol=min(4, len(handles)),
-               fontsize=9, frameon=False)
-    fig.suptitle("f − f_ref against function evaluations", y=0.995, fontsize=11, va="bottom")
-    _fit(fig, rect=(0, 0, 1, 1 - 0.6 / (2.3 * rows + 0.9)))
+    fig.legend(handles, [names[s["id"]] for s in report["solvers"]], loc="upper center", ncol=min(3, len(handles)),
+               fontsize=9, frameon=False, title="f − f_ref (lowest f so far) against function evaluations",
+               title_fontsize=11)
+    _fit(fig, rect=(0, 0, 1, 1 - 1.0 / (2.3 * rows + 0.9)))
     return fig
 
 
@@ -209,7 +214,7 @@ def lbfgsb_figure(report: Mapping[str, Any]) -> Figure:
     part = report["agreement"]["lbfgsb_vs_scipy"]
     rows = part["rows"]
     fig, ax = plt.subplots(figsize=(max(6.4, 0.22 * len(rows) + 2), 3.8), dpi=80)
-    labels = [r["problem"].split("[")[0] for r in rows]
+    labels = [short_name(r["problem"]) for r in rows]
     values = [max(_number(r["max_relative_iterate_difference"]), 1e-18) for r in rows]
     colors = [STATUS_COLORS["bitwise" if r["counts_identical"] else "differs"] for r in rows]
     ax.bar(range(len(rows)), values, color=colors)
@@ -233,12 +238,12 @@ def solution_figure(report: Mapping[str, Any]) -> Figure:
     rows_data = report["agreement"]["final_f_vs_scipy"]
     problems = [p["name"] for p in report["problems"]]
     solvers = list(dict.fromkeys(names[r["solver"]] for r in rows_data))
-    outcome_status = {"same": "bitwise", "lower": "skip", "higher": "differs", "failed": "failed",
+    outcome_status = {"same": "bitwise", "lower": "lower", "higher": "differs", "failed": "failed",
                       "skipped": "none"}
     status = {(names[r["solver"]], r["problem"]): outcome_status.get(r["outcome"], "none") for r in rows_data}
     fig, ax = plt.subplots(figsize=(max(6.4, 0.2 * len(problems) + 5.5), 2.8 + 0.4 * len(solvers)), dpi=80)
     _grid(ax, solvers, problems, status)
-    ax.set_xticks(range(len(problems)), [p.split("[")[0] for p in problems], rotation=90, fontsize=6)
+    ax.set_xticks(range(len(problems)), [short_name(p) for p in problems], rotation=90, fontsize=6)
     ax.set_title("final f against scipy L-BFGS-B's (same: within 1e-6·max(1,|f|))", fontsize=9)
     ax.legend(handles=[Patch(color=STATUS_COLORS[v], label=k) for k, v in outcome_status.items()
                        if k != "skipped"], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
