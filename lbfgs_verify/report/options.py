@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from lbfgs_verify.problems.base import Problem
 
 
@@ -26,7 +28,7 @@ def problem_set(name: str) -> list[Problem]:
     if name == "mgh-scaled":
         return mgh_suite(scales=(1.0, 10.0, 100.0))
     problems = []
-    for part in (p.strip() for p in name.split(",")):
+    for part in (p.strip() for p in re.split(r",(?![^\[]*\])", name)):  # commas inside [...] are the name's
         if not part:
             continue
         try:

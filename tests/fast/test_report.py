@@ -400,3 +400,22 @@ def test_index_html_opens_in_a_headless_browser_with_every_image_loaded(
     assert sorted(i["file"] for i in page["images"]) == sorted(expected)
     assert all(i["complete"] and i["naturalWidth"] > 0 for i in page["images"]), page["images"]
     assert set(SECTION_IDS) <= set(page["sections"])
+
+
+def test_report_command_writes_the_three_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(REPORT_BUDGETS, "quick", dataclasses.replace(TINY_BUDGET, check_only=CHECKED))
+    monkeypatch.setitem(sys.modules, "lbfgs_verify.fuzz", None)
+    out = tmp_path / "out"
+    problem = "mgh05_beale[n=2,x0*1,float64]"
+    assert main(["report", "--out", str(out), "--problems", problem, "--no-benchmarks", "--no-progress",
+                 "--seed", "3"]) == 0
+    assert "report written to" in capsys.readouterr().out
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [p["name"] for p in data["problems"]] == [problem]
+    assert [s["id"] for s in data["solvers"]] == ["reference", "torch", "torch-strong_wolfe", "scipy",
+                                                  "minimize_lbfgsb"]
+    assert data["environment"]["seed"] == 3 and data["command"].endswith("--seed 3")
+    assert data["benchmarks"]["rows"] == [] and "no benchmark results" in data["benchmarks"]["note"]
+    assert (out / "index.md").read_text(encoding="utf-8").startswith("# L-BFGS comparison report")
+    assert "<img src=\"data:image/png;base64," in (out / "index.html").read_text(encoding="utf-8")
