@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -92,7 +93,9 @@ class Progress:
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc="lbfgs-verify report", unit="run", dynamic_ncols=True)
+            interactive = sys.stderr.isatty()
+            self._bar = tqdm(total=total, desc="lbfgs-verify report", unit="run", dynamic_ncols=True,
+                             mininterval=0.2 if interactive else 15.0)
 
     def stage(self, text: str) -> None:
         if self._bar is not None:

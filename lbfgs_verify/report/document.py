@@ -100,6 +100,16 @@ def _summary(report: Mapping[str, Any], names: Mapping[str, str]) -> Section:
     for row in report["convergence"]["summary"]:
         items.append(f"{names[row['solver']]}: solved {row['solved']} of {row['problems']} problems "
                      f"({row['failed']} failed, {row['skipped']} skipped)")
+    bitwise = report["agreement"]["bitwise"]
+    for sid in dict.fromkeys(c["solver"] for c in bitwise["cells"]):
+        cells = [c for c in bitwise["cells"] if c["solver"] == sid]
+        equal = sum(c["status"] == "bitwise" for c in cells)
+        items.append(f"{names[sid]}: bitwise equal to torch.optim.LBFGS in {equal} of {len(cells)} configurations")
+    for sid in dict.fromkeys(r["solver"] for r in report["resume"]["rows"]):
+        splits = [s for r in report["resume"]["rows"] if r["solver"] == sid for s in r["splits"]]
+        if splits:
+            good = sum(s["status"] == "bitwise" for s in splits)
+            items.append(f"{names[sid]}: resumes bitwise at {good} of {len(splits)} (split, transport) pairs")
     for target, data in report["check"]["reports"].items():
         if "error" in data:
             items.append(f"`check {target}`: {_short(data['error'])}")
@@ -107,6 +117,9 @@ def _summary(report: Mapping[str, Any], names: Mapping[str, str]) -> Section:
             s = data["summary"]
             items.append(f"`check {target}`: {s['pass']} pass, {s['fail']} fail, {s['error']} error, "
                          f"{s['skip']} skip")
+    for target, data in report["fuzz"]["reports"].items():
+        if "error" not in data:
+            items.append(f"`fuzz {target}`: {fuzz_findings(data)} finding(s) in {len(data.get('results', []))} cases")
     text = (f"Budget `{opts['budget']}`, problems `{opts['problems']}` ({len(report['problems'])}), seed "
             f"{opts['seed']}, {opts['threads']} thread(s), {len(report['solvers'])} solvers; made in "
             f"{fmt(report['seconds'])} s on {report['environment']['date']}. Every number on this page is in "

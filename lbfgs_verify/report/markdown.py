@@ -7,14 +7,19 @@ from collections.abc import Sequence
 from lbfgs_verify.report.document import Block, Bullets, Details, Image, Paragraph, Section, Table
 
 
+def text(value: str) -> str:
+    """Markdown-safe text: ``<`` written as ``&lt;`` so that ``<lambda>`` in a message is not taken for a tag."""
+    return value.replace("<", "&lt;")
+
+
 def _block(block: Block) -> list[str]:
     if isinstance(block, Paragraph):
-        return [block.text, ""]
+        return [text(block.text), ""]
     if isinstance(block, Bullets):
-        return [*(f"- {item}" for item in block.items), ""]
+        return [*(f"- {text(item)}" for item in block.items), ""]
     if isinstance(block, Table):
-        lines = ["| " + " | ".join(block.headers) + " |", "|" + " --- |" * len(block.headers)]
-        lines += ["| " + " | ".join(row) + " |" for row in block.rows]
+        lines = ["| " + " | ".join(text(h) for h in block.headers) + " |", "|" + " --- |" * len(block.headers)]
+        lines += ["| " + " | ".join(text(c) for c in row) + " |" for row in block.rows]
         return [*lines, ""]
     if isinstance(block, Image):
         return [f"![{block.alt}]({block.path})", ""]

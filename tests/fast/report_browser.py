@@ -4,6 +4,7 @@ would: console errors, uncaught exceptions, failed loads, and every image's natu
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -88,7 +89,7 @@ def inspect_page(browser: str, page: Path, timeout: float = 60.0) -> dict[str, A
             [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
              "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=move_fds, pass_fds=(3, 4), close_fds=True)  # noqa: PLW1509 (test helper, single-threaded)
+            preexec_fn=move_fds, pass_fds=(3, 4), close_fds=True)
         os.close(to_child_r)
         os.close(from_child_w)
         pipe = _Pipe(to_child_w, from_child_r)
@@ -106,10 +107,8 @@ def inspect_page(browser: str, page: Path, timeout: float = 60.0) -> dict[str, A
                               session=session)["result"]["value"]
             result = json.loads(value)
             result["errors"] = _errors(pipe.events)
-            try:
+            with contextlib.suppress(RuntimeError, TimeoutError):
                 pipe.send("Browser.close", timeout=10)
-            except (RuntimeError, TimeoutError):
-                pass
             return result
         finally:
             os.close(to_child_w)

@@ -115,7 +115,7 @@ def md_tables(text: str) -> list[list[dict[str, str]]]:
 
 
 def _cells(line: str) -> list[str]:
-    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+    return [html.unescape(c.strip().replace("\\|", "|")) for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
 
 
 def table_with(text: str, header: str) -> list[dict[str, str]]:
@@ -178,7 +178,8 @@ def test_agreement_check_resume_and_benchmark_tables_agree_with_json(data: dict[
     resume = table_with(markdown, "bitwise splits")
     for row in data["resume"]["rows"]:
         if row["splits"]:
-            shown = next(r for r in resume if r["solver"] == names[row["solver"]] and r["transport"] == row["transport"])
+            shown = next(r for r in resume
+                         if r["solver"] == names[row["solver"]] and r["transport"] == row["transport"])
             good = sum(s["status"] == "bitwise" for s in row["splits"])
             assert shown["bitwise splits"] == f"{good}/{len(row['splits'])}"
     bench = table_with(markdown, "ratio to torch")
