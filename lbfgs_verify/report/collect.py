@@ -25,7 +25,7 @@ from lbfgs_verify.report.benchmarks import benchmark_section
 from lbfgs_verify.report.budget import REPORT_BUDGETS, ReportBudget
 from lbfgs_verify.report.environment import environment
 from lbfgs_verify.report.resume_grid import resume_splits
-from lbfgs_verify.report.runs import ConvergenceRun, json_float, run_solver
+from lbfgs_verify.report.runs import ConvergenceRun, json_float, run_solver, scrub_paths
 from lbfgs_verify.report.solvers import checkable_targets, report_solvers
 
 SCHEMA_VERSION = 1
@@ -219,8 +219,9 @@ def collect(options: ReportOptions) -> dict[str, Any]:
             "solution": solution,
             "final_f_vs_scipy": agreement.final_f_vs_scipy(run_dicts),
         },
-        "check": {"mode": "properties", "budget": budget.name, "only": list(check_only or ()), "reports": checks},
-        "fuzz": fuzz,
+        "check": {"mode": "properties", "budget": budget.name, "only": list(check_only or ()),
+                  "reports": scrub_paths(checks)},
+        "fuzz": scrub_paths(fuzz),
         "resume": resume,
         "benchmarks": bench,
         "section_seconds": section_seconds,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -133,9 +134,24 @@ def run_solver(solver: Solver, problem: Problem, *, seed: int, threads: int) -> 
     return run
 
 
+_INSTALL_PREFIX = re.compile(r"(?:/[^\s'\"():,]+)*/(?:site|dist)-packages/")
+
+
 def relative_paths(text: str) -> str:
-    """``text`` with the working directory's prefix removed from file paths (reports are committed and shared)."""
-    return text.replace(os.getcwd() + os.sep, "")
+    """``text`` with the working directory's prefix and everything up to ``site-packages/`` removed from file
+    paths (``torch/optim/lbfgs.py:427``): reports are committed and shared, machine paths say nothing."""
+    return _INSTALL_PREFIX.sub("", text.replace(os.getcwd() + os.sep, ""))
+
+
+def scrub_paths(value: Any) -> Any:
+    """:func:`relative_paths` applied to every string of a JSON-like structure."""
+    if isinstance(value, str):
+        return relative_paths(value)
+    if isinstance(value, dict):
+        return {k: scrub_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_paths(v) for v in value]
+    return value
 
 
 def failure_message(exc: BaseException) -> str:
