@@ -162,6 +162,9 @@ def _convergence(report: Mapping[str, Any], plots: Mapping[str, Any], names: Map
                         [[cell(names[r["solver"]]), cell(r["solved"]), cell(r["unsolved"]), cell(r["failed"]),
                           cell(r["skipped"]), cell(r["median_evaluations_to_solve"]),
                           cell(r["median_seconds_to_solve"])] for r in conv["summary"]]))
+    blocks.append(Paragraph("Bitwise twins draw the same curve: the reference's lies under torch.optim.LBFGS "
+                            "(strong_wolfe)'s, scipy's under minimize_lbfgsb's (thinner dashed lines over thicker "
+                            "ones)."))
     blocks.append(Image(plots["convergence_overview"], "f − f_ref against evaluations, every problem"))
     bad = [r for r in conv["runs"] if r["status"] != "ok"]
     if bad:

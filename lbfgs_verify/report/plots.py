@@ -46,6 +46,13 @@ def solver_colors(report: Mapping[str, Any]) -> dict[str, Any]:
     return {s["id"]: cmap(i % 10) for i, s in enumerate(report["solvers"])}
 
 
+def solver_styles(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per solver: width falling and dashes alternating with its position, so that the curves of twins (the
+    reference and torch with strong Wolfe, scipy and minimize_lbfgsb) stay visible on top of each other."""
+    return {s["id"]: {"lw": max(1.0, 3.0 - 0.4 * i), "ls": "-" if i == 0 else (0, (5, 1 + 2 * (i % 2)))}
+            for i, s in enumerate(report["solvers"])}
+
+
 def solver_names(report: Mapping[str, Any]) -> dict[str, str]:
     return {s["id"]: s["name"] for s in report["solvers"]}
 
@@ -96,15 +103,16 @@ def _suboptimality(values: Sequence[Any], f_ref: float) -> list[float]:
 
 
 def _draw_convergence(ax: Any, report: Mapping[str, Any], problem: Mapping[str, Any], *, legend: bool) -> None:
-    colors, names = solver_colors(report), solver_names(report)
+    colors, names, styles = solver_colors(report), solver_names(report), solver_styles(report)
     f_ref = _number(problem["f_ref"])
     runs = [r for r in report["convergence"]["runs"] if r["problem"] == problem["name"]]
     for run in runs:
         label = names[run["solver"]] + ("" if run["status"] == "ok" else f" ({run['status']})")
         curve = run["curve"]
         if curve["evaluations"] and math.isfinite(f_ref):
+            style = styles[run["solver"]] if run["status"] == "ok" else {"lw": 1.2, "ls": ":"}
             ax.plot(curve["evaluations"], _suboptimality(curve["f_best"], f_ref), drawstyle="steps-post",
-                    color=colors[run["solver"]], label=label, lw=1.4, ls="-" if run["status"] == "ok" else ":")
+                    color=colors[run["solver"]], label=label, **style)
         else:
             ax.plot([], [], color=colors[run["solver"]], label=label, ls=":")
     ax.set_yscale("log")
@@ -138,7 +146,8 @@ def convergence_overview(report: Mapping[str, Any]) -> Figure:
     for ax in list(axes.flat)[len(problems):]:
         ax.axis("off")
     colors, names = solver_colors(report), solver_names(report)
-    handles = [Line2D([], [], color=colors[s["id"]], lw=2) for s in report["solvers"]]
+    styles = solver_styles(report)
+    handles = [Line2D([], [], color=colors[s["id"]], **styles[s["id"]]) for s in report["solvers"]]
     fig.legend(handles, [names[s["id"]] for s in report["solvers"]], loc="upper center", ncol=min(3, len(handles)),
                fontsize=9, frameon=False, title="f − f_ref (lowest f so far) against function evaluations",
                title_fontsize=11)
@@ -148,11 +157,11 @@ def convergence_overview(report: Mapping[str, Any]) -> Figure:
 
 def profile_figure(report: Mapping[str, Any], measure: str) -> Figure:
     """Dolan–Moré performance profile on ``evaluations`` or ``time``."""
-    colors, names = solver_colors(report), solver_names(report)
+    colors, names, styles = solver_colors(report), solver_names(report), solver_styles(report)
     profile = report["profiles"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=80)
     for sid, rho in profile[measure].items():
-        ax.plot(profile["tau"], rho, drawstyle="steps-post", color=colors[sid], label=names[sid], lw=1.6)
+        ax.plot(profile["tau"], rho, drawstyle="steps-post", color=colors[sid], label=names[sid], **styles[sid])
     ax.set_xscale("log", base=2)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("τ (within a factor τ of the best solver)")
