@@ -155,11 +155,13 @@ def scrub_paths(value: Any) -> Any:
 
 
 def failure_message(exc: BaseException) -> str:
-    """One line: what raised, what and where (``path:LINE in function``)."""
-    cause = exc.__cause__ if isinstance(exc, PropertyFailed) and exc.__cause__ is not None else exc
-    origin = exception_origin(cause)
-    text = str(exc).splitlines()[0] if isinstance(exc, PropertyFailed) else f"{type(exc).__name__}: {exc}"
-    return relative_paths(text if not origin or origin in text else f"{text} (at {origin})")
+    """One line: what raised, what and where (``path:LINE in function``; a :class:`PropertyFailed` from the
+    engine already says where)."""
+    if isinstance(exc, PropertyFailed):
+        return relative_paths(str(exc).splitlines()[0])
+    origin = exception_origin(exc)
+    text = f"{type(exc).__name__}: {exc}"
+    return relative_paths(f"{text} (at {origin})" if origin else text)
 
 
 def _run_optimizer(solver: Solver, problem: Problem, timed_problem: Problem, timed: _TimedObjective,
