@@ -421,3 +421,26 @@ def test_report_command_writes_the_three_files(tmp_path: Path, monkeypatch: pyte
     assert data["benchmarks"]["rows"] == [] and "no benchmark results" in data["benchmarks"]["note"]
     assert (out / "index.md").read_text(encoding="utf-8").startswith("# L-BFGS comparison report")
     assert "<img src=\"data:image/png;base64," in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_solved_cost_is_the_first_evaluation_within_tolerance_of_f_ref() -> None:
+    from lbfgs_verify.report.profiles import solved_cost
+
+    run = {"status": "ok", "final_f": 1e-9,
+           "curve": {"evaluations": [1, 5, 9, 12], "f_best": [10.0, 1e-3, 5e-7, 1e-9], "seconds": [0.1, 0.2, 0.3, 0.4]}}
+    assert solved_cost(run, 0.0) == (9, 0.3)  # 5e-7 <= 1e-6 * max(1, |0|)
+    assert solved_cost(run, 1e-3 - 5e-7) == (5, 0.2)  # a higher f_ref: reached already at evaluation 5
+    assert solved_cost({**run, "final_f": 1e-3}, 0.0) is None  # ended above the tolerance: unsolved
+    assert solved_cost({**run, "status": "failed"}, 0.0) is None
+
+
+def test_declared_lacks_change_what_a_target_runs() -> None:
+    from lbfgs_verify.problems import complex_least_squares
+    from lbfgs_verify.report.solvers import lacks_skip_reason, report_solvers
+
+    solvers = report_solvers(TINY_BUDGET, (FLAKY,), frozenset({"strong_wolfe", "complex"}), defaults=("torch",))
+    target = solvers[-1]
+    assert target.settings["line_search_fn"] is None and target.name.endswith("(no line search)")
+    assert lacks_skip_reason(target, complex_least_squares()) == "lacks complex (declared)"
+    assert lacks_skip_reason(target, mgh_problem(1)) is None
+    assert lacks_skip_reason(solvers[0], complex_least_squares()) is None  # the defaults declare nothing
