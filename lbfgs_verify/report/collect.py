@@ -174,7 +174,11 @@ def collect(options: ReportOptions) -> dict[str, Any]:
                                             on_result=lambda _result: progress.tick())
         with _timed(section_seconds, "fuzz"):
             progress.stage("fuzz")
-            fuzz = verdicts.fuzz_reports(targets, examples=budget.fuzz_examples, seed=options.seed)
+            def fuzz_progress(*done: Any) -> None:  # issue 8's on_progress(kind, name, counts)
+                progress.stage(" ".join(["fuzz", *map(str, done[:2])]))
+
+            fuzz = verdicts.fuzz_reports(targets, examples=budget.fuzz_examples, seed=options.seed,
+                                         threads=options.threads, on_progress=fuzz_progress)
             progress.tick(len(targets))
         with _timed(section_seconds, "resume"):
             progress.stage("resume at every split")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from lbfgs_verify.report.verdicts import FUZZ_UNAVAILABLE, fuzz_findings, fuzz_matrix, verdict_grid
+from lbfgs_verify.report.verdicts import DEFAULT_FINDINGS, FUZZ_UNAVAILABLE, fuzz_findings, fuzz_matrix, verdict_grid
 
 
 @dataclass
@@ -119,7 +119,8 @@ def _summary(report: Mapping[str, Any], names: Mapping[str, str]) -> Section:
                          f"{s['skip']} skip")
     for target, data in report["fuzz"]["reports"].items():
         if "error" not in data:
-            items.append(f"`fuzz {target}`: {fuzz_findings(data)} finding(s) in {len(data.get('results', []))} cases")
+            findings = fuzz_findings(data, report["fuzz"].get("finding_outcomes", DEFAULT_FINDINGS))
+            items.append(f"`fuzz {target}`: {findings} finding(s) in {len(data.get('results', []))} cases")
     text = (f"Budget `{opts['budget']}`, problems `{opts['problems']}` ({len(report['problems'])}), seed "
             f"{opts['seed']}, {opts['threads']} thread(s), {len(report['solvers'])} solvers; made in "
             f"{fmt(report['seconds'])} s on {report['environment']['date']}. Every number on this page is in "
@@ -295,14 +296,16 @@ def _fuzz(report: Mapping[str, Any], plots: Mapping[str, Any]) -> Section:
                                                                 "(`lbfgs_verify.fuzz` cannot be imported).")])
     blocks: list[Block] = [Paragraph(f"`lbfgs-verify fuzz TARGET --examples {fuzz['examples']}` for each optimizer "
                                      "with torch's interface: each case (a route for valid states, a corruption "
-                                     "class for damaged ones) × its outcome.")]
+                                     "class for damaged ones) × its outcome; findings (defects of the target): "
+                                     + ", ".join(f"`{o}`" for o in fuzz.get("finding_outcomes", DEFAULT_FINDINGS))
+                                     + ".")]
     for target, data in fuzz["reports"].items():
         if "error" in data:
             blocks.append(Paragraph(f"`{target}`: {_short(data['error'])}"))
             continue
         rows, outcomes, counts = fuzz_matrix(data)
-        blocks.append(Paragraph(f"`{target}`: {fuzz_findings(data)} finding(s) in {len(data.get('results', []))} "
-                                "cases."))
+        findings = fuzz_findings(data, fuzz.get("finding_outcomes", DEFAULT_FINDINGS))
+        blocks.append(Paragraph(f"`{target}`: {findings} finding(s) in {len(data.get('results', []))} cases."))
         blocks.append(Table(["route or class", *outcomes], [[r, *[cell(counts.get((r, o), 0)) for o in outcomes]]
                                                   for r in rows]))
     if "fuzz" in plots:

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from lbfgs_verify.report.verdicts import GOOD_FUZZ_OUTCOMES, NEUTRAL_FUZZ_OUTCOMES, fuzz_matrix, verdict_grid
+from lbfgs_verify.report.verdicts import DEFAULT_FINDINGS, NEUTRAL_FUZZ_OUTCOMES, fuzz_matrix, verdict_grid
 
 STATUS_COLORS = {"pass": "#2e7d32", "bitwise": "#2e7d32", "fail": "#c62828", "differs": "#c62828",
                  "error": "#ef6c00", "failed": "#ef6c00", "skip": "#bdbdbd", "skipped": "#bdbdbd",
@@ -276,18 +276,19 @@ def check_figure(report: Mapping[str, Any]) -> Figure:
 def fuzz_figure(report: Mapping[str, Any]) -> Figure:
     """The fuzzer's outcome matrix per target: case (route or corruption class) × outcome, with counts."""
     reports = {t: r for t, r in report["fuzz"]["reports"].items() if "error" not in r}
+    findings = frozenset(report["fuzz"].get("finding_outcomes", DEFAULT_FINDINGS))
     fig, axes = plt.subplots(1, max(1, len(reports)), figsize=(1.0 + 4.4 * max(1, len(reports)), 5.5), dpi=80,
                              squeeze=False)
     for ax, (target, data) in zip(axes.flat, reports.items(), strict=False):
         rows, outcomes, counts = fuzz_matrix(data)
         status = {}
         for (row, outcome), n in counts.items():
-            status[(row, outcome)] = ("pass" if outcome in GOOD_FUZZ_OUTCOMES else
-                                      "skip" if outcome in NEUTRAL_FUZZ_OUTCOMES else "fail") if n else "none"
+            status[(row, outcome)] = ("fail" if outcome in findings else
+                                      "skip" if outcome in NEUTRAL_FUZZ_OUTCOMES else "pass") if n else "none"
         _grid(ax, rows or ["(no case)"], outcomes or ["(none)"], status,
               {k: str(v) for k, v in counts.items()})
         ax.set_title(target, fontsize=9)
-    fig.suptitle("state_dict fuzzer: outcomes (green: as required, red: finding)", fontsize=10)
+    fig.suptitle("state_dict fuzzer: outcomes (red: a finding, a defect of the target)", fontsize=10)
     _fit(fig)
     return fig
 

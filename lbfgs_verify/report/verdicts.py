@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from lbfgs_verify.report.solvers import Solver
 
-GOOD_FUZZ_OUTCOMES = frozenset({"exact", "rejected-at-load", "warned-at-load"})
-"""Fuzz outcomes that are no finding (issue 8's vocabulary); ``skipped`` counts as neither."""
+DEFAULT_FINDINGS = frozenset({"diverged", "crashed", "error-at-step", "silent"})
+"""Fuzz outcomes that are defects of the target, when ``lbfgs_verify.fuzz`` does not export ``FINDINGS``."""
 NEUTRAL_FUZZ_OUTCOMES = frozenset({"skipped", "skip"})
 FUZZ_UNAVAILABLE = "fuzzer not available in this version"
 
@@ -65,32 +65,36 @@ def verdict_grid(reports: Mapping[str, Any]) -> tuple[list[str], list[str], dict
     return sorted(properties), targets, status
 
 
-def load_run_fuzz() -> Callable[..., Any] | None:
-    """``lbfgs_verify.fuzz.run_fuzz``, or ``None`` when this version has no fuzzer."""
+def load_fuzzer() -> tuple[Callable[..., Any] | None, frozenset[str]]:
+    """``(lbfgs_verify.fuzz.run_fuzz, its FINDINGS)``, or ``(None, ...)`` when this version has no fuzzer."""
     try:
         module = importlib.import_module("lbfgs_verify.fuzz")
     except ImportError:
-        return None
-    return getattr(module, "run_fuzz", None)
+        return None, DEFAULT_FINDINGS
+    return getattr(module, "run_fuzz", None), frozenset(getattr(module, "FINDINGS", DEFAULT_FINDINGS))
 
 
 def fuzz_reports(
-    targets: Sequence[Solver], *, examples: int, seed: int, on_progress: Callable[..., Any] | None = None,
+    targets: Sequence[Solver], *, examples: int, seed: int, threads: int = 1,
+    on_progress: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """``run_fuzz`` for each target, or ``{"available": False, "message": ...}``."""
-    run_fuzz = load_run_fuzz()
+    run_fuzz, findings = load_fuzzer()
     if run_fuzz is None:
         return {"available": False, "message": FUZZ_UNAVAILABLE, "examples": examples, "reports": {}}
     reports: dict[str, Any] = {}
     for solver in targets:
         kwargs: dict[str, Any] = {"examples": examples, "seed": seed, "lacks": frozenset(solver.lacks)}
+        if _accepts(run_fuzz, "threads"):
+            kwargs["threads"] = threads
         if on_progress is not None:
             kwargs["on_progress"] = on_progress
         try:
             reports[solver.spec] = run_fuzz(solver.target, **kwargs).to_json()  # type: ignore[index]
         except Exception as exc:
             reports[solver.spec] = {"error": f"run_fuzz raised {type(exc).__name__}: {exc}"}  # type: ignore[index]
-    return {"available": True, "message": "", "examples": examples, "reports": reports}
+    return {"available": True, "message": "", "examples": examples, "finding_outcomes": sorted(findings),
+            "reports": reports}
 
 
 def fuzz_matrix(report: Mapping[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:
@@ -107,14 +111,15 @@ def fuzz_matrix(report: Mapping[str, Any]) -> tuple[list[str], list[str], dict[t
         if outcome not in outcomes:
             outcomes.append(outcome)
         counts[(label, outcome)] += 1
-    order = {o: i for i, o in enumerate(("exact", "rejected-at-load", "warned-at-load", "diverged", "crashed",
-                                          "error-at-step", "silent", "skipped"))}
+    order = {o: i for i, o in enumerate(("exact", "rejected-at-load", "warned-at-load", "absorbed", "diverged",
+                                          "crashed", "error-at-step", "silent", "rejected-but-changed",
+                                          "code-executed", "skipped"))}
     outcomes.sort(key=lambda o: (order.get(o, len(order)), o))
     rows.sort(key=lambda r: (not r.startswith("valid"), r))
     return rows, outcomes, dict(counts)
 
 
-def fuzz_findings(report: Mapping[str, Any]) -> int:
-    """Cases whose outcome is a finding (neither good nor skipped)."""
-    return sum(1 for r in report.get("results", [])
-               if r.get("outcome") not in GOOD_FUZZ_OUTCOMES | NEUTRAL_FUZZ_OUTCOMES)
+def fuzz_findings(report: Mapping[str, Any], findings: Iterable[str] = DEFAULT_FINDINGS) -> int:
+    """Cases whose outcome is a finding (a defect of the target)."""
+    findings = frozenset(findings)
+    return sum(1 for r in report.get("results", []) if r.get("outcome") in findings)

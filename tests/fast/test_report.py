@@ -55,6 +55,9 @@ def _fake_fuzz_module() -> types.ModuleType:
             results += [{"kind": "corrupt", "route": "save-load", "class": cls,
                          "outcome": "silent" if torch_like else "rejected-at-load", "message": "", "example": {}}
                         for cls in ("wrong-size", "non-finite")]
+            results.append({"kind": "corrupt", "route": "save-load", "class": "extra-key",
+                            "outcome": "absorbed" if torch_like else "rejected-at-load", "message": "",
+                            "example": {}})
             return {"target": self.target.spec, "versions": {}, "results": results}
 
     module = types.ModuleType("lbfgs_verify.fuzz")
@@ -64,6 +67,7 @@ def _fake_fuzz_module() -> types.ModuleType:
         return FakeFuzzReport(target, examples, seed, lacks)
 
     module.run_fuzz = run_fuzz  # type: ignore[attr-defined]
+    module.FINDINGS = frozenset({"diverged", "crashed", "error-at-step", "silent"})  # type: ignore[attr-defined]
     return module
 
 
@@ -319,6 +323,7 @@ def test_fuzz_matrix_counts_what_run_fuzz_returned(data: dict[str, Any], markdow
     assert torch_rows["valid: in-memory"]["diverged"] == str(TINY_BUDGET.fuzz_examples)
     assert torch_rows["valid: save-load"]["exact"] == str(TINY_BUDGET.fuzz_examples)
     assert torch_rows["corrupt: wrong-size"]["silent"] == "1"
+    assert torch_rows["corrupt: extra-key"]["absorbed"] == "1"  # shown, and not counted as a finding
     assert set(by_target[FLAKY][0]) == {"route or class", "exact", "rejected-at-load"}  # no finding column
     section = markdown.split("## State-dict fuzzer")[1]
     assert f"`torch.optim:LBFGS`: {TINY_BUDGET.fuzz_examples + 2} finding(s)" in section
