@@ -8,6 +8,8 @@ Exit status: 0 when every property holds (skips allowed); 1 when any fails or er
 cannot be loaded (or does not accept torch.optim.LBFGS's constructor arguments and have ``step``,
 ``state_dict``, ``load_state_dict``) or the arguments are wrong.
 
+``lbfgs-verify fuzz TARGET ...`` fuzzes state_dict round trips (see :mod:`lbfgs_verify.fuzz.cli`).
+
 ``lbfgs-verify docs [--write PATH | --check PATH]`` prints, writes or checks ``docs/properties.md``.
 """
 
@@ -68,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--list", action="store_true",
                        help="print the documented property IDs (of --mode, filtered by --only) and exit")
 
+    from lbfgs_verify.fuzz.cli import add_parser as add_fuzz_parser
+
+    add_fuzz_parser(commands)
+
     docs = commands.add_parser("docs", help="print, write or check docs/properties.md (generated from the registry)")
     group = docs.add_mutually_exclusive_group()
     group.add_argument("--write", metavar="PATH", type=Path, help="write the generated document to PATH")
@@ -84,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command == "docs":
         return _docs(args)
+    if args.command == "fuzz":
+        from lbfgs_verify.fuzz.cli import run as run_fuzz_command
+
+        return run_fuzz_command(args)
     return _check(args)
 
 
