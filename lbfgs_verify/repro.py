@@ -89,7 +89,7 @@ def make_optimizer(params):
 
 
 def run(optimizer, params, n):
-    """n calls of step(closure); the loss returned and copies of the parameters after each."""
+    """n calls of step(closure); the loss returned, copies of the parameters and of state_dict() after each."""
     def closure():
         for p in params:
             p.grad = None
@@ -99,7 +99,8 @@ def run(optimizer, params, n):
     out = []
     for _ in range(n):
         loss = optimizer.step(closure)
-        out.append((None if loss is None else float(loss), [p.detach().clone() for p in params]))
+        out.append((None if loss is None else float(loss), [p.detach().clone() for p in params],
+                    copy.deepcopy(optimizer.state_dict())))
     return out
 
 
@@ -165,7 +166,7 @@ split_params = copy_params(source_params)
 '''
 
 _CHECK = ("assert same(expected, got), "
-          "'the continuation differs from the uninterrupted run (bitwise)'")
+          "'the continuation differs from the uninterrupted run (bitwise: losses, parameters, state_dict())'")
 
 ROUTE_SNIPPETS: dict[str, str] = {
     "save-load": f'''
@@ -294,7 +295,9 @@ def _corruption_body(reproduction: Reproduction) -> str:
         if caught:
             raise SystemExit(f'warned at load: {{caught[0].message}}')
         got = run(loaded, split_params, N_AFTER)  # an exception here: the damage surfaced only at step()
-        assert same(expected, got), 'the damaged state was loaded without error or warning and the run differs'
+        run_only = lambda records: [record[:2] for record in records]  # losses and parameters: the run itself
+        assert same(run_only(expected), run_only(got)), \
+            'the damaged state was loaded without error or warning and the run differs'
         '''))
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+import unittest
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -298,7 +299,8 @@ def _campaign(evaluate: Callable[[FuzzState, Any], CaseOutcome | None], states: 
         phases = [Phase.reuse, Phase.generate, Phase.shrink] if wanted in counts else [Phase.reuse, Phase.shrink]
         test = hypothesis_seed(seed)(_settings(examples, phases, database)(given(state=states, data=st.data())(find)))
         test._hypothesis_internal_database_key = f"{key}|{wanted}".encode()  # type: ignore[attr-defined]
-        with contextlib.suppress(_Found):  # ``minimal[-1]`` is the shrunk case (hypothesis replays it last)
+        # ``minimal[-1]`` is the shrunk case (hypothesis replays it last); SkipTest: nothing stored to replay.
+        with contextlib.suppress(_Found, unittest.SkipTest):
             test()
         if minimal:
             if wanted not in counts:
