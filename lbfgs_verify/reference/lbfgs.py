@@ -29,7 +29,8 @@ torch's LBFGS; each difference is pinned by a test in ``tests/fast``):
    >= 1 (torch: ``IndexError``/``TypeError`` at the first curvature pair), ``line_search_fn`` other than
    ``None``/``"strong_wolfe"`` (torch: ``RuntimeError`` at the first iteration, after counting it), a
    non-number (``str``, ``None``, a tensor count) for ``max_iter``/``max_eval``/tolerances (torch:
-   ``TypeError`` inside ``step()``), ``bool`` for any numeric hyperparameter, a bool or complex tensor lr. The
+   ``TypeError`` inside ``step()``), ``max_eval < 1`` with ``"strong_wolfe"`` (torch: ``UnboundLocalError``
+   in its line search), ``bool`` for any numeric hyperparameter, a bool or complex tensor lr. The
    same check runs on the saved groups at load and on the group at each ``step()`` (edits between steps).
    Everything else torch accepts is accepted (numpy scalars, floats and ``0`` for ``max_iter``/``max_eval``,
    ``inf``/``-inf`` tolerances, tensor tolerances, integer tensor lr) and its own ``state_dict()`` loads.
@@ -389,3 +390,6 @@ def check_options(group: Mapping[str, Any], where: str) -> None:
         raise ValueError(f"{where}['history_size'] must be an int >= 1, got {history_size}")
     if group["line_search_fn"] not in (None, "strong_wolfe"):
         raise ValueError(f"{where}['line_search_fn'] must be None or 'strong_wolfe', got {group['line_search_fn']!r}")
+    if group["line_search_fn"] == "strong_wolfe" and not group["max_eval"] >= 1:
+        raise ValueError(f"{where}['max_eval'] must be >= 1 with line_search_fn='strong_wolfe', got "
+                         f"{group['max_eval']!r} (torch.optim.LBFGS's line search then fails with UnboundLocalError)")

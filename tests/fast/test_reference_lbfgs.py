@@ -422,12 +422,29 @@ def test_step_without_closure_is_a_clear_type_error() -> None:
     ({"max_eval": torch.tensor(3)}, TypeError, "max_eval"),
     ({"tolerance_grad": None}, TypeError, "tolerance_grad"),
     ({"tolerance_change": "1e-9"}, TypeError, "tolerance_change"),
+    ({"max_eval": 0, "line_search_fn": "strong_wolfe"}, ValueError, "max_eval"),
 ])
 def test_bad_constructor_arguments_raise_naming_the_argument(kwargs: dict[str, Any], error: type,
                                                              named: str) -> None:
     """Deliberate difference 7: what torch cannot run with is refused at once (never by an ``assert``)."""
     with pytest.raises(error, match=named):
         LBFGS([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+@pytest.mark.parametrize("max_eval", [0, -1, 0.5])
+def test_strong_wolfe_without_evaluations_fails_in_torch(max_eval: float) -> None:
+    """Why max_eval < 1 with strong_wolfe is refused: torch's line search then fails with UnboundLocalError."""
+    p = torch.tensor([1.0, 2.0], requires_grad=True)
+    opt = torch.optim.LBFGS([p], max_eval=max_eval, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = (p**2).sum()
+        value.backward()
+        return value
+
+    with pytest.raises(UnboundLocalError):
+        opt.step(closure)
 
 
 def test_nonfinite_state_loads_with_a_warning_naming_the_keys() -> None:
