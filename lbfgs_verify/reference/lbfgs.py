@@ -38,6 +38,8 @@ torch's LBFGS; each difference is pinned by a test in ``tests/fast``):
    ``AssertionError``), before touching anything, as torch.
 9. A ``step()`` that follows one whose closure raised before any iteration completed raises ``TypeError`` with
    a message saying so (torch raises ``TypeError`` from ``flat_grad.sub(None)``), leaving the same state.
+10. A value that is not a tensor, stored in a parameter's state by a hook, loads as it was (torch's load rebuilds
+    any iterable through its type, so a string becomes the repr of a generator).
 """
 
 from __future__ import annotations

@@ -473,3 +473,12 @@ def test_extra_entries_are_carried_like_torch() -> None:
         saved = target.state_dict()
         assert saved["state"][0]["momentum"] == 1.0 and saved["state"]["note"] == {"by": "a hook"}, cls
         assert "written_by_a_post_hook" not in saved, cls
+
+
+def test_string_in_a_parameter_state_loads_as_it_was() -> None:
+    """Deliberate difference 10: torch's load rebuilds a str through ``type(value)(generator)``; ours copies it."""
+    for cls, kept in ((torch.optim.LBFGS, False), (LBFGS, True)):
+        opt, saved = _state_after(cls, steps=1)
+        saved["state"][0]["note"] = "epoch 3"
+        opt.load_state_dict(saved)
+        assert (opt.state_dict()["state"][0]["note"] == "epoch 3") == kept, cls
