@@ -541,10 +541,14 @@ class _TemporaryFile:
     """A payload living in a real file of a temporary directory (removed with the payload)."""
 
     def __init__(self, state: Any) -> None:
+        import os
+        import shutil
         import tempfile
+        import weakref
 
-        self._directory = tempfile.TemporaryDirectory(prefix="lbfgs-verify-")
-        self.path = f"{self._directory.name}/optimizer.pt"
+        directory = tempfile.mkdtemp(prefix="lbfgs-verify-")
+        weakref.finalize(self, shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "optimizer.pt")
         torch.save(state, self.path)
 
     def load(self) -> Any:

@@ -115,7 +115,10 @@ def _literal(value: Any) -> str:
 
 
 def _missing_key(saved: dict[str, Any], draw: Draw) -> Applied | None:
-    sites = [(p, v) for p, v in walk(saved) if isinstance(get(saved, p[:-1]), Mapping)]
+    # A parameter without an entry in ``state`` is legitimate (it has no state yet: torch/optim/optimizer.py),
+    # so whole per-parameter entries are not deleted; keys inside them and everywhere else are.
+    sites = [(p, v) for p, v in walk(saved) if (isinstance(get(saved, p[:-1]), Mapping) and len(p) != 2)
+             or (len(p) == 2 and p[0] != "state")]
     site = _pick(draw, sites)
     if site is None:
         return None

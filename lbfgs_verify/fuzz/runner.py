@@ -66,7 +66,9 @@ def _failure_text(exc: BaseException) -> str:
 def evaluate_route(target: Any, route: Route, state: FuzzState, *, threads: int = 1) -> CaseOutcome:
     """Carry ``state`` along ``route`` and compare every continuation with the uninterrupted run."""
     example = {**state.evidence(), "route": route.name}
-    with comparison_environment(threads):
+    # Warnings are recorded, not raised: a valid diverged state may load with a RuntimeWarning (the policy).
+    with comparison_environment(threads), warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
         try:
             uninterrupted = record_run(target, state.scenario)
             result = route.run(target, state.scenario, state.split, state.n_after)
