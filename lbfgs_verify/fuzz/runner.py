@@ -1,7 +1,7 @@
 """The fuzz campaign: for every route and corruption class, generate reachable states, classify each case,
 count the outcomes, and shrink one example per finding.
 
-Two hypothesis passes per route/class, both seeded with ``seed``: a counting pass (``max_examples`` cases,
+Two hypothesis passes per route/class: a counting pass seeded with ``seed`` (``max_examples`` cases,
 no shrinking) gives the outcome matrix; then, for each finding outcome, a shrinking pass replays the
 example database first (findings of earlier runs come back before anything new is generated) and shrinks to
 a minimal example, which is stored there again. Database keys name the target, route/class and outcome.
@@ -299,7 +299,8 @@ def _campaign(evaluate: Callable[[FuzzState, Any], CaseOutcome | None], states: 
         minimal: list[CaseOutcome] = []
         find = _finder(evaluate, wanted, minimal)
         phases = [Phase.reuse, Phase.generate, Phase.shrink] if wanted in counts else [Phase.reuse, Phase.shrink]
-        test = hypothesis_seed(seed)(_settings(examples, phases, database)(given(state=states, data=st.data())(find)))
+        # No @seed here: hypothesis turns the example database off for seeded tests.
+        test = _settings(examples, phases, database)(given(state=states, data=st.data())(find))
         test._hypothesis_internal_database_key = f"{key}|{wanted}".encode()  # type: ignore[attr-defined]
         # ``minimal[-1]`` is the shrunk case (hypothesis replays it last); SkipTest: nothing stored to replay.
         with contextlib.suppress(_Found, unittest.SkipTest):
