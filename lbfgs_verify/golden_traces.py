@@ -69,10 +69,12 @@ SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw",
 TORCH_HYPERPARAMETER_SETS: dict[str, dict[str, Any]] = {
     "fixed_lr1_m100_it1": {"max_iter": 1},
     "fixed_lr0.1_m3_it1": {"lr": 0.1, "history_size": 3, "max_iter": 1},
-    "wolfe_m10_it1": {"line_search_fn": "strong_wolfe", "history_size": 10, "max_iter": 1},
+    "wolfe_m10_it1": {"line_search_fn": "strong_wolfe", "history_size": 10, "max_iter": 1, "max_eval": 25},
     "wolfe_m5_it20": {"line_search_fn": "strong_wolfe", "history_size": 5},
 }
-"""The hyperparameter sets of the torch-protocol runs (torch's defaults for everything not named)."""
+"""The hyperparameter sets of the torch-protocol runs (torch's defaults for everything not named). With
+``max_iter=1`` and strong Wolfe, ``max_eval`` must be given: its default ``max_iter * 5 // 4 = 1`` leaves the line
+search no evaluation and torch's step does not move (torch/optim/lbfgs.py, ``max_eval - current_evals``)."""
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
