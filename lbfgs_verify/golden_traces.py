@@ -485,46 +485,73 @@ class RunComparison:
         quantity: the first differing quantity, readable (``f: 1.5 -> 1.5000000000000002, 1 ULP, ...``).
         within_tolerance: every iteration up to :data:`TOLERANCE_HORIZON` (and the counts there) within the
             tolerance (``True`` when identical).
+        tolerance_break: where and how the tolerance is first exceeded (``""`` when within).
     """
 
     id: str
     first_iteration: int | None = None
     quantity: str = ""
     within_tolerance: bool = True
+    tolerance_break: str = ""
 
     @property
     def identical(self) -> bool:
         return self.first_iteration is None
 
 
+def _first_quantity(a: Iterate, b: Iterate, dtype: str) -> str:
+    """The first differing quantity of two iterates: evaluations, then f, then coordinates, then the hash."""
+    if a.evals != b.evals:
+        return f"evaluations: {a.evals} -> {b.evals}"
+    if repr(a.f) != repr(b.f):
+        return _quantity("f", a.f, b.f, dtype)
+    k = next((k for k, (u, v) in enumerate(zip(a.x, b.x, strict=False)) if repr(u) != repr(v)), None)
+    if k is not None:
+        return _quantity(f"x[{k}]", a.x[k], b.x[k], dtype)
+    return f"iterate hash {a.hash} -> {b.hash} (beyond the first {COORDINATES} coordinates)"
+
+
+def _tolerance_break(a: Iterate, b: Iterate, dtype: str, tolerance: Any) -> str | None:
+    """The first quantity of ``b`` outside ``tolerance`` around ``a`` (evaluations must be equal), or ``None``."""
+    if a.evals != b.evals:
+        return f"evaluations: {a.evals} -> {b.evals}"
+    if not _within(a.f, b.f, tolerance):
+        return _quantity("f", a.f, b.f, dtype)
+    for k, (u, v) in enumerate(zip(a.x, b.x, strict=True)):
+        if not _within(u, v, tolerance):
+            return _quantity(f"x[{k}]", u, v, dtype)
+    return None
+
+
+def tolerance_horizon(trace: GoldenTrace) -> int:
+    """Records judged with the tolerance: those covering the first :data:`TOLERANCE_HORIZON` iterations (one record
+    per iteration for scipy and ``max_iter=1``; with torch's default ``max_iter=20``, the first ``step()``)."""
+    per_record = int(trace.settings.get("max_iter", 1 if "method" in trace.settings else 20))
+    return max(1, math.ceil(TOLERANCE_HORIZON / per_record))
+
+
 def compare_trace(old: GoldenTrace, new: GoldenTrace) -> RunComparison:
-    """First differing iteration and quantity (hash, then evaluations, then f, then coordinates), and whether the
-    first :data:`TOLERANCE_HORIZON` iterations stay within :func:`drift_tolerance`."""
+    """First differing iteration and quantity (evaluations, then f, then coordinates, then the hash), and whether
+    the records within :func:`tolerance_horizon` stay within :func:`drift_tolerance` with equal counts."""
     dtype = str(old.settings.get("dtype", "float64"))
     tolerance = drift_tolerance(dtype)
+    horizon = tolerance_horizon(old)
     out = RunComparison(old.id)
     for i, (a, b) in enumerate(zip(old.iterates, new.iterates, strict=False), start=1):
         if out.first_iteration is None and a.to_json() != b.to_json():
             out.first_iteration = i
-            if a.evals != b.evals:
-                out.quantity = f"evaluations: {a.evals} -> {b.evals}"
-            elif _float(a.f) != _float(b.f) or repr(a.f) != repr(b.f):
-                out.quantity = _quantity("f", a.f, b.f, dtype)
-            else:
-                k = next((k for k, (u, v) in enumerate(zip(a.x, b.x, strict=False)) if repr(u) != repr(v)), None)
-                out.quantity = (_quantity(f"x[{k}]", a.x[k], b.x[k], dtype) if k is not None
-                                else f"iterate hash {a.hash} -> {b.hash} (beyond the first {COORDINATES} "
-                                     f"coordinates)")
-        if i <= TOLERANCE_HORIZON and out.within_tolerance and not (
-                a.evals == b.evals and _within(a.f, b.f, tolerance)
-                and all(_within(u, v, tolerance) for u, v in zip(a.x, b.x, strict=True))):
+            out.quantity = _first_quantity(a, b, dtype)
+        broken = _tolerance_break(a, b, dtype, tolerance) if i <= horizon and out.within_tolerance else None
+        if broken is not None:
             out.within_tolerance = False
+            out.tolerance_break = f"iteration {i}: {broken} (tolerance {tolerance})"
     n_old, n_new = len(old.iterates), len(new.iterates)
     if out.first_iteration is None and (n_old != n_new or old.stop != new.stop):
         out.first_iteration = min(n_old, n_new) + 1
         out.quantity = f"iterations {n_old} -> {n_new}; stop '{old.stop}' -> '{new.stop}'"
-    if min(n_old, n_new) < TOLERANCE_HORIZON and n_old != n_new:
+    if out.within_tolerance and min(n_old, n_new) < horizon and n_old != n_new:
         out.within_tolerance = False
+        out.tolerance_break = f"iterations {n_old} -> {n_new} within the first {horizon}"
     return out
 
 
@@ -572,7 +599,7 @@ class DriftReport:
                     f"{first.first_iteration} (first differing quantity {first.quantity}; {first.id}); {judged}")
         shown = sorted(changed, key=lambda r: (r.within_tolerance, r.first_iteration or 0))[:limit]
         for r in shown:
-            mark = "within tolerance" if r.within_tolerance else "BEYOND tolerance"
+            mark = "within tolerance" if r.within_tolerance else f"BEYOND tolerance at {r.tolerance_break}"
             head.append(f"    {r.id}: from iteration {r.first_iteration}: {r.quantity} [{mark}]")
         if len(changed) > limit:
             head.append(f"    ... and {len(changed) - limit} more")
@@ -621,7 +648,11 @@ def compare_file(path: Path, *, target: str | None = None, select: str | None = 
                                        "knows (re-record with `lbfgs-verify record`)")
             if progress:
                 progress(old.id)
-            runs.append(compare_trace(old, spec_for.run()))
+            new = spec_for.run()
+            if new.settings != old.settings:
+                raise GoldenTraceError(f"record file {path}: run {old.id!r} was recorded with {old.settings}, this "
+                                       f"version of lbfgs_verify runs it with {new.settings}: re-record the file")
+            runs.append(compare_trace(old, new))
     now = current_environment(threads)
     changes = environment_differences(record.environment, now, library)
     if target is not None and target != record.optimizer:
