@@ -610,11 +610,14 @@ class DriftReport:
                 "ok": self.ok, "runs": [vars(r) for r in self.runs]}
 
 
-def compare_file(path: Path, *, target: str | None = None, select: str | None = None,
+def compare_file(path: Path, *, target: Any = None, select: str | None = None,
                  progress: Callable[[str], None] | None = None) -> DriftReport:
-    """Re-run every trace of the record file at ``path`` (``target``: a ``module:attr`` to run instead of the
-    recorded optimizer, torch protocol only) and compare (``select``: substring of run ids)."""
+    """Re-run every trace of the record file at ``path`` (``target``: a ``module:attr`` or a loaded
+    :class:`~lbfgs_verify.targets.Target` to run instead of the recorded optimizer, torch protocol only) and
+    compare (``select``: substring of run ids)."""
     record = read_record_file(path)
+    loaded = target if hasattr(target, "make") else None
+    target = loaded.spec if loaded is not None else target
     threads = int(record.environment.get("threads", 1))
     if record.protocol == "scipy-iteration":
         if target is not None:
@@ -624,8 +627,10 @@ def compare_file(path: Path, *, target: str | None = None, select: str | None = 
         library, optimizer = "scipy", SCIPY_OPTIMIZER
     elif record.protocol == "torch-step":
         spec = target or record.optimizer
-        if spec == TORCH_OPTIMIZER:
-            factory: Callable[..., Any] = torch.optim.LBFGS
+        if loaded is not None:
+            factory: Callable[..., Any] = loaded.make
+        elif spec == TORCH_OPTIMIZER:
+            factory = torch.optim.LBFGS
         else:
             from lbfgs_verify.targets import TargetLoadError, load_target
 

@@ -179,3 +179,25 @@ __all__ = [
     "other_thread_count",
     "run_across_threads",
 ]
+
+
+@register(
+    "portability.golden_traces",
+    category="portability",
+    modes=("conformance",),
+    title="the target reproduces the shipped golden traces of torch.optim.LBFGS (MGH problems, SPD quadratics): "
+          "bitwise in the recorded environment, within the cuda.* tolerance over the first 10 iterations elsewhere",
+    catches="departures from torch's iteration on the recorded problems, and drift between torch versions, BLAS "
+            "builds or CPU kinds (lbfgs-verify drift explains them)",
+)
+def check_golden_traces(ctx: CheckContext) -> None:
+    from lbfgs_verify.golden_traces import TORCH_FILE, compare_file, golden_traces_dir
+
+    select = "x0*1,float64]/wolfe" if ctx.budget.name == "quick" else None
+    report = compare_file(golden_traces_dir() / TORCH_FILE, target=ctx.target.spec, select=select)
+    environment = [c for c in report.environment_changes if not c.startswith("optimizer ")]
+    bad = report.changed if not environment else [r for r in report.runs if not r.within_tolerance]
+    if bad:
+        raise PropertyFailed("\n".join(report.lines(limit=5)),
+                             {"environment_changes": environment, "changed_runs": len(report.changed),
+                              "first": vars(bad[0])})
