@@ -80,3 +80,25 @@ def test_planted_bug_fails_at_the_tolerance(spec: str) -> None:
     assert "leaves the tolerance of the uninterrupted run" in result.detail
     assert result.evidence["tolerance"] == str(THREAD_TOLERANCE)
     assert (result.evidence["save_threads"], result.evidence["resume_threads"]) == (1, 2)
+
+
+GOLDEN = "portability.golden_traces"
+
+
+@pytest.mark.parametrize("spec", ["torch.optim:LBFGS", "lbfgs_verify.reference:LBFGS"])
+def test_torch_and_its_twin_reproduce_the_golden_traces(spec: str) -> None:
+    from lbfgs_verify.targets import load_target
+
+    ctx = CheckContext(load_target(spec), mode="conformance", budget=BUDGETS["quick"])
+    result = run_property(REGISTRY[GOLDEN], ctx)
+    assert result.status is Status.PASS, result.detail
+
+
+def test_a_planted_bug_departs_from_the_golden_traces() -> None:
+    from tests.quality.planted_bugs import WrongSignTwoLoop
+
+    spec = "tests.quality.planted_bugs:WrongSignTwoLoop"
+    ctx = CheckContext(_target(WrongSignTwoLoop, spec), mode="conformance", budget=BUDGETS["quick"])
+    result = run_property(REGISTRY[GOLDEN], ctx)
+    assert result.status is Status.FAIL, result.detail
+    assert f"optimizer torch.optim:LBFGS -> {spec}" in result.detail
