@@ -1,9 +1,9 @@
 """Derive ``portability.*``'s tolerance: how far a run resumed under another thread count drifts from the
 uninterrupted run, against steps and conditioning, next to the deviations of the planted bugs.
 
-Run from the repository root: ``PYTHONPATH=. python benchmarks/portability_tolerance.py`` (a few minutes). Prints, per case,
-the largest ``|Δx|`` and the largest ratio ``|Δx| / (atol + rtol·|x|)`` of THREAD_TOLERANCE after each resumed step
-(ratio < 1: within the tolerance).
+Run from the repository root: ``PYTHONPATH=. python benchmarks/portability_tolerance.py`` (a few minutes).
+Prints, per case, the largest ``|Δx|`` and the largest ratio ``|Δx| / (atol + rtol·|x|)`` of THREAD_TOLERANCE
+after each resumed step (ratio < 1: within the tolerance).
 """
 
 from __future__ import annotations

@@ -161,3 +161,26 @@ def test_cli_bad_input_is_a_clear_usage_error(tmp_path: Path, capsys: pytest.Cap
     assert main(["drift", "--records", str(TRACES / gt.SCIPY_FILE), "--target", "torch.optim:LBFGS"]) == 2
     assert "torch protocol" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.json.*"))  # nothing written beside the inputs
+
+
+REAL_OLD_RECORD = Path(__file__).parent / "data" / "torch_2.4.1_lbfgs_subset.json"
+"""8 runs recorded by ``lbfgs-verify record`` under torch 2.4.1+cu121 (MKL 2022.2) on the machine that made the
+shipped records: a real drift, not an edited one."""
+
+
+@pytest.mark.skipif(tuple(int(v) for v in __import__("torch").__version__.split(".")[:2]) < (2, 5),
+                    reason="the max_eval fix of pytorch PR #135026 is in torch >= 2.5")
+def test_a_record_made_by_torch_2_4_shows_the_max_eval_fix_and_rounding() -> None:
+    import torch
+
+    report = gt.compare_file(REAL_OLD_RECORD)
+    assert report.environment_changes[0] == f"torch 2.4.1+cu121 -> {torch.__version__}"
+    by_id = {r.id: r for r in report.runs}
+    meyer = by_id["mgh10_meyer[n=3,x0*1,float32]/wolfe_m10_it1"]
+    # torch 2.4 let strong Wolfe use 25 evaluations whatever max_eval left; torch >= 2.5 passes max_eval - used.
+    assert (meyer.first_iteration, meyer.quantity) == (1, "evaluations: 27 -> 26")
+    assert not meyer.within_tolerance and not report.ok
+    quadratic = by_id["spd_quadratic[n=30,kappa=100,seed=1,float64]/fixed_lr1_m100_it1"]
+    if not quadratic.identical:  # MKL 2022 -> 2024 sums the matrix-vector product in another order here
+        assert quadratic.within_tolerance, quadratic
+    assert f"torch 2.4.1+cu121 -> {torch.__version__}" in report.lines()[1]
