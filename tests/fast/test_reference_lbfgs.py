@@ -544,3 +544,29 @@ def _weights_only_safe(kwargs: dict[str, Any]) -> bool:
     import numpy as np
 
     return not any(isinstance(v, np.generic) for v in kwargs.values())
+
+
+@pytest.mark.parametrize(("kwargs", "torch_error"), [
+    ({"history_size": 0}, IndexError),
+    ({"history_size": 2.0}, TypeError),
+    ({"line_search_fn": "armijo"}, RuntimeError),
+    ({"max_iter": "5", "max_eval": 5}, TypeError),
+    ({"tolerance_grad": None}, TypeError),
+])
+def test_what_the_reference_refuses_at_once_torch_fails_on_later(kwargs: dict[str, Any], torch_error: type) -> None:
+    """The stated reason of deliberate difference 7 is true: torch accepts these and fails inside step()."""
+    problem = SmallProblem(seed=2, sizes=(3,), dtype=torch.float64, with_complex=False, with_unused=False)
+    params = [t.clone().requires_grad_(True) for t in problem.start()]
+    opt = torch.optim.LBFGS(params, **kwargs)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = problem.loss(params)
+        value.backward()
+        return value
+
+    with pytest.raises(torch_error):
+        for _ in range(3):
+            opt.step(closure)
+    with pytest.raises((TypeError, ValueError)):
+        LBFGS([t.clone().requires_grad_(True) for t in problem.start()], **kwargs)
