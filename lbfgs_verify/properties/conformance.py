@@ -8,8 +8,12 @@ complex parameters, parameters without grad: :func:`lbfgs_verify.strategies.scen
 interchange both ways mid-run: the target's ``state_dict`` loads into torch and torch's into the target, and
 the run continues bitwise as torch's uninterrupted run.
 
+The API properties (state in ``optimizer.state``, hooks, named state dicts, extra keys, a diverged run's state)
+check, side by side with torch, what PyTorch's generic optimizer tests (``test/test_optim.py``,
+``TestOptimRenewed``) assert of every ``torch.optim`` optimizer.
+
 Source of the rules: torch/optim/lbfgs.py and torch/optim/optimizer.py of the installed torch (2.13 when this
-was written); /work/shared/facts/torch-lbfgs.md.
+was written).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ order, and is mutated the way torch mutates it (so even a step whose closure rai
 every generic ``torch.optim.Optimizer`` mechanism works: hooks, ``param_names``, ``add_param_group``,
 ``zero_grad``, ``__repr__``, ``defaults``. :attr:`LBFGS.lbfgs_state` is a typed view of that dict, not a copy.
 
-Where this optimizer deliberately differs from torch 2.13 (defects 1-6 are those of the project's notes on
-torch's LBFGS; each difference is pinned by a test in ``tests/fast``):
+Where this optimizer deliberately differs from torch 2.13 (1-6 are torch defects, measured; each difference is
+pinned by a test in ``tests/fast``):
 
 1. ``load_state_dict`` validates everything and, on any error, leaves the optimizer exactly as it was
    (torch loads anything and fails later, or silently runs on garbage). Non-finite values load (a diverged

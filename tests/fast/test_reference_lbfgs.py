@@ -482,3 +482,91 @@ def test_string_in_a_parameter_state_loads_as_it_was() -> None:
         saved["state"][0]["note"] = "epoch 3"
         opt.load_state_dict(saved)
         assert (opt.state_dict()["state"][0]["note"] == "epoch 3") == kept, cls
+
+
+@st.composite
+def accepted_arguments(draw: Any) -> dict[str, Any]:
+    """Constructor arguments of every kind torch runs with (numpy scalars, floats and 0 for counts, ±inf and
+    tensor tolerances, integer and 1-d tensor lr); some combinations are refused, and then skipped."""
+    import numpy as np
+
+    kwargs: dict[str, Any] = {
+        "lr": draw(st.sampled_from([1, 0.5, np.float32(0.5), np.float64(0.25), torch.tensor(0.5),
+                                    torch.tensor(0.5, dtype=torch.float64), torch.tensor(1), torch.tensor([0.5]),
+                                    float("inf"), 0.0])),
+        "max_iter": draw(st.sampled_from([0, 1, 3, np.int64(3), 3.0, 2.5])),
+        "tolerance_grad": draw(st.sampled_from([1e-7, 0.0, -float("inf"), float("inf"), torch.tensor(1e-5),
+                                                np.float64(1e-6)])),
+        "tolerance_change": draw(st.sampled_from([1e-9, 0.0, -float("inf"), torch.tensor(1e-9), np.float32(1e-9)])),
+        "history_size": draw(st.sampled_from([1, 2, np.int64(3), 100])),
+        "line_search_fn": draw(st.sampled_from([None, "strong_wolfe"])),
+    }
+    max_eval = draw(st.sampled_from([None, 0, 1, 5, np.int64(5), 7.0]))
+    if max_eval is not None:
+        kwargs["max_eval"] = max_eval
+    return kwargs
+
+
+@given(problem=small_problems(), kwargs=accepted_arguments(), n_steps=st.integers(1, 3))
+def test_whatever_the_constructor_accepts_its_own_state_dict_loads(problem: SmallProblem, kwargs: dict[str, Any],
+                                                                    n_steps: int) -> None:
+    """The load policy: the optimizer's own state_dict (diverged ones included) loads, and the loaded optimizer
+    continues bitwise as the original does."""
+    import warnings
+
+    note(f"problem={problem} kwargs={kwargs} steps={n_steps}")
+    try:
+        LBFGS([torch.zeros(1, requires_grad=True)], **copy.deepcopy(kwargs))
+    except (TypeError, ValueError):
+        assume(False)  # refused at construction: nothing of its own to load
+    _, original, params = run(LBFGS, problem, kwargs, n_steps)
+    copies = [p.detach().clone().requires_grad_(True) for p in params]
+    loaded = LBFGS(copies, **copy.deepcopy(kwargs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # non-finite values: loaded, with a warning
+        loaded.load_state_dict(torch_save_load(original.state_dict()) if _weights_only_safe(kwargs)
+                               else copy.deepcopy(original.state_dict()))
+    assert_same(clone_structure(original.state_dict()), clone_structure(loaded.state_dict()), "loaded state")
+    for opt, ps in ((original, params), (loaded, copies)):
+        def closure(opt: Any = opt, ps: list[torch.Tensor] = ps) -> torch.Tensor:
+            opt.zero_grad()
+            value = problem.loss(ps)
+            value.backward()
+            return value
+
+        opt.step(closure)
+    assert_same([p.detach() for p in params], [p.detach() for p in copies], "parameters after the next step")
+    assert_same(clone_structure(original.state_dict()), clone_structure(loaded.state_dict()), "state after")
+
+
+def _weights_only_safe(kwargs: dict[str, Any]) -> bool:
+    """torch.load(weights_only=True) refuses numpy scalars; those dicts go through copy.deepcopy instead."""
+    import numpy as np
+
+    return not any(isinstance(v, np.generic) for v in kwargs.values())
+
+
+@pytest.mark.parametrize(("kwargs", "torch_error"), [
+    ({"history_size": 0}, IndexError),
+    ({"history_size": 2.0}, TypeError),
+    ({"line_search_fn": "armijo"}, RuntimeError),
+    ({"max_iter": "5", "max_eval": 5}, TypeError),
+    ({"tolerance_grad": None}, TypeError),
+])
+def test_what_the_reference_refuses_at_once_torch_fails_on_later(kwargs: dict[str, Any], torch_error: type) -> None:
+    """The stated reason of deliberate difference 7 is true: torch accepts these and fails inside step()."""
+    problem = SmallProblem(seed=2, sizes=(3,), dtype=torch.float64, with_complex=False, with_unused=False)
+    params = [t.clone().requires_grad_(True) for t in problem.start()]
+    opt = torch.optim.LBFGS(params, **kwargs)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = problem.loss(params)
+        value.backward()
+        return value
+
+    with pytest.raises(torch_error):
+        for _ in range(3):
+            opt.step(closure)
+    with pytest.raises((TypeError, ValueError)):
+        LBFGS([t.clone().requires_grad_(True) for t in problem.start()], **kwargs)

@@ -32,18 +32,24 @@ API_PROPERTIES = (
 
 
 class StateInAnAttribute(LBFGS):
-    """Fault: the state lives in an attribute between steps; ``optimizer.state`` stays empty."""
+    """Fault: the state lives in an attribute between steps; ``optimizer.state`` stays empty.
+
+    (Moved in and out by step hooks: overriding ``step`` and calling ``super().step`` would run torch's step
+    hooks twice once the base class's ``step`` is patched too, a trap of subclassing any torch optimizer.)"""
 
     hidden: dict[str, Any] | None = None
 
-    def step(self, closure: Any) -> Any:
-        first = self.param_groups[0]["params"][0]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_step_pre_hook(lambda opt, a, k: opt._restore())
+        self.register_step_post_hook(lambda opt, a, k: opt._hide())
+
+    def _restore(self) -> None:
         if self.hidden is not None:
-            self.state[first] = self.hidden
-        try:
-            return super().step(closure)
-        finally:
-            self.hidden = self.state.pop(first, None)
+            self.state[self.param_groups[0]["params"][0]] = self.hidden
+
+    def _hide(self) -> None:
+        self.hidden = self.state.pop(self.param_groups[0]["params"][0], None)
 
     def state_dict(self) -> dict[str, Any]:
         first = self.param_groups[0]["params"][0]
