@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--lacks", metavar="FEATURES",
                         help="comma-separated features the targets lack (see lbfgs_verify.capabilities.FEATURES)")
     report.add_argument("--benchmark-json", metavar="PATH", type=Path,
-                        help="read this pytest-benchmark JSON instead of running benchmarks/")
+                        help="read this pytest-benchmark JSON instead of running benchmarks/test_step_speed.py")
     report.add_argument("--no-benchmarks", action="store_true", help="leave the benchmark section empty")
     report.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -194,11 +194,12 @@ def _report(args: argparse.Namespace) -> int:
             return EXIT_USAGE
 
     from lbfgs_verify.report import REPORT_BUDGETS, ReportOptions, write_report
+    from lbfgs_verify.report.benchmarks import STEP_SPEED
 
     options = ReportOptions(
         out=args.out, budget=REPORT_BUDGETS[args.budget], targets=tuple(args.target), problems=problems,
         problem_set=args.problems, seed=args.seed, threads=args.threads, lacks=lacks,
-        benchmark_json=args.benchmark_json, benchmark_dir=None if args.no_benchmarks else Path("benchmarks"),
+        benchmark_json=args.benchmark_json, benchmark_dir=None if args.no_benchmarks else STEP_SPEED,
         progress=not args.no_progress,
     )
     report = write_report(options)

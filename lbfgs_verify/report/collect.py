@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.report import agreement, profiles, verdicts
-from lbfgs_verify.report.benchmarks import benchmark_section
+from lbfgs_verify.report.benchmarks import STEP_SPEED, benchmark_section
 from lbfgs_verify.report.budget import REPORT_BUDGETS, ReportBudget
 from lbfgs_verify.report.environment import environment
 from lbfgs_verify.report.resume_grid import resume_splits
@@ -62,7 +62,7 @@ class ReportOptions:
         lacks: features the targets declare they lack (merged with their own declarations).
         default_solvers: ids of the default solvers to keep (``None``: all five).
         benchmark_json: a pytest-benchmark JSON to read instead of running ``benchmark_dir``.
-        benchmark_dir: the pytest-benchmark folder to run (``None``: no benchmarks).
+        benchmark_dir: the pytest-benchmark file or folder to run (``None``: no benchmarks).
         progress: show a progress bar (tqdm, on stderr).
         check_only: property ID prefixes for the verdict grid (``None``: the budget's choice, all by default).
         history_sizes: the history sizes of the bitwise configurations.
@@ -78,7 +78,7 @@ class ReportOptions:
     lacks: frozenset[str] = frozenset()
     default_solvers: tuple[str, ...] | None = None
     benchmark_json: Path | None = None
-    benchmark_dir: Path | None = Path("benchmarks")
+    benchmark_dir: Path | None = STEP_SPEED
     progress: bool = True
     check_only: tuple[str, ...] | None = None
     history_sizes: tuple[int, ...] = (100, 3)

@@ -191,6 +191,8 @@ def test_agreement_check_resume_and_benchmark_tables_agree_with_json(data: dict[
     for shown, row in zip(bench, data["benchmarks"]["rows"], strict=True):
         assert shown["optimizer"] == row["optimizer"]
         assert float(shown["ratio to torch"]) == pytest.approx(row["ratio_to_torch"], rel=1e-5)
+    assert {r["optimizer"] for r in data["benchmarks"]["rows"]} == {"torch.optim.LBFGS",
+                                                                    "lbfgs_verify.reference.LBFGS", FLAKY}
 
 
 def test_environment_is_stated(data: dict[str, Any], markdown: str) -> None:
@@ -369,10 +371,12 @@ def test_benchmark_ratios_divide_by_torch_of_the_same_case() -> None:
          "stats": {"median": 2.0, "rounds": 5}},
         {"name": "test_a[x-mine]", "params": {"optimizer": "mine", "n": 1}, "stats": {"median": 3.0, "rounds": 5}},
         {"name": "test_a[y-mine]", "params": {"optimizer": "mine", "n": 2}, "stats": {"median": 3.0, "rounds": 5}},
+        {"name": "test_b[3]", "params": {"n": 3}, "stats": {"median": 9.0, "rounds": 5},
+         "extra_info": {"median_ratio_reference_over_torch": 0.75}},  # both timed interleaved in one benchmark
     ]}
     rows = {(r["case"], r["optimizer"]): r["ratio_to_torch"] for r in benchmark_ratios(data)}
     assert rows == {("test_a[n=1]", "torch.optim.LBFGS"): 1.0, ("test_a[n=1]", "mine"): 1.5,
-                    ("test_a[n=2]", "mine"): None}
+                    ("test_a[n=2]", "mine"): None, ("test_b[n=3]", "lbfgs_verify.reference.LBFGS"): 0.75}
 
 
 @pytest.mark.parametrize("argv, message", [
