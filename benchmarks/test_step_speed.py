@@ -4,20 +4,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
 
 from lbfgs_verify.reference import LBFGS
+from lbfgs_verify.report.benchmarks import TARGETS_ENV_VAR
 from lbfgs_verify.targets import load_target
 
 torch.set_num_threads(1)
 
 # `lbfgs-verify report` times its --target optimizers here too (comma-separated module:attr).
-EXTRA_TARGETS = [s.strip() for s in os.environ.get("LBFGS_VERIFY_BENCHMARK_TARGETS", "").split(",") if s.strip()]
+EXTRA_TARGETS = [s.strip() for s in os.environ.get(TARGETS_ENV_VAR, "").split(",") if s.strip()]
 
 
-def _optimizer_class(name: str):
+def _optimizer_class(name: str) -> Callable[..., Any]:
     if name == "torch.optim.LBFGS":
         return torch.optim.LBFGS
     if name == "lbfgs_verify.reference.LBFGS":
