@@ -106,11 +106,9 @@ def project(x: np.ndarray, box: BoxBounds) -> np.ndarray:
         if k == UNBOUNDED:
             continue
         if k <= BOTH and out[i] <= box.lower[i]:
-            if out[i] < box.lower[i]:
-                out[i] = box.lower[i]
+            out[i] = box.lower[i]
         elif k >= BOTH and out[i] >= box.upper[i]:
-            if out[i] > box.upper[i]:
-                out[i] = box.upper[i]
+            out[i] = box.upper[i]
     return out
 
 

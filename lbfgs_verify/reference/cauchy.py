@@ -303,5 +303,14 @@ def generalized_cauchy_point(
     return CauchyPoint(xcp, c, where)
 
 
-__all__ = ["CauchyPoint", "bmv", "daxpy", "ddot", "generalized_cauchy_point", "heap_next_breakpoint",
-           "ordered_sum", "trtrs_upper", "math"]
+__all__ = [
+    "CauchyPoint",
+    "bmv",
+    "daxpy",
+    "ddot",
+    "generalized_cauchy_point",
+    "heap_next_breakpoint",
+    "math",
+    "ordered_sum",
+    "trtrs_upper",
+]

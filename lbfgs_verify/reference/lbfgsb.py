@@ -741,9 +741,12 @@ OPTION_KEYS = ("maxcor", "ftol", "gtol", "maxiter", "maxfun", "maxls", "max_iter
 
 
 class LBFGSB(torch.optim.Optimizer):
-    """L-BFGS-B without bounds, iterating exactly like ``scipy.optimize.minimize(method="L-BFGS-B")``.
+    """L-BFGS-B, iterating exactly like ``scipy.optimize.minimize(method="L-BFGS-B")``.
 
-    Options are scipy's, with scipy's defaults (:class:`LBFGSBOptions`), plus ``max_iter_per_step``.
+    Options are scipy's, with scipy's defaults (:class:`LBFGSBOptions`), plus ``max_iter_per_step`` and
+    ``bounds=(lower, upper)`` over the flattened parameters (numbers or sequences, ±inf for no bound; the first
+    step moves the parameters into the box). Bounds are part of the problem, not of ``state_dict``: build the
+    optimizer that loads a bounded state with the same bounds.
 
     What ``step(closure)`` does: the first call evaluates the closure at the parameters (x0, counted like
     scipy's first evaluation) and tests the gradient; every call then runs iterations until a stop test fires
@@ -772,6 +775,7 @@ class LBFGSB(torch.optim.Optimizer):
         maxfun: int = 15000,
         maxls: int = 20,
         max_iter_per_step: int | None = None,
+        bounds: tuple[Any, Any] | None = None,
     ) -> None:
         defaults = {"maxcor": maxcor, "ftol": ftol, "gtol": gtol, "maxiter": maxiter, "maxfun": maxfun,
                     "maxls": maxls, "max_iter_per_step": max_iter_per_step}
@@ -783,6 +787,25 @@ class LBFGSB(torch.optim.Optimizer):
             if not (p.is_floating_point() or p.is_complex()):
                 raise TypeError(f"LBFGSB optimizes floating-point parameters, got dtype {p.dtype}")
         self.lbfgsb_state: LBFGSBState | None = None
+        self.box: BoxBounds | None = None if bounds is None else self._box_from(bounds)
+
+    def _box_from(self, bounds: Any) -> BoxBounds:
+        """``(lower, upper)``: each a number or a sequence/tensor of the parameters' flat size (±inf: no bound)."""
+        if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
+            raise TypeError("bounds must be a pair (lower, upper)")
+        n = self._numel()
+        sides = []
+        for name, side in zip(("lower", "upper"), bounds, strict=True):
+            value = side.detach().cpu().numpy() if isinstance(side, Tensor) else np.asarray(side, dtype=np.float64)
+            value = np.asarray(value, dtype=np.float64).reshape(-1)
+            if value.size == 1:
+                value = np.full(n, float(value[0]))
+            if value.size != n:
+                raise ValueError(f"bounds: {name} has {value.size} entries, the parameters have {n}")
+            if np.isnan(value).any():
+                raise ValueError(f"bounds: {name} contains NaN")
+            sides.append(value)
+        return BoxBounds.from_arrays(sides[0], sides[1])
 
     # --- parameters as one flat float64 vector -----------------------------------------------------------
     @property
@@ -844,11 +867,11 @@ class LBFGSB(torch.optim.Optimizer):
         per_step = group["max_iter_per_step"]
         evaluate = self._evaluator(closure)
         if self.lbfgsb_state is None:
-            self.lbfgsb_state = start(self._flat_params(), evaluate, options)
+            self.lbfgsb_state = start(self._flat_params(), evaluate, options, box=self.box)
         state = self.lbfgsb_state
         done = 0
         while state.stop is None and (per_step is None or done < per_step):
-            iterate(state, evaluate, options)
+            iterate(state, evaluate, options, box=self.box)
             done += 1
         self._write_params(state.x)
         return state.f
@@ -881,6 +904,11 @@ class LBFGSB(torch.optim.Optimizer):
         new_state = None
         if unpacked.inner is not None:
             new_state = state_from_dict(unpacked.inner, self._numel(), options, where=unpacked.where)
+            bounded_state = new_state.where is not None
+            bounded_here = self.box is not None and self.box.constrained
+            if bounded_state != bounded_here:
+                raise ValueError(f"{unpacked.where} is from a run {'with' if bounded_state else 'without'} bounds; "
+                                 f"this optimizer has {'bounds' if bounded_here else 'none'}")
         self.param_groups[0] = {**copy.deepcopy(self.param_groups[0]), **unpacked.options, "params": self._params}
         self.lbfgsb_state = new_state
         finish_load(self)
@@ -1011,6 +1039,42 @@ def state_from_dict(saved: Any, n: int, options: LBFGSBOptions, *, where: str = 
         stop = StopReason[stop_name]
     else:
         raise TypeError(f"{where}['stop'] must be None or a str, got {type(stop_name).__name__}")
+    n_updates = _integer(f"{where}['n_updates']", saved["n_updates"], 0)
+    if n_updates < len(s_history):
+        raise ValueError(f"{where}['n_updates'] ({n_updates}) is less than the pairs held ({len(s_history)})")
+    updated = saved["updated"]
+    if not isinstance(updated, bool):
+        raise TypeError(f"{where}['updated'] must be a bool, got {type(updated).__name__}")
+    bounded = [saved[k] is not None for k in ("where", "free_index", "inner_products")]
+    if any(bounded) and not all(bounded):
+        raise ValueError(f"{where}: 'where', 'free_index' and 'inner_products' are all None (no bounds) or all set")
+    where_codes = free_index = inner = None
+    n_free = _integer(f"{where}['n_free']", saved["n_free"], 0)
+    if all(bounded):
+        where_codes = _index_vector(f"{where}['where']", saved["where"], n)
+        if bool(((where_codes < -3) | (where_codes > 3) | (where_codes == -2)).any()):
+            raise ValueError(f"{where}['where'] holds codes outside -3, -1, 0, 1, 2, 3")
+        free_index = _index_vector(f"{where}['free_index']", saved["free_index"], n)
+        if sorted(free_index.tolist()) != list(range(n)):
+            raise ValueError(f"{where}['free_index'] must be a permutation of 0..{n - 1}")
+        if n_free > n:
+            raise ValueError(f"{where}['n_free'] must be <= {n}, got {n_free}")
+        inner = saved["inner_products"]
+        shape = (2 * options.maxcor, 2 * options.maxcor)
+        if not isinstance(inner, Tensor) or inner.dtype != torch.float64 or tuple(inner.shape) != shape:
+            raise ValueError(f"{where}['inner_products'] must be a float64 tensor of shape {shape}")
+        if not bool(torch.isfinite(inner).all()):
+            raise ValueError(f"{where}['inner_products'] contains NaN or inf")
+        inner = inner.detach().to(device="cpu").clone(memory_format=torch.contiguous_format)
     return LBFGSBState(x=x, f=f, g=g, n_iterations=n_iterations, n_evaluations=n_evaluations,
                        s_history=s_history, y_history=y_history, sy_history=sy_history, ss_history=ss_history,
-                       theta=theta, stop=stop)
+                       theta=theta, stop=stop, n_updates=n_updates, updated=updated, where=where_codes,
+                       free_index=free_index, n_free=n_free, inner_products=inner)
+
+
+def _index_vector(where: str, value: Any, n: int) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{where} must be a tensor, got {type(value).__name__}")
+    if value.dtype != torch.int64 or tuple(value.shape) != (n,):
+        raise ValueError(f"{where} must be an int64 tensor of shape ({n},), got {value.dtype} {tuple(value.shape)}")
+    return value.detach().to(device="cpu").clone()
