@@ -917,12 +917,15 @@ class LBFGSB(torch.optim.Optimizer):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state["lbfgsb_state"] = self.lbfgsb_state
+        state["box"] = self.box
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         if "lbfgsb_state" not in self.__dict__:
             self.lbfgsb_state = None
+        if "box" not in self.__dict__:
+            self.box = None
 
 
 # --------------------------------------------------------------------------------------------------------
