@@ -31,6 +31,7 @@ import pytest
 _ROUTED: Counter[str] = Counter()
 _FALLBACK: Counter[str] = Counter()
 _OUTCOMES: dict[str, str] = {}
+_REASONS: dict[str, str] = {}
 _CURRENT = {"test": "<collection>"}
 KEYWORDS = ("l-bfgs-b", "lbfgsb", "fmin_l_bfgs_b", "l_bfgs_b")
 
@@ -134,6 +135,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _OUTCOMES[report.nodeid] = report.outcome if not hasattr(report, "wasxfail") else "xfail"
+        if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+            _REASONS[report.nodeid] = str(report.longrepr[2])
+        elif hasattr(report, "wasxfail"):
+            _REASONS[report.nodeid] = f"xfail: {report.wasxfail}"
+        elif report.outcome == "failed":
+            _REASONS[report.nodeid] = str(report.longrepr)[-2000:]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -141,4 +148,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not path:
         return
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"routed": dict(_ROUTED), "fallback": dict(_FALLBACK), "outcomes": _OUTCOMES}, handle, indent=1)
+        json.dump({"routed": dict(_ROUTED), "fallback": dict(_FALLBACK), "outcomes": _OUTCOMES, "reasons": _REASONS},
+                  handle, indent=1)
