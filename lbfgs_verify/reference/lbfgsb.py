@@ -1,11 +1,17 @@
-"""A resumable L-BFGS-B for unconstrained problems that follows scipy 1.17 step by step.
+"""A resumable L-BFGS-B, with or without bounds, that follows scipy 1.17 step by step.
 
 The method is L-BFGS-B (R. H. Byrd, P. Lu, J. Nocedal, C. Zhu, "A limited memory algorithm for bound
-constrained optimization", SIAM J. Sci. Comput. 16(5):1190–1208, 1995) without bounds, in the form scipy
-1.17 runs it (``scipy/optimize/__lbfgsb.c``, the C translation of L-BFGS-B 3.0, and the driver loop in
-``scipy/optimize/_lbfgsb_py.py::_minimize_lbfgsb``). The facts relied on are in ``facts/scipy-lbfgsb.md``.
+constrained optimization", SIAM J. Sci. Comput. 16(5):1190–1208, 1995; C. Zhu et al., ACM TOMS 23(4), 1997;
+J. L. Morales, J. Nocedal, ACM TOMS 38(1), 2011), in the form scipy 1.17 runs it
+(``scipy/optimize/__lbfgsb.c``, the C translation of L-BFGS-B 3.0, and the driver loop in
+``scipy/optimize/_lbfgsb_py.py::_minimize_lbfgsb``), read there for the facts and written here anew.
 
-One iteration (:func:`iterate`), as ``__lbfgsb.c::mainlb`` does it when there are no bounds:
+With bounds (a :class:`~lbfgs_verify.reference.box.BoxBounds` handed to :func:`start` and :func:`iterate`), the
+direction comes from ``mainlb``'s bounded branch: the generalized Cauchy point
+(:mod:`lbfgs_verify.reference.cauchy`), the free set and the subspace step (:mod:`lbfgs_verify.reference.subspace`),
+and the line search is limited to the box (:mod:`lbfgs_verify.reference.box`); the state then also carries the
+``iwhere`` codes, the free set and ``formk``'s incrementally updated inner products. Without bounds, one
+iteration (:func:`iterate`) is, as ``__lbfgsb.c::mainlb`` does it:
 
 1. Direction. With an empty memory, the generalized Cauchy point with θ = 1 (``cauchy``): z = x - g.
    Otherwise the quasi-Newton point z = x - H g from the compact representation of the L-BFGS matrix

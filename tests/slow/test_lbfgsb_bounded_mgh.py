@@ -4,7 +4,8 @@ Two boxes per problem, both built from scipy's own unbounded run from the standa
 same function for both solvers):
 
 - **inactive**: the bounding box of that run's iterates (x0 included), widened by 1 + 10 % of its extent on each
-  side: no bound is active at the solution, but the bounded code path runs (breakpoints, longest feasible step,
+  side, and widened 4× again while scipy's bounded run still ends on a bound (its path differs from the free
+  one): no bound is active at the solution, but the bounded code path runs (breakpoints, longest feasible step,
   first step ≤ 1);
 - **active**: every variable of the unbounded solution x* is cut off by a bound placed 0.1·(1 + |x*_i|) beyond it
   (an upper bound below x*_i for even i, a lower bound above it for odd i): the bounded solution sits on bounds.
@@ -77,7 +78,12 @@ def _boxes(problem: Problem) -> dict[str, list[tuple[float, float]]]:
     finite = np.where(np.isfinite(points), points, 0.0)
     low, high = finite.min(axis=0), finite.max(axis=0)
     margin = 1.0 + 0.1 * (high - low)
-    inactive = [(float(lo - mg), float(hi + mg)) for lo, hi, mg in zip(low, high, margin, strict=True)]
+    for _ in range(8):  # widen until scipy's bounded run does not end on a bound (its path differs from the free one)
+        inactive = [(float(lo - mg), float(hi + mg)) for lo, hi, mg in zip(low, high, margin, strict=True)]
+        bounded_run, _trace = record_scipy_lbfgsb(fun, x0, bounds=inactive)
+        if not any(v in bound for v, bound in zip(bounded_run.x, inactive, strict=True)):
+            break
+        margin = 4.0 * margin
     solution = np.where(np.isfinite(free_run.x), free_run.x, 0.0)
     cut = 0.1 * (1.0 + np.abs(solution))
     active = [(-np.inf, float(v - c)) if i % 2 == 0 else (float(v + c), np.inf)
