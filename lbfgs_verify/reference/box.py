@@ -105,9 +105,11 @@ def project(x: np.ndarray, box: BoxBounds) -> np.ndarray:
         k = box.kind[i]
         if k == UNBOUNDED:
             continue
-        if k <= BOTH and out[i] <= box.lower[i]:
+        # A value equal to its bound stays as it is (so 0.0 stays 0.0 at a bound -0.0).
+        below = k <= BOTH and out[i] <= box.lower[i]
+        if below and out[i] < box.lower[i]:
             out[i] = box.lower[i]
-        elif k >= BOTH and out[i] >= box.upper[i]:
+        elif not below and k >= BOTH and out[i] > box.upper[i]:
             out[i] = box.upper[i]
     return out
 
@@ -154,9 +156,12 @@ def longest_feasible_step(x: np.ndarray, d: np.ndarray, box: BoxBounds) -> float
 
 
 def clamp_trial_point(point: np.ndarray, box: BoxBounds) -> np.ndarray:
-    """``lnsrlb``: a trial point x + stp·d put back into the box with C ``fmax``/``fmin`` (in place, returned)."""
+    """``lnsrlb``: a trial point x + stp·d put back into the box (in place, returned)."""
     low = (box.kind == LOWER_ONLY) | (box.kind == BOTH)
     high = (box.kind == BOTH) | (box.kind == UPPER_ONLY)
-    point[low] = np.fmax(point[low], box.lower[low])
-    point[high] = np.fmin(point[high], box.upper[high])
+    # C fmax(x, l) / fmin(x, u); a NaN x gives the bound. On a ±0 tie (left unspecified by C99) scipy 1.17.1's
+    # build returns l from fmax (a libm call) but x from fmin (inlined as minsd with the bound first): measured.
+    point[low] = np.where(point[low] > box.lower[low], point[low], box.lower[low])
+    point[high] = np.where((point[high] <= box.upper[high]) | np.isnan(box.upper[high]), point[high], box.upper[high])
+    point[high] = np.where(np.isnan(point[high]), box.upper[high], point[high])
     return point
