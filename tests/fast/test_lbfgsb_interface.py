@@ -21,7 +21,6 @@ from scipy.optimize import fmin_l_bfgs_b as scipy_fmin_l_bfgs_b
 
 from lbfgs_verify.bitwise import first_difference
 from lbfgs_verify.reference import LBFGSB, fmin_l_bfgs_b, minimize_lbfgsb
-from lbfgs_verify.reference.lbfgsb import StopReason
 from lbfgs_verify.reference.scipy_compat import DEPRECATED_OUTPUT_WARNING
 from tests.fast.test_lbfgsb import SplitRosenbrock, _flat
 
@@ -224,13 +223,17 @@ def test_bounded_state_does_not_load_into_an_unbounded_optimizer() -> None:
     params = problem.params()
     optimizer = LBFGSB(params, max_iter_per_step=1, bounds=(LOWER, UPPER))
     optimizer.step(problem.closure(params))
-    plain = LBFGSB(problem.params())
+    plain = LBFGSB(problem.params(), max_iter_per_step=1)
     with pytest.raises(ValueError, match="with bounds"):
         plain.load_state_dict(optimizer.state_dict())
     assert plain.lbfgsb_state is None
     with pytest.raises(ValueError, match="lower has 3 entries"):
         LBFGSB(problem.params(), bounds=([0.0] * 3, [1.0] * 3))
-    assert optimizer.stopped in (None, *StopReason)
+    plain.step(problem.closure(plain.param_groups[0]["params"]))
+    bounded = LBFGSB(problem.params(), bounds=(LOWER, UPPER))
+    with pytest.raises(ValueError, match="without bounds"):
+        bounded.load_state_dict(plain.state_dict())
+    assert bounded.lbfgsb_state is None and plain.stopped is None
 
 
 # --- bounded runs on generated boxes (hypothesis) --------------------------------------------------------

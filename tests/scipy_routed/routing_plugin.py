@@ -10,7 +10,7 @@ scipy's L-BFGS-B entry points by :func:`lbfgs_verify.reference.minimize_lbfgsb` 
   constraints (scipy's automatic choice), goes to ours; any other method to scipy's own ``minimize``;
 - ``fmin_l_bfgs_b`` in ``scipy.optimize``, ``scipy.optimize._lbfgsb_py`` and ``scipy.optimize.lbfgsb``.
 
-It keeps only the tests that exercise L-BFGS-B (the node id or the test's source names it) and counts, per
+It keeps the tests that name L-BFGS-B (in the node id or the test's source; whole modules on request) and counts, per
 test, the calls routed to ours and the calls that still reached scipy's own solver (``_minimize_lbfgsb``, which
 ours never calls, and the compiled ``_lbfgsb.setulb``). At the end it writes the counts and outcomes as JSON to
 the file named by the environment variable ``LBFGS_VERIFY_ROUTING_REPORT``.
@@ -117,8 +117,16 @@ def _mentions_lbfgsb(item: pytest.Item) -> bool:
     return any(k in source.lower() for k in KEYWORDS)
 
 
+def _keep_all(item: pytest.Item) -> bool:
+    """Modules named in ``LBFGS_VERIFY_ROUTING_KEEP_ALL`` (comma-separated) run whole: their solvers may call
+    L-BFGS-B without the test naming it (dual_annealing's local search, for one)."""
+    names = [n for n in os.environ.get("LBFGS_VERIFY_ROUTING_KEEP_ALL", "").split(",") if n]
+    module = getattr(getattr(item, "module", None), "__name__", "")
+    return any(module.endswith(name) for name in names)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    keep = [item for item in items if _mentions_lbfgsb(item)]
+    keep = [item for item in items if _keep_all(item) or _mentions_lbfgsb(item)]
     dropped = [item for item in items if item not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
