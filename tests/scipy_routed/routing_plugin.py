@@ -142,7 +142,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _OUTCOMES[report.nodeid] = report.outcome if not hasattr(report, "wasxfail") else "xfail"
+        outcome = report.outcome
+        if hasattr(report, "wasxfail"):
+            outcome = "xpassed" if report.passed else "xfail"
+        _OUTCOMES[report.nodeid] = outcome
         if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
             _REASONS[report.nodeid] = str(report.longrepr[2])
         elif hasattr(report, "wasxfail"):
