@@ -267,7 +267,9 @@ def minimize_lbfgsb(
         bounds = _validate_bounds(bounds, x0, "l-bfgs-b")
         i_fixed = bounds.lb == bounds.ub
         if np.all(i_fixed):
-            return _optimize_result_for_equal_bounds(fun, bounds, "l-bfgs-b", args=args)
+            fixed = _optimize_result_for_equal_bounds(fun, bounds, "l-bfgs-b", args=args)
+            fixed.trace = []  # no iteration runs
+            return fixed
         # Finite differences cannot step a variable fixed by its bounds: such variables leave the problem.
         remove_vars = bool(i_fixed.any()) and not callable(jac)
         if remove_vars:
