@@ -12,7 +12,6 @@ BLAS/LAPACK routines are scipy's own (``scipy.linalg.blas``/``lapack``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -310,7 +309,6 @@ __all__ = [
     "ddot",
     "generalized_cauchy_point",
     "heap_next_breakpoint",
-    "math",
     "ordered_sum",
     "trtrs_upper",
 ]
