@@ -22,8 +22,8 @@ The result has scipy's fields (``x, fun, jac, nit, nfev, njev, status, success, 
 ``trace``: one dict per iteration with the accepted iterate ``"x"`` (numpy copy), ``"f"`` and ``"nfev"``
 (objective calls that iteration used, finite-difference calls included, as scipy counts them).
 
-Known difference: ``maxcor``/``maxls`` given as floats raise ``TypeError`` before any evaluation here; scipy
-raises it after evaluating at x0.
+``maxiter``/``maxfun`` may be floats (compared as numbers, as scipy does); ``maxcor``/``maxls`` given as floats
+raise ``TypeError`` after the evaluation at x0, as in scipy (there from its workspace allocation and ``setulb``).
 """
 
 from __future__ import annotations
