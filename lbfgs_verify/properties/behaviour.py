@@ -59,8 +59,8 @@ def _float64_problems() -> st.SearchStrategy[Problem]:
 
 
 def _settings(ctx: CheckContext) -> Any:
-    """The budget's hypothesis settings; one failure is reported (the shrunk one), not a group."""
-    return ctx.settings(report_multiple_bugs=False)
+    """The budget's hypothesis settings: every distinct failure is reported with its own shrunk example."""
+    return ctx.settings()
 
 
 # --------------------------------------------------------------------------------------------------------
