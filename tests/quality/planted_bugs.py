@@ -512,6 +512,70 @@ class OpaqueState(SimpleLBFGS):
         self._load_state(inner)
 
 
+# --------------------------------------------------------------------------------------------------------
+# Controls: correct L-BFGS with other conventions than torch's (pass level properties, fail semantics)
+# --------------------------------------------------------------------------------------------------------
+
+
+class TorchFinalEvaluation(torch.optim.LBFGS):
+    """Correct, other evaluation schedule: torch.optim.LBFGS plus one closure call at the final point of every
+    ``step()`` (what scipy, torchmin and QQN do). Iterates and state are torch's own."""
+
+    def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
+        loss = super().step(closure)
+        with torch.enable_grad():
+            closure()
+        return loss
+
+
+class FirstStepLr(SimpleLBFGS):
+    """Correct, other first-step rule: the first iteration ever takes t = lr along -g (no min(1, 1/||g||₁)
+    scaling; Nocedal & Wright's Algorithm 7.5 leaves the first step to the line search)."""
+
+    def _first_step_length(self, g: Tensor, lr: Any) -> Any:
+        return lr
+
+
+class TorchStricterWolfe(torch.optim.LBFGS):
+    """Correct, stricter line search: torch.optim.LBFGS whose strong-Wolfe search uses c2 = 0.5 (its accepted
+    points also satisfy c2 = 0.9, so every strong-Wolfe claim holds; torch's acceptance order does not)."""
+
+    def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
+        import functools
+
+        import torch.optim.lbfgs as torch_lbfgs
+
+        original = torch_lbfgs._strong_wolfe
+        torch_lbfgs._strong_wolfe = functools.partial(original, c2=0.5)
+        try:
+            return super().step(closure)
+        finally:
+            torch_lbfgs._strong_wolfe = original
+
+
+class StrongWolfeNeverMoves(SimpleLBFGS):
+    """The strong-Wolfe search tries trial points but always returns the starting point (step length 0)."""
+
+    def _line_search(self, closure: Callable[[], Any], d: Tensor, t: Any, f0: float, g0: Tensor, gtd0_t: Tensor,
+                     budget: int, tolerance_change: float) -> tuple[float, Tensor, float, int]:
+        x0 = self._get_x()
+        _, used = super()._line_search(closure, d, t, f0, g0, gtd0_t, budget, tolerance_change)[2:]
+        self._set_x(x0, 0.0, d)
+        return f0, g0, 0.0, used
+
+
+CONVENTION_CONTROLS: tuple[type, ...] = (TorchFinalEvaluation, FirstStepLr, TorchStricterWolfe)
+"""Correct L-BFGS with conventions other than torch's: they must pass level ``properties`` completely (torch's
+own defects aside, :data:`TORCH_OWN_DEFECTS`) and fail level ``semantics``."""
+
+TORCH_OWN_DEFECTS: dict[type, set[str]] = {
+    TorchFinalEvaluation: {"behaviour.change_history_size"},
+    TorchStricterWolfe: {"behaviour.change_history_size"},
+}
+"""Properties the torch-based controls inherit failures of from torch.optim.LBFGS 2.13 itself (IndexError
+after a history_size change: facts defect #4)."""
+
+
 MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     WrongSignTwoLoop: ("mathematics.two_loop_direction",),
     SwappedLoopOrder: ("mathematics.two_loop_direction",),
@@ -529,6 +593,7 @@ MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     ElementwiseGamma: ("mathematics.invariance", "mathematics.two_loop_direction"),
     NoDescentGuard: ("mathematics.descent_direction",),
     FirstStepUnscaled: ("mathematics.first_step",),
+    StrongWolfeNeverMoves: ("mathematics.strong_wolfe",),
     FirstStepL2Norm: ("mathematics.first_step",),
     WolfeConstantsSwapped: ("mathematics.strong_wolfe",),
     ArmijoIgnored: ("mathematics.strong_wolfe",),
