@@ -222,6 +222,7 @@ def check_max_iter(ctx: CheckContext) -> None:
     @_settings(ctx)
     @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5)), max_iter=st.integers(1, 6),
            history_size=st.integers(1, 5), eval_slack=st.sampled_from((1, 3)))
+    @example(problem=make_problem("coupled_tensors"), lr=0.5, max_iter=3, history_size=2, eval_slack=3)
     def run(problem: Problem, lr: float, max_iter: int, history_size: int, eval_slack: int) -> None:
         hp = {"lr": lr, "max_iter": max_iter, "max_eval": max_iter + eval_slack, "history_size": history_size,
               "line_search_fn": None, "tolerance_grad": 0.0, "tolerance_change": 0.0}
@@ -557,6 +558,9 @@ def check_change_max_iter(ctx: CheckContext) -> None:
     "behaviour.change_history_size",
     category="behaviour",
     needs=("history_size_change",),
+    level="semantics",
+    why="a history_size change between steps can only take effect on a memory kept across step() (torch's "
+        "behaviour); an L-BFGS that restarts its memory at every step() has nothing to trim",
     title="param_groups[0]['history_size'] changed between steps takes effect: later directions use the "
           "history_size newest pairs (and step() keeps working)",
     catches="history_size read once at construction, a memory that is not trimmed (or not grown) on change, "

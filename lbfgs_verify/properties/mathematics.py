@@ -40,6 +40,7 @@ from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import (
     Evaluation,
     Observation,
+    ObservedStep,
     explain_direction,
     first_step_length,
     flat,
@@ -310,31 +311,93 @@ def _check_unexplained_stop(obs: Observation, k: int, history_sizes: Sequence[in
         step=k, gtd=gtd, pairs=rebuilt.pairs, skipped=rebuilt.skipped)
 
 
+def iterations_as_steps(obs: Observation) -> Observation:
+    """The iterations of the first ``step()`` of ``obs`` (no line search) as one-iteration pseudo-steps, so that
+    :func:`check_directions` can judge a single multi-iteration ``step()``: each distinct evaluated point x_i is
+    the start of an iteration that ends at the next one (the last at the parameters the step left). After
+    ``max_iter`` moves, an evaluation of the point the step ends at (scipy-style) is not an iteration and is
+    dropped; a step that ended early at an evaluated point keeps it (a pseudo-step that does not move, judged
+    by the unexplained-stop test)."""
+    step = obs.steps[0]
+    evaluations = []
+    for e in step.evaluations:
+        if evaluations and torch.equal(evaluations[-1].x, e.x):
+            continue
+        evaluations.append(e)
+    max_iter = int(step.hyperparameters.get("max_iter", 20))
+    if len(evaluations) > max_iter and torch.equal(evaluations[-1].x, step.x_after):
+        evaluations = evaluations[:-1]
+    pseudo = []
+    for i, e in enumerate(evaluations):
+        x_next = evaluations[i + 1].x if i + 1 < len(evaluations) else step.x_after
+        pseudo.append(ObservedStep(i, [e], x_next, None, step.hyperparameters))
+    return replace(obs, steps=pseudo)
+
+
 @register(
     "mathematics.two_loop_direction",
     category="mathematics",
-    title="each direction equals the two-loop recursion (N&W Alg. 7.4) rebuilt from the observed (s, y) pairs, "
-          "with γ = sᵀy/yᵀy, the history_size newest pairs and the yᵀs > 1e-10 skip",
+    title="within one step() each direction equals the two-loop recursion (N&W Alg. 7.4) rebuilt from the "
+          "observed (s, y) pairs, with γ = sᵀy/yᵀy, the history_size newest pairs and the yᵀs > 1e-10 skip",
     needs=("no_line_search",),
     catches="wrong sign or order in the two-loop recursion, wrong initial scaling γ (yᵀy/sᵀy, 1, oldest pair), "
             "ρ not inverted, history one pair short/long or never trimmed, oldest pair kept instead of the newest, "
-            "curvature test inverted or missing, stale gradient or step in the pair",
+            "curvature test inverted or missing, stale gradient or step in the pair, an iteration made without "
+            "evaluating the gradient",
+    why="the iterations of one step() of a fresh optimizer are L-BFGS whatever the conventions (whether the "
+        "memory survives step() is behaviour.history_across_steps, level semantics)",
 )
 def check_two_loop_direction(ctx: CheckContext) -> None:
-    """One-iteration steps without line search on float64 problems (catalogue and generated, several tensors,
-    complex and unused parameters); ``history_size`` 1-4 so the memory rolls. Observed d_k = (x_{k+1}-x_k)/t_k
-    is compared with the rebuilt direction for k >= 1 (step 0 is ``mathematics.first_step``) until a step does
-    not move or a curvature decision is within rounding of the threshold. A step that does not move while
-    max|g| > tolerance_grad and the rebuilt direction has gᵀd < -tolerance_change fails too (the target's own
-    direction was then not a descent direction). Tolerance: relative max-norm 1e-6
-    (torch 2.13 measures ≤ 3e-12). On failure the message names the usual mistake that reproduces the
-    observed direction, if one does."""
-    n_steps = max(8, ctx.budget.steps)
+    """One ``step()`` of a fresh optimizer with ``max_iter`` = n (8 or the budget's steps), no line search,
+    ``max_eval`` = 2n + 2, both tolerances 0 (so that only max_iter ends the step), float64 problems (catalogue and generated, several tensors, complex and unused
+    parameters), ``history_size`` 1-4 so the memory rolls. Every iteration but the last is evaluated, so
+    x_i, g_i and the pairs are observable (:func:`iterations_as_steps`); d_i = (x_{i+1} - x_i)/lr is compared
+    with the rebuilt direction for i >= 1 (i = 0 is ``mathematics.first_direction``) until an iteration does not
+    move, a curvature decision is within rounding of the threshold or max|g| falls to 1e-6·max|g₀| (beyond, the
+    directions are rounding). Tolerance: relative max-norm 1e-6 (torch 2.13 measures ≤ 3e-12). On failure the message names the usual mistake that reproduces the observed
+    direction, if one does."""
+    n_iter = max(8, ctx.budget.steps)
 
     @_settings(ctx)
     @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5, 0.25)), history_size=st.integers(1, 4))
     @example(problem=make_problem("coupled_tensors"), lr=0.5, history_size=2)
     @example(problem=double_well_problem(0), lr=0.1, history_size=3)
+    def run(problem: Problem, lr: float, history_size: int) -> None:
+        hp: dict[str, Any] = {"lr": lr, "max_iter": n_iter, "max_eval": 2 * n_iter + 2, "history_size": history_size,
+                              "line_search_fn": None, "tolerance_grad": 0.0, "tolerance_change": 0.0}
+        for lacked in ctx.lacks & {"max_eval", "tolerance_change"}:
+            del hp[lacked]
+        with quiet_known_warnings():
+            obs = iterations_as_steps(observe(ctx.target, problem, hp, 1))
+        g0 = float(obs.steps[0].start.g.abs().max())
+        far = next((i for i, step in enumerate(obs.steps) if not float(step.start.g.abs().max()) > 1e-6 * g0),
+                   len(obs.steps))
+        obs = replace(obs, steps=obs.steps[:far])  # near convergence directions are rounding: stop comparing
+        check_directions(obs, [history_size] * len(obs.steps))
+
+    run()
+
+
+@register(
+    "behaviour.history_across_steps",
+    category="behaviour",
+    level="semantics",
+    needs=("no_line_search",),
+    title="the memory is kept across step(): with one iteration per step() each direction equals the two-loop "
+          "recursion rebuilt from all the pairs observed so far",
+    catches="a step() that restarts the memory (allowed at level properties), pairs formed across steps from a "
+            "stale gradient or step, a memory trimmed or lost between steps",
+    why="torch keeps its history in the optimizer state across step(); other correct L-BFGS may restart it",
+)
+def check_history_across_steps(ctx: CheckContext) -> None:
+    """One-iteration steps without line search on float64 problems; ``history_size`` 1-4 so the memory rolls.
+    Observed d_k = (x_{k+1}-x_k)/t_k is compared with the rebuilt direction for k >= 1 until a step does not
+    move or a curvature decision is within rounding of the threshold (relative max-norm 1e-6)."""
+    n_steps = max(8, ctx.budget.steps)
+
+    @_settings(ctx)
+    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5, 0.25)), history_size=st.integers(1, 4))
+    @example(problem=make_problem("coupled_tensors"), lr=0.5, history_size=2)
     def run(problem: Problem, lr: float, history_size: int) -> None:
         hp = {"lr": lr, "max_iter": 1, "history_size": history_size, "line_search_fn": None}
         with quiet_known_warnings():
@@ -683,6 +746,9 @@ def _directional_curvature(problem: Problem, x: Tensor, d: Tensor) -> tuple[Tens
     "mathematics.quadratic_termination",
     category="mathematics",
     needs=("no_line_search",),
+    level="semantics",
+    why="exact line searches are emulated by setting lr between one-iteration steps, which needs the memory kept "
+        "across step() (torch's behaviour)",
     title="with exact line searches and history_size >= n, the gradient of an n-dimensional SPD quadratic "
           "vanishes within n + 1 iterations (N&W Thm. 5.2, §6.1, §7.2)",
     catches="directions that are not the L-BFGS/conjugate-gradient ones or not scaled by γ = sᵀy/yᵀy (wrong "
