@@ -349,13 +349,14 @@ def iterations_as_steps(obs: Observation) -> Observation:
 )
 def check_two_loop_direction(ctx: CheckContext) -> None:
     """One ``step()`` of a fresh optimizer with ``max_iter`` = n (8 or the budget's steps), no line search,
-    ``max_eval`` = 2n + 2, both tolerances 0 (so that only max_iter ends the step), float64 problems (catalogue and generated, several tensors, complex and unused
-    parameters), ``history_size`` 1-4 so the memory rolls. Every iteration but the last is evaluated, so
-    x_i, g_i and the pairs are observable (:func:`iterations_as_steps`); d_i = (x_{i+1} - x_i)/lr is compared
-    with the rebuilt direction for i >= 1 (i = 0 is ``mathematics.first_direction``) until an iteration does not
-    move, a curvature decision is within rounding of the threshold or max|g| falls to 1e-6·max|g₀| (beyond, the
-    directions are rounding). Tolerance: relative max-norm 1e-6 (torch 2.13 measures ≤ 3e-12). On failure the message names the usual mistake that reproduces the observed
-    direction, if one does."""
+    ``max_eval`` = 2n + 2, both tolerances 0 (so that only max_iter ends the step), float64 problems (catalogue
+    and generated, several tensors, complex and unused parameters), ``history_size`` 1-4 so the memory rolls.
+    Every iteration but the last is evaluated, so x_i, g_i and the pairs are observable
+    (:func:`iterations_as_steps`); d_i = (x_{i+1} - x_i)/lr is compared with the rebuilt direction for i >= 1
+    (i = 0 is ``mathematics.first_direction``) until an iteration does not move, a curvature decision is within
+    rounding of the threshold or max|g| falls to 1e-6·max|g₀| (beyond, the directions are rounding).
+    Tolerance: relative max-norm 1e-6 (torch 2.13 measures ≤ 3e-12). On failure the message names the usual
+    mistake that reproduces the observed direction, if one does."""
     n_iter = max(8, ctx.budget.steps)
 
     @_settings(ctx)
