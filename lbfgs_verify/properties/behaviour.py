@@ -136,6 +136,7 @@ def _stop_reasons(steps: Sequence[ObservedStep], k: int, hp: dict[str, Any], his
 @register(
     "behaviour.stop_reasons",
     category="behaviour",
+    needs=("no_line_search",),
     title="a step() that ends before max_iter iterations has a documented reason (tolerance_grad, "
           "tolerance_change on the loss, the step or gᵀd, max_eval)",
     catches="premature stops: undocumented stopping rules (loss went up, relative tests), a tolerance compared "
@@ -206,6 +207,7 @@ def _far_from_convergence(first: ObservedStep, step: ObservedStep) -> bool:
 @register(
     "behaviour.max_iter",
     category="behaviour",
+    needs=("no_line_search",),
     title="without line search a step makes at most max_iter iterations (moves), and exactly max_iter when no "
           "stopping test can fire",
     catches="off-by-one in max_iter (an iteration too many or too few), max_iter ignored",
@@ -244,6 +246,7 @@ def check_max_iter(ctx: CheckContext) -> None:
 @register(
     "behaviour.iterations",
     category="behaviour",
+    needs=("no_line_search",),
     level="semantics",
     why="torch's evaluation schedule: no closure call after the last iteration (another correct L-BFGS may "
         "evaluate the final point)",
@@ -519,6 +522,7 @@ def check_change_lr(ctx: CheckContext) -> None:
 @register(
     "behaviour.change_max_iter",
     category="behaviour",
+    needs=("no_line_search",),
     title="param_groups[0]['max_iter'] changed between steps takes effect at the next step",
     catches="max_iter read once at construction, a max_iter change that crashes step()",
 )

@@ -50,20 +50,25 @@ def library_versions() -> dict[str, str]:
 
 
 def target_version(target: Target) -> str:
-    """The version of the installed distribution that provides the target's module (``importlib.metadata``),
-    else the module's ``__version__``; for a factory module of one's own (no distribution), the distribution
-    of the class it returns is not guessed: ``"module <name>, not installed as a distribution"``."""
+    """The version of the installed distribution that provides the target (``importlib.metadata``): its own
+    module's, else (a class in a factory module of one's own) that of the first base class that comes from a
+    distribution (``"pytorch-minimize 0.1.0, through examples.peers.torchmin_lbfgs"``), else the module's
+    ``__version__``, else ``"module <name>, not from an installed distribution"``."""
     from importlib import metadata
 
     module = getattr(target.factory, "__module__", "") or ""
     top = module.split(".")[0]
-    if top:
-        distributions = metadata.packages_distributions().get(top, [])
-        for name in distributions:
+    owners = metadata.packages_distributions()
+    # The factory's own module, then (for a class defined in a factory module) the classes it derives from.
+    bases = getattr(target.factory, "__mro__", ())[1:]
+    candidates = [module] + [getattr(base, "__module__", "") or "" for base in bases]
+    for candidate in candidates:
+        for name in owners.get(candidate.split(".")[0], []):
             try:
-                return f"{name} {metadata.version(name)}"
+                version = f"{name} {metadata.version(name)}"
             except metadata.PackageNotFoundError:
                 continue
+            return version if candidate == module else f"{version}, through {module}"
     try:
         version = target.version
     except Exception:

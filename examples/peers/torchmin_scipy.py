@@ -1,0 +1,37 @@
+"""pytorch-minimize's ``torchmin.ScipyMinimizer(method="L-BFGS-B")`` (scipy.optimize.minimize) behind
+torch.optim.LBFGS's constructor.
+
+``lbfgs-verify check examples.peers.torchmin_scipy:ScipyLBFGSB``. Each ``step()`` is a whole scipy L-BFGS-B
+minimization (its own line search, Moré–Thuente ``dcsrch``, first trial step 1/||g|| then 1) from a fresh
+memory. Mapping: max_iter -> options maxiter, max_eval -> maxfun, tolerance_grad -> gtol (max-norm of the
+projected gradient), history_size -> maxcor. scipy has no fixed-step mode and no lr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torchmin
+
+
+class ScipyLBFGSB(torchmin.ScipyMinimizer):
+    """scipy's L-BFGS-B (through torchmin) with torch.optim.LBFGS's constructor arguments."""
+
+    lbfgs_verify_lacks = (
+        "lr",  # scipy chooses its own step lengths
+        "no_line_search",  # L-BFGS-B always runs its line search
+        "tolerance_change",  # scipy's ftol is a relative reduction test, not torch's absolute change
+        "complex",  # scipy works on real float64 vectors
+        "history_size_change",  # maxcor is read from options once per step, under another name
+    )
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float = 1, max_iter: int = 20, max_eval: int | None = None,
+                 tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
+                 line_search_fn: str | None = None) -> None:
+        if line_search_fn not in (None, "strong_wolfe"):
+            raise ValueError(f"line_search_fn must be None or 'strong_wolfe', got {line_search_fn!r}")
+        max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
+        super().__init__(params, method="l-bfgs-b",
+                         options={"maxiter": max_iter, "maxfun": max_eval, "gtol": tolerance_grad,
+                                  "maxcor": history_size})
