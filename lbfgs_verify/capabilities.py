@@ -144,6 +144,20 @@ def allowed(features: Iterable[str]) -> bool:
     return not (frozenset(features) & active_lacks())
 
 
+_HITS: ContextVar[set[str] | None] = ContextVar("lbfgs_verify_lacks_hit", default=None)
+
+
+@contextmanager
+def recording_hits() -> Iterator[set[str]]:
+    """Collect the lacked features that examples tried to use within this block (for the skip reason)."""
+    hits: set[str] = set()
+    token = _HITS.set(hits)
+    try:
+        yield hits
+    finally:
+        _HITS.reset(token)
+
+
 def reject_lacked(features: Iterable[str]) -> None:
     """Drop the current hypothesis example (``hypothesis.reject``) when it uses a lacked feature: a lacked
     feature never reaches the target. Outside hypothesis the rejection propagates and the runner turns it into
@@ -152,7 +166,16 @@ def reject_lacked(features: Iterable[str]) -> None:
     if hit:
         from hypothesis import reject
 
+        hits = _HITS.get()
+        if hits is not None:
+            hits.update(hit)
         reject()
+
+
+OMITTED_WHEN_LACKED = ("max_eval", "tolerance_change")
+"""Settings that a target without them simply does not have: a property's argument for one is left out (the
+target runs with its own behaviour) rather than the example being rejected. Properties whose claim is about
+the setting itself declare it in ``needs``."""
 
 
 class Guarded:
@@ -167,8 +190,9 @@ class Guarded:
         return getattr(self._target, name)
 
     def make(self, params: Sequence[Any], **hyperparameters: Any) -> Any:
-        reject_lacked(features_of_parameters(list(params)) | features_of_hyperparameters(hyperparameters))
-        return self._target.make(params, **hyperparameters)
+        kept = {k: v for k, v in hyperparameters.items() if not (k in OMITTED_WHEN_LACKED and k in self.lacks)}
+        reject_lacked(features_of_parameters(list(params)) | features_of_hyperparameters(kept))
+        return self._target.make(params, **kept)
 
 
 def guarded(target: Any, lacks: Iterable[str]) -> Any:

@@ -24,6 +24,7 @@ class SqnmLBFGS(LBFGS):
         "max_eval",  # no evaluation budget
         "tolerance_change",  # no such test
         "history_size_change",  # the history buffers are allocated once, at construction
+        "complex",  # the flat vectors are real (complex parameters give size mismatches)
     )
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 1, max_iter: int = 20, max_eval: int | None = None,

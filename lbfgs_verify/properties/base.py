@@ -284,20 +284,21 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
 
     from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
-    from lbfgs_verify.capabilities import guarded, lacking, needs_reason, skip_from_file, skip_reason
+    from lbfgs_verify.capabilities import guarded, lacking, needs_reason, recording_hits, skip_from_file, skip_reason
 
     start = time.perf_counter()
     reason = needs_reason(prop.needs, ctx.lacks) or skip_from_file(prop.id, ctx.skips)
     if reason:
         return PropertyResult(prop.id, Status.SKIP, reason)
     run_ctx = replace(ctx, target=guarded(ctx.target, ctx.lacks)) if ctx.lacks else ctx
+    hits: set[str] = set()
     try:
-        with lacking(ctx.lacks):
+        with lacking(ctx.lacks), recording_hits() as hits:
             prop.check(run_ctx)
     except PropertySkipped as exc:
         return PropertyResult(prop.id, Status.SKIP, str(exc), seconds=time.perf_counter() - start)
     except (Unsatisfiable, UnsatisfiedAssumption):
-        lacked = ", ".join(skip_reason(f) for f in sorted(ctx.lacks))
+        lacked = ", ".join(skip_reason(f) for f in sorted(hits or ctx.lacks))
         return PropertyResult(prop.id, Status.SKIP, f"every example it draws uses a lacked feature: {lacked}",
                               seconds=time.perf_counter() - start)
     except BaseExceptionGroup as group:

@@ -302,6 +302,7 @@ def check_iterations(ctx: CheckContext) -> None:
 @register(
     "behaviour.max_eval",
     category="behaviour",
+    needs=("max_eval",),
     title="a step makes at most max_eval + 1 closure calls",
     catches="max_eval ignored or applied per iteration instead of per step, a line search with its own fixed "
             "budget, a closure called too often",
