@@ -165,11 +165,18 @@ def reject_lacked(features: Iterable[str]) -> None:
     hit = frozenset(features) & active_lacks()
     if hit:
         from hypothesis import reject
+        from hypothesis.control import currently_in_test_context
 
         hits = _HITS.get()
         if hits is not None:
             hits.update(hit)
+        if not currently_in_test_context():  # a fixed scenario, outside hypothesis
+            raise LackedFeatureUsed(f"uses {', '.join(sorted(hit))}, declared lacking")
         reject()
+
+
+class LackedFeatureUsed(Exception):
+    """A fixed (not drawn) scenario of a property uses a declared-lacking feature; the property is skipped."""
 
 
 OMITTED_WHEN_LACKED = ("max_eval", "tolerance_change")

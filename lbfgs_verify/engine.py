@@ -250,10 +250,13 @@ def call_target(action: str, fn: Callable[[], Any], scenario: Scenario | None = 
 
 
 def is_rejection(exc: BaseException) -> bool:
-    """hypothesis' ``reject()``/``assume()`` signal, which must pass through :func:`call_target` untouched."""
+    """hypothesis' ``reject()``/``assume()`` signal (or a fixed scenario refused for a declared lack), which must
+    pass through :func:`call_target` untouched."""
     from hypothesis.errors import UnsatisfiedAssumption
 
-    return isinstance(exc, UnsatisfiedAssumption)
+    from lbfgs_verify.capabilities import LackedFeatureUsed
+
+    return isinstance(exc, (UnsatisfiedAssumption, LackedFeatureUsed))
 
 
 # --------------------------------------------------------------------------------------------------------

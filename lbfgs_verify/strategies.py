@@ -45,6 +45,7 @@ __all__ = [
     "hyperparameters",
     "learning_rates",
     "line_search_fns",
+    "lr_choices",
     "make_problem",
     "problem_names",
     "problems",
@@ -291,6 +292,16 @@ def learning_rates(
         if "lr" in active_lacks():
             return st.just(1) if "int" in kinds else st.nothing()
         return _learning_rates(kinds, tensor_dtypes, values)
+
+    return st.just(None).flatmap(pick)
+
+
+def lr_choices(values: Sequence[float | int]) -> st.SearchStrategy[float | int]:
+    """One of ``values`` as ``lr``; only the default ``1`` when the target declares it lacks ``lr`` (for
+    properties whose claim does not depend on the value of lr)."""
+
+    def pick(_: Any) -> st.SearchStrategy[float | int]:
+        return st.just(1) if "lr" in active_lacks() else st.sampled_from(tuple(values))
 
     return st.just(None).flatmap(pick)
 

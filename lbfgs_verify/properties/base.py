@@ -284,7 +284,15 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
 
     from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
-    from lbfgs_verify.capabilities import guarded, lacking, needs_reason, recording_hits, skip_from_file, skip_reason
+    from lbfgs_verify.capabilities import (
+        LackedFeatureUsed,
+        guarded,
+        lacking,
+        needs_reason,
+        recording_hits,
+        skip_from_file,
+        skip_reason,
+    )
 
     start = time.perf_counter()
     reason = needs_reason(prop.needs, ctx.lacks) or skip_from_file(prop.id, ctx.skips)
@@ -297,7 +305,7 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
             prop.check(run_ctx)
     except PropertySkipped as exc:
         return PropertyResult(prop.id, Status.SKIP, str(exc), seconds=time.perf_counter() - start)
-    except (Unsatisfiable, UnsatisfiedAssumption):
+    except (Unsatisfiable, UnsatisfiedAssumption, LackedFeatureUsed):
         lacked = ", ".join(skip_reason(f) for f in sorted(hits or ctx.lacks))
         return PropertyResult(prop.id, Status.SKIP, f"every example it draws uses a lacked feature: {lacked}",
                               seconds=time.perf_counter() - start)
@@ -332,6 +340,11 @@ def cause_of(prop: Property, exc: BaseException) -> Cause:
 
     evidence = dict(getattr(exc, "evidence", {}) or {})
     root = exc.__cause__ if isinstance(exc, PropertyFailed) and exc.__cause__ is not None else None
+    while isinstance(root, PropertyFailed) and root.__cause__ is not None:  # re-raised with more context
+        evidence = {**dict(getattr(root, "evidence", {}) or {}), **evidence}
+        root = root.__cause__
+    if isinstance(root, PropertyFailed):
+        root = None
     if root is None and not isinstance(exc, AssertionError):
         root = exc
     message = str(exc)

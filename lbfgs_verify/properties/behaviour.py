@@ -52,7 +52,7 @@ from lbfgs_verify.observe import (
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
 from lbfgs_verify.properties.mathematics import check_directions
-from lbfgs_verify.strategies import generated_problem, make_problem, problems
+from lbfgs_verify.strategies import generated_problem, lr_choices, make_problem, problems
 
 
 def _float64_problems() -> st.SearchStrategy[Problem]:
@@ -154,7 +154,7 @@ def check_stop_reasons(ctx: CheckContext) -> None:
     n_steps = max(6, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5)), max_iter=st.integers(2, 8),
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5)), max_iter=st.integers(2, 8),
            history_size=st.integers(1, 5), tolerance_grad=st.sampled_from((1e-7, 1e-5, 1e-3, 1e-2)),
            tolerance_change=st.sampled_from((0.0, 1e-12, 1e-9, 1e-6)), eval_slack=st.sampled_from((0, 1, 10)))
     @example(problem=make_problem("tiny_mlp_with_unused"), lr=1, max_iter=6, history_size=3, tolerance_grad=1e-2,
@@ -222,7 +222,7 @@ def check_max_iter(ctx: CheckContext) -> None:
     n_steps = max(3, ctx.budget.steps // 2)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5)), max_iter=st.integers(1, 6),
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5)), max_iter=st.integers(1, 6),
            history_size=st.integers(1, 5), eval_slack=st.sampled_from((1, 3)))
     @example(problem=make_problem("coupled_tensors"), lr=0.5, max_iter=3, history_size=2, eval_slack=3)
     def run(problem: Problem, lr: float, max_iter: int, history_size: int, eval_slack: int) -> None:
@@ -265,7 +265,7 @@ def check_iterations(ctx: CheckContext) -> None:
     n_steps = max(3, ctx.budget.steps // 2)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5)), max_iter=st.integers(1, 6),
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5)), max_iter=st.integers(1, 6),
            history_size=st.integers(1, 5), eval_slack=st.sampled_from((1, 3)))
     def run(problem: Problem, lr: float, max_iter: int, history_size: int, eval_slack: int) -> None:
         hp = {"lr": lr, "max_iter": max_iter, "max_eval": max_iter + eval_slack, "history_size": history_size,
@@ -317,7 +317,7 @@ def check_max_eval(ctx: CheckContext) -> None:
     n_steps = max(3, ctx.budget.steps // 2)
 
     @_settings(ctx)
-    @given(problem=problems(), lr=st.sampled_from((1, 10.0, 100.0)), max_iter=st.integers(1, 6),
+    @given(problem=problems(), lr=lr_choices((1, 10.0, 100.0)), max_iter=st.integers(1, 6),
            max_eval=st.integers(1, 8), history_size=st.integers(1, 5),
            line_search=st.sampled_from((None, "strong_wolfe")))
     @example(problem=make_problem("rosenbrock"), lr=100.0, max_iter=3, max_eval=2, history_size=3,
@@ -484,7 +484,7 @@ def check_change_lr(ctx: CheckContext) -> None:
     (:func:`lbfgs_verify.observe.move_difference`)."""
 
     @_settings(ctx)
-    @given(problem=problems(), k=st.integers(0, 4), lr=st.sampled_from((1, 0.5)), ratio=st.sampled_from((0.5, 0.1)),
+    @given(problem=problems(), k=st.integers(0, 4), lr=lr_choices((1, 0.5)), ratio=st.sampled_from((0.5, 0.1)),
            line_search=st.sampled_from((None, "strong_wolfe")), history_size=st.integers(1, 4))
     def run(problem: Problem, k: int, lr: float, ratio: float, line_search: str | None, history_size: int) -> None:
         hp = {"lr": lr, "max_iter": 1, "max_eval": 10, "history_size": history_size, "line_search_fn": line_search}
@@ -536,8 +536,8 @@ def check_change_max_iter(ctx: CheckContext) -> None:
     @given(problem=_float64_problems(), m=st.integers(2, 6), history_size=st.integers(1, 5))
     def run(problem: Problem, m: int, history_size: int) -> None:
         schedule = [1, m, 2]
-        hp = {"lr": 0.5, "max_iter": 1, "max_eval": 20, "history_size": history_size, "line_search_fn": None,
-              "tolerance_grad": 0.0, "tolerance_change": 0.0}
+        hp = {"lr": 1 if "lr" in ctx.lacks else 0.5, "max_iter": 1, "max_eval": 20, "history_size": history_size,
+              "line_search_fn": None, "tolerance_grad": 0.0, "tolerance_change": 0.0}
 
         def change(step: int, optimizer: Any) -> None:
             if step > 0:
@@ -581,7 +581,7 @@ def check_change_history_size(ctx: CheckContext) -> None:
 
     @_settings(ctx)
     @given(problem=_float64_problems(), h1=st.integers(1, 5), h2=st.integers(1, 5), k=st.integers(2, 5),
-           lr=st.sampled_from((1, 0.5)))
+           lr=lr_choices((1, 0.5)))
     def run(problem: Problem, h1: int, h2: int, k: int, lr: float) -> None:
         if h1 == h2:
             h2 = h1 + 2
@@ -753,7 +753,7 @@ def check_accepts_first_wolfe_point(ctx: CheckContext) -> None:
     n_steps = max(6, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5)), history_size=st.integers(1, 4))
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5)), history_size=st.integers(1, 4))
     @example(problem=make_problem("coupled_tensors"), lr=1, history_size=3)
     def run(problem: Problem, lr: float, history_size: int) -> None:
         hp = {"lr": lr, "max_iter": 1, "max_eval": 25, "history_size": history_size,

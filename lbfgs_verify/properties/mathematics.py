@@ -56,7 +56,7 @@ from lbfgs_verify.observe import (
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.problems.extra import spd_quadratic, spd_quadratics
 from lbfgs_verify.properties.base import CheckContext, register
-from lbfgs_verify.strategies import generated_problems, line_search_fns, make_problem, problems
+from lbfgs_verify.strategies import generated_problems, line_search_fns, lr_choices, make_problem, problems
 
 DIRECTION_TOLERANCE = 1e-6
 """Relative tolerance (max-norm) between an observed float64 direction and the rebuilt one. Measured on torch
@@ -157,7 +157,7 @@ def check_first_direction(ctx: CheckContext) -> None:
     float64, 1e-4 for float32, beyond the rounding of stored parameters)."""
 
     @_settings(ctx)
-    @given(problem=_any_problems(), factor=st.sampled_from((1.0, 1e-3)), lr=st.sampled_from((1, 0.5, 0.1, 2.0)),
+    @given(problem=_any_problems(), factor=st.sampled_from((1.0, 1e-3)), lr=lr_choices((1, 0.5, 0.1, 2.0)),
            line_search=line_search_fns())
     @example(problem=make_problem("rosenbrock"), factor=1.0, lr=0.5, line_search=None)
     def run(problem: Problem, factor: float, lr: float, line_search: str | None) -> None:
@@ -209,7 +209,7 @@ def check_first_step(ctx: CheckContext) -> None:
     per coordinate (the move is a difference of stored parameters)."""
 
     @_settings(ctx)
-    @given(problem=_any_problems(), factor=st.sampled_from((1.0, 1e-3)), lr=st.sampled_from((1, 0.5, 0.1, 2.0)),
+    @given(problem=_any_problems(), factor=st.sampled_from((1.0, 1e-3)), lr=lr_choices((1, 0.5, 0.1, 2.0)),
            line_search=line_search_fns())
     @example(problem=make_problem("rosenbrock"), factor=1.0, lr=0.5, line_search=None)
     @example(problem=make_problem("coupled_tensors"), factor=1e-3, lr=2.0, line_search="strong_wolfe")
@@ -360,7 +360,7 @@ def check_two_loop_direction(ctx: CheckContext) -> None:
     n_iter = max(8, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5, 0.25)), history_size=st.integers(1, 4))
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5, 0.25)), history_size=st.integers(1, 4))
     @example(problem=make_problem("coupled_tensors"), lr=0.5, history_size=2)
     @example(problem=double_well_problem(0), lr=0.1, history_size=3)
     def run(problem: Problem, lr: float, history_size: int) -> None:
@@ -397,7 +397,7 @@ def check_history_across_steps(ctx: CheckContext) -> None:
     n_steps = max(8, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5, 0.25)), history_size=st.integers(1, 4))
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5, 0.25)), history_size=st.integers(1, 4))
     @example(problem=make_problem("coupled_tensors"), lr=0.5, history_size=2)
     def run(problem: Problem, lr: float, history_size: int) -> None:
         hp = {"lr": lr, "max_iter": 1, "history_size": history_size, "line_search_fn": None}
@@ -436,7 +436,7 @@ def check_descent_direction(ctx: CheckContext) -> None:
     n_steps = max(8, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_any_problems(), lr=st.sampled_from((1, 0.5, 0.1, 2.0)), history_size=st.integers(1, 4),
+    @given(problem=_any_problems(), lr=lr_choices((1, 0.5, 0.1, 2.0)), history_size=st.integers(1, 4),
            max_iter=st.integers(1, 4), line_search=line_search_fns())
     @example(problem=double_well_problem(0), lr=0.1, history_size=2, max_iter=1, line_search=None)
     def run(problem: Problem, lr: float, history_size: int, max_iter: int, line_search: str | None) -> None:
@@ -522,7 +522,7 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
     n_steps = max(8, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_any_problems(), lr=st.sampled_from((1, 0.1, 10.0)), history_size=st.integers(1, 4),
+    @given(problem=_any_problems(), lr=lr_choices((1, 0.1, 10.0)), history_size=st.integers(1, 4),
            max_eval=st.sampled_from((10, 25)))
     @example(problem=wavy_problem(1), lr=10.0, history_size=3, max_eval=25)
     @example(problem=make_problem("rosenbrock"), lr=1, history_size=3, max_eval=25)
@@ -582,7 +582,7 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
                 calls=step.calls)
 
     @_settings(ctx)
-    @given(problem=spd_quadratics(max_n=12, max_log10_condition=3), lr=st.sampled_from((1, 0.5)),
+    @given(problem=spd_quadratics(max_n=12, max_log10_condition=3), lr=lr_choices((1, 0.5)),
            history_size=st.integers(1, 5))
     def run_quadratic(problem: Problem, lr: float, history_size: int) -> None:
         hp = {"lr": lr, "max_iter": 1, "max_eval": 25, "history_size": history_size,
@@ -692,7 +692,7 @@ def check_invariance(ctx: CheckContext) -> None:
     n_steps = min(5, max(3, ctx.budget.steps))
 
     @_settings(ctx)
-    @given(problem=_real_float64_problems(), seed=st.integers(0, 2**16), lr=st.sampled_from((1, 0.5)),
+    @given(problem=_real_float64_problems(), seed=st.integers(0, 2**16), lr=lr_choices((1, 0.5)),
            history_size=st.integers(1, 4), max_iter=st.integers(1, 3),
            line_search=line_search_fns())
     def run(problem: Problem, seed: int, lr: float, history_size: int, max_iter: int,

@@ -323,8 +323,7 @@ _FEATURE_MARKERS: dict[str, str] = {
     "strong_wolfe": r"strong_wolfe",
     "float16": r"\bfloat16",
     "bfloat16": r"bfloat16",
-    "float64": r"float64",
-    "float32": r"float32",
+    "no_grad_params": r"\+unused|_with_unused",
 }
 """How a feature shows in a failing example's problem name or hyperparameters (for the suggestion only)."""
 
@@ -337,8 +336,6 @@ def _suggested_lacks(details: Sequence[str]) -> list[str]:
     for feature, marker in _FEATURE_MARKERS.items():
         if details and all(re.search(marker, d) for d in details):
             out.append(feature)
-    if "float64" in out and "float32" in out:
-        out = [f for f in out if f not in ("float64", "float32")]
     return out
 
 

@@ -197,7 +197,11 @@ def check_snapshot(ctx: CheckContext) -> None:
 
 
 def _mismatched_cases() -> list[tuple[str, Scenario, Scenario]]:
-    hp = {"lr": 0.5, "max_iter": 3, "history_size": 3}
+    from lbfgs_verify.capabilities import active_lacks
+
+    hp: dict[str, Any] = {"lr": 0.5, "max_iter": 3, "history_size": 3}
+    if "lr" in active_lacks():
+        hp["lr"] = 1
     source = generated_problem(11, (3, 2))
     return [
         ("same number of tensors, larger total size", Scenario(source, hp, 2),

@@ -201,7 +201,7 @@ def test_skips_file_format_and_errors(tmp_path: Path) -> None:
                                                "resume.pickle": "no pickle"}
     no_reason = tmp_path / "no_reason.txt"
     no_reason.write_text("state.snapshot\n")
-    with pytest.raises(SkipsFileError, match="line 1.*no reason"):
+    with pytest.raises(SkipsFileError, match=r"line 1.*no reason"):
         read_skips_file(no_reason, REGISTRY)
     unknown = tmp_path / "unknown.txt"
     unknown.write_text("nothing.here  # why\n")
