@@ -22,6 +22,7 @@ class QQNLBFGS(QQN):
         "lr",  # the path parameter t is chosen by the line search (1 when fixed); there is no lr
         "max_eval",  # no evaluation budget per step
         "history_size_change",  # the oracle's memory size is fixed at construction
+        "complex",  # float(torch.dot(g, -g)) of a complex gradient raises (qqn_torch/optimizer.py)
     )
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 1, max_iter: int = 20, max_eval: int | None = None,
