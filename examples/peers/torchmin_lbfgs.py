@@ -4,7 +4,7 @@
 minimization (torchmin/optim/minimizer.py, ``minimize(self, x0, **kwargs)``) of up to ``max_iter`` iterations
 from a fresh memory. Mapping: lr -> lr, max_iter -> max_iter, history_size -> history_size, line_search_fn
 None/'strong_wolfe' -> line_search 'none'/'strong-wolfe', tolerance_grad -> gtol (max-norm: normp=inf),
-tolerance_change -> xtol. torchmin's closure convention differs (it calls ``backward()`` itself), so the
+tolerance_change -> xtol and gtd_tol (torch uses tolerance_change for both tests). torchmin's closure convention differs (it calls ``backward()`` itself), so the
 adapter hands it a closure that has already back-propagated.
 """
 
@@ -50,6 +50,7 @@ class TorchminLBFGS(torchmin.Minimizer):
         group["options"] = {"lr": float(saved["lr"]), "history_size": int(saved["history_size"]),
                             "line_search": "strong-wolfe" if saved["line_search_fn"] == "strong_wolfe" else "none",
                             "gtol": float(saved["tolerance_grad"]), "xtol": float(saved["tolerance_change"]),
+                            "gtd_tol": float(saved["tolerance_change"]),
                             "normp": float("inf")}
         try:
             return super().step(already_backpropagated)

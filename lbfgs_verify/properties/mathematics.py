@@ -544,7 +544,8 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
                 continue
             trial = step.evaluations[1].x
             gtp = float(start.g @ (trial - start.x))
-            if not gtp < -_descent_slack(start, trial, obs.eps) or \
+            resolvable = -1e-4 * gtp > 16 * obs.eps * abs(start.loss)  # a sufficient decrease can show in f
+            if not gtp < -_descent_slack(start, trial, obs.eps) or not resolvable or \
                     _bracket_collapsed(step.evaluations, tolerance_change, obs.eps):
                 continue
             raise obs.fail(
