@@ -4,8 +4,9 @@
 minimization (torchmin/optim/minimizer.py, ``minimize(self, x0, **kwargs)``) of up to ``max_iter`` iterations
 from a fresh memory. Mapping: lr -> lr, max_iter -> max_iter, history_size -> history_size, line_search_fn
 None/'strong_wolfe' -> line_search 'none'/'strong-wolfe', tolerance_grad -> gtol (max-norm: normp=inf),
-tolerance_change -> xtol and gtd_tol (torch uses tolerance_change for both tests). torchmin's closure convention differs (it calls ``backward()`` itself), so the
-adapter hands it a closure that has already back-propagated.
+tolerance_change -> xtol and gtd_tol (torch uses tolerance_change for both tests). torchmin's closure
+convention differs (it calls ``backward()`` itself), so the adapter hands it a closure that has already
+back-propagated.
 """
 
 from __future__ import annotations

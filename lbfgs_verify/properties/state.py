@@ -202,6 +202,8 @@ def _mismatched_cases() -> list[tuple[str, Scenario, Scenario]]:
     hp: dict[str, Any] = {"lr": 0.5, "max_iter": 3, "history_size": 3}
     if "lr" in active_lacks():
         hp["lr"] = 1
+    if "no_line_search" in active_lacks():
+        hp["line_search_fn"] = "strong_wolfe"
     source = generated_problem(11, (3, 2))
     return [
         ("same number of tensors, larger total size", Scenario(source, hp, 2),
