@@ -24,7 +24,7 @@ def differs(a: object, b: object) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() != b.keys() or any(differs(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) != len(b) or any(differs(x, y) for x, y in zip(a, b))
+        return len(a) != len(b) or any(differs(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         return a.shape != b.shape or not torch.equal(a, b)
     return a != b
