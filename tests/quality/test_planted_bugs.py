@@ -159,11 +159,11 @@ def test_failure_messages_name_problem_hyperparameters_step_and_quantity() -> No
 
 
 def test_torch_fails_only_the_history_size_change_among_these_properties() -> None:
-    """torch.optim.LBFGS 2.13 satisfies the mathematics/behaviour/convergence properties except the
-    history_size change between steps (IndexError, facts defect #4)."""
+    """torch.optim.LBFGS 2.13 satisfies the mathematics/behaviour/convergence properties of level semantics
+    (its own documented behaviour) except the history_size change between steps (IndexError, facts defect #4)."""
     torch_target = Target("torch.optim:LBFGS", torch.optim.LBFGS)
     failing = {}
-    for prop in properties_for("properties"):
+    for prop in properties_for("semantics"):
         if prop.category not in MY_CATEGORIES:
             continue
         result = run_property(prop, CheckContext(torch_target, budget=BUDGETS["quick"]))
