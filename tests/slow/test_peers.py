@@ -68,7 +68,10 @@ PEERS: dict[str, Peer] = {
          r"RuntimeError at sqnm/optim/sqn_base\.py:\d+ in _add_param_vector": "sqnm_params_without_grad.py",
          r"^mathematics\.first_direction: ": "sqnm_params_without_grad.py",
          r"^behaviour\.no_grad_params: ": "sqnm_params_without_grad.py",
-         r"^behaviour\.converged_no_move: ": "sqnm_nan_at_minimum.py"}),
+         r"^behaviour\.converged_no_move: ": "sqnm_nan_at_minimum.py",
+         r"^state\.load_independence: ": "load_shares_state.py sqnm",
+         r"^state\.snapshot: ": "state_dict_is_live.py sqnm",
+         r"^state\.round_trip_exact: ": "sqnm_round_trip_changes_dtype.py"}),
     "torch-strong-wolfe": Peer(
         "examples.peers.torch_strong_wolfe:TorchStrongWolfe", "torch",
         {DEEPCOPY: "deepcopy_loses_attributes.py torch",

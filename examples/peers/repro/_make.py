@@ -32,7 +32,7 @@ def make(package: str, params: list[torch.Tensor], **kwargs: object) -> torch.op
     if package == "sqnm":
         from sqnm.optim import LBFGS
 
-        return LBFGS(params, lr=0.1, history_size=3)
+        return LBFGS(params, lr=0.1, history_size=1)
     raise SystemExit(f"unknown package {package!r}")
 
 
