@@ -1,4 +1,4 @@
-"""How each reproduction builds the optimizer under test (torch and the package only; no lbfgs_verify).
+"""How each reproduction builds the optimizer under test (torch and the package only, nothing of the harness).
 
 Imported by the scripts next to it; ``python SCRIPT.py PACKAGE`` with PACKAGE one of torch, torchmin,
 torchmin-scipy, qqn, sqnm. Every script prints ``REPRODUCED: ...`` and exits 0 when the defect shows, and
