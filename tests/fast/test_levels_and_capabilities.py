@@ -38,6 +38,7 @@ from lbfgs_verify.properties.runner import run_check, shared_causes, target_vers
 from lbfgs_verify.strategies import make_problem, problems
 from lbfgs_verify.targets import Target, load_target
 
+load_all()
 QUICK = ["--budget", "quick"]
 SEEN_DTYPES: list[torch.dtype] = []
 
@@ -265,3 +266,15 @@ def test_plugin_lacks_option_and_ini(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*declared lacks: strong_wolfe (strong_wolfe by ini lbfgs_lacks)*",
                                  "*lacks strong_wolfe (declared)*"])
     result.assert_outcomes(skipped=1)
+
+
+def test_convergence_collects_every_problem_even_after_a_crash() -> None:
+    """convergence.* reports all problems, those that raised included, instead of stopping at the first one;
+    with complex declared lacking, the complex problem is left out and the rest pass."""
+    prop = REGISTRY["convergence.reaches_f_star"]
+    undeclared = run_property(prop, CheckContext(_target(), budget=BUDGETS["quick"]))
+    assert undeclared.status is Status.FAIL
+    assert "1 problem(s) did not reach f*" in undeclared.detail and "(1 of them raised)" in undeclared.detail
+    assert "complex_least_squares" in undeclared.detail and "NotImplementedError" in undeclared.detail
+    declared = run_property(prop, CheckContext(_target(), budget=BUDGETS["quick"], lacks=frozenset({"complex"})))
+    assert declared.status is Status.PASS, declared.detail
