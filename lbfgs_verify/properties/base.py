@@ -5,6 +5,11 @@ when the target violates the property, :class:`PropertySkipped` when it does not
 returns normally when it holds. Checks that explore inputs use hypothesis with ``ctx.settings()``; when one
 fails, hypothesis' shrunk "Falsifying example" notes are kept in the result's detail.
 
+Every property belongs to one level of claim (:data:`LEVELS`: ``properties`` ⊂ ``semantics`` ⊂
+``conformance``) and may name the features it ``needs`` (:mod:`lbfgs_verify.capabilities`); a target's
+declared lacks are never drawn and a property needing one is skipped. A failing property keeps one
+:class:`Cause` per distinct failure (hypothesis' ``report_multiple_bugs``), each with its own shrunk example.
+
 The same registry feeds the ``lbfgs-verify check`` command and the pytest suite (``lbfgs_verify.suite``).
 """
 
