@@ -4,8 +4,9 @@ torch.optim.LBFGS's constructor.
 ``lbfgs-verify check examples.peers.torchmin_scipy:ScipyLBFGSB``. Each ``step()`` is a whole scipy L-BFGS-B
 minimization (its own line search, Moré–Thuente ``dcsrch``, first trial step 1/||g|| then 1) from a fresh
 memory. Mapping (at every step, so that param_groups changes take effect): max_iter -> options maxiter,
-max_eval -> maxfun, tolerance_grad -> gtol (max-norm of the projected gradient), history_size -> maxcor. scipy
-has no fixed-step mode and no lr.
+max_eval -> maxfun, tolerance_grad -> gtol (max-norm of the projected gradient), tolerance_change -> ftol (scipy:
+(f_k - f_{k+1})/max(|f_k|, |f_{k+1}|, 1) <= ftol, torch's absolute test where |f| <= 1), history_size -> maxcor.
+scipy has no fixed-step mode and no lr.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ class ScipyLBFGSB(torchmin.ScipyMinimizer):
     lbfgs_verify_lacks = (
         "lr",  # scipy chooses its own step lengths
         "no_line_search",  # L-BFGS-B always runs its line search
-        "tolerance_change",  # scipy's ftol is a relative reduction test, not torch's absolute change
         "complex",  # scipy works on real float64 vectors
     )
 
@@ -46,5 +46,5 @@ class ScipyLBFGSB(torchmin.ScipyMinimizer):
         max_iter = int(saved["max_iter"])
         max_eval = max_iter * 5 // 4 if saved["max_eval"] is None else int(saved["max_eval"])
         group["options"] = {"maxiter": max_iter, "maxfun": max_eval, "gtol": float(saved["tolerance_grad"]),
-                            "maxcor": int(saved["history_size"])}
+                            "ftol": float(saved["tolerance_change"]), "maxcor": int(saved["history_size"])}
         return super().step(closure)
