@@ -49,7 +49,8 @@ PEERS: dict[str, Peer] = {
     "torchmin": Peer(
         "examples.peers.torchmin_lbfgs:TorchminLBFGS", "torchmin",
         {DEEPCOPY: "deepcopy_loses_attributes.py torchmin",
-         r"^behaviour\.converged_no_move: ": "torchmin_moves_when_converged.py"},
+         r"^behaviour\.converged_no_move: ": "torchmin_moves_when_converged.py",
+         r"^mathematics\.strong_wolfe: ": "torchmin_discards_accepted_step.py"},  # shows at the ci budget
         frozenset({"behaviour.converged_no_move", "resume.deepcopy_optimizer", "resume.pickle_optimizer"})),
     "torchmin-scipy": Peer(
         "examples.peers.torchmin_scipy:ScipyLBFGSB", "torchmin",

@@ -11,7 +11,8 @@ import torchmin
 x = torch.tensor([-1.2, 1.0], requires_grad=True)
 
 
-def closure() -> torch.Tensor:  # torchmin's convention: no backward() in the closure
+def closure() -> torch.Tensor:  # torchmin's convention: zero the gradients, no backward() in the closure
+    x.grad = None
     return 100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2
 
 
