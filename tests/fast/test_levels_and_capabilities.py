@@ -278,3 +278,15 @@ def test_convergence_collects_every_problem_even_after_a_crash() -> None:
     assert "complex_least_squares" in undeclared.detail and "NotImplementedError" in undeclared.detail
     declared = run_property(prop, CheckContext(_target(), budget=BUDGETS["quick"], lacks=frozenset({"complex"})))
     assert declared.status is Status.PASS, declared.detail
+
+
+def test_plugin_skips_file_and_level(pytester: pytest.Pytester) -> None:
+    skips = pytester.path / "skips.txt"
+    skips.write_text("behaviour.iterations  # our schedule evaluates the final point\n")
+    pytester.makepyfile(test_suite="from lbfgs_verify.suite.test_properties import *  # noqa: F403\n")
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider", "--lbfgs-target", "torch.optim:LBFGS",
+                                "--lbfgs-budget", "quick", "--lbfgs-level", "semantics", "--lbfgs-skips-file",
+                                str(skips), "--lbfgs-only", "behaviour.iterations")
+    result.stdout.fnmatch_lines(["*level semantics*", "*skips file: 1 entry (behaviour.iterations)*",
+                                 "*skipped by the skips file: our schedule evaluates the final point*"])
+    result.assert_outcomes(skipped=1)
