@@ -3,12 +3,29 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import torch
 
 from lbfgs_verify.reference import LBFGS
+from lbfgs_verify.report.benchmarks import TARGETS_ENV_VAR
+from lbfgs_verify.targets import load_target
 
 torch.set_num_threads(1)
+
+# `lbfgs-verify report` times its --target optimizers here too (comma-separated module:attr).
+EXTRA_TARGETS = [s.strip() for s in os.environ.get(TARGETS_ENV_VAR, "").split(",") if s.strip()]
+
+
+def _optimizer_class(name: str) -> Callable[..., Any]:
+    if name == "torch.optim.LBFGS":
+        return torch.optim.LBFGS
+    if name == "lbfgs_verify.reference.LBFGS":
+        return LBFGS
+    return load_target(name).make
 
 
 def _quadratic(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,9 +35,9 @@ def _quadratic(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
-@pytest.mark.parametrize("optimizer", ["torch.optim.LBFGS", "lbfgs_verify.reference.LBFGS"])
+@pytest.mark.parametrize("optimizer", ["torch.optim.LBFGS", "lbfgs_verify.reference.LBFGS", *EXTRA_TARGETS])
 def test_twenty_iterations_n200(benchmark, optimizer: str, line_search_fn: str | None) -> None:
-    cls = torch.optim.LBFGS if optimizer == "torch.optim.LBFGS" else LBFGS
+    cls = _optimizer_class(optimizer)
     a, b = _quadratic(200)
 
     def run() -> float:

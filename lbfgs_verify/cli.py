@@ -10,7 +10,19 @@ Exit status: 0 when every property holds (skips allowed); 1 when any fails or er
 cannot be loaded (or does not accept torch.optim.LBFGS's constructor arguments and have ``step``,
 ``state_dict``, ``load_state_dict``) or the arguments are wrong.
 
+``lbfgs-verify fuzz TARGET ...`` fuzzes state_dict round trips (see :mod:`lbfgs_verify.fuzz.cli`).
+
 ``lbfgs-verify docs [--write PATH | --check PATH]`` prints, writes or checks ``docs/properties.md``.
+
+``lbfgs-verify record [--output DIR|FILE] [--target TARGET] [--only TEXT]`` records golden traces and
+``lbfgs-verify drift [--records DIR|FILE] [--target TARGET] [--only TEXT] [--json PATH]`` compares the installed
+libraries (or a target) with them (:mod:`lbfgs_verify.golden_traces`). drift exits 0 when every run is bitwise
+identical (same environment) or within tolerance (other versions, BLAS, CPU kind or threads), 1 otherwise,
+2 on bad arguments or unreadable records.
+
+``lbfgs-verify report [--out DIR] [--target TARGET ...] [--problems SET] [--budget quick|ci|thorough] [--seed S]``
+writes a comparison report (``index.md``, ``index.html``, ``report.json``, ``plots/``; see
+:mod:`lbfgs_verify.report`). Exit 0 when written (solvers that fail are shown as failed), 2 on wrong arguments.
 """
 
 from __future__ import annotations
@@ -78,11 +90,69 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--list", action="store_true",
                        help="print the documented property IDs (of --mode, filtered by --only) and exit")
 
+    report = commands.add_parser(
+        "report", help="write a comparison report (Markdown, HTML, JSON, PNG plots)",
+        description="Compare the reference, torch.optim.LBFGS (without and with strong_wolfe), scipy L-BFGS-B, "
+                    "minimize_lbfgsb and every --target: convergence, performance profiles, agreement, property "
+                    "verdicts, fuzzing, resume, benchmarks. Writes DIR/index.md, DIR/index.html, DIR/report.json "
+                    "and DIR/plots/.",
+    )
+    report.add_argument("--out", metavar="DIR", type=Path, default=Path("reports"),
+                        help="output directory (default: reports)")
+    report.add_argument("--target", metavar="TARGET", action="append", default=[],
+                        help="module:attr of another optimizer with torch.optim.LBFGS's constructor (repeatable)")
+    report.add_argument("--problems", metavar="SET", default="suite",
+                        help="suite (default: the 35 MGH problems and the other suite problems), mgh, extra, "
+                             "mgh-scaled (35 MGH from x0, 10·x0, 100·x0), or comma-separated problem names")
+    report.add_argument("--budget", choices=_BUDGETS, default="quick",
+                        help="quick (default, minutes), ci, thorough")
+    report.add_argument("--seed", type=int, default=0, help="global RNG seed of every run and of the fuzzer")
+    report.add_argument("--threads", type=_positive_int, default=1, help="torch and BLAS threads (default 1)")
+    report.add_argument("--lacks", metavar="FEATURES",
+                        help="comma-separated features the targets lack (see lbfgs_verify.capabilities.FEATURES)")
+    report.add_argument("--benchmark-json", metavar="PATH", type=Path,
+                        help="read this pytest-benchmark JSON instead of running benchmarks/test_step_speed.py")
+    report.add_argument("--no-benchmarks", action="store_true", help="leave the benchmark section empty")
+    report.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    from lbfgs_verify.fuzz.cli import add_parser as add_fuzz_parser
+
+    add_fuzz_parser(commands)
+
     docs = commands.add_parser("docs", help="print, write or check docs/properties.md (generated from the registry)")
     group = docs.add_mutually_exclusive_group()
     group.add_argument("--write", metavar="PATH", type=Path, help="write the generated document to PATH")
     group.add_argument("--check", metavar="PATH", type=Path, help="exit 1 if PATH differs from the generated one")
+    _add_golden_trace_commands(commands)
     return parser
+
+
+def _add_golden_trace_commands(commands: argparse._SubParsersAction) -> None:
+    record = commands.add_parser(
+        "record", help="record golden traces (torch.optim.LBFGS and scipy L-BFGS-B, or --target)",
+        description="Record golden traces. Without --target: torch.optim.LBFGS and scipy's L-BFGS-B on the MGH "
+                    "problems and SPD quadratics into DIR (default: the shipped reference/traces). With --target: "
+                    "that optimizer, torch protocol, into FILE.",
+    )
+    record.add_argument("--output", metavar="DIR|FILE", type=Path,
+                        help="folder for the library records, or the file for a --target record")
+    record.add_argument("--target", metavar="TARGET", help="module:attr of your optimizer (torch.optim.LBFGS's "
+                                                           "constructor); its record goes to --output FILE")
+    record.add_argument("--only", metavar="TEXT", help="record only the runs whose id contains TEXT")
+    record.add_argument("--threads", type=_positive_int, default=1, help="torch thread count (default 1)")
+
+    drift = commands.add_parser(
+        "drift", help="compare the installed libraries (or --target) with golden traces",
+        description="Re-run every recorded trace and compare: bitwise when versions, BLAS, CPU kind and threads are "
+                    "the recorded ones, within tolerance otherwise. Exit 0: identical or within tolerance; 1: changed; "
+                    "2: bad arguments or unreadable records.",
+    )
+    drift.add_argument("--records", metavar="DIR|FILE", type=Path,
+                       help="a record file or a folder of them (default: the shipped reference/traces)")
+    drift.add_argument("--target", metavar="TARGET",
+                       help="module:attr to run instead of the recorded optimizer (torch-protocol records)")
+    drift.add_argument("--only", metavar="TEXT", help="compare only the runs whose id contains TEXT")
+    drift.add_argument("--json", metavar="PATH", type=Path, help="also write the comparison as JSON to PATH")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,7 +164,111 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command == "docs":
         return _docs(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "fuzz":
+        from lbfgs_verify.fuzz.cli import run as run_fuzz_command
+
+        return run_fuzz_command(args)
+    if args.command == "record":
+        return _record(args)
+    if args.command == "drift":
+        return _drift(args)
     return _check(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from lbfgs_verify.capabilities import CapabilityError, parse_lacks
+    from lbfgs_verify.report.options import ProblemSetError, problem_set
+
+    try:
+        problems = problem_set(args.problems)
+        lacks = parse_lacks(args.lacks)
+    except (ProblemSetError, CapabilityError) as exc:
+        print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.benchmark_json is not None and not args.benchmark_json.is_file():
+        print(f"lbfgs-verify: error: --benchmark-json {args.benchmark_json}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    from lbfgs_verify.properties.runner import interface_problem
+    from lbfgs_verify.targets import TargetLoadError, load_target
+
+    for spec in args.target:
+        try:
+            problem = interface_problem(load_target(spec))
+        except TargetLoadError as exc:
+            print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if problem is not None:
+            print(f"lbfgs-verify: error: target {spec!r} cannot be compared: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+
+    from lbfgs_verify.report import REPORT_BUDGETS, ReportOptions, write_report
+    from lbfgs_verify.report.benchmarks import STEP_SPEED
+
+    options = ReportOptions(
+        out=args.out, budget=REPORT_BUDGETS[args.budget], targets=tuple(args.target), problems=problems,
+        problem_set=args.problems, seed=args.seed, threads=args.threads, lacks=lacks,
+        benchmark_json=args.benchmark_json, benchmark_dir=None if args.no_benchmarks else STEP_SPEED,
+        progress=not args.no_progress,
+    )
+    report = write_report(options)
+    print(f"report written to {args.out}/index.md, {args.out}/index.html and {args.out}/report.json "
+          f"({report['seconds']:.0f} s)")
+    return EXIT_OK
+
+
+def _record(args: argparse.Namespace) -> int:
+    from lbfgs_verify.golden_traces import golden_traces_dir, record_suite, record_target
+    from lbfgs_verify.targets import TargetLoadError
+
+    def progress(run_id: str) -> None:
+        print(f"  recording {run_id}", file=sys.stderr, flush=True)
+
+    if args.target:
+        if args.output is None or args.output.is_dir():
+            print("lbfgs-verify: error: record --target needs --output FILE (a .json file to write)", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            paths = [record_target(args.target, args.output, threads=args.threads, select=args.only,
+                                   progress=progress)]
+        except TargetLoadError as exc:
+            print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        directory = args.output or golden_traces_dir()
+        if directory.exists() and not directory.is_dir():
+            print(f"lbfgs-verify: error: --output {directory} is a file; give a folder", file=sys.stderr)
+            return EXIT_USAGE
+        paths = record_suite(directory, threads=args.threads, select=args.only, progress=progress)
+    for path in paths:
+        print(f"wrote {path} ({path.stat().st_size} bytes)")
+    return EXIT_OK
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from lbfgs_verify.golden_traces import GoldenTraceError, compare_file, golden_traces_dir
+
+    location = args.records or golden_traces_dir()
+    files = sorted(location.glob("*.json")) if location.is_dir() else [location]
+    if location.is_dir() and not files:
+        print(f"lbfgs-verify: error: no record files (*.json) in {location}", file=sys.stderr)
+        return EXIT_USAGE
+    reports = []
+    for path in files:
+        try:
+            report = compare_file(path, target=args.target, select=args.only)
+        except GoldenTraceError as exc:
+            print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        reports.append(report)
+        print("\n".join(report.lines()), flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps([r.to_json() for r in reports], indent=2) + "\n", encoding="utf-8")
+    ok = all(r.ok for r in reports)
+    print("drift: " + ("OK" if ok else "CHANGED") + " (bitwise required in the recorded environment; elsewhere "
+          "the cuda.* tolerance over the first iterations)")
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _docs(args: argparse.Namespace) -> int:

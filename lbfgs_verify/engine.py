@@ -467,3 +467,214 @@ def step_divergence(expected: Sequence[StepRecord], actual: Sequence[StepRecord]
         if difference is not None:
             return Divergence(e.index, difference)
     return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Routes: the state_dict fuzzer's ways of carrying a state, built on the transports above
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RouteRun:
+    """What one route did after the split: the continuations that must follow the expected run.
+
+    Attributes:
+        followers: ``(label, steps)`` for every optimizer that must continue exactly as ``expected``
+            (the loaded optimizer, the source after the hand-over, ...), steps numbered from the split.
+        expected: the steps they must equal; ``None`` means the uninterrupted run's steps after the split.
+        broken: further violated contracts, one sentence each (e.g. the dict handed to ``load_state_dict``
+            changed while the loaded optimizers stepped).
+    """
+
+    followers: list[tuple[str, list[StepRecord]]]
+    expected: list[StepRecord] | None = None
+    broken: list[str] = field(default_factory=list)
+
+
+RouteFn = Callable[[Any, Scenario, int, int], RouteRun]
+"""``run(target, scenario, split, n_after) -> RouteRun``: carry the state taken after ``split`` steps."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One named way of carrying an optimizer state (the names are part of ``lbfgs-verify fuzz``'s interface).
+
+    Attributes:
+        name: interface name, e.g. ``save-load``.
+        description: what is done, for messages and reproductions.
+        run: carries the state and records the continuations (:data:`RouteFn`).
+        needs_cuda: the route is skipped where ``torch.cuda.is_available()`` is false.
+        widens_dtype: the route moves the parameters to a wider dtype (only narrower states are drawn).
+    """
+
+    name: str
+    description: str
+    run: RouteFn
+    needs_cuda: bool = False
+    widens_dtype: bool = False
+
+
+def _source_run(target: Any, scenario: Scenario, split: int, device: str | torch.device = "cpu") -> RecordedRun:
+    return record_run(target, scenario, steps=split, device=device, label="source")
+
+
+def _split_params(source: RecordedRun, split: int, device: str | torch.device | None = None,
+                  dtype_of: Callable[[torch.dtype], torch.dtype] | None = None) -> list[Tensor]:
+    values = params_at(source.trace, split)
+    if dtype_of is not None:
+        values = [v.to(dtype_of(v.dtype)) for v in values]
+    return fresh_params(values, source.params, device)
+
+
+def _load_into_new(target: Any, scenario: Scenario, params: list[Tensor], state: Any, what: str) -> Any:
+    optimizer = call_target("constructing the new optimizer", lambda: scenario.make_optimizer(target, params), scenario)
+    call_target(f"new_optimizer.load_state_dict({what})", lambda: optimizer.load_state_dict(state), scenario)
+    return optimizer
+
+
+def transport_route(name: str, transport: Transport, description: str | None = None) -> Route:
+    """A route over a :class:`Transport`: save after ``split`` steps, keep stepping the source, then restore
+    the payload into a new optimizer (on the parameters of the split) and continue it."""
+
+    def run(target: Any, scenario: Scenario, split: int, n_after: int) -> RouteRun:
+        source = _source_run(target, scenario, split)
+        payload = transport.save(source.optimizer, source.params)
+        source_steps = continue_run(source.optimizer, source.params, scenario, split, n_after, "source after saving")
+        params = _split_params(source, split)
+        disturb_global_rng(resume_seed(split))
+        optimizer, params = transport.restore(payload, scenario, target, params)
+        loaded = continue_run(optimizer, params, scenario, split, n_after, "loaded")
+        return RouteRun([("loaded", loaded), ("source after saving", source_steps)])
+
+    return Route(name, description or transport.name, run)
+
+
+class _TemporaryFile:
+    """A payload living in a real file of a temporary directory (removed with the payload)."""
+
+    def __init__(self, state: Any) -> None:
+        import os
+        import shutil
+        import tempfile
+        import weakref
+
+        directory = tempfile.mkdtemp(prefix="lbfgs-verify-")
+        weakref.finalize(self, shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "optimizer.pt")
+        torch.save(state, self.path)
+
+    def load(self) -> Any:
+        return torch.load(self.path, weights_only=True)
+
+
+def _live_state_dict(optimizer: Any, params: list[Tensor]) -> Any:
+    return call_target("optimizer.state_dict()", optimizer.state_dict)
+
+
+def _load_live(payload: Any, scenario: Scenario, target: Any, params: list[Tensor]) -> tuple[Any, list[Tensor]]:
+    return _load_into_new(target, scenario, params, payload, "the state_dict taken earlier"), params
+
+
+SAVE_LOAD_FILE = state_dict_transport("torch.save(file) -> torch.load(file, weights_only=True)", _TemporaryFile,
+                                      lambda payload: payload.load())
+SNAPSHOT = Transport("state_dict() taken, the source keeps stepping, then loaded", _live_state_dict, _load_live)
+
+
+def _in_memory(target: Any, scenario: Scenario, split: int, n_after: int) -> RouteRun:
+    """``new.load_state_dict(source.state_dict())`` in memory, then step the new one, then the source."""
+    source = _source_run(target, scenario, split)
+    state = call_target("source.state_dict()", source.optimizer.state_dict, scenario)
+    params = _split_params(source, split)
+    optimizer = _load_into_new(target, scenario, params, state, "source.state_dict()")
+    loaded = continue_run(optimizer, params, scenario, split, n_after, "loaded")
+    source_steps = continue_run(source.optimizer, source.params, scenario, split, n_after, "source after the load")
+    return RouteRun([("loaded", loaded), ("source after the load", source_steps)])
+
+
+def _load_twice(target: Any, scenario: Scenario, split: int, n_after: int) -> RouteRun:
+    """One in-memory dict loaded into two new optimizers in turn; both step; the dict must stay unchanged."""
+    source = _source_run(target, scenario, split)
+    state = call_target("source.state_dict()", source.optimizer.state_dict, scenario)
+    handed = copy.deepcopy(state)
+    first_params, second_params = _split_params(source, split), _split_params(source, split)
+    first = _load_into_new(target, scenario, first_params, state, "state")
+    second = _load_into_new(target, scenario, second_params, state, "state (the same dict again)")
+    first_steps = continue_run(first, first_params, scenario, split, n_after, "first loaded")
+    second_steps = continue_run(second, second_params, scenario, split, n_after, "second loaded")
+    broken = []
+    difference = first_difference(handed, state, "handed state_dict")
+    if difference is not None:
+        broken.append(f"the dict handed to load_state_dict changed while the loaded optimizers stepped: {difference}")
+    return RouteRun([("first loaded", first_steps), ("second loaded", second_steps)], broken=broken)
+
+
+def _optimizer_copy(target: Any, scenario: Scenario, split: int, n_after: int) -> RouteRun:
+    """The optimizer object itself copied with its parameters (``copy.deepcopy`` and ``pickle``), both continued."""
+    source = _source_run(target, scenario, split)
+    followers = []
+    for transport in (DEEPCOPY_OPTIMIZER, PICKLE_OPTIMIZER):
+        payload = transport.save(source.optimizer, source.params)
+        optimizer, params = transport.restore(payload, scenario, target, [])
+        followers.append((f"{transport.name} copy", continue_run(optimizer, params, scenario, split, n_after,
+                                                                  f"{transport.name} copy")))
+    source_steps = continue_run(source.optimizer, source.params, scenario, split, n_after, "source after copying")
+    return RouteRun([*followers, ("source after copying", source_steps)])
+
+
+WIDER_DTYPE: dict[torch.dtype, torch.dtype] = {
+    torch.float16: torch.float64, torch.bfloat16: torch.float64, torch.float32: torch.float64,
+    torch.complex64: torch.complex128,
+}
+"""Where the ``dtype`` route moves the parameters (every value of the narrow dtype is exact in the wide one)."""
+
+
+def _widen(dtype: torch.dtype) -> torch.dtype:
+    return WIDER_DTYPE.get(dtype, dtype)
+
+
+def _dtype_round_trip(target: Any, scenario: Scenario, split: int, n_after: int) -> RouteRun:
+    """Load into parameters moved to a wider dtype, save that, load back into the original dtype, continue.
+
+    ``torch.optim.Optimizer.load_state_dict`` casts floating state to the parameters' dtype; narrow -> wide ->
+    narrow is lossless, so the continuation must be exact (torch/optim/optimizer.py).
+    """
+    source = _source_run(target, scenario, split)
+    saved = call_target("torch.save(source.state_dict())", lambda: torch_save_bytes(source.optimizer.state_dict()),
+                        scenario)
+    wide_params = _split_params(source, split, dtype_of=_widen)
+    wide = _load_into_new(target, scenario, wide_params, torch_load_bytes(saved), "state saved in the narrow dtype")
+    back = call_target("torch.save(wide.state_dict())", lambda: torch_save_bytes(wide.state_dict()), scenario)
+    params = _split_params(source, split)
+    optimizer = _load_into_new(target, scenario, params, torch_load_bytes(back), "state saved in the wide dtype")
+    loaded = continue_run(optimizer, params, scenario, split, n_after, "loaded back")
+    return RouteRun([("loaded back", loaded)])
+
+
+def _cuda_round_trip(target: Any, scenario: Scenario, split: int, n_after: int) -> RouteRun:
+    """The whole scenario on the GPU: torch.save -> torch.load(weights_only=True) -> continue, against the
+    uninterrupted GPU run (CPU and GPU bits differ: pytorch #111508)."""
+    expected = record_run(target, scenario, steps=split + n_after, device="cuda").trace.steps[split:]
+    source = _source_run(target, scenario, split, device="cuda")
+    saved = call_target("torch.save(source.state_dict())", lambda: torch_save_bytes(source.optimizer.state_dict()),
+                        scenario)
+    params = _split_params(source, split, device="cuda")
+    optimizer = _load_into_new(target, scenario, params, torch_load_bytes(saved), "the saved state_dict")
+    loaded = continue_run(optimizer, params, scenario, split, n_after, "loaded on cuda")
+    return RouteRun([("loaded on cuda", loaded)], expected=expected)
+
+
+ROUTES: dict[str, Route] = {route.name: route for route in (
+    transport_route("save-load", TORCH_SAVE, "torch.save -> torch.load(weights_only=True) through a buffer"),
+    transport_route("save-load-file", SAVE_LOAD_FILE, "torch.save to a file -> torch.load(file, weights_only=True)"),
+    transport_route("deepcopy", DEEPCOPY_STATE_DICT),
+    transport_route("pickle", PICKLE_STATE_DICT),
+    Route("optimizer-copy", "copy.deepcopy and a pickle round trip of (optimizer, params)", _optimizer_copy),
+    Route("in-memory", "new.load_state_dict(source.state_dict()) in memory; both keep stepping", _in_memory),
+    Route("load-twice", "one in-memory dict loaded into two new optimizers; both step", _load_twice),
+    transport_route("snapshot", SNAPSHOT),
+    Route("dtype", "parameters moved to a wider dtype before loading, then back", _dtype_round_trip,
+          widens_dtype=True),
+    Route("cuda", "the run on the GPU, torch.save -> torch.load(weights_only=True)", _cuda_round_trip,
+          needs_cuda=True),
+)}
+"""Every route of ``lbfgs-verify fuzz``, by interface name."""

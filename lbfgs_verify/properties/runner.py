@@ -388,6 +388,9 @@ _CATEGORY_INTRO = {
     "cuda": "Moving state between the CPU and CUDA mid-run; skipped when `torch.cuda.is_available()` is False. "
             "Tolerances are stated in each title.",
     "mathematics": "Mathematical properties of the L-BFGS iteration.",
+    "portability": "Resume under another torch thread count (reductions split differently on long vectors), and "
+                   "the shipped golden traces: judged with the `cuda.*` tolerance machinery, the tolerance derived "
+                   "from measurements (README, section Portability).",
     "resume": "Save at a `step()` boundary, restore, continue: bitwise the uninterrupted run on the CPU. Every split "
               "point gets a one-step check, `full_continuations` random splits are continued to the end; the global "
               "RNGs are reseeded, the parameters are fresh tensors and the saved payload is rebuilt for each restore.",

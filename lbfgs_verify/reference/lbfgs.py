@@ -1,4 +1,4 @@
-"""The reference L-BFGS: bitwise equal to ``torch.optim.LBFGS`` (torch 2.13), with safe, explicit state.
+"""The reference L-BFGS: bitwise equal to ``torch.optim.LBFGS`` (torch 2.13), a drop-in with safe state.
 
 The iteration is L-BFGS as in Nocedal & Wright, *Numerical Optimization* (2nd ed.), Algorithm 7.5, with the
 two-loop recursion of Algorithm 7.4 for the direction, H₀ = γI with γ = sᵀy/yᵀy (eq. 7.20), and either a
@@ -6,29 +6,54 @@ fixed step or the strong-Wolfe search of :mod:`lbfgs_verify.line_search.strong_w
 operation is the one ``torch/optim/lbfgs.py`` performs, in the same order, so that parameters and state agree
 to the bit with torch on the same device and thread count.
 
-Where this optimizer deliberately differs from torch 2.13 (each a defect listed in ``facts/torch-lbfgs.md``):
+The state lives where torch keeps it, ``optimizer.state[params[0]]``, with torch's keys, types and insertion
+order, and is mutated the way torch mutates it (so even a step whose closure raised leaves the same state), so
+every generic ``torch.optim.Optimizer`` mechanism works: hooks, ``param_names``, ``add_param_group``,
+``zero_grad``, ``__repr__``, ``defaults``. :attr:`LBFGS.lbfgs_state` is a typed view of that dict, not a copy.
 
-1. ``load_state_dict`` validates everything and, on any error, leaves the optimizer exactly as it was.
+Where this optimizer deliberately differs from torch 2.13 (1-6 are torch defects, measured; each difference is
+pinned by a test in ``tests/fast``):
+
+1. ``load_state_dict`` validates everything and, on any error, leaves the optimizer exactly as it was
+   (torch loads anything and fails later, or silently runs on garbage). Non-finite values load (a diverged
+   run), with a ``RuntimeWarning`` naming the keys.
 2. A loaded optimizer shares no tensor with the dict it came from; ``state_dict()`` returns a snapshot.
 3. ``copy.deepcopy`` and pickling give an optimizer that steps (no cached attributes to lose).
-4. Changing ``history_size`` between steps keeps the newest pairs (no ``IndexError``).
+4. Changing ``history_size`` between steps works: a history longer than the new size loses its oldest pairs
+   at the next step and ``al`` grows when the history outgrows it (torch raises ``IndexError``).
 5. A state from parameters of another size is rejected at load time, naming the key.
-6. A tensor ``t`` keeps its dtype on load (bf16/fp16 parameters with a tensor lr resume bitwise).
-7. Constructor arguments that torch only fails on later (``max_iter < 1``, ``history_size < 1``,
-   ``max_eval < 1``, an unknown ``line_search_fn``) raise ``ValueError`` at once.
+6. A tensor ``t`` keeps its dtype on load, and the flat state keeps the dtype of the flat gradient (torch casts
+   both to ``params[0]``'s dtype: bf16/fp16 parameters with a tensor lr, or parameters of mixed dtypes, then
+   resume with other bits).
+7. Arguments torch accepts but cannot run with raise at once, naming the argument: ``history_size`` not an int
+   >= 1 (torch: ``IndexError``/``TypeError`` at the first curvature pair), ``line_search_fn`` other than
+   ``None``/``"strong_wolfe"`` (torch: ``RuntimeError`` at the first iteration, after counting it), a
+   non-number (``str``, ``None``, a tensor count) for ``max_iter``/``max_eval``/tolerances (torch:
+   ``TypeError`` inside ``step()``), ``max_eval < 1`` with ``"strong_wolfe"`` (torch: ``UnboundLocalError``
+   in its line search), ``bool`` for any numeric hyperparameter, a bool or complex tensor lr. The
+   same check runs on the saved groups at load and on the group at each ``step()`` (edits between steps).
+   Everything else torch accepts is accepted (numpy scalars, floats and ``0`` for ``max_iter``/``max_eval``,
+   ``inf``/``-inf`` tolerances, tensor tolerances, integer tensor lr) and its own ``state_dict()`` loads.
+8. ``step()`` with more than one parameter group (after ``add_param_group``) raises ``ValueError`` (torch raises
+   ``AssertionError``), before touching anything, as torch.
+9. A ``step()`` that follows one whose closure raised before any iteration completed raises ``TypeError`` with
+   a message saying so (torch raises ``TypeError`` from ``flat_grad.sub(None)``), leaving the same state.
+10. A value that is not a tensor, stored in a parameter's state by a hook, loads as it was (torch's load rebuilds
+    any iterable through its type, so a string becomes the repr of a generator).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import numbers
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from lbfgs_verify.line_search.strong_wolfe import strong_wolfe
-from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict
-from lbfgs_verify.reference.state import LBFGSState, state_from_torch_layout
+from lbfgs_verify.reference.checkpoint import load_like_torch, snapshot_state_dict
+from lbfgs_verify.reference.state import LBFGSState, validate_saved_state
 
 Scalar = int | float | Tensor
 CURVATURE_THRESHOLD = 1e-10
@@ -60,13 +85,11 @@ def two_loop_direction(
 
 
 class LBFGS(torch.optim.Optimizer):
-    """L-BFGS with ``torch.optim.LBFGS``'s constructor, defaults, semantics and ``state_dict`` layout.
+    """L-BFGS with ``torch.optim.LBFGS``'s constructor, defaults, semantics, state and ``state_dict`` layout.
 
     Args are torch's: ``lr=1, max_iter=20, max_eval=None (max_iter*5//4), tolerance_grad=1e-7,
     tolerance_change=1e-9, history_size=100, line_search_fn=None | "strong_wolfe"``. One parameter group.
-
-    The whole algorithmic state is :attr:`lbfgs_state`, an :class:`~lbfgs_verify.reference.state.LBFGSState`;
-    the optimizer keeps no other mutable attribute (``self.state`` of the base class stays empty).
+    The state is ``self.state[params[0]]``, as in torch (see the module docstring for the differences).
     """
 
     def __init__(
@@ -80,13 +103,12 @@ class LBFGS(torch.optim.Optimizer):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ) -> None:
-        if isinstance(lr, Tensor) and lr.numel() != 1:
+        if isinstance(lr, Tensor) and lr.numel() != 1:  # torch's two checks, torch's messages
             raise ValueError("Tensor lr must be 1-element")
-        if not lr >= 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
+        _check_lr(lr, "lr")
         if max_eval is None:
+            _check_count(max_iter, "max_iter")
             max_eval = max_iter * 5 // 4
-        _check_hyperparameters(max_iter, max_eval, history_size, line_search_fn)
         defaults = {
             "lr": lr,
             "max_iter": max_iter,
@@ -96,15 +118,20 @@ class LBFGS(torch.optim.Optimizer):
             "history_size": history_size,
             "line_search_fn": line_search_fn,
         }
+        check_options(defaults, "LBFGS()")
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
-        self.lbfgs_state = LBFGSState()
 
     # --- parameters as one flat vector (complex parameters as their real view) -------------------------
     @property
     def _params(self) -> list[Tensor]:
         return self.param_groups[0]["params"]
+
+    @property
+    def lbfgs_state(self) -> LBFGSState:
+        """A typed view of ``self.state[params[0]]`` (same objects; nothing is copied or stored apart)."""
+        return LBFGSState.view(self.state.get(self._params[0], {}))
 
     def _numel(self) -> int:
         return sum(2 * p.numel() if torch.is_complex(p) else p.numel() for p in self._params)
@@ -152,49 +179,57 @@ class LBFGS(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
         """Run up to ``max_iter`` L-BFGS iterations; ``closure`` re-evaluates the loss and its gradients.
 
-        Returns the loss of the first evaluation (at the parameters the step started from), like torch.
+        Returns what the first evaluation returned (at the parameters the step started from), like torch.
+        The state is read from and written to ``self.state[params[0]]`` at the points torch does.
         """
-        if closure is None:
-            raise TypeError("LBFGS.step() requires a closure that re-evaluates the model and returns the loss")
-        closure = torch.enable_grad()(closure)
+        if len(self.param_groups) != 1:
+            raise ValueError(f"LBFGS supports exactly one parameter group, the optimizer has {len(self.param_groups)}"
+                             " (add_param_group added one); torch.optim.LBFGS raises AssertionError here")
         group = self.param_groups[0]
+        check_options(group, "optimizer.param_groups[0]")
         lr = group["lr"]
         lr = lr.squeeze() if isinstance(lr, Tensor) and lr.dim() != 0 else lr
         max_iter, max_eval = group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         line_search_fn, history_size = group["line_search_fn"], group["history_size"]
-        _check_hyperparameters(max_iter, max_eval, history_size, line_search_fn)
 
-        state = self.lbfgs_state
-        state.resize_history(history_size)
-        if state.func_evals is None:
-            state.func_evals, state.n_iter = 0, 0
-        assert state.n_iter is not None
+        state = self.state[self._params[0]]  # torch's place for LBFGS's global state
+        state.setdefault("func_evals", 0)
+        state.setdefault("n_iter", 0)
+        if closure is None:  # torch fails here too (TypeError), with the counters created
+            raise TypeError("LBFGS.step() requires a closure that re-evaluates the model and returns the loss")
+        closure = torch.enable_grad()(closure)
+        _fit_history(state, history_size)
 
         orig_loss = closure()
         loss = float(orig_loss)
         current_evals = 1
-        state.func_evals += 1
+        state["func_evals"] += 1
         flat_grad = self._gather_flat_grad()
-        if flat_grad.abs().max() <= tolerance_grad:  # already optimal (first-order condition)
+        opt_cond = flat_grad.abs().max() <= tolerance_grad
+        if opt_cond:  # already optimal (first-order condition)
             return orig_loss
 
-        d, t, H_diag = state.d, state.t, state.H_diag
-        old_dirs, old_stps, ro = state.old_dirs, state.old_stps, state.ro
-        prev_flat_grad, prev_loss = state.prev_flat_grad, state.prev_loss
+        d, t = state.get("d"), state.get("t")
+        old_dirs, old_stps, ro = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
+        H_diag, prev_flat_grad, prev_loss = state.get("H_diag"), state.get("prev_flat_grad"), state.get("prev_loss")
 
         n_iter = 0
         while n_iter < max_iter:
             n_iter += 1
-            state.n_iter += 1
+            state["n_iter"] += 1
 
             # --- search direction ---------------------------------------------------------------------
-            if state.n_iter == 1:  # first iteration ever: steepest descent, empty history
+            if state["n_iter"] == 1:  # first iteration ever: steepest descent, empty history
                 d = flat_grad.neg()
                 old_dirs, old_stps, ro = [], [], []
                 H_diag = 1
             else:
-                assert old_dirs is not None and old_stps is not None and ro is not None and d is not None
+                if prev_flat_grad is None or d is None or old_dirs is None or old_stps is None or ro is None:
+                    raise TypeError(f"the LBFGS state has n_iter == {state['n_iter'] - 1} but no search direction "
+                                    "or previous gradient: an earlier step() was interrupted by an exception in its "
+                                    "closure before completing an iteration (torch.optim.LBFGS raises TypeError "
+                                    "here too)")
                 y = flat_grad.sub(prev_flat_grad)
                 s = d.mul(t)
                 ys = y.dot(s)
@@ -207,9 +242,12 @@ class LBFGS(torch.optim.Optimizer):
                     old_stps.append(s)
                     ro.append(1.0 / ys)
                     H_diag = ys / y.dot(y)  # γ = sᵀy / yᵀy
-                if state.al is None:
-                    state.al = [None] * history_size
-                d = two_loop_direction(flat_grad, old_dirs, old_stps, ro, H_diag, state.al)
+                if "al" not in state:
+                    state["al"] = [None] * history_size
+                al = state["al"]
+                if len(al) < len(old_dirs):  # history_size was raised (torch: IndexError)
+                    al.extend([None] * (max(history_size, len(old_dirs)) - len(al)))
+                d = two_loop_direction(flat_grad, old_dirs, old_stps, ro, H_diag, al)
 
             if prev_flat_grad is None:
                 prev_flat_grad = flat_grad.clone(memory_format=torch.contiguous_format)
@@ -218,7 +256,7 @@ class LBFGS(torch.optim.Optimizer):
             prev_loss = loss
 
             # --- step length ---------------------------------------------------------------------------
-            if state.n_iter == 1:  # first step scaled by the gradient's L1 norm
+            if state["n_iter"] == 1:  # first step scaled by the gradient's L1 norm
                 t = min(1.0, 1.0 / flat_grad.abs().sum()) * lr
             else:
                 t = lr
@@ -239,15 +277,15 @@ class LBFGS(torch.optim.Optimizer):
                 opt_cond = flat_grad.abs().max() <= tolerance_grad
             else:  # fixed step; no evaluation after the last iteration (torch's rule)
                 self._add_grad(t, d)
-                opt_cond = False
                 if n_iter != max_iter:
                     with torch.enable_grad():
-                        loss = float(closure())
+                        loss = closure()
+                    loss = float(loss)
                     flat_grad = self._gather_flat_grad()
                     opt_cond = flat_grad.abs().max() <= tolerance_grad
                     evaluations = 1
             current_evals += evaluations
-            state.func_evals += evaluations
+            state["func_evals"] += evaluations
 
             # --- stopping tests, in torch's order --------------------------------------------------------
             if n_iter == max_iter:
@@ -261,75 +299,99 @@ class LBFGS(torch.optim.Optimizer):
             if abs(loss - prev_loss) < tolerance_change:  # loss stalled
                 break
 
-        state.d, state.t, state.H_diag = d, t, H_diag
-        state.old_dirs, state.old_stps, state.ro = old_dirs, old_stps, ro
-        state.prev_flat_grad, state.prev_loss = prev_flat_grad, prev_loss
+        state["d"] = d
+        state["t"] = t
+        state["old_dirs"] = old_dirs
+        state["old_stps"] = old_stps
+        state["ro"] = ro
+        state["H_diag"] = H_diag
+        state["prev_flat_grad"] = prev_flat_grad
+        state["prev_loss"] = prev_loss
         return orig_loss
 
     # --- state exchange ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """A snapshot in ``torch.optim.LBFGS``'s layout: later steps never change a returned dict."""
-        return pack_state_dict(self, self.lbfgs_state.to_torch_layout())
+        """torch's ``state_dict`` (same layout, hooks, ``param_names``), as a snapshot later steps never change."""
+        return snapshot_state_dict(self)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Validate and load a ``state_dict`` (ours or ``torch.optim.LBFGS``'s). All or nothing.
+        """Load a ``state_dict`` (ours or ``torch.optim.LBFGS``'s) with torch's semantics, validated, all or nothing.
 
         Raises ``TypeError``/``ValueError`` naming the offending key; on error the optimizer is unchanged.
         Hyperparameters come from the saved ``param_groups`` (torch's rule); nothing is shared with
-        ``state_dict`` afterwards.
+        ``state_dict`` afterwards. Non-finite values load with a ``RuntimeWarning`` naming the keys.
         """
-        unpacked = unpack_state_dict(self, state_dict, HYPERPARAMETER_KEYS, reject_unknown_options=False)
-        _check_group_values(unpacked.options)
-        try:
-            new_state = state_from_torch_layout(unpacked.inner or {}, self._params, unpacked.options["history_size"])
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{unpacked.where}: {exc}") from exc
-        # Everything is valid: commit both at once.
-        self.param_groups[0] = {**unpacked.options, "params": self._params}
-        self.lbfgs_state = new_state
-        finish_load(self)
-
-    # --- copying -----------------------------------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["lbfgs_state"] = self.lbfgs_state
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        if "lbfgs_state" not in self.__dict__:
-            self.lbfgs_state = LBFGSState()
+        load_like_torch(self, state_dict, check_group=check_options, validate_state=_validate_state)
 
 
-def _check_hyperparameters(max_iter: Any, max_eval: Any, history_size: Any, line_search_fn: Any) -> None:
-    for name, value in (("max_iter", max_iter), ("max_eval", max_eval), ("history_size", history_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if line_search_fn not in (None, "strong_wolfe"):
-        raise ValueError(f"line_search_fn must be None or 'strong_wolfe', got {line_search_fn!r}")
+def _validate_state(saved: Any, params: list[Tensor], where: str) -> dict[str, Any]:
+    return validate_saved_state(saved, params, where=where)
 
 
-def _check_group_values(group: dict[str, Any]) -> None:
-    """Check saved hyperparameters; the message names the key."""
-    where = "state_dict['param_groups'][0]"
-    try:
-        _check_hyperparameters(group["max_iter"], group["max_eval"], group["history_size"], group["line_search_fn"])
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from exc
-    lr = group["lr"]
+def _fit_history(state: dict[str, Any], history_size: int) -> None:
+    """``history_size`` lowered below the stored pairs: drop the oldest (torch keeps them, then IndexError)."""
+    old_dirs = state.get("old_dirs")
+    if old_dirs is not None and len(old_dirs) > history_size:
+        drop = len(old_dirs) - history_size
+        del old_dirs[:drop]
+        del state["old_stps"][:drop]
+        del state["ro"][:drop]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hyperparameter checks: one function for the constructor, the saved groups at load, and each step().
+# --------------------------------------------------------------------------------------------------------
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_lr(lr: Any, where: str) -> None:
     if isinstance(lr, Tensor):
-        if lr.numel() != 1 or not lr.is_floating_point():
-            raise ValueError(f"{where}['lr'] must be a 1-element floating tensor, got {lr.dtype}{tuple(lr.shape)}")
-        value = float(lr)
-    elif isinstance(lr, (int, float)) and not isinstance(lr, bool):
-        value = float(lr)
-    else:
-        raise TypeError(f"{where}['lr'] must be a number or a 1-element tensor, got {type(lr).__name__}")
-    if not (value >= 0 and value != float("inf")):
-        raise ValueError(f"{where}['lr'] must be finite and >= 0, got {value}")
+        if lr.numel() != 1:
+            raise ValueError(f"{where} must be a number or a 1-element tensor, got shape {tuple(lr.shape)}")
+        if lr.dtype == torch.bool or lr.is_complex():
+            raise TypeError(f"{where} must be a real tensor, got dtype {lr.dtype}")
+    elif not _is_real(lr):
+        raise TypeError(f"{where} must be a real number or a 1-element tensor, got {type(lr).__name__}")
+    if not lr >= 0.0:
+        raise ValueError(f"Invalid learning rate: {lr} ({where} must be >= 0)")
+
+
+def _check_count(value: Any, where: str) -> None:
+    if not _is_real(value):
+        raise TypeError(f"{where} must be a real number (int, float or numpy scalar), got {type(value).__name__}")
+
+
+def _check_tolerance(value: Any, where: str) -> None:
+    if isinstance(value, Tensor):
+        if value.numel() != 1 or value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{where} must be a real number or a real 1-element tensor, got a {value.dtype} tensor "
+                            f"of shape {tuple(value.shape)}")
+    elif not _is_real(value):
+        raise TypeError(f"{where} must be a real number or a 1-element tensor, got {type(value).__name__}")
+
+
+def check_options(group: Mapping[str, Any], where: str) -> None:
+    """Check LBFGS's hyperparameters in ``group``; ``TypeError``/``ValueError`` naming ``where[key]``.
+
+    Accepts what ``torch.optim.LBFGS`` can run with (see the module docstring, point 7)."""
+    missing = [k for k in HYPERPARAMETER_KEYS if k not in group]
+    if missing:
+        raise ValueError(f"{where} is missing {missing}")
+    _check_lr(group["lr"], f"{where}['lr']")
+    for key in ("max_iter", "max_eval"):
+        _check_count(group[key], f"{where}[{key!r}]")
     for key in ("tolerance_grad", "tolerance_change"):
-        tol = group[key]
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)):
-            raise TypeError(f"{where}[{key!r}] must be a number, got {type(tol).__name__}")
-        if not (tol >= 0):
-            raise ValueError(f"{where}[{key!r}] must be >= 0, got {tol}")
+        _check_tolerance(group[key], f"{where}[{key!r}]")
+    history_size = group["history_size"]
+    if not isinstance(history_size, numbers.Integral) or isinstance(history_size, bool):
+        raise TypeError(f"{where}['history_size'] must be an int >= 1, got {type(history_size).__name__}")
+    if history_size < 1:
+        raise ValueError(f"{where}['history_size'] must be an int >= 1, got {history_size}")
+    if group["line_search_fn"] not in (None, "strong_wolfe"):
+        raise ValueError(f"{where}['line_search_fn'] must be None or 'strong_wolfe', got {group['line_search_fn']!r}")
+    if group["line_search_fn"] == "strong_wolfe" and not group["max_eval"] >= 1:
+        raise ValueError(f"{where}['max_eval'] must be >= 1 with line_search_fn='strong_wolfe', got "
+                         f"{group['max_eval']!r} (torch.optim.LBFGS's line search then fails with UnboundLocalError)")

@@ -1,0 +1,325 @@
+"""Run every section of the report once and gather the numbers into one JSON-able dict (``report.json``).
+
+The plots, ``index.md`` and ``index.html`` are drawn from this dict only, so every number they show is in
+``report.json``. Fields that change between two runs with the same versions and seed (timings, the date) are
+listed in ``report["timing_fields"]`` (:data:`TIMING_FIELDS`); :func:`without_timings` removes them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from lbfgs_verify.problems.base import Problem
+from lbfgs_verify.report import agreement, profiles, verdicts
+from lbfgs_verify.report.benchmarks import STEP_SPEED, benchmark_section
+from lbfgs_verify.report.budget import REPORT_BUDGETS, ReportBudget
+from lbfgs_verify.report.environment import environment
+from lbfgs_verify.report.resume_grid import resume_splits
+from lbfgs_verify.report.runs import ConvergenceRun, json_float, run_solver, scrub_paths
+from lbfgs_verify.report.solvers import checkable_targets, report_solvers
+
+SCHEMA_VERSION = 1
+
+TIMING_FIELDS: tuple[str, ...] = (
+    "seconds",
+    "section_seconds",
+    "environment.date",
+    "convergence.runs[*].seconds",
+    "convergence.runs[*].seconds_to_solve",
+    "convergence.runs[*].curve.seconds",
+    "convergence.summary[*].median_seconds_to_solve",
+    "profiles.time",
+    "check.reports.*.seconds",
+    "check.reports.*.results[*].seconds",
+    "fuzz.reports.*.seconds",
+    "benchmarks",
+)
+"""Paths (``a.b``, ``*`` any key, ``[*]`` every list item) of the fields that vary between identical runs."""
+
+
+@dataclass
+class ReportOptions:
+    """What ``lbfgs-verify report`` does.
+
+    Attributes:
+        out: the output directory.
+        budget: how much work (:data:`lbfgs_verify.report.budget.REPORT_BUDGETS`).
+        targets: ``module:attr`` of third-party optimizers to add to every section.
+        problems: the problem set (default: :func:`lbfgs_verify.problems.suite_problems`).
+        problem_set: the name it was chosen by (for the header and the reproduce command).
+        seed: global RNG seed of every run and the fuzzer's seed.
+        threads: torch thread count of every run (bits depend on it).
+        lacks: features the targets declare they lack (merged with their own declarations).
+        default_solvers: ids of the default solvers to keep (``None``: all five).
+        benchmark_json: a pytest-benchmark JSON to read instead of running ``benchmark_dir``.
+        benchmark_dir: the pytest-benchmark file or folder to run (``None``: no benchmarks).
+        progress: show a progress bar (tqdm, on stderr).
+        check_only: property ID prefixes for the verdict grid (``None``: the budget's choice, all by default).
+        history_sizes: the history sizes of the bitwise configurations.
+    """
+
+    out: Path
+    budget: ReportBudget = field(default_factory=lambda: REPORT_BUDGETS["quick"])
+    targets: tuple[str, ...] = ()
+    problems: Sequence[Problem] | None = None
+    problem_set: str = "suite"
+    seed: int = 0
+    threads: int = 1
+    lacks: frozenset[str] = frozenset()
+    default_solvers: tuple[str, ...] | None = None
+    benchmark_json: Path | None = None
+    benchmark_dir: Path | None = STEP_SPEED
+    progress: bool = True
+    check_only: tuple[str, ...] | None = None
+    history_sizes: tuple[int, ...] = (100, 3)
+
+
+class Progress:
+    """A tqdm bar over the report's units of work (disabled: a no-op). tqdm is the one progress dependency:
+    small, pure Python, writes to stderr and degrades to plain lines when stderr is not a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            interactive = sys.stderr.isatty()
+            self._bar = tqdm(total=total, desc="lbfgs-verify report", unit="run", dynamic_ncols=True,
+                             mininterval=0.2 if interactive else 15.0)
+
+    def stage(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
+
+    def tick(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _problem_json(problem: Problem, f_ref: float) -> dict[str, Any]:
+    return {"name": problem.name, "dimension": problem.dimension, "dtype": str(problem.dtype).removeprefix("torch."),
+            "f_star": json_float(problem.f_star), "f_ref": json_float(f_ref),
+            "expectation": problem.expectation.name, "tags": sorted(problem.tags)}
+
+
+@contextmanager
+def _timed(section_seconds: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        section_seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def collect(options: ReportOptions) -> dict[str, Any]:
+    """Run every section; return the report dict (see :data:`TIMING_FIELDS` for what varies)."""
+    from lbfgs_verify.problems import suite_problems
+    from lbfgs_verify.properties.runner import select_properties
+
+    start = time.perf_counter()
+    budget = options.budget
+    problems = list(options.problems) if options.problems is not None else suite_problems()
+    solvers = report_solvers(budget, options.targets, options.lacks, defaults=options.default_solvers)
+    targets = checkable_targets(solvers)
+    bitwise_solvers = [s for s in targets if s.spec != "torch.optim:LBFGS"]
+    configs = agreement.bitwise_configurations(options.history_sizes)
+    check_only = options.check_only if options.check_only is not None else budget.check_only
+    n_properties = len(select_properties("properties", check_only))
+    total = (len(solvers) * len(problems) + len(problems) + len(configs) * len(bitwise_solvers)
+             + n_properties * len(targets) + len(targets) + len(solvers) + 1)
+    progress = Progress(total, options.progress)
+    section_seconds: dict[str, float] = {}
+    blas_threads = threadpool_limits(limits=options.threads)  # BLAS threads fight over shared cores: time is noise
+    try:
+        for solver in solvers:  # warm-up: the first run in a process pays for imports and allocator growth
+            run_solver(solver, problems[0], seed=options.seed, threads=options.threads)
+        with _timed(section_seconds, "convergence"):
+            progress.stage("convergence")
+            runs: list[ConvergenceRun] = []
+            for problem in problems:
+                for solver in solvers:
+                    runs.append(run_solver(solver, problem, seed=options.seed, threads=options.threads))
+                    progress.tick()
+        run_dicts = [r.to_json() for r in runs]
+        problem_dicts = [_problem_json(p, math.nan) for p in problems]
+        f_refs = profiles.reference_values(problem_dicts, run_dicts)
+        for entry in problem_dicts:
+            entry["f_ref"] = json_float(f_refs[entry["name"]])
+        _mark_solved(run_dicts, f_refs)
+
+        with _timed(section_seconds, "agreement"):
+            progress.stage("torch vs scipy (solution level)")
+            solution = agreement.solution_comparisons(problems, threads=options.threads, tick=progress.tick)
+            progress.stage("bitwise vs torch")
+            bitwise = agreement.bitwise_agreement(
+                bitwise_solvers, problems[: budget.bitwise_problems], configs, steps=budget.bitwise_steps,
+                seed=options.seed, threads=options.threads, tick=progress.tick)
+        with _timed(section_seconds, "check"):
+            progress.stage("property verdicts")
+            checks = verdicts.check_reports(targets, budget.name, threads=options.threads, only=check_only,
+                                            on_result=lambda _result: progress.tick())
+        with _timed(section_seconds, "fuzz"):
+            progress.stage("fuzz")
+            def fuzz_progress(*done: Any) -> None:  # issue 8's on_progress(kind, name, counts)
+                progress.stage(" ".join(["fuzz", *map(str, done[:2])]))
+
+            fuzz = verdicts.fuzz_reports(targets, examples=budget.fuzz_examples, seed=options.seed,
+                                         threads=options.threads, on_progress=fuzz_progress)
+            progress.tick(len(targets))
+        with _timed(section_seconds, "resume"):
+            progress.stage("resume at every split")
+            resume = resume_splits(solvers, steps=budget.resume_steps, seed=options.seed, threads=options.threads,
+                                   tick=progress.tick)
+        with _timed(section_seconds, "benchmarks"):
+            progress.stage("benchmarks")
+            options.out.mkdir(parents=True, exist_ok=True)
+            bench = benchmark_section(json_path=options.benchmark_json, directory=options.benchmark_dir,
+                                      out_dir=options.out, targets=[s.spec for s in solvers if s.is_target],
+                                      max_time=budget.benchmark_max_time)
+            progress.tick()
+        env = environment(seed=options.seed, threads=options.threads)
+    finally:
+        progress.close()
+        blas_threads.restore_original_limits()
+
+    solver_ids = [s.id for s in solvers]
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "title": "L-BFGS comparison report",
+        "command": reproduce_command(options),
+        "options": {"budget": budget.name, "problems": options.problem_set, "seed": options.seed,
+                    "threads": options.threads, "targets": list(options.targets), "lacks": sorted(options.lacks),
+                    "max_iter": budget.max_iter, "max_eval": budget.max_iter * 5 // 4},
+        "timing_fields": list(TIMING_FIELDS),
+        "environment": env,
+        "solvers": [s.to_json() for s in solvers],
+        "problems": problem_dicts,
+        "convergence": {
+            "criterion": ("solved: final f and the lowest f so far within 1e-6 * max(1, |f_ref|) of f_ref = min(f*, "
+                          "every solver's final f); curves: lowest f among the first k evaluations"),
+            "tolerance": profiles.solve_threshold(0.0),
+            "summary": _summary(solver_ids, run_dicts),
+            "runs": run_dicts,
+        },
+        "profiles": _profiles(solver_ids, [p.name for p in problems], run_dicts),
+        "agreement": {
+            "bitwise": bitwise,
+            "lbfgsb_vs_scipy": {"iterate_tolerance": agreement.ITERATE_TOLERANCE,
+                                "rows": agreement.lbfgsb_vs_scipy(runs)},
+            "solution": solution,
+            "final_f_vs_scipy": agreement.final_f_vs_scipy(run_dicts),
+        },
+        "check": {"mode": "properties", "budget": budget.name, "only": list(check_only or ()),
+                  "reports": scrub_paths(checks)},
+        "fuzz": scrub_paths(fuzz),
+        "resume": resume,
+        "benchmarks": bench,
+        "section_seconds": section_seconds,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    return report
+
+
+def _mark_solved(runs: list[dict[str, Any]], f_refs: dict[str, float]) -> None:
+    for run in runs:
+        cost = profiles.solved_cost(run, f_refs[run["problem"]])
+        run["solved"] = cost is not None
+        run["evaluations_to_solve"] = cost[0] if cost else None
+        run["seconds_to_solve"] = round(cost[1], 6) if cost else None
+        f_ref = f_refs[run["problem"]]
+        final = run["final_f"]
+        run["f_minus_f_ref"] = (json_float(float(final) - f_ref)
+                                if run["status"] == "ok" and math.isfinite(f_ref) else None)
+
+
+def _summary(solver_ids: Sequence[str], runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for sid in solver_ids:
+        mine = [r for r in runs if r["solver"] == sid]
+        solved = [r for r in mine if r["solved"]]
+        rows.append({
+            "solver": sid, "problems": len(mine), "solved": len(solved),
+            "unsolved": sum(1 for r in mine if r["status"] == "ok" and not r["solved"]),
+            "failed": sum(1 for r in mine if r["status"] == "failed"),
+            "skipped": sum(1 for r in mine if r["status"] == "skipped"),
+            "median_evaluations_to_solve": statistics.median([r["evaluations_to_solve"] for r in solved])
+            if solved else None,
+            "median_seconds_to_solve": round(statistics.median([r["seconds_to_solve"] for r in solved]), 6)
+            if solved else None,
+        })
+    return rows
+
+
+def _profiles(solver_ids: Sequence[str], problem_names: Sequence[str],
+              runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    by_key = {(r["solver"], r["problem"]): r for r in runs}
+    taus = profiles.tau_grid()
+    out: dict[str, Any] = {"tau": [round(t, 6) for t in taus]}
+    for measure, key in (("evaluations", "evaluations_to_solve"), ("time", "seconds_to_solve")):
+        costs = {s: [float(by_key[(s, p)][key]) if by_key[(s, p)]["solved"] else math.inf for p in problem_names]
+                 for s in solver_ids}
+        out[measure] = {s: [round(v, 6) for v in rho]
+                        for s, rho in profiles.performance_profile(costs, taus).items()}
+    return out
+
+
+def reproduce_command(options: ReportOptions) -> str:
+    parts = ["lbfgs-verify report", f"--budget {options.budget.name}", f"--problems {options.problem_set}",
+             f"--seed {options.seed}"]
+    if options.threads != 1:
+        parts.append(f"--threads {options.threads}")
+    parts += [f"--target {t}" for t in options.targets]
+    if options.lacks:
+        parts.append(f"--lacks {','.join(sorted(options.lacks))}")
+    return " ".join(parts)
+
+
+def without_timings(report: Any, paths: Sequence[str] | None = None) -> Any:
+    """A copy of ``report`` without the fields of ``paths`` (default: the report's own ``timing_fields``)."""
+    import copy
+
+    data = copy.deepcopy(report)
+    for path in paths if paths is not None else data.get("timing_fields", TIMING_FIELDS):
+        _drop(data, _split_path(path))
+    return data
+
+
+def _split_path(path: str) -> list[str]:
+    return [part for part in path.replace("[*]", ".[*]").split(".") if part]
+
+
+def _drop(node: Any, parts: list[str]) -> None:
+    if not parts:
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "[*]":
+        if isinstance(node, list):
+            for item in node:
+                _drop(item, rest)
+        return
+    if not isinstance(node, dict):
+        return
+    keys = list(node) if head == "*" else [head]
+    for key in keys:
+        if key not in node:
+            continue
+        if rest:
+            _drop(node[key], rest)
+        else:
+            del node[key]
+
+

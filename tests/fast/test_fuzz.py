@@ -1,0 +1,157 @@
+"""The state_dict fuzzer: torch's known defects found without special-casing, the reference clean, lacks never
+drawn, corruption classes applied where they can be, reproductions standalone, CLI exit codes and JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lbfgs_verify.cli import main
+from lbfgs_verify.engine import ROUTES, Scenario
+from lbfgs_verify.fuzz import FINDINGS, evaluate_route, run_fuzz
+from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, walk
+from lbfgs_verify.fuzz.states import FUZZ_PROBLEMS, FuzzState, fuzz_states
+from lbfgs_verify.targets import load_target
+
+TORCH = load_target("torch.optim:LBFGS")
+REFERENCE = load_target("lbfgs_verify.reference:LBFGS")
+
+
+def _state(split: int = 3, n_after: int = 2, **hp: object) -> FuzzState:
+    problem = FUZZ_PROBLEMS["rosenbrock"]
+    hyperparameters = {"max_iter": 2, "history_size": 2, **hp}
+    return FuzzState("history", problem, Scenario(problem.problem(torch.float64), hyperparameters, split + n_after),
+                     split, n_after)
+
+
+def test_torch_defects_are_found_without_special_casing() -> None:
+    report = run_fuzz(TORCH, examples=12, routes=["in-memory", "snapshot", "save-load"],
+                      classes=["wrong-size", "non-finite"])
+    matrix = report.matrix()
+    assert matrix["routes"]["save-load"] == {"exact": 12}
+    assert matrix["routes"]["in-memory"].get("diverged", 0) >= 1        # aliasing of an in-memory load
+    assert matrix["routes"]["snapshot"].get("diverged", 0) >= 1         # state_dict() is not a snapshot
+    assert matrix["classes"]["wrong-size"].get("error-at-step", 0) >= 1  # another flat size loads silently
+    assert matrix["classes"]["non-finite"].get("silent", 0) >= 1         # NaN in a finite state accepted
+    assert report.exit_code == 1
+    for finding in report.findings:
+        assert finding.reproduction is not None and "import torch" in finding.reproduction
+
+
+def test_reference_is_exact_on_every_route_and_rejects_or_warns() -> None:
+    routes = [name for name, route in ROUTES.items() if not route.needs_cuda]
+    report = run_fuzz(REFERENCE, examples=6, routes=routes, classes=["non-finite", "wrong-size", "hostile-pickle"])
+    for route in routes:
+        assert report.matrix()["routes"][route] == {"exact": 6}, route
+    classes = report.matrix()["classes"]
+    assert set(classes["non-finite"]) <= {"warned-at-load", "rejected-at-load", "absorbed"}
+    assert set(classes["wrong-size"]) == {"rejected-at-load"}
+    assert set(classes["hostile-pickle"]) == {"rejected-at-load"}
+
+
+def test_route_outcome_names_step_and_key() -> None:
+    outcome = evaluate_route(TORCH, ROUTES["in-memory"], _state())
+    assert outcome.outcome == "diverged"
+    assert "step" in outcome.message and outcome.example["first_differing_step"] >= 3
+    assert evaluate_route(TORCH, ROUTES["save-load"], _state()).outcome == "exact"
+    crashed = evaluate_route(TORCH, ROUTES["optimizer-copy"], _state())
+    assert crashed.outcome == "crashed" and "AttributeError" in crashed.message and "lbfgs.py" in crashed.message
+
+
+LACKS = frozenset({"complex", "float16", "bfloat16", "strong_wolfe", "lr", "several_tensors", "tolerance_change"})
+
+
+@settings(max_examples=40)
+@given(state=fuzz_states(LACKS))
+def test_lacked_features_are_never_drawn(state: FuzzState) -> None:
+    hp = state.scenario.hyperparameters
+    assert state.scenario.problem.dtype in (torch.float32, torch.float64)
+    assert hp.get("line_search_fn") != "strong_wolfe" and "lr" not in hp and "tolerance_change" not in hp
+    assert len(state.scenario.problem.start) == 1 and not state.scenario.problem.start[0].is_complex()
+
+
+def _saved_state() -> dict:
+    params = FUZZ_PROBLEMS["coupled_tensors"].problem(torch.float64).make_params()
+    optimizer = torch.optim.LBFGS(params, max_iter=2, history_size=2)
+    closure = FUZZ_PROBLEMS["coupled_tensors"].problem(torch.float64).make_closure(params)
+    for _ in range(4):
+        optimizer.step(closure)
+    import copy
+
+    return copy.deepcopy(optimizer.state_dict())
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+@settings(max_examples=10)
+@given(data=st.data())
+def test_each_corruption_changes_the_saved_state(name: str, data: st.DataObject) -> None:
+    import warnings
+
+    original = _saved_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        applied = CORRUPTIONS[name].apply(_saved_state(), data.draw)
+    assert applied is not None
+    assert applied.description and applied.code and applied.key
+    if applied.delivery == "bytes":
+        assert isinstance(applied.corrupted, bytes)
+    else:
+        from lbfgs_verify.bitwise import first_difference
+
+        assert first_difference(original, applied.corrupted) is not None
+        assert list(walk(applied.corrupted))
+
+
+def _run_script(tmp_path, text: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "repro.py"
+    script.write_text(text)
+    return subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+
+
+def test_reproduction_is_standalone_and_fails_only_on_the_defect(tmp_path) -> None:
+    report = run_fuzz(TORCH, examples=6, routes=["in-memory"], classes=[])
+    script = next(r for r in report.findings if r.name == "in-memory").reproduction
+    assert "lbfgs_verify" not in script
+    failing = _run_script(tmp_path, script)
+    assert failing.returncode != 0 and "AssertionError" in failing.stderr
+    fixed = _run_script(tmp_path, script.replace("from torch.optim import LBFGS as _target_root",
+                                                 "from lbfgs_verify.reference import LBFGS as _target_root"))
+    assert fixed.returncode == 0, fixed.stderr
+    assert "no defect" in fixed.stdout
+
+
+def test_cli_usage_errors_exit_2(capsys) -> None:
+    assert main(["fuzz", "torch.optim:LBFGS", "--routes", "nowhere"]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["fuzz", "torch.optim:LBFGS", "--lacks", "wings"]) == 2
+    assert main(["fuzz", "no_such_module:X"]) == 2
+    assert main(["fuzz", "torch.optim:LBFGS", "--database", "redis://nohostname"]) == 2
+
+
+def test_cli_prints_matrix_writes_json_and_reproductions(tmp_path, capsys) -> None:
+    out = tmp_path / "fuzz.json"
+    code = main(["fuzz", "torch.optim:LBFGS", "--examples", "4", "--routes", "in-memory,save-load", "--classes",
+                 "non-finite", "--json", str(out), "--database", str(tmp_path / "db"), "--repro-dir",
+                 str(tmp_path / "repro")])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "route" in printed and "exact" in printed and "diverged" in printed
+    data = json.loads(out.read_text())
+    assert data["target"] == "torch.optim:LBFGS" and data["versions"]["torch"] == torch.__version__
+    for entry in data["results"]:
+        assert {"kind", "route", "class", "outcome", "message", "example"} <= set(entry)
+        assert entry["kind"] in ("valid", "corrupt")
+    assert any(e["outcome"] in FINDINGS for e in data["results"])
+    assert list((tmp_path / "repro").glob("*.py"))
+
+
+def test_cli_clean_target_exits_0(tmp_path) -> None:
+    assert main(["fuzz", "lbfgs_verify.reference:LBFGS", "--examples", "3", "--routes", "save-load", "--classes",
+                 "truncated-file", "--database", "none", "--repro-dir", str(tmp_path)]) == 0
