@@ -1,8 +1,10 @@
 """The ``lbfgs-verify`` command.
 
-``lbfgs-verify check TARGET [--mode properties|conformance] [--budget quick|ci|thorough] [--json PATH]
-[--only ID-or-prefix] [--threads N] [--list]`` runs the property suite against ``TARGET`` (``module:attr``;
-default: the ``LBFGS_VERIFY_TARGET`` environment variable) and prints a header and a table.
+``lbfgs-verify check TARGET [--level properties|semantics|conformance] [--budget quick|ci|thorough]
+[--lacks FEATURE,...] [--skips-file PATH] [--json PATH] [--only ID-or-prefix] [--threads N] [--list]`` runs
+the property suite against ``TARGET`` (``module:attr``; default: the ``LBFGS_VERIFY_TARGET`` environment
+variable) and prints a header, a table, the failures grouped by shared cause and the details. ``--mode`` is
+another name of ``--level``.
 
 Exit status: 0 when every property holds (skips allowed); 1 when any fails or errors; 2 when the target
 cannot be loaded (or does not accept torch.optim.LBFGS's constructor arguments and have ``step``,
@@ -36,7 +38,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-_MODES = ("properties", "conformance")
+_MODES = ("properties", "semantics", "conformance")
 _BUDGETS = ("quick", "ci", "thorough")
 
 
@@ -67,9 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("target", nargs="?", metavar="TARGET",
                        help="module:attr of a class or factory with torch.optim.LBFGS's constructor "
                             "(default: $LBFGS_VERIFY_TARGET), e.g. torch.optim:LBFGS")
-    check.add_argument("--mode", choices=_MODES, default="properties",
-                       help="properties (default): mathematics and behaviour, any rounding and state format; "
-                            "conformance: also bitwise equal to torch.optim.LBFGS on the CPU")
+    check.add_argument("--level", "--mode", dest="mode", choices=_MODES, default="properties",
+                       help="properties (default): what every correct L-BFGS must satisfy, whatever its "
+                            "evaluation schedule, first-step rule, returned loss, state format and rounding; "
+                            "semantics: also torch.optim.LBFGS's documented behaviour; conformance: also bitwise "
+                            "equal to torch.optim.LBFGS on the CPU")
+    check.add_argument("--lacks", metavar="FEATURE[,FEATURE...]", action="append",
+                       help="features the target does not support (repeatable, comma-separated): never drawn, "
+                            "properties that need them skip; see --list-features")
+    check.add_argument("--list-features", action="store_true", help="print the features --lacks accepts and exit")
+    check.add_argument("--skips-file", metavar="PATH", type=Path,
+                       help="property IDs or prefixes to skip, one a line as 'ID  # reason'")
     check.add_argument("--budget", choices=_BUDGETS, default="ci",
                        help="how hard to look: quick (smoke, seconds), ci (default, minutes), thorough")
     check.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON to PATH")
@@ -291,21 +301,43 @@ def _list(mode: str, only: Sequence[str] | None) -> int:
         return EXIT_USAGE
     width = max((len(p.id) for p in selected), default=10)
     for prop in selected:
-        modes = ",".join(m for m in _MODES if m in prop.modes)
-        print(f"{prop.id:<{width}}  {modes:<22}  {prop.title}")
+        print(f"{prop.id:<{width}}  {prop.level:<11}  {prop.title}")
     return EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:
+    from lbfgs_verify.capabilities import FEATURES, CapabilityError, SkipsFileError, parse_lacks, read_skips_file
+
+    if args.list_features:
+        for name, text in FEATURES.items():
+            print(f"{name:<20}  {text}")
+        return EXIT_OK
     if args.list:
         return _list(args.mode, args.only)
+    try:
+        lacks = parse_lacks(args.lacks)
+    except CapabilityError as exc:
+        print(f"lbfgs-verify: error: --lacks: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    skips: dict[str, str] = {}
+    if args.skips_file is not None:
+        from lbfgs_verify.properties.base import REGISTRY, load_all
+
+        load_all()
+        try:
+            skips = read_skips_file(args.skips_file, REGISTRY)
+        except SkipsFileError as exc:
+            print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
 
     from lbfgs_verify.properties.runner import (
         SelectionError,
+        declared_lacks_of,
         header_lines,
         interface_problem,
         library_versions,
         print_report_details,
+        print_shared_causes,
         run_check,
         select_properties,
         summary_line,
@@ -325,7 +357,12 @@ def _check(args: argparse.Namespace) -> int:
     except TargetLoadError as exc:
         print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    problem = interface_problem(target)
+    try:
+        sources = declared_lacks_of(target, ("--lacks", sorted(lacks)))
+    except CapabilityError as exc:
+        print(f"lbfgs-verify: error: target {spec!r}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    problem = interface_problem(target, [f for fs in sources.values() for f in fs])
     if problem is not None:
         print(f"lbfgs-verify: error: target {spec!r} cannot be checked: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -343,7 +380,7 @@ def _check(args: argparse.Namespace) -> int:
 
     budget = BUDGETS[args.budget]
     for line in header_lines(target.spec, target_version(target), args.mode, budget, args.threads,
-                             library_versions()):
+                             library_versions(), sources, skips):
         print(line)
     width = max((len(p.id) for p in selected), default=10)
     print()
@@ -352,9 +389,11 @@ def _check(args: argparse.Namespace) -> int:
     def show(result: object) -> None:
         print(table_row(result, width), flush=True)  # type: ignore[arg-type]
 
-    report = run_check(target, args.mode, budget, threads=args.threads, properties=selected, on_result=show)
+    report = run_check(target, args.mode, budget, threads=args.threads, properties=selected, on_result=show,
+                       lacks=sorted(lacks), skips=skips)
     print()
     print(summary_line(report))
+    print_shared_causes(report)
     print_report_details(report)
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n", encoding="utf-8")

@@ -244,7 +244,19 @@ def call_target(action: str, fn: Callable[[], Any], scenario: Scenario | None = 
     except PropertyFailed:
         raise
     except Exception as exc:
+        if is_rejection(exc):  # a declared-lacking feature was refused (lbfgs_verify.capabilities.Guarded)
+            raise
         raise raised_failure(action, exc, scenario, **extra) from exc
+
+
+def is_rejection(exc: BaseException) -> bool:
+    """hypothesis' ``reject()``/``assume()`` signal (or a fixed scenario refused for a declared lack), which must
+    pass through :func:`call_target` untouched."""
+    from hypothesis.errors import UnsatisfiedAssumption
+
+    from lbfgs_verify.capabilities import LackedFeatureUsed
+
+    return isinstance(exc, (UnsatisfiedAssumption, LackedFeatureUsed))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ keys and returns ``None`` when the target keeps its state in another format (pro
 from __future__ import annotations
 
 import math
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,11 +87,15 @@ def call_target(action: str, fn: Callable[[], Any], context: str = "") -> Any:
     except PropertyFailed:
         raise
     except Exception as exc:
-        frames = traceback.extract_tb(exc.__traceback__)
-        origin = f" (at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+        from lbfgs_verify.engine import exception_origin, is_rejection
+
+        if is_rejection(exc):  # a declared-lacking feature was refused (lbfgs_verify.capabilities.Guarded)
+            raise
+        origin = exception_origin(exc)
         where = f"\n  {context}" if context else ""
-        raise PropertyFailed(f"{action} raised {type(exc).__name__}: {exc}{origin}{where}",
-                             {"action": action, "exception": type(exc).__name__, "message": str(exc)}) from exc
+        raise PropertyFailed(f"{action} raised {type(exc).__name__}: {exc}{f' (at {origin})' if origin else ''}"
+                             f"{where}", {"action": action, "exception": type(exc).__name__, "message": str(exc),
+                                          "origin": origin}) from exc
 
 
 def describe_value(value: Any) -> str:

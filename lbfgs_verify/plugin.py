@@ -1,11 +1,14 @@
 """pytest plugin of lbfgs_verify: run the property suite as pytest tests.
 
-    pytest --pyargs lbfgs_verify.suite --lbfgs-target mypkg:MyLBFGS [--lbfgs-mode conformance]
+    pytest --pyargs lbfgs_verify.suite --lbfgs-target mypkg:MyLBFGS [--lbfgs-level semantics]
            [--lbfgs-budget quick|ci|thorough] [--lbfgs-threads N] [--lbfgs-only ID-or-prefix]
+           [--lbfgs-lacks complex,strong_wolfe] [--lbfgs-skips-file PATH]
 
-Every option has an ini twin (``lbfgs_target``, ``lbfgs_mode``, ``lbfgs_budget``, ``lbfgs_threads``,
-``lbfgs_only``) for ``[tool.pytest.ini_options]``; the target may also come from ``LBFGS_VERIFY_TARGET``.
-Precedence: command line, then ini, then the environment.
+Every option has an ini twin (``lbfgs_target``, ``lbfgs_level``, ``lbfgs_budget``, ``lbfgs_threads``,
+``lbfgs_only``, ``lbfgs_lacks``, ``lbfgs_skips_file``) for ``[tool.pytest.ini_options]``; the target may also
+come from ``LBFGS_VERIFY_TARGET``. ``--lbfgs-mode``/``lbfgs_mode`` are other names of the level. Precedence:
+command line, then ini, then the environment. Declared lacks are merged with the target's optional
+``lbfgs_verify_lacks`` attribute.
 
 To run the suite inside your own tests, write a test module containing::
 
@@ -32,7 +35,7 @@ from lbfgs_verify.targets import TARGET_ENV_VAR
 if TYPE_CHECKING:
     from lbfgs_verify.properties.base import CheckContext
 
-MODES = ("properties", "conformance")
+MODES = ("properties", "semantics", "conformance")
 BUDGETS = ("quick", "ci", "thorough")
 DEFAULT_MODE = "properties"
 DEFAULT_BUDGET = "ci"
@@ -50,8 +53,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lbfgs-verify", "lbfgs_verify property suite (pytest --pyargs lbfgs_verify.suite)")
     group.addoption("--lbfgs-target", dest="lbfgs_target", metavar="MODULE:ATTR", default=None,
                     help=f"optimizer class/factory to check (ini: lbfgs_target; env: {TARGET_ENV_VAR})")
-    group.addoption("--lbfgs-mode", dest="lbfgs_mode", choices=MODES, default=None,
-                    help="properties (default) or conformance (also bitwise torch.optim.LBFGS) (ini: lbfgs_mode)")
+    group.addoption("--lbfgs-level", "--lbfgs-mode", dest="lbfgs_mode", choices=MODES, default=None,
+                    help="properties (default), semantics (also torch's documented behaviour) or conformance "
+                         "(also bitwise torch.optim.LBFGS) (ini: lbfgs_level or lbfgs_mode)")
+    group.addoption("--lbfgs-lacks", dest="lbfgs_lacks", action="append", default=None, metavar="FEATURE,...",
+                    help="features the target lacks: never drawn, properties needing them skip (ini: lbfgs_lacks)")
+    group.addoption("--lbfgs-skips-file", dest="lbfgs_skips_file", default=None, metavar="PATH",
+                    help="property IDs or prefixes to skip, one a line as 'ID  # reason' (ini: lbfgs_skips_file)")
     group.addoption("--lbfgs-budget", dest="lbfgs_budget", choices=BUDGETS, default=None,
                     help="quick, ci (default) or thorough (ini: lbfgs_budget)")
     group.addoption("--lbfgs-threads", dest="lbfgs_threads", type=int, default=None, metavar="N",
@@ -59,7 +67,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lbfgs-only", dest="lbfgs_only", action="append", default=None, metavar="ID",
                     help="only property IDs equal to or starting with ID (repeatable; ini: lbfgs_only)")
     parser.addini("lbfgs_target", f"optimizer to check, module:attr (or set {TARGET_ENV_VAR})", default=None)
-    parser.addini("lbfgs_mode", "lbfgs_verify mode: properties or conformance", default=None)
+    parser.addini("lbfgs_level", "lbfgs_verify level: properties, semantics or conformance", default=None)
+    parser.addini("lbfgs_mode", "another name of lbfgs_level", default=None)
+    parser.addini("lbfgs_lacks", "features the target lacks (comma- or whitespace-separated)", type="args",
+                  default=[])
+    parser.addini("lbfgs_skips_file", "a skips file: property IDs or prefixes with reasons", default=None)
     parser.addini("lbfgs_budget", "lbfgs_verify budget: quick, ci or thorough", default=None)
     parser.addini("lbfgs_threads", "torch thread count for lbfgs_verify runs", default=None)
     parser.addini("lbfgs_only", "property IDs or prefixes to run (whitespace-separated)", type="args", default=[])
@@ -75,6 +87,10 @@ class SuiteSettings:
     budget: str
     threads: int
     only: tuple[str, ...]
+    lacks: frozenset[str] = frozenset()
+    lacks_source: str = ""
+    skips: tuple[tuple[str, str], ...] = ()
+    skips_file: str | None = None
 
 
 def suite_settings(config: pytest.Config) -> SuiteSettings:
@@ -86,7 +102,8 @@ def suite_settings(config: pytest.Config) -> SuiteSettings:
         target, source = os.environ.get(TARGET_ENV_VAR) or None, TARGET_ENV_VAR
     if not target:
         source = "none"
-    mode = config.getoption("lbfgs_mode") or config.getini("lbfgs_mode") or DEFAULT_MODE
+    mode = (config.getoption("lbfgs_mode") or config.getini("lbfgs_level") or config.getini("lbfgs_mode")
+            or DEFAULT_MODE)
     budget = config.getoption("lbfgs_budget") or config.getini("lbfgs_budget") or DEFAULT_BUDGET
     threads_text = config.getoption("lbfgs_threads") or config.getini("lbfgs_threads") or DEFAULT_THREADS
     only = tuple(config.getoption("lbfgs_only") or config.getini("lbfgs_only") or ())
@@ -100,7 +117,32 @@ def suite_settings(config: pytest.Config) -> SuiteSettings:
         raise pytest.UsageError(f"lbfgs_threads = {threads_text!r} is not an integer") from None
     if threads < 1:
         raise pytest.UsageError(f"lbfgs_threads = {threads} must be at least 1")
-    return SuiteSettings(target.strip() if target else None, source, mode, budget, threads, only)
+    from lbfgs_verify.capabilities import CapabilityError, SkipsFileError, parse_lacks, read_skips_file
+
+    lacks_option = config.getoption("lbfgs_lacks")
+    lacks_source = "--lbfgs-lacks" if lacks_option else "ini lbfgs_lacks"
+    try:
+        lacks = parse_lacks(lacks_option or config.getini("lbfgs_lacks") or None)
+    except CapabilityError as exc:
+        raise pytest.UsageError(f"{lacks_source}: {exc}") from None
+    skips_file = config.getoption("lbfgs_skips_file") or config.getini("lbfgs_skips_file") or None
+    skips: dict[str, str] = {}
+    if skips_file:
+        from lbfgs_verify.properties.base import REGISTRY, load_all
+
+        load_all()
+        try:
+            skips = read_skips_file(skips_file, REGISTRY)
+        except SkipsFileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return SuiteSettings(target.strip() if target else None, source, mode, budget, threads, only, lacks,
+                         lacks_source if lacks else "", tuple(skips.items()), skips_file)
+
+
+def _lacks_sources(settings: SuiteSettings, target: object) -> dict[str, list[str]]:
+    from lbfgs_verify.properties.runner import declared_lacks_of
+
+    return declared_lacks_of(target, (settings.lacks_source or "--lbfgs-lacks", sorted(settings.lacks)))  # type: ignore[arg-type]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -109,14 +151,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     from lbfgs_verify.properties.base import BUDGETS as BUDGET_OBJECTS
     from lbfgs_verify.properties.runner import header_lines, library_versions, target_version
-    from lbfgs_verify.targets import TargetLoadError, load_target
+    from lbfgs_verify.targets import load_target
 
+    sources: dict[str, list[str]] = {}
     try:
-        version = target_version(load_target(settings.target))
-    except TargetLoadError as exc:
+        target = load_target(settings.target)
+        version = target_version(target)
+        sources = _lacks_sources(settings, target)
+    except Exception as exc:  # TargetLoadError, or a bad lbfgs_verify_lacks attribute
         version = f"cannot be loaded: {exc}"
     lines = header_lines(settings.target, version, settings.mode, BUDGET_OBJECTS[settings.budget], settings.threads,
-                         library_versions())
+                         library_versions(), sources, dict(settings.skips))
     lines[0] += f" [from {settings.target_source}]"
     if settings.only:
         lines.append(f"lbfgs-verify: only {', '.join(settings.only)}")
@@ -151,7 +196,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         target = load_target(settings.target)
     except TargetLoadError as exc:
         raise pytest.UsageError(f"lbfgs_verify.suite: {exc} (target from {settings.target_source})") from None
-    problem = interface_problem(target)
+    from lbfgs_verify.capabilities import CapabilityError
+
+    try:
+        sources = _lacks_sources(settings, target)
+    except CapabilityError as exc:
+        raise pytest.UsageError(f"lbfgs_verify.suite: target {settings.target!r}: {exc}") from None
+    problem = interface_problem(target, [f for fs in sources.values() for f in fs])
     if problem is not None:
         raise pytest.UsageError(f"lbfgs_verify.suite: target {settings.target!r} cannot be checked: {problem}")
 
@@ -166,6 +217,8 @@ def lbfgs_check_context(pytestconfig: pytest.Config) -> CheckContext:
     settings = suite_settings(pytestconfig)
     if settings.target is None:
         raise pytest.UsageError(MISSING_TARGET_MESSAGE)
-    return CheckContext(target=load_target(settings.target), mode=settings.mode,
-                        budget=BUDGET_OBJECTS[settings.budget], threads=settings.threads)
+    target = load_target(settings.target)
+    lacks = frozenset(f for fs in _lacks_sources(settings, target).values() for f in fs)
+    return CheckContext(target=target, mode=settings.mode, budget=BUDGET_OBJECTS[settings.budget],
+                        threads=settings.threads, lacks=lacks, skips=dict(settings.skips))
 

@@ -14,6 +14,11 @@ hygiene of bitwise comparisons live in :mod:`lbfgs_verify.engine`.
   step ``k``).
 
 Problems are deliberately tiny (at most a few dozen unknowns) so that the ``quick`` budget stays cheap.
+
+Declared capabilities (:mod:`lbfgs_verify.capabilities`): every strategy here consults
+:func:`~lbfgs_verify.capabilities.active_lacks` when it draws, so a feature the target declared it lacks
+(a dtype, complex or unused parameters, several tensors, a line search, lr, max_eval, tolerance_change) is
+never drawn. :func:`line_search_fns` is the lacks-aware way to draw ``line_search_fn``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lbfgs_verify.capabilities import active_lacks, allowed, features_of_problem
 from lbfgs_verify.engine import Scenario
 from lbfgs_verify.problems.base import Expectation, Problem
 
@@ -38,6 +44,8 @@ __all__ = [
     "generated_problems",
     "hyperparameters",
     "learning_rates",
+    "line_search_fns",
+    "lr_choices",
     "make_problem",
     "problem_names",
     "problems",
@@ -242,9 +250,34 @@ def generated_problem(
 # --------------------------------------------------------------------------------------------------------
 
 
+def _allowed_dtypes(candidates: Sequence[torch.dtype]) -> tuple[torch.dtype, ...]:
+    lacks = active_lacks()
+    return tuple(d for d in candidates if _dtype_name(d) not in lacks)
+
+
 def dtypes(*, low_precision: bool = False) -> st.SearchStrategy[torch.dtype]:
-    """float32/float64, or bfloat16/float16 with ``low_precision=True``."""
-    return st.sampled_from(LOW_PRECISION_DTYPES if low_precision else DTYPES)
+    """float32/float64, or bfloat16/float16 with ``low_precision=True`` (without declared-lacking dtypes; if all
+    are lacking the example is rejected)."""
+    candidates = LOW_PRECISION_DTYPES if low_precision else DTYPES
+
+    def pick(_: Any) -> st.SearchStrategy[torch.dtype]:
+        chosen = _allowed_dtypes(candidates)
+        return st.sampled_from(chosen) if chosen else st.nothing()
+
+    return st.just(None).flatmap(pick)
+
+
+def line_search_fns(choices: Sequence[str | None] = (None, "strong_wolfe")) -> st.SearchStrategy[str | None]:
+    """``line_search_fn`` among ``choices``, without those declared lacking (``strong_wolfe``, or
+    ``no_line_search`` for None)."""
+
+    def pick(_: Any) -> st.SearchStrategy[str | None]:
+        lacks = active_lacks()
+        chosen = tuple(c for c in choices if ("strong_wolfe" if c == "strong_wolfe" else "no_line_search")
+                       not in lacks)
+        return st.sampled_from(chosen) if chosen else st.nothing()
+
+    return st.just(None).flatmap(pick)
 
 
 def learning_rates(
@@ -252,7 +285,29 @@ def learning_rates(
     tensor_dtypes: Sequence[torch.dtype] = DTYPES,
     values: Sequence[float] = (1.0, 0.5, 0.25, 0.1),
 ) -> st.SearchStrategy[int | float | Tensor]:
-    """``lr`` as the int ``1`` (torch's default), a float, or a 0-dim tensor of one of ``tensor_dtypes``."""
+    """``lr`` as the int ``1`` (torch's default), a float, or a 0-dim tensor of one of ``tensor_dtypes``; only the
+    default ``1`` (or nothing, if ``int`` is not among ``kinds``) when the target declares it lacks ``lr``."""
+
+    def pick(_: Any) -> st.SearchStrategy[int | float | Tensor]:
+        if "lr" in active_lacks():
+            return st.just(1) if "int" in kinds else st.nothing()
+        return _learning_rates(kinds, tensor_dtypes, values)
+
+    return st.just(None).flatmap(pick)
+
+
+def lr_choices(values: Sequence[float | int]) -> st.SearchStrategy[float | int]:
+    """One of ``values`` as ``lr``; only the default ``1`` when the target declares it lacks ``lr`` (for
+    properties whose claim does not depend on the value of lr)."""
+
+    def pick(_: Any) -> st.SearchStrategy[float | int]:
+        return st.just(1) if "lr" in active_lacks() else st.sampled_from(tuple(values))
+
+    return st.just(None).flatmap(pick)
+
+
+def _learning_rates(kinds: Sequence[str], tensor_dtypes: Sequence[torch.dtype],
+                    values: Sequence[float]) -> st.SearchStrategy[int | float | Tensor]:
     options: list[st.SearchStrategy[Any]] = []
     if "int" in kinds:
         options.append(st.just(1))
@@ -262,6 +317,9 @@ def learning_rates(
         options.append(st.builds(lambda v, dt: torch.tensor(v, dtype=dt), st.sampled_from(values),
                                  st.sampled_from(tuple(tensor_dtypes))))
     return st.one_of(*options)
+
+
+_line_search_strategy = line_search_fns  # reachable inside hyperparameters(), whose argument shadows the name
 
 
 @st.composite
@@ -282,8 +340,10 @@ def hyperparameters(
     target's defaults are exercised too.
     """
     kwargs: dict[str, Any] = {}
+    lacks = active_lacks()
     omit = draw(st.sets(st.sampled_from(("lr", "max_eval", "tolerance_grad", "tolerance_change")),
                         max_size=4)) if allow_defaults else set()
+    omit |= {name for name in ("lr", "max_eval", "tolerance_change") if name in lacks}
     if "lr" not in omit:
         kwargs["lr"] = draw(lr if lr is not None else learning_rates())
     iters = draw(st.integers(*max_iter))
@@ -295,7 +355,7 @@ def hyperparameters(
     if "tolerance_change" not in omit:
         kwargs["tolerance_change"] = draw(st.sampled_from((1e-9, 0.0, 1e-6)))
     kwargs["history_size"] = draw(st.integers(*history_size))
-    kwargs["line_search_fn"] = draw(st.sampled_from(tuple(line_search_fns)))
+    kwargs["line_search_fn"] = draw(_line_search_strategy(tuple(line_search_fns)))
     return kwargs
 
 
@@ -303,19 +363,31 @@ def hyperparameters(
 def generated_problems(draw: st.DrawFn, dtype: torch.dtype | None = None) -> Problem:
     """:func:`generated_problem` with drawn seed, 1-3 tensor sizes, complex and unused parameters."""
     chosen = dtype if dtype is not None else draw(dtypes())
-    sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
-    return generated_problem(draw(st.integers(0, 2**16)), sizes, chosen,
-                             with_complex=draw(st.booleans()), with_unused=draw(st.booleans()))
+    several = allowed({"several_tensors"})
+    sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3 if several else 1))
+    with_complex = several and allowed({"complex"}) and draw(st.booleans())
+    with_unused = several and allowed({"no_grad_params"}) and draw(st.booleans())
+    return generated_problem(draw(st.integers(0, 2**16)), sizes, chosen, with_complex=with_complex,
+                             with_unused=with_unused)
 
 
 @st.composite
 def problems(draw: st.DrawFn, dtype: torch.dtype | None = None, *, generated: bool = True) -> Problem:
     """A catalogue problem or (with ``generated``) a generated one, in a drawn float32/float64 dtype."""
     chosen = dtype if dtype is not None else draw(dtypes())
-    names = [n for n in problem_names() if n not in LOW_PRECISION_PROBLEMS]
-    if generated and draw(st.integers(0, 3)) == 0:
+    names = [n for n in problem_names() if n not in LOW_PRECISION_PROBLEMS and allowed_problem(n, chosen)]
+    if generated and (not names or draw(st.integers(0, 3)) == 0):
         return draw(generated_problems(chosen))
+    if not names:
+        return draw(st.nothing())
     return make_problem(draw(st.sampled_from(names)), chosen)
+
+
+def allowed_problem(name: str, dtype: torch.dtype = torch.float64) -> bool:
+    """True when the catalogue problem ``name`` in ``dtype`` uses no declared-lacking feature."""
+    if not active_lacks():
+        return True
+    return allowed(features_of_problem(make_problem(name, dtype)))
 
 
 @st.composite

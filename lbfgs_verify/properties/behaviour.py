@@ -23,6 +23,7 @@ Semantics referred to (torch/optim/lbfgs.py of torch 2.13, line numbers of that 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -51,7 +52,7 @@ from lbfgs_verify.observe import (
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
 from lbfgs_verify.properties.mathematics import check_directions
-from lbfgs_verify.strategies import generated_problem, make_problem, problems
+from lbfgs_verify.strategies import generated_problem, lr_choices, make_problem, problems
 
 
 def _float64_problems() -> st.SearchStrategy[Problem]:
@@ -59,13 +60,32 @@ def _float64_problems() -> st.SearchStrategy[Problem]:
 
 
 def _settings(ctx: CheckContext) -> Any:
-    """The budget's hypothesis settings; one failure is reported (the shrunk one), not a group."""
-    return ctx.settings(report_multiple_bugs=False)
+    """The budget's hypothesis settings: every distinct failure is reported with its own shrunk example."""
+    return ctx.settings()
 
 
 # --------------------------------------------------------------------------------------------------------
 # behaviour.stop_reasons
 # --------------------------------------------------------------------------------------------------------
+
+
+def _distinct_evaluations(step: ObservedStep) -> ObservedStep:
+    """``step`` with consecutive closure calls at the same point merged (a final re-evaluation of the point a
+    step ends at, as scipy, torchmin and QQN make, is not an iteration)."""
+    kept = []
+    for e in step.evaluations:
+        if kept and torch.equal(kept[-1].x, e.x):
+            continue
+        kept.append(e)
+    return replace(step, evaluations=kept)
+
+
+def moves_of(step: ObservedStep) -> int:
+    """The number of iterations a step without line search made, counted from outside: the distinct
+    consecutive positions it visited (evaluated points, then the parameters it left) minus one. Independent of
+    whether the target evaluates the final point."""
+    positions = [e.x for e in step.evaluations] + [step.x_after]
+    return sum(1 for a, b in itertools.pairwise(positions) if not torch.equal(a, b))
 
 
 def _iterates(steps: Sequence[ObservedStep]) -> tuple[list[Tensor], list[Tensor]]:
@@ -116,14 +136,16 @@ def _stop_reasons(steps: Sequence[ObservedStep], k: int, hp: dict[str, Any], his
 @register(
     "behaviour.stop_reasons",
     category="behaviour",
+    needs=("no_line_search",),
     title="a step() that ends before max_iter iterations has a documented reason (tolerance_grad, "
           "tolerance_change on the loss, the step or gᵀd, max_eval)",
     catches="premature stops: undocumented stopping rules (loss went up, relative tests), a tolerance compared "
             "with the wrong norm (mean |g| for max |g|), a break in the wrong place",
 )
 def check_stop_reasons(ctx: CheckContext) -> None:
-    """Without line search a step that ran all ``max_iter`` iterations ends with an unevaluated move; one that
-    ended early ends at an evaluated point, where one of torch's reasons must hold: max|g| <= tolerance_grad;
+    """Without line search a step makes one move per iteration; one that made fewer than ``max_iter`` moves
+    (:func:`moves_of`, so a final re-evaluation of the last point does not count) ended early at an evaluated
+    point, where one of torch's reasons must hold: max|g| <= tolerance_grad;
     after a move, calls >= max_eval, max|x - x_prev| <= tolerance_change or |f - f_prev| < tolerance_change;
     or gᵀd > -tolerance_change for the direction d that L-BFGS takes there (rebuilt from the observed pairs
     with the two-loop recursion; relative slack 1e-6). Float64 problems, tolerances drawn from
@@ -132,7 +154,7 @@ def check_stop_reasons(ctx: CheckContext) -> None:
     n_steps = max(6, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5)), max_iter=st.integers(2, 8),
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5)), max_iter=st.integers(2, 8),
            history_size=st.integers(1, 5), tolerance_grad=st.sampled_from((1e-7, 1e-5, 1e-3, 1e-2)),
            tolerance_change=st.sampled_from((0.0, 1e-12, 1e-9, 1e-6)), eval_slack=st.sampled_from((0, 1, 10)))
     @example(problem=make_problem("tiny_mlp_with_unused"), lr=1, max_iter=6, history_size=3, tolerance_grad=1e-2,
@@ -145,15 +167,15 @@ def check_stop_reasons(ctx: CheckContext) -> None:
               "line_search_fn": None, "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change}
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, hp, n_steps)
-        for k, step in enumerate(obs.steps):
+        steps = [_distinct_evaluations(step) for step in obs.steps]
+        for k, step in enumerate(steps):
             if not bool(torch.isfinite(step.x_after).all()):
                 return
             last = step.evaluations[-1]
-            ended_early = torch.equal(step.x_after, last.x)
-            if not ended_early:
+            moves = moves_of(step)
+            if moves >= max_iter or not torch.equal(step.x_after, last.x):
                 continue
-            moves = step.calls - 1
-            reasons = _stop_reasons(obs.steps, k, hp, history_size, obs.eps)
+            reasons = _stop_reasons(steps, k, hp, history_size, obs.eps)
             note(f"step {k}: ended after {moves} move(s); reasons: {reasons}")
             if not reasons:
                 raise obs.fail(
@@ -183,8 +205,51 @@ def _far_from_convergence(first: ObservedStep, step: ObservedStep) -> bool:
 
 
 @register(
+    "behaviour.max_iter",
+    category="behaviour",
+    needs=("no_line_search",),
+    title="without line search a step makes at most max_iter iterations (moves), and exactly max_iter when no "
+          "stopping test can fire",
+    catches="off-by-one in max_iter (an iteration too many or too few), max_iter ignored",
+    why="any correct L-BFGS honours max_iter; the moves are counted from outside, whether or not the final point "
+        "is evaluated",
+)
+def check_max_iter(ctx: CheckContext) -> None:
+    """The set-up of ``behaviour.iterations`` (no line search, ``tolerance_grad = tolerance_change = 0``,
+    ``max_eval > max_iter``, float64 problems, steps checked while max|g| > 1e-6·max|g₀|), but the iterations
+    are counted as moves (:func:`moves_of`): each step must make exactly ``max_iter``, whatever its evaluation
+    schedule."""
+    n_steps = max(3, ctx.budget.steps // 2)
+
+    @_settings(ctx)
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5)), max_iter=st.integers(1, 6),
+           history_size=st.integers(1, 5), eval_slack=st.sampled_from((1, 3)))
+    @example(problem=make_problem("coupled_tensors"), lr=0.5, max_iter=3, history_size=2, eval_slack=3)
+    def run(problem: Problem, lr: float, max_iter: int, history_size: int, eval_slack: int) -> None:
+        hp = {"lr": lr, "max_iter": max_iter, "max_eval": max_iter + eval_slack, "history_size": history_size,
+              "line_search_fn": None, "tolerance_grad": 0.0, "tolerance_change": 0.0}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, n_steps)
+        for step in obs.steps:
+            if not _far_from_convergence(obs.steps[0], step):
+                return
+            moves = moves_of(step)
+            if moves != max_iter:
+                raise obs.fail(f"step {step.index}: {moves} iterations (distinct moves) instead of max_iter = "
+                               f"{max_iter} — without line search and with both tolerances 0 no stopping test can "
+                               f"fire before max_iter ({step.calls} closure calls)", step=step.index, moves=moves,
+                               max_iter=max_iter, calls=step.calls)
+
+    run()
+
+
+@register(
     "behaviour.iterations",
     category="behaviour",
+    needs=("no_line_search",),
+    level="semantics",
+    why="torch's evaluation schedule: no closure call after the last iteration (another correct L-BFGS may "
+        "evaluate the final point)",
     title="without line search and with no stopping test able to fire, a step runs exactly max_iter iterations: "
           "max_iter closure calls, the last move not evaluated",
     catches="off-by-one in max_iter, an extra closure call after the last iteration (torch: 're-evaluate "
@@ -200,7 +265,7 @@ def check_iterations(ctx: CheckContext) -> None:
     n_steps = max(3, ctx.budget.steps // 2)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5)), max_iter=st.integers(1, 6),
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5)), max_iter=st.integers(1, 6),
            history_size=st.integers(1, 5), eval_slack=st.sampled_from((1, 3)))
     def run(problem: Problem, lr: float, max_iter: int, history_size: int, eval_slack: int) -> None:
         hp = {"lr": lr, "max_iter": max_iter, "max_eval": max_iter + eval_slack, "history_size": history_size,
@@ -237,6 +302,7 @@ def check_iterations(ctx: CheckContext) -> None:
 @register(
     "behaviour.max_eval",
     category="behaviour",
+    needs=("max_eval",),
     title="a step makes at most max_eval + 1 closure calls",
     catches="max_eval ignored or applied per iteration instead of per step, a line search with its own fixed "
             "budget, a closure called too often",
@@ -245,11 +311,13 @@ def check_max_eval(ctx: CheckContext) -> None:
     """torch counts ``current_evals`` per step and gives the line search ``max_ls = max_eval - current_evals``
     further trials after its first, so a step makes at most ``max_eval + 1`` calls (PyTorch's own
     ``test_step_iteration`` asserts 6 calls for ``max_eval=5``). Large ``lr`` (10, 100) makes the strong-Wolfe
-    search overshoot and zoom, so that a search with its own budget shows."""
+    search overshoot and zoom, so that a search with its own budget shows. One more call is allowed when it is
+    at the point the step ends at (a final evaluation of the result, which other L-BFGS make; torch's exact
+    schedule is ``behaviour.iterations``)."""
     n_steps = max(3, ctx.budget.steps // 2)
 
     @_settings(ctx)
-    @given(problem=problems(), lr=st.sampled_from((1, 10.0, 100.0)), max_iter=st.integers(1, 6),
+    @given(problem=problems(), lr=lr_choices((1, 10.0, 100.0)), max_iter=st.integers(1, 6),
            max_eval=st.integers(1, 8), history_size=st.integers(1, 5),
            line_search=st.sampled_from((None, "strong_wolfe")))
     @example(problem=make_problem("rosenbrock"), lr=100.0, max_iter=3, max_eval=2, history_size=3,
@@ -261,9 +329,11 @@ def check_max_eval(ctx: CheckContext) -> None:
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, hp, n_steps)
         for step in obs.steps:
-            if step.calls > max_eval + 1:
+            final = 1 if step.calls >= 2 and torch.equal(step.evaluations[-1].x, step.x_after) else 0
+            if step.calls - final > max_eval + 1:
                 raise obs.fail(f"step {step.index} made {step.calls} closure calls; at most max_eval + 1 = "
-                               f"{max_eval + 1} are allowed", step=step.index, calls=step.calls)
+                               f"{max_eval + 1} are allowed" + (", plus one at the final point" if final else ""),
+                               step=step.index, calls=step.calls)
 
     run()
 
@@ -276,6 +346,8 @@ def check_max_eval(ctx: CheckContext) -> None:
 @register(
     "behaviour.func_evals",
     category="behaviour",
+    level="semantics",
+    why="torch's state keys and their meaning; the state format is free at level properties",
     title="the state's func_evals equals the number of closure calls so far, and n_iter the iterations "
           "(only for targets whose state_dict has torch's keys; skipped otherwise)",
     catches="evaluation or iteration counters that miss line-search calls, count per step, or drift",
@@ -342,6 +414,8 @@ def _defaults_problem() -> Problem:
 @register(
     "behaviour.defaults",
     category="behaviour",
+    level="semantics",
+    why="the defaults are torch's documented ones, not a property of L-BFGS",
     title="the defaults are torch's: param_groups[0] holds lr=1, max_iter=20, max_eval=25, tolerance_grad=1e-7, "
           "tolerance_change=1e-9, history_size=100, line_search_fn=None, and a default-built optimizer runs "
           "like one built with those values",
@@ -398,6 +472,7 @@ def _same_value(a: Any, b: Any) -> bool:
 @register(
     "behaviour.change_lr",
     category="behaviour",
+    needs=("lr",),
     title="param_groups[0]['lr'] changed between steps takes effect at the next step",
     catches="lr read once at construction or cached in the state, an lr change that crashes step()",
 )
@@ -409,7 +484,7 @@ def check_change_lr(ctx: CheckContext) -> None:
     (:func:`lbfgs_verify.observe.move_difference`)."""
 
     @_settings(ctx)
-    @given(problem=problems(), k=st.integers(0, 4), lr=st.sampled_from((1, 0.5)), ratio=st.sampled_from((0.5, 0.1)),
+    @given(problem=problems(), k=st.integers(0, 4), lr=lr_choices((1, 0.5)), ratio=st.sampled_from((0.5, 0.1)),
            line_search=st.sampled_from((None, "strong_wolfe")), history_size=st.integers(1, 4))
     def run(problem: Problem, k: int, lr: float, ratio: float, line_search: str | None, history_size: int) -> None:
         hp = {"lr": lr, "max_iter": 1, "max_eval": 10, "history_size": history_size, "line_search_fn": line_search}
@@ -448,33 +523,38 @@ def check_change_lr(ctx: CheckContext) -> None:
 @register(
     "behaviour.change_max_iter",
     category="behaviour",
+    needs=("no_line_search",),
     title="param_groups[0]['max_iter'] changed between steps takes effect at the next step",
     catches="max_iter read once at construction, a max_iter change that crashes step()",
 )
 def check_change_max_iter(ctx: CheckContext) -> None:
-    """Without line search and with both tolerances 0 a step makes exactly ``max_iter`` closure calls
-    (``behaviour.iterations``); ``max_iter`` and ``max_eval`` are changed through ``param_groups[0]`` between
-    steps (1 → m → 2) and each step's call count must follow."""
+    """Without line search and with both tolerances 0 a step makes exactly ``max_iter`` iterations
+    (``behaviour.max_iter``, counted as moves); ``max_iter`` is changed through ``param_groups[0]`` between
+    steps (1 → m → 2) and each step's number of moves must follow. Step 0 runs with the constructed value."""
 
     @_settings(ctx)
     @given(problem=_float64_problems(), m=st.integers(2, 6), history_size=st.integers(1, 5))
     def run(problem: Problem, m: int, history_size: int) -> None:
         schedule = [1, m, 2]
-        hp = {"lr": 0.5, "max_iter": 1, "max_eval": 20, "history_size": history_size, "line_search_fn": None,
-              "tolerance_grad": 0.0, "tolerance_change": 0.0}
+        hp = {"lr": 1 if "lr" in ctx.lacks else 0.5, "max_iter": 1, "max_eval": 20, "history_size": history_size,
+              "line_search_fn": None, "tolerance_grad": 0.0, "tolerance_change": 0.0}
 
         def change(step: int, optimizer: Any) -> None:
-            set_hyperparameter(optimizer, "max_iter", schedule[step])
+            if step > 0:
+                set_hyperparameter(optimizer, "max_iter", schedule[step])
 
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, hp, len(schedule), before_step=change)
         for step, expected in zip(obs.steps, schedule, strict=False):
             if not _far_from_convergence(obs.steps[0], step):
                 return
-            if step.calls != expected:
-                raise obs.fail(f"step {step.index}: param_groups[0]['max_iter'] = {expected} but the step made "
-                               f"{step.calls} closure calls (expected {expected}: no line search, tolerances 0)",
-                               step=step.index, max_iter=expected, calls=step.calls)
+            moves = moves_of(step)
+            if moves != expected:
+                how = ("as constructed, before any change" if step.index == 0 else
+                       f"after param_groups[0]['max_iter'] was set to {expected}")
+                raise obs.fail(f"step {step.index}: max_iter = {expected} ({how}) but the step made {moves} "
+                               f"iterations (distinct moves; {step.calls} closure calls; no line search, "
+                               "tolerances 0)", step=step.index, max_iter=expected, moves=moves, calls=step.calls)
 
     run()
 
@@ -482,6 +562,10 @@ def check_change_max_iter(ctx: CheckContext) -> None:
 @register(
     "behaviour.change_history_size",
     category="behaviour",
+    needs=("history_size_change",),
+    level="semantics",
+    why="a history_size change between steps can only take effect on a memory kept across step() (torch's "
+        "behaviour); an L-BFGS that restarts its memory at every step() has nothing to trim",
     title="param_groups[0]['history_size'] changed between steps takes effect: later directions use the "
           "history_size newest pairs (and step() keeps working)",
     catches="history_size read once at construction, a memory that is not trimmed (or not grown) on change, "
@@ -497,7 +581,7 @@ def check_change_history_size(ctx: CheckContext) -> None:
 
     @_settings(ctx)
     @given(problem=_float64_problems(), h1=st.integers(1, 5), h2=st.integers(1, 5), k=st.integers(2, 5),
-           lr=st.sampled_from((1, 0.5)))
+           lr=lr_choices((1, 0.5)))
     def run(problem: Problem, h1: int, h2: int, k: int, lr: float) -> None:
         if h1 == h2:
             h2 = h1 + 2
@@ -536,6 +620,7 @@ def _problems_with_unused() -> st.SearchStrategy[Problem]:
 @register(
     "behaviour.no_grad_params",
     category="behaviour",
+    needs=("no_grad_params",),
     title="parameters that get no gradient (p.grad is None) never move",
     catches="a missing gradient treated as something other than zero, offsets that shift when a parameter has "
             "no gradient, updates (decay, momentum) applied to every parameter",
@@ -614,6 +699,8 @@ def check_converged_no_move(ctx: CheckContext) -> None:
 @register(
     "behaviour.returns_first_loss",
     category="behaviour",
+    level="semantics",
+    why="which loss step() returns is torch's convention (scipy-style optimizers return the final one)",
     title="step() returns the loss of its first closure evaluation (at the parameters it started from)",
     catches="step() returning the loss after the move, the last line-search trial, a float where torch returns "
             "the closure's tensor, or None",
@@ -634,5 +721,62 @@ def check_returns_first_loss(ctx: CheckContext) -> None:
                 raise obs.fail(f"step {step.index} returned {step.returned!r}; its first closure call returned "
                                f"{step.start.loss!r}", step=step.index, returned=step.returned,
                                first_loss=step.start.loss)
+
+    run()
+
+
+# --------------------------------------------------------------------------------------------------------
+# behaviour.accepts_first_wolfe_point
+# --------------------------------------------------------------------------------------------------------
+
+
+@register(
+    "behaviour.accepts_first_wolfe_point",
+    category="behaviour",
+    title="with line_search_fn='strong_wolfe', a first trial point that satisfies the strong Wolfe conditions "
+          "(c1=1e-4, c2=0.9) is accepted at once: the step ends there after two closure calls",
+    catches="a line search with other constants than torch's (a stricter c2, another c1), one that keeps "
+            "searching after an acceptable point, an extra evaluation of the accepted point",
+    level="semantics",
+    needs=("strong_wolfe",),
+    why="torch's search (c1 = 1e-4, c2 = 0.9, accept the first acceptable trial); another correct strong-Wolfe "
+        "search may be stricter",
+)
+def check_accepts_first_wolfe_point(ctx: CheckContext) -> None:
+    """One-iteration steps (``max_iter=1``, ``max_eval=25``) with ``strong_wolfe`` on float64 problems. torch's
+    ``_strong_wolfe`` evaluates the trial t = lr (t₀ at the first step) and, when it satisfies sufficient
+    decrease and |g_newᵀd| <= -c2·gᵀd, stops there (torch/optim/lbfgs.py, ``_strong_wolfe``: "if abs(gtd_new)
+    <= -c2 * gtd: done"). Whenever the first trial point satisfies both conditions with a margin of 1e-6
+    relative (so that rounding cannot decide), the step must end at it with exactly two closure calls."""
+    from lbfgs_verify.observe import wolfe_check
+
+    n_steps = max(6, ctx.budget.steps)
+
+    @_settings(ctx)
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5)), history_size=st.integers(1, 4))
+    @example(problem=make_problem("coupled_tensors"), lr=1, history_size=3)
+    def run(problem: Problem, lr: float, history_size: int) -> None:
+        hp = {"lr": lr, "max_iter": 1, "max_eval": 25, "history_size": history_size,
+              "line_search_fn": "strong_wolfe"}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, n_steps)
+        for step in obs.steps:
+            if step.calls < 2:
+                continue
+            first = step.evaluations[1]
+            if not bool(torch.isfinite(first.g).all()):
+                return
+            check = wolfe_check(step.start, first, obs.eps)
+            clearly = (check.decrease < -(check.slack_f + 1e-6 * (abs(check.gtp) + abs(step.start.loss)))
+                       and check.curvature < -(check.slack_g + 1e-6 * abs(check.gtp)))
+            if not clearly:
+                continue
+            if step.calls != 2 or not torch.equal(step.x_after, first.x):
+                raise obs.fail(
+                    f"step {step.index}: the first trial point satisfies the strong Wolfe conditions with c1=1e-4, "
+                    f"c2=0.9 (f_new - f - c1·gᵀp = {check.decrease:.6g}, |g_newᵀp| - c2·|gᵀp| = "
+                    f"{check.curvature:.6g}) but the step made {step.calls} closure calls and "
+                    + ("ended elsewhere" if not torch.equal(step.x_after, first.x) else "ended there")
+                    + " — torch accepts the first acceptable trial", step=step.index, calls=step.calls)
 
     run()

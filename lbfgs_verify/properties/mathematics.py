@@ -35,10 +35,12 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lbfgs_verify.capabilities import features_of_problem, reject_lacked
 from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import (
     Evaluation,
     Observation,
+    ObservedStep,
     explain_direction,
     first_step_length,
     flat,
@@ -54,7 +56,7 @@ from lbfgs_verify.observe import (
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.problems.extra import spd_quadratic, spd_quadratics
 from lbfgs_verify.properties.base import CheckContext, register
-from lbfgs_verify.strategies import generated_problems, make_problem, problems
+from lbfgs_verify.strategies import generated_problems, line_search_fns, lr_choices, make_problem, problems
 
 DIRECTION_TOLERANCE = 1e-6
 """Relative tolerance (max-norm) between an observed float64 direction and the rebuilt one. Measured on torch
@@ -113,8 +115,8 @@ def _any_problems() -> st.SearchStrategy[Problem]:
 
 
 def _settings(ctx: CheckContext) -> Any:
-    """The budget's hypothesis settings; one failure is reported (the shrunk one), not a group."""
-    return ctx.settings(report_multiple_bugs=False)
+    """The budget's hypothesis settings: every distinct failure is reported with its own shrunk example."""
+    return ctx.settings()
 
 
 def _scaled(problem: Problem, factor: float) -> Problem:
@@ -140,8 +142,61 @@ def _moved_prefix(obs: Observation) -> int:
 
 
 @register(
+    "mathematics.first_direction",
+    category="mathematics",
+    title="the first iteration moves along -g: x₁ - x₀ = -t₀·g₀ for some t₀ > 0 (steepest descent, N&W Alg. 7.5 "
+          "with an empty memory)",
+    catches="a first direction other than steepest descent (a stale or foreign memory, a sign error, a "
+            "coordinate-wise scaling), a first step that goes uphill",
+    why="with an empty memory every L-BFGS direction is -g; the length t₀ is a convention (torch: "
+        "min(1, 1/||g||₁)·lr, checked by mathematics.first_step at level semantics)",
+)
+def check_first_direction(ctx: CheckContext) -> None:
+    """Without a line search the first move, with ``strong_wolfe`` the first trial point, is compared with the
+    ray -t·g₀: t₀ = -(x₁ - x₀)ᵀg₀/||g₀||² must be positive and x₁ - x₀ + t₀g₀ small (relative max-norm 1e-6 for
+    float64, 1e-4 for float32, beyond the rounding of stored parameters)."""
+
+    @_settings(ctx)
+    @given(problem=_any_problems(), factor=st.sampled_from((1.0, 1e-3)), lr=lr_choices((1, 0.5, 0.1, 2.0)),
+           line_search=line_search_fns())
+    @example(problem=make_problem("rosenbrock"), factor=1.0, lr=0.5, line_search=None)
+    def run(problem: Problem, factor: float, lr: float, line_search: str | None) -> None:
+        problem = _scaled(problem, factor)
+        hp: dict[str, Any] = {"lr": lr, "max_iter": 1, "max_eval": 10, "line_search_fn": line_search}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, 1)
+        step = obs.steps[0]
+        g0 = step.start.g
+        if float(g0.abs().max()) <= 1e-7:
+            return
+        if line_search is None:
+            actual, what = step.x_after, "x₁"
+        elif step.calls >= 2:
+            actual, what = step.evaluations[1].x, "the first trial point"
+        else:
+            return  # no trial point: mathematics.strong_wolfe judges a search that does not move
+        move = actual - step.start.x
+        if not bool(torch.isfinite(move).all()) or not bool(move.abs().max() > 0):
+            return
+        t0 = -float(move @ g0) / float(g0 @ g0)
+        tol = 1e-6 if problem.dtype == torch.float64 else 1e-4
+        r = move_difference(move, -t0 * g0, step.start.x, actual, obs.eps)
+        note(f"t0 = {t0:.6g}, relative difference from the ray -t·g0: {r:.3g}")
+        if not (t0 > 0 and r <= tol):
+            cosine = float(move @ -g0) / (float(move.norm()) * float(g0.norm()) or math.nan)
+            raise obs.fail(
+                f"step 0: {what} - x₀ is not a positive multiple of -g₀: best t₀ = {t0:.6g}, relative max-norm "
+                f"difference {r:.3g} (tolerance {tol:g}), cosine with -g₀ {cosine:.6g}", step=0, t0=t0,
+                relative_difference=r, cosine=cosine)
+
+    run()
+
+
+@register(
     "mathematics.first_step",
     category="mathematics",
+    level="semantics",
+    why="torch's first-step rule; other correct L-BFGS take t₀ = lr or leave it to the line search",
     title="the first iteration moves along -g with t = min(1, 1/||g||₁)·lr (torch's first-step rule)",
     catches="a wrong first step: no L1-norm scaling, another norm, lr applied twice or not at all, a first "
             "direction other than steepest descent",
@@ -154,11 +209,12 @@ def check_first_step(ctx: CheckContext) -> None:
     per coordinate (the move is a difference of stored parameters)."""
 
     @_settings(ctx)
-    @given(problem=_any_problems(), factor=st.sampled_from((1.0, 1e-3)), lr=st.sampled_from((1, 0.5, 0.1, 2.0)),
-           line_search=st.sampled_from((None, "strong_wolfe")))
+    @given(problem=_any_problems(), factor=st.sampled_from((1.0, 1e-3)), lr=lr_choices((1, 0.5, 0.1, 2.0)),
+           line_search=line_search_fns())
     @example(problem=make_problem("rosenbrock"), factor=1.0, lr=0.5, line_search=None)
     @example(problem=make_problem("coupled_tensors"), factor=1e-3, lr=2.0, line_search="strong_wolfe")
     def run(problem: Problem, factor: float, lr: float, line_search: str | None) -> None:
+        reject_lacked(features_of_problem(problem))
         problem = _scaled(problem, factor)
         hp: dict[str, Any] = {"lr": lr, "max_iter": 1, "max_eval": 10, "line_search_fn": line_search}
         with quiet_known_warnings():
@@ -255,30 +311,94 @@ def _check_unexplained_stop(obs: Observation, k: int, history_sizes: Sequence[in
         step=k, gtd=gtd, pairs=rebuilt.pairs, skipped=rebuilt.skipped)
 
 
+def iterations_as_steps(obs: Observation) -> Observation:
+    """The iterations of the first ``step()`` of ``obs`` (no line search) as one-iteration pseudo-steps, so that
+    :func:`check_directions` can judge a single multi-iteration ``step()``: each distinct evaluated point x_i is
+    the start of an iteration that ends at the next one (the last at the parameters the step left). After
+    ``max_iter`` moves, an evaluation of the point the step ends at (scipy-style) is not an iteration and is
+    dropped; a step that ended early at an evaluated point keeps it (a pseudo-step that does not move, judged
+    by the unexplained-stop test)."""
+    step = obs.steps[0]
+    evaluations = []
+    for e in step.evaluations:
+        if evaluations and torch.equal(evaluations[-1].x, e.x):
+            continue
+        evaluations.append(e)
+    max_iter = int(step.hyperparameters.get("max_iter", 20))
+    if len(evaluations) > max_iter and torch.equal(evaluations[-1].x, step.x_after):
+        evaluations = evaluations[:-1]
+    pseudo = []
+    for i, e in enumerate(evaluations):
+        x_next = evaluations[i + 1].x if i + 1 < len(evaluations) else step.x_after
+        pseudo.append(ObservedStep(i, [e], x_next, None, step.hyperparameters))
+    return replace(obs, steps=pseudo)
+
+
 @register(
     "mathematics.two_loop_direction",
     category="mathematics",
-    title="each direction equals the two-loop recursion (N&W Alg. 7.4) rebuilt from the observed (s, y) pairs, "
-          "with γ = sᵀy/yᵀy, the history_size newest pairs and the yᵀs > 1e-10 skip",
+    title="within one step() each direction equals the two-loop recursion (N&W Alg. 7.4) rebuilt from the "
+          "observed (s, y) pairs, with γ = sᵀy/yᵀy, the history_size newest pairs and the yᵀs > 1e-10 skip",
+    needs=("no_line_search",),
     catches="wrong sign or order in the two-loop recursion, wrong initial scaling γ (yᵀy/sᵀy, 1, oldest pair), "
             "ρ not inverted, history one pair short/long or never trimmed, oldest pair kept instead of the newest, "
-            "curvature test inverted or missing, stale gradient or step in the pair",
+            "curvature test inverted or missing, stale gradient or step in the pair, an iteration made without "
+            "evaluating the gradient",
+    why="the iterations of one step() of a fresh optimizer are L-BFGS whatever the conventions (whether the "
+        "memory survives step() is behaviour.history_across_steps, level semantics)",
 )
 def check_two_loop_direction(ctx: CheckContext) -> None:
-    """One-iteration steps without line search on float64 problems (catalogue and generated, several tensors,
-    complex and unused parameters); ``history_size`` 1-4 so the memory rolls. Observed d_k = (x_{k+1}-x_k)/t_k
-    is compared with the rebuilt direction for k >= 1 (step 0 is ``mathematics.first_step``) until a step does
-    not move or a curvature decision is within rounding of the threshold. A step that does not move while
-    max|g| > tolerance_grad and the rebuilt direction has gᵀd < -tolerance_change fails too (the target's own
-    direction was then not a descent direction). Tolerance: relative max-norm 1e-6
-    (torch 2.13 measures ≤ 3e-12). On failure the message names the usual mistake that reproduces the
-    observed direction, if one does."""
+    """One ``step()`` of a fresh optimizer with ``max_iter`` = n (8 or the budget's steps), no line search,
+    ``max_eval`` = 2n + 2, both tolerances 0 (so that only max_iter ends the step), float64 problems (catalogue
+    and generated, several tensors, complex and unused parameters), ``history_size`` 1-4 so the memory rolls.
+    Every iteration but the last is evaluated, so x_i, g_i and the pairs are observable
+    (:func:`iterations_as_steps`); d_i = (x_{i+1} - x_i)/lr is compared with the rebuilt direction for i >= 1
+    (i = 0 is ``mathematics.first_direction``) until an iteration does not move, a curvature decision is within
+    rounding of the threshold or max|g| falls to 1e-6·max|g₀| (beyond, the directions are rounding).
+    Tolerance: relative max-norm 1e-6 (torch 2.13 measures ≤ 3e-12). On failure the message names the usual
+    mistake that reproduces the observed direction, if one does."""
+    n_iter = max(8, ctx.budget.steps)
+
+    @_settings(ctx)
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5, 0.25)), history_size=st.integers(1, 4))
+    @example(problem=make_problem("coupled_tensors"), lr=0.5, history_size=2)
+    @example(problem=double_well_problem(0), lr=0.1, history_size=3)
+    def run(problem: Problem, lr: float, history_size: int) -> None:
+        hp: dict[str, Any] = {"lr": lr, "max_iter": n_iter, "max_eval": 2 * n_iter + 2, "history_size": history_size,
+                              "line_search_fn": None, "tolerance_grad": 0.0, "tolerance_change": 0.0}
+        for lacked in ctx.lacks & {"max_eval", "tolerance_change"}:
+            del hp[lacked]
+        with quiet_known_warnings():
+            obs = iterations_as_steps(observe(ctx.target, problem, hp, 1))
+        g0 = float(obs.steps[0].start.g.abs().max())
+        far = next((i for i, step in enumerate(obs.steps) if not float(step.start.g.abs().max()) > 1e-6 * g0),
+                   len(obs.steps))
+        obs = replace(obs, steps=obs.steps[:far])  # near convergence directions are rounding: stop comparing
+        check_directions(obs, [history_size] * len(obs.steps))
+
+    run()
+
+
+@register(
+    "behaviour.history_across_steps",
+    category="behaviour",
+    level="semantics",
+    needs=("no_line_search",),
+    title="the memory is kept across step(): with one iteration per step() each direction equals the two-loop "
+          "recursion rebuilt from all the pairs observed so far",
+    catches="a step() that restarts the memory (allowed at level properties), pairs formed across steps from a "
+            "stale gradient or step, a memory trimmed or lost between steps",
+    why="torch keeps its history in the optimizer state across step(); other correct L-BFGS may restart it",
+)
+def check_history_across_steps(ctx: CheckContext) -> None:
+    """One-iteration steps without line search on float64 problems; ``history_size`` 1-4 so the memory rolls.
+    Observed d_k = (x_{k+1}-x_k)/t_k is compared with the rebuilt direction for k >= 1 until a step does not
+    move or a curvature decision is within rounding of the threshold (relative max-norm 1e-6)."""
     n_steps = max(8, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), lr=st.sampled_from((1, 0.5, 0.25)), history_size=st.integers(1, 4))
+    @given(problem=_float64_problems(), lr=lr_choices((1, 0.5, 0.25)), history_size=st.integers(1, 4))
     @example(problem=make_problem("coupled_tensors"), lr=0.5, history_size=2)
-    @example(problem=double_well_problem(0), lr=0.1, history_size=3)
     def run(problem: Problem, lr: float, history_size: int) -> None:
         hp = {"lr": lr, "max_iter": 1, "history_size": history_size, "line_search_fn": None}
         with quiet_known_warnings():
@@ -316,8 +436,8 @@ def check_descent_direction(ctx: CheckContext) -> None:
     n_steps = max(8, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_any_problems(), lr=st.sampled_from((1, 0.5, 0.1, 2.0)), history_size=st.integers(1, 4),
-           max_iter=st.integers(1, 4), line_search=st.sampled_from((None, "strong_wolfe")))
+    @given(problem=_any_problems(), lr=lr_choices((1, 0.5, 0.1, 2.0)), history_size=st.integers(1, 4),
+           max_iter=st.integers(1, 4), line_search=line_search_fns())
     @example(problem=double_well_problem(0), lr=0.1, history_size=2, max_iter=1, line_search=None)
     def run(problem: Problem, lr: float, history_size: int, max_iter: int, line_search: str | None) -> None:
         hp: dict[str, Any] = {"lr": lr, "history_size": history_size, "line_search_fn": line_search}
@@ -336,10 +456,16 @@ def check_descent_direction(ctx: CheckContext) -> None:
                 gtp = float(start.g @ (end_x - start.x))
                 slack = _descent_slack(start, end_x, obs.eps)
                 if not gtp < slack:
+                    what = ("the move from this evaluated point goes uphill to first order: the search direction is "
+                            "not a descent direction" if line_search is None else
+                            "the first trial point of the line search" if end_x is not step.x_after else
+                            "the accepted point of the line search")
+                    if line_search is not None:
+                        what += " lies uphill of x_k to first order: the search direction is not a descent direction"
                     raise obs.fail(
-                        f"step {step.index}, move {i}: gᵀ(x_new - x) = {gtp:.6g} >= 0 (allowance {slack:.3g}): the "
-                        f"search direction is not a descent direction at a point with ||g||∞ = "
-                        f"{float(start.g.abs().max()):.6g}", step=step.index, move=i, gtp=gtp, slack=slack)
+                        f"step {step.index}, move {i}: gᵀ(x_new - x) = {gtp:.6g} >= 0 (allowance {slack:.3g}): "
+                        f"{what} at a point with ||g||∞ = {float(start.g.abs().max()):.6g}", step=step.index,
+                        move=i, gtp=gtp, slack=slack)
 
     run()
 
@@ -352,7 +478,10 @@ def check_descent_direction(ctx: CheckContext) -> None:
 def _bracket_collapsed(evaluations: Sequence[Evaluation], tolerance_change: float, eps: float) -> bool:
     """Two points of the search (the start included) within ``tolerance_change`` in max-norm: torch's
     "line-search bracket is so small" exit (``abs(bracket[1] - bracket[0]) * d_norm < tolerance_change``)."""
-    xs = [e.x for e in evaluations]
+    xs: list[Tensor] = []
+    for e in evaluations:  # a re-evaluation of a point already seen (e.g. the start) is no bracket
+        if not any(torch.equal(e.x, x) for x in xs):
+            xs.append(e.x)
     for i in range(len(xs)):
         for j in range(i + 1, len(xs)):
             allowance = 4 * eps * float((xs[i].abs() + xs[j].abs()).max())
@@ -369,7 +498,8 @@ def _bracket_collapsed(evaluations: Sequence[Evaluation], tolerance_change: floa
           "search never exhausts max_eval",
     catches="line searches that accept without sufficient decrease (Armijo sign or constant wrong) or without "
             "the strong curvature condition, swapped c1/c2, returning the last trial instead of the accepted "
-            "one, a search that cannot terminate",
+            "one, a search that cannot terminate, a search that tries points but never moves",
+    needs=("strong_wolfe",),
 )
 def check_strong_wolfe(ctx: CheckContext) -> None:
     """One-iteration steps (``max_iter=1``, ``max_eval`` 10 or 25) with ``strong_wolfe``; the accepted point
@@ -382,7 +512,12 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
     the losses, 16·(n·eps·Σ|g_i p_i| + eps·Σ|g_i|(|x_k,i| + |x_{k+1},i|)) for each dot product).
     Documented exits of torch's search that may return a non-Wolfe point are allowed: the evaluation budget
     used up (the step made >= ``max_eval`` calls) and the bracket narrower than ``tolerance_change`` (two
-    points of the search within ``tolerance_change`` in max-norm). A step that does not move is allowed.
+    points of the search within ``tolerance_change`` in max-norm). A step that does not move is allowed only
+    without a trial point (the direction was rejected before the search), at a point with max|g| <=
+    tolerance_grad, or through one of those exits: a search that evaluated a trial point along a descent
+    direction and returned to x_k fails, since a strong-Wolfe point exists along every descent direction of a
+    smooth function bounded below (N&W Lemma 3.1). If the target declares it lacks ``max_eval``, it has no
+    budget, so "budget used up" is no exit for it.
 
     Second part: on SPD quadratics (float64, n <= 12, condition <= 1e3) a strong-Wolfe point exists and is
     found within a few evaluations (torch 2.13 needs at most 7 of 25), so until the gradient has fallen by
@@ -390,16 +525,39 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
     n_steps = max(8, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_any_problems(), lr=st.sampled_from((1, 0.1, 10.0)), history_size=st.integers(1, 4),
+    @given(problem=_any_problems(), lr=lr_choices((1, 0.1, 10.0)), history_size=st.integers(1, 4),
            max_eval=st.sampled_from((10, 25)))
     @example(problem=wavy_problem(1), lr=10.0, history_size=3, max_eval=25)
     @example(problem=make_problem("rosenbrock"), lr=1, history_size=3, max_eval=25)
     def run(problem: Problem, lr: float, history_size: int, max_eval: int) -> None:
         hp = {"lr": lr, "max_iter": 1, "max_eval": max_eval, "history_size": history_size,
               "line_search_fn": "strong_wolfe"}
+        if "max_eval" in ctx.lacks:  # no budget: "used up" is no documented exit
+            del hp["max_eval"]
+            max_eval = 10**9
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, hp, n_steps + 1)
         tolerance_change = scalar(obs.steps[0].hyperparameters.get("tolerance_change", 1e-9))
+        tolerance_grad = scalar(obs.steps[0].hyperparameters.get("tolerance_grad", 1e-7))
+        for step in obs.steps:
+            if step.moved or step.calls < 2 or step.calls >= max_eval:
+                continue
+            start = step.start
+            if float(start.g.abs().max()) <= tolerance_grad or not bool(torch.isfinite(start.g).all()):
+                continue
+            trial = step.evaluations[1].x
+            gtp = float(start.g @ (trial - start.x))
+            resolvable = -1e-4 * gtp > 16 * obs.eps * abs(start.loss)  # a sufficient decrease can show in f
+            if not gtp < -_descent_slack(start, trial, obs.eps) or not resolvable or \
+                    _bracket_collapsed(step.evaluations, tolerance_change, obs.eps):
+                continue
+            raise obs.fail(
+                f"step {step.index}: the line search evaluated {step.calls - 1} trial point(s) along a descent "
+                f"direction (gᵀp = {gtp:.6g} at the first trial) and returned to x_k without moving, with "
+                f"{step.calls} of max_eval={max_eval} closure calls used and max|g| = "
+                f"{float(start.g.abs().max()):.3g} > tolerance_grad: a strong-Wolfe point exists along every descent "
+                "direction of a smooth function bounded below (N&W Lemma 3.1)", step=step.index, calls=step.calls,
+                gtp=gtp)
         for step, following in zip(obs.steps, obs.steps[1:], strict=False):
             if not step.moved:
                 continue
@@ -428,7 +586,7 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
                 calls=step.calls)
 
     @_settings(ctx)
-    @given(problem=spd_quadratics(max_n=12, max_log10_condition=3), lr=st.sampled_from((1, 0.5)),
+    @given(problem=spd_quadratics(max_n=12, max_log10_condition=3), lr=lr_choices((1, 0.5)),
            history_size=st.integers(1, 5))
     def run_quadratic(problem: Problem, lr: float, history_size: int) -> None:
         hp = {"lr": lr, "max_iter": 1, "max_eval": 25, "history_size": history_size,
@@ -538,9 +696,9 @@ def check_invariance(ctx: CheckContext) -> None:
     n_steps = min(5, max(3, ctx.budget.steps))
 
     @_settings(ctx)
-    @given(problem=_real_float64_problems(), seed=st.integers(0, 2**16), lr=st.sampled_from((1, 0.5)),
+    @given(problem=_real_float64_problems(), seed=st.integers(0, 2**16), lr=lr_choices((1, 0.5)),
            history_size=st.integers(1, 4), max_iter=st.integers(1, 3),
-           line_search=st.sampled_from((None, "strong_wolfe")))
+           line_search=line_search_fns())
     def run(problem: Problem, seed: int, lr: float, history_size: int, max_iter: int,
             line_search: str | None) -> None:
         scaled, transformed, q, c = transformed_problems(problem, seed)
@@ -592,6 +750,10 @@ def _directional_curvature(problem: Problem, x: Tensor, d: Tensor) -> tuple[Tens
 @register(
     "mathematics.quadratic_termination",
     category="mathematics",
+    needs=("no_line_search",),
+    level="semantics",
+    why="exact line searches are emulated by setting lr between one-iteration steps, which needs the memory kept "
+        "across step() (torch's behaviour)",
     title="with exact line searches and history_size >= n, the gradient of an n-dimensional SPD quadratic "
           "vanishes within n + 1 iterations (N&W Thm. 5.2, §6.1, §7.2)",
     catches="directions that are not the L-BFGS/conjugate-gradient ones or not scaled by γ = sᵀy/yᵀy (wrong "
@@ -609,7 +771,8 @@ def check_quadratic_termination(ctx: CheckContext) -> None:
     emulated through the interface users have: one-iteration steps without line search and, before every
     step, ``param_groups[0]["lr"]`` set to the exact minimiser α* = -gᵀd/(dᵀ∇²f d) along the direction d that
     L-BFGS must take (rebuilt from the observed pairs, :func:`lbfgs_verify.observe.rebuild_directions`;
-    for step 0, d = -g₀ and lr = α*/min(1, 1/||g₀||₁)). A target whose direction differs, even only in length,
+    for step 0, d = -g₀ and lr = α*/(t₀/lr), with the target's own first-step ratio t₀/lr measured by a
+    throw-away step). A target whose direction differs, even only in length,
     takes an inexact step and does not terminate. (A memory shorter than n keeps the directions parallel in
     exact arithmetic and is caught by ``mathematics.two_loop_direction`` instead.)
 
@@ -637,8 +800,17 @@ def check_quadratic_termination(ctx: CheckContext) -> None:
             d = rebuild_directions(xs, gs, [history_size] * len(xs), 2.2e-16)[-1].d
             _, curvature = _directional_curvature(problem, x, d)
             alpha = -float(g @ d) / curvature if curvature > 0 else 1.0
-            lr = alpha / min(1.0, 1.0 / float(g.abs().sum())) if k == 0 else alpha
+            lr = alpha / first_step_ratio() if k == 0 else alpha
             set_hyperparameter(optimizer, "lr", max(lr, 0.0))
+
+        def first_step_ratio() -> float:
+            """t₀/lr of the target's own first-step rule at x₀ (torch: min(1, 1/||g₀||₁); others: 1), measured
+            by one throw-away step with lr = 1 from the same start."""
+            with quiet_known_warnings():
+                probe = observe(target, problem, {**hp, "lr": 1.0}, 1)
+            g0 = probe.steps[0].start.g
+            ratio = -float((probe.steps[0].x_after - probe.x0) @ g0) / float(g0 @ g0)
+            return ratio if ratio > 0 else 1.0
 
         def stop(step: Any) -> bool:
             return bool(norms) and norms[-1] <= QUADRATIC_TERMINATION_TOLERANCE * norms[0]

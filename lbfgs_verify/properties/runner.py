@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from lbfgs_verify.properties.base import (
     BUDGETS,
-    MODES,
+    LEVELS,
     REGISTRY,
     Budget,
     CheckContext,
@@ -50,25 +50,49 @@ def library_versions() -> dict[str, str]:
 
 
 def target_version(target: Target) -> str:
+    """The version of the installed distribution that provides the target (``importlib.metadata``): its own
+    module's, else (a class in a factory module of one's own) that of the first base class that comes from a
+    distribution (``"pytorch-minimize 0.1.0, through examples.peers.torchmin_lbfgs"``), else the module's
+    ``__version__``, else ``"module <name>, not from an installed distribution"``."""
+    from importlib import metadata
+
+    module = getattr(target.factory, "__module__", "") or ""
+    top = module.split(".")[0]
+    owners = metadata.packages_distributions()
+    # The factory's own module, then (for a class defined in a factory module) the classes it derives from.
+    bases = getattr(target.factory, "__mro__", ())[1:]
+    candidates = [module] + [getattr(base, "__module__", "") or "" for base in bases]
+    for candidate in candidates:
+        for name in owners.get(candidate.split(".")[0], []):
+            try:
+                version = f"{name} {metadata.version(name)}"
+            except metadata.PackageNotFoundError:
+                continue
+            return version if candidate == module else f"{version}, through {module}"
     try:
-        return target.version
+        version = target.version
     except Exception:
-        return "unknown"
+        version = "unknown"
+    if version == "unknown" and top:
+        return f"module {module}, not from an installed distribution"
+    return version
 
 
-def interface_problem(target: Target) -> str | None:
+def interface_problem(target: Target, lacks: Iterable[str] = ()) -> str | None:
     """Why ``target`` cannot be checked at all, or ``None``: it must accept torch.optim.LBFGS's constructor
-    arguments (given explicitly, at torch's defaults) and return an object with ``step``, ``state_dict`` and
-    ``load_state_dict``."""
+    arguments (given explicitly, at torch's defaults; ``line_search_fn='strong_wolfe'`` if it declares it lacks
+    ``no_line_search``) and return an object with ``step``, ``state_dict`` and ``load_state_dict``."""
     import torch
 
+    line_search = "strong_wolfe" if "no_line_search" in frozenset(lacks) else None
     arguments = {"lr": 1, "max_iter": 20, "max_eval": None, "tolerance_grad": 1e-7, "tolerance_change": 1e-9,
-                 "history_size": 100, "line_search_fn": None}
+                 "history_size": 100, "line_search_fn": line_search}
     try:
         optimizer = target.make([torch.zeros(2, requires_grad=True)], **arguments)
     except Exception as exc:
         return (f"{target.spec}([tensor], lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, "
-                f"tolerance_change=1e-9, history_size=100, line_search_fn=None) raised {type(exc).__name__}: {exc}")
+                f"tolerance_change=1e-9, history_size=100, line_search_fn={line_search!r}) raised "
+                f"{type(exc).__name__}: {exc}")
     missing = [m for m in ("step", "state_dict", "load_state_dict") if not callable(getattr(optimizer, m, None))]
     if missing:
         return (f"{target.spec}(...) returned a {type(optimizer).__name__} without {', '.join(missing)}: not an "
@@ -77,7 +101,8 @@ def interface_problem(target: Target) -> str | None:
 
 
 def select_properties(mode: str, only: Iterable[str] | None = None) -> list[Property]:
-    """Properties of ``mode`` (stable order); ``only`` keeps IDs equal to or starting with any given prefix.
+    """Properties of level ``mode`` and below (stable order); ``only`` keeps IDs equal to or starting with any
+    given prefix.
 
     A prefix is matched on whole dotted components first (``state`` selects ``state.*``), then as plain text
     (``resume.pickle`` selects ``resume.pickle_optimizer`` and ``resume.pickle_state_dict``).
@@ -113,6 +138,13 @@ class RunReport:
     versions: dict[str, str]
     results: list[PropertyResult] = field(default_factory=list)
     seconds: float = 0.0
+    lacks: frozenset[str] = frozenset()
+    lacks_sources: dict[str, list[str]] = field(default_factory=dict)
+    skips: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def level(self) -> str:
+        return self.mode
 
     def counts(self) -> dict[str, int]:
         out = {status.value: 0 for status in Status}
@@ -131,6 +163,10 @@ class RunReport:
             "target": self.target,
             "target_version": self.target_version,
             "mode": self.mode,
+            "level": self.mode,
+            "lacks": sorted(self.lacks),
+            "lacks_declared_by": self.lacks_sources,
+            "skips": self.skips,
             "budget": self.budget.name,
             "profile": self.budget.profile,
             "max_examples": self.budget.max_examples,
@@ -139,21 +175,52 @@ class RunReport:
             "results": [{**r.to_json(), "title": REGISTRY[r.property].title if r.property in REGISTRY else ""}
                         for r in self.results],
             "summary": self.counts(),
+            "shared_causes": [group.to_json() for group in shared_causes(self.results)],
             "exit_code": self.exit_code,
             "seconds": round(self.seconds, 3),
         }
 
 
 def header_lines(target: str, version: str, mode: str, budget: Budget, threads: int,
-                 versions: dict[str, str]) -> list[str]:
-    """The lines that say exactly what was checked and how (printed by the CLI and the pytest plugin)."""
+                 versions: dict[str, str], lacks_sources: dict[str, list[str]] | None = None,
+                 skips: dict[str, str] | None = None) -> list[str]:
+    """The lines that say exactly what was checked and how (printed by the CLI and the pytest plugin),
+    including what the target declared it lacks (and where that was declared) and the skips file."""
     libs = ", ".join(f"{k} {v}" for k, v in versions.items())
-    return [
+    lines = [
         f"lbfgs-verify: target {target} (version {version})",
         f"lbfgs-verify: {libs}",
-        f"lbfgs-verify: mode {mode}, budget {budget.name} (steps {budget.steps}, full continuations "
+        f"lbfgs-verify: level {mode}, budget {budget.name} (steps {budget.steps}, full continuations "
         f"{budget.full_continuations}), {profile_description(budget)}, threads {threads}",
     ]
+    declared = sorted({f for fs in (lacks_sources or {}).values() for f in fs})
+    if declared:
+        where = "; ".join(f"{', '.join(fs)} by {src}" for src, fs in (lacks_sources or {}).items() if fs)
+        lines.append(f"lbfgs-verify: declared lacks: {', '.join(declared)} ({where}); never drawn, properties "
+                     "that need them skip")
+    else:
+        lines.append("lbfgs-verify: declared lacks: none (an undeclared crash is a failure)")
+    if skips:
+        lines.append(f"lbfgs-verify: skips file: {len(skips)} entr{'y' if len(skips) == 1 else 'ies'} ("
+                     + ", ".join(skips) + ")")
+    return lines
+
+
+def declared_lacks_of(target: Target, *sources: tuple[str, Iterable[str] | str | None]) -> dict[str, list[str]]:
+    """``{source: [features]}`` merged from the target's ``lbfgs_verify_lacks`` attribute and the given
+    ``(source name, declaration)`` pairs (e.g. ``("--lacks", "complex,strong_wolfe")``); unknown features
+    raise :class:`lbfgs_verify.capabilities.CapabilityError`."""
+    from lbfgs_verify.capabilities import LACKS_ATTRIBUTE, declared_lacks, parse_lacks
+
+    out: dict[str, list[str]] = {}
+    attribute = declared_lacks(target.factory)
+    if attribute:
+        out[f"attribute {LACKS_ATTRIBUTE}"] = sorted(attribute)
+    for name, declaration in sources:
+        parsed = parse_lacks(declaration)
+        if parsed:
+            out[name] = sorted(parsed)
+    return out
 
 
 STATUS_LABEL = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "skip"}
@@ -181,16 +248,25 @@ def run_check(
     device: str = "cpu",
     on_result: Callable[[PropertyResult], None] | None = None,
     properties: Sequence[Property] | None = None,
+    lacks: Iterable[str] | str | None = None,
+    skips: dict[str, str] | None = None,
 ) -> RunReport:
-    """Run the selected properties of ``mode`` against ``target`` and collect a :class:`RunReport`."""
+    """Run the selected properties of level ``mode`` against ``target`` and collect a :class:`RunReport`.
+
+    ``lacks`` (features, or a comma string) is merged with the target's ``lbfgs_verify_lacks`` attribute;
+    ``skips`` maps property IDs or prefixes to reasons (a skips file)."""
     from lbfgs_verify.engine import comparison_environment
 
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if mode not in LEVELS:
+        raise ValueError(f"unknown level {mode!r}; choose from {', '.join(LEVELS)}")
     chosen_budget = BUDGETS[budget] if isinstance(budget, str) else budget
     selected = list(properties) if properties is not None else select_properties(mode, only)
-    report = RunReport(target.spec, target_version(target), mode, chosen_budget, threads, library_versions())
-    ctx = CheckContext(target=target, mode=mode, budget=chosen_budget, device=device, threads=threads)
+    sources = declared_lacks_of(target, ("--lacks", lacks))
+    all_lacks = frozenset(f for fs in sources.values() for f in fs)
+    report = RunReport(target.spec, target_version(target), mode, chosen_budget, threads, library_versions(),
+                       lacks=all_lacks, lacks_sources=sources, skips=dict(skips or {}))
+    ctx = CheckContext(target=target, mode=mode, budget=chosen_budget, device=device, threads=threads,
+                       lacks=all_lacks, skips=dict(skips or {}))
     start = time.perf_counter()
     for prop in selected:
         with comparison_environment(threads):
@@ -212,11 +288,86 @@ def print_report_details(report: RunReport, out: TextIO | None = None, max_lines
     print("Details of failures and errors:", file=out)
     for result in bad:
         print(f"\n[{STATUS_LABEL[result.status]}] {result.property}: {REGISTRY[result.property].title}", file=out)
-        lines = result.detail.splitlines()
-        for line in lines[:max_lines]:
-            print(f"    {line}", file=out)
-        if len(lines) > max_lines:
-            print(f"    ... ({len(lines) - max_lines} more lines; see --json)", file=out)
+        texts = [result.detail] if len(result.causes) <= 1 else [
+            f"cause {i} of {len(result.causes)} ({c.key}): {c.detail}" for i, c in enumerate(result.causes, 1)]
+        for text in texts:
+            lines = text.splitlines()
+            for line in lines[:max_lines]:
+                print(f"    {line}", file=out)
+            if len(lines) > max_lines:
+                print(f"    ... ({len(lines) - max_lines} more lines; see --json)", file=out)
+
+
+@dataclass
+class SharedCause:
+    """Properties that fail for one and the same cause (same exception type and origin)."""
+
+    key: str
+    properties: list[str]
+    summary: str
+    suggested_lacks: list[str]
+
+    def describe(self) -> str:
+        hint = (f" — if that is a known limitation, declare `--lacks {','.join(self.suggested_lacks)}` to see "
+                "verdicts on the rest" if self.suggested_lacks else "")
+        return (f"{len(self.properties)} propert{'y' if len(self.properties) == 1 else 'ies'} fail because "
+                f"{self.key}: {self.summary}{hint} ({', '.join(self.properties)})")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "properties": self.properties, "summary": self.summary,
+                "suggested_lacks": self.suggested_lacks}
+
+
+_FEATURE_MARKERS: dict[str, str] = {
+    "complex": r"complex",
+    "strong_wolfe": r"strong_wolfe",
+    "float16": r"\bfloat16",
+    "bfloat16": r"bfloat16",
+    "no_grad_params": r"\+unused|_with_unused",
+}
+"""How a feature shows in a failing example's problem name or hyperparameters (for the suggestion only)."""
+
+
+def _suggested_lacks(details: Sequence[str]) -> list[str]:
+    """Features that every example of a shared cause uses: a candidate ``--lacks`` declaration."""
+    import re
+
+    out = []
+    for feature, marker in _FEATURE_MARKERS.items():
+        if details and all(re.search(marker, d) for d in details):
+            out.append(feature)
+    return out
+
+
+def shared_causes(results: Sequence[PropertyResult]) -> list[SharedCause]:
+    """Causes that an exception raised by the target gives to more than one property, most shared first
+    (a crash that fails many properties is named once, with the properties it fails)."""
+    groups: dict[str, list[tuple[str, Any]]] = {}
+    for result in results:
+        if result.status not in (Status.FAIL, Status.ERROR):
+            continue
+        seen = set()
+        for cause in result.causes:
+            if cause.key.startswith(f"{result.property}:") or cause.key in seen:
+                continue
+            seen.add(cause.key)
+            groups.setdefault(cause.key, []).append((result.property, cause))
+    out = [SharedCause(key, [pid for pid, _ in members], members[0][1].summary,
+                       _suggested_lacks([c.detail for _, c in members]))
+           for key, members in groups.items() if len(members) > 1]
+    return sorted(out, key=lambda g: (-len(g.properties), g.key))
+
+
+def print_shared_causes(report: RunReport, out: TextIO | None = None) -> None:
+    """The grouped summary: properties that fail for one shared cause."""
+    out = sys.stdout if out is None else out
+    groups = shared_causes(report.results)
+    if not groups:
+        return
+    print("", file=out)
+    print("Failures grouped by shared cause:", file=out)
+    for group in groups:
+        print(f"  - {group.describe()}", file=out)
 
 
 def summary_line(report: RunReport) -> str:
@@ -231,7 +382,7 @@ def summary_line(report: RunReport) -> str:
 
 _CATEGORY_INTRO = {
     "behaviour": "Behaviour the optimizer must show on ordinary and awkward inputs.",
-    "conformance": "Only in `--mode conformance`: bitwise equality with `torch.optim.LBFGS` on the CPU with the same "
+    "conformance": "Only at `--level conformance`: bitwise equality with `torch.optim.LBFGS` on the CPU with the same "
                    "thread count, and state interchange with it in both directions.",
     "convergence": "Convergence on published test problems.",
     "cuda": "Moving state between the CPU and CUDA mid-run; skipped when `torch.cuda.is_available()` is False. "
@@ -250,8 +401,20 @@ _CATEGORY_INTRO = {
 }
 
 
+_LEVEL_INTRO = {
+    "properties": "What every correct L-BFGS with torch.optim.LBFGS's constructor must satisfy, whatever its "
+                  "evaluation schedule (it may evaluate the final point), first-step rule (it may take t = lr), "
+                  "returned loss, state format, rounding, and whether `step()` restarts the memory.",
+    "semantics": "Also torch.optim.LBFGS's documented behaviour: evaluation schedule, first-step rule, returned "
+                 "loss, history kept across `step()`, defaults, stop order, hyperparameter names.",
+    "conformance": "Also bitwise equal to torch.optim.LBFGS on the CPU with the same thread count.",
+}
+
+
 def properties_markdown() -> str:
-    """``docs/properties.md``: every registered property ID with its modes, title and the bug class it catches."""
+    """``docs/properties.md``: every registered property ID with its level (and why), title and bug class."""
+    from lbfgs_verify.capabilities import FEATURES
+
     load_all()
     by_category: dict[str, list[Property]] = {}
     for prop in sorted(REGISTRY.values(), key=lambda p: (p.category, p.id)):
@@ -264,9 +427,29 @@ def properties_markdown() -> str:
         "",
         "Stable identifiers of the checks run by `lbfgs-verify check TARGET` and by the pytest suite",
         "(`pytest --pyargs lbfgs_verify.suite --lbfgs-target TARGET`). Select some with `--only ID-or-prefix`",
-        "(CLI) or `--lbfgs-only` (pytest). `properties` mode runs every property marked `properties`;",
-        "`conformance` mode runs those marked `conformance` (all of the above plus bitwise equality with",
-        "`torch.optim.LBFGS`).",
+        "(CLI) or `--lbfgs-only` (pytest).",
+        "",
+        "## Levels",
+        "",
+        "Every property belongs to exactly one level; `--level L` (also spelled `--mode L`; pytest",
+        "`--lbfgs-level`/`--lbfgs-mode`) runs the properties of `L` and of the levels below it:",
+        "",
+    ]
+    for level in LEVELS:
+        count = sum(1 for p in REGISTRY.values() if p.level == level)
+        lines.append(f"- `{level}` ({count} properties): {_LEVEL_INTRO[level]}")
+    lines += [
+        "",
+        "## Declared capabilities",
+        "",
+        "A target may declare features it lacks (`--lacks F1,F2`; pytest `--lbfgs-lacks` or ini `lbfgs_lacks`;",
+        "or an attribute `lbfgs_verify_lacks` on its class or factory). A lacked feature is never drawn, and a",
+        "property that needs it is reported `skip` with \"lacks F (declared)\". Nothing is declared by default.",
+        "`--skips-file PATH` skips property IDs or prefixes, one a line as `ID  # reason`.",
+        "",
+        "| feature | means |",
+        "| --- | --- |",
+        *[f"| `{name}` | {_cell(text)} |" for name, text in FEATURES.items()],
         "",
         "Budgets (`--budget`): " + "; ".join(
             f"`{b.name}`: {b.max_examples} examples per property, {b.steps} steps per run, {b.full_continuations} "
@@ -278,10 +461,11 @@ def properties_markdown() -> str:
         intro = _CATEGORY_INTRO.get(category)
         if intro:
             lines += [intro, ""]
-        lines += ["| ID | modes | must hold | catches |", "| --- | --- | --- | --- |"]
+        lines += ["| ID | level | must hold | catches | needs |", "| --- | --- | --- | --- | --- |"]
         for prop in props:
-            modes = ", ".join(m for m in MODES if m in prop.modes)
-            lines.append(f"| `{prop.id}` | {modes} | {_cell(prop.title)} | {_cell(prop.catches)} |")
+            level = f"{prop.level}: {prop.why}" if prop.why else prop.level
+            needs = ", ".join(f"`{n}`" for n in sorted(prop.needs))
+            lines.append(f"| `{prop.id}` | {_cell(level)} | {_cell(prop.title)} | {_cell(prop.catches)} | {needs} |")
         lines.append("")
     return "\n".join(lines)
 

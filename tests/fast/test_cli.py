@@ -31,10 +31,9 @@ def _skipping_check(ctx: object) -> None:
 def extra_properties(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two throw-away properties: one that errors, one that skips."""
     load_all()
-    modes = frozenset({"properties", "conformance"})
-    monkeypatch.setitem(REGISTRY, "zz_test.error", Property("zz_test.error", "zz_test", "errors", "-", modes,
+    monkeypatch.setitem(REGISTRY, "zz_test.error", Property("zz_test.error", "zz_test", "errors", "-", "properties",
                                                             _broken_check))
-    monkeypatch.setitem(REGISTRY, "zz_test.skip", Property("zz_test.skip", "zz_test", "skips", "-", modes,
+    monkeypatch.setitem(REGISTRY, "zz_test.skip", Property("zz_test.skip", "zz_test", "skips", "-", "properties",
                                                            _skipping_check))
 
 
@@ -42,9 +41,9 @@ def test_passing_run_exits_0_and_prints_header_and_table(capsys: pytest.CaptureF
     code = main(["check", "lbfgs_verify.reference:LBFGS", *QUICK, "--only", "state.snapshot", "--threads", "1"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "lbfgs-verify: target lbfgs_verify.reference:LBFGS (version 0.1.0)" in out
+    assert "lbfgs-verify: target lbfgs_verify.reference:LBFGS (version lbfgs-verify 0.1.0)" in out
     assert re.search(r"python \S+, torch \S+, numpy \S+, scipy \S+, hypothesis \S+", out)
-    assert "mode properties, budget quick" in out and "threads 1" in out and "hypothesis profile quick" in out
+    assert "level properties, budget quick" in out and "threads 1" in out and "hypothesis profile quick" in out
     assert re.search(r"^state\.snapshot\s+pass\s+\d+\.\ds", out, re.MULTILINE)
     assert "1 passed, 0 failed, 0 errors, 0 skipped" in out
 
@@ -67,7 +66,7 @@ def test_error_exits_1_and_skips_alone_exit_0(extra_properties: None, capsys: py
 
 def test_json_report_schema(tmp_path: Path, extra_properties: None) -> None:
     path = tmp_path / "report.json"
-    code = main(["check", "torch.optim:LBFGS", *QUICK, "--only", "state.snapshot,resume.uses_saved_state,zz_test",
+    code = main(["check", "torch.optim:LBFGS", *QUICK, "--only", "state.snapshot,resume.torch_save,zz_test",
                  "--json", str(path)])
     assert code == 1
     report = json.loads(path.read_text())
@@ -75,7 +74,7 @@ def test_json_report_schema(tmp_path: Path, extra_properties: None) -> None:
     assert report["mode"] == "properties" and report["budget"] == "quick" and report["threads"] == 1
     assert {"python", "torch", "numpy", "scipy", "hypothesis", "lbfgs_verify"} <= set(report["versions"])
     statuses = {r["property"]: r["status"] for r in report["results"]}
-    assert statuses == {"resume.uses_saved_state": "pass", "state.snapshot": "fail", "zz_test.error": "error",
+    assert statuses == {"resume.torch_save": "pass", "state.snapshot": "fail", "zz_test.error": "error",
                         "zz_test.skip": "skip"}
     for result in report["results"]:
         assert {"property", "status", "detail", "evidence", "seconds", "title"} <= set(result)
@@ -119,7 +118,7 @@ def test_missing_target_exits_2_and_names_the_environment_variable(
 
 def test_target_from_the_environment(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv(TARGET_ENV_VAR, "lbfgs_verify.reference:LBFGS")
-    assert main(["check", *QUICK, "--only", "resume.uses_saved_state"]) == 0
+    assert main(["check", *QUICK, "--only", "resume.torch_save"]) == 0
     assert "target lbfgs_verify.reference:LBFGS" in capsys.readouterr().out
 
 

@@ -22,7 +22,7 @@ def _no_target_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_suite_runs_properties_as_tests(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*SUITE, "--lbfgs-target", "torch.optim:LBFGS", *QUICK,
-                                "--lbfgs-only", "state.snapshot,resume.uses_saved_state,cuda.resume_on_cuda")
+                                "--lbfgs-only", "state.snapshot,resume.torch_save,cuda.resume_on_cuda")
     skipped = 0 if _has_cuda() else 1
     result.assert_outcomes(passed=1 + (1 - skipped), failed=1, skipped=skipped)
     result.stdout.fnmatch_lines(["FAILED*test_property?state.snapshot?*"])
@@ -42,13 +42,13 @@ def test_failure_shows_the_detail(pytester: pytest.Pytester) -> None:
 
 def test_header_shows_target_versions_profile_and_threads(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*SUITE, "--lbfgs-target", "lbfgs_verify.reference:LBFGS", *QUICK,
-                                "--lbfgs-threads", "1", "--lbfgs-only", "resume.uses_saved_state")
+                                "--lbfgs-threads", "1", "--lbfgs-only", "resume.torch_save")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
         "lbfgs-verify: target lbfgs_verify.reference:LBFGS (version *) [[]from --lbfgs-target[]]",
         "lbfgs-verify: python *, torch *, numpy *, scipy *, hypothesis *",
-        "lbfgs-verify: mode properties, budget quick*hypothesis profile quick (derandomized*threads 1",
-        "lbfgs-verify: only resume.uses_saved_state",
+        "lbfgs-verify: level properties, budget quick*hypothesis profile quick (derandomized*threads 1",
+        "lbfgs-verify: only resume.torch_save",
     ])
 
 
@@ -88,7 +88,7 @@ def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 def test_importing_the_suite_into_a_project_with_ini_settings(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nlbfgs_target = lbfgs_verify.reference:LBFGS\nlbfgs_budget = quick\n"
-                     "lbfgs_only = state.snapshot resume.uses_saved_state\n")
+                     "lbfgs_only = state.snapshot resume.torch_save\n")
     pytester.makepyfile(test_my_lbfgs="from lbfgs_verify.suite.test_properties import *  # noqa: F403\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
@@ -97,7 +97,7 @@ def test_importing_the_suite_into_a_project_with_ini_settings(pytester: pytest.P
 
 def test_target_from_the_environment_variable(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TARGET_ENV_VAR, "lbfgs_verify.reference:LBFGS")
-    result = pytester.runpytest(*SUITE, *QUICK, "--lbfgs-only", "resume.uses_saved_state")
+    result = pytester.runpytest(*SUITE, *QUICK, "--lbfgs-only", "resume.torch_save")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*[[]from {TARGET_ENV_VAR}[]]"])
 

@@ -1,9 +1,11 @@
 """Planted bugs: mutants of :class:`~tests.quality.simple_lbfgs.SimpleLBFGS`, each with exactly ONE bug class,
 and correct variants that only round differently or keep their state in another format.
 
-Each mutant names in ``CAUGHT_BY`` the property IDs that must report it (the first is the property named for
+Each mutant names in ``MUTANTS`` the property IDs that must report it (the first is the property named for
 its bug class); ``tests/quality/test_planted_bugs.py`` runs them. Correct variants are in ``CORRECT_VARIANTS``
-and must pass every property in properties mode.
+and must pass every property at level properties. ``CONVENTION_CONTROLS`` are correct L-BFGS with other
+conventions than torch's: they pass level properties and fail level semantics; ``CONVENTIONS`` lists the
+mutants that are only departures from torch's conventions (caught at level semantics).
 """
 
 from __future__ import annotations
@@ -218,6 +220,15 @@ class FirstStepL2Norm(SimpleLBFGS):
         return min(1.0, 1.0 / float(g.norm())) * lr
 
 
+class FirstDirectionSign(SimpleLBFGS):
+    """The first direction is -sign(g) (a descent direction, but not steepest descent)."""
+
+    def _search_direction(self, g: Tensor, lr: Any) -> tuple[Tensor, Any]:
+        if self.n_iter == 1:
+            return g.sign().neg(), self._first_step_length(g, lr)
+        return super()._search_direction(g, lr)
+
+
 class WolfeConstantsSwapped(SimpleLBFGS):
     """c1 = 0.9 and c2 = 1e-4: no point satisfies both conditions, every search ends on its budget."""
 
@@ -266,6 +277,13 @@ class MaxIterOffByOne(SimpleLBFGS):
 
     def _stop(self, *, iteration: int, hp: dict[str, Any], **kwargs: Any) -> bool:
         return super()._stop(iteration=iteration - 1, hp=hp, **kwargs)
+
+
+class StopsOneIterationEarly(SimpleLBFGS):
+    """A step runs max_iter - 1 iterations (at least one)."""
+
+    def _max_iterations(self, max_iter: int) -> int:
+        return max(1, max_iter - 1)
 
 
 class StopsWhenLossRises(SimpleLBFGS):
@@ -512,6 +530,82 @@ class OpaqueState(SimpleLBFGS):
         self._load_state(inner)
 
 
+# --------------------------------------------------------------------------------------------------------
+# Controls: correct L-BFGS with other conventions than torch's (pass level properties, fail semantics)
+# --------------------------------------------------------------------------------------------------------
+
+
+class TorchFinalEvaluation(torch.optim.LBFGS):
+    """Correct, other evaluation schedule: torch.optim.LBFGS plus one closure call at the final point of every
+    ``step()`` (what scipy, torchmin and QQN do). Iterates and state are torch's own."""
+
+    def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
+        loss = super().step(closure)
+        with torch.enable_grad():
+            closure()
+        return loss
+
+
+class FirstStepLr(SimpleLBFGS):
+    """Correct, other first-step rule: the first iteration ever takes t = lr along -g (no min(1, 1/||g||₁)
+    scaling; Nocedal & Wright's Algorithm 7.5 leaves the first step to the line search)."""
+
+    def _first_step_length(self, g: Tensor, lr: Any) -> Any:
+        return lr
+
+
+class TorchStricterWolfe(torch.optim.LBFGS):
+    """Correct, stricter line search: torch.optim.LBFGS whose strong-Wolfe search uses c2 = 0.5 (its accepted
+    points also satisfy c2 = 0.9, so every strong-Wolfe claim holds; torch's acceptance order does not)."""
+
+    def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
+        import functools
+
+        import torch.optim.lbfgs as torch_lbfgs
+
+        original = torch_lbfgs._strong_wolfe
+        torch_lbfgs._strong_wolfe = functools.partial(original, c2=0.5)
+        try:
+            return super().step(closure)
+        finally:
+            torch_lbfgs._strong_wolfe = original
+
+
+class StrongWolfeNeverMoves(SimpleLBFGS):
+    """The strong-Wolfe search tries trial points but always returns the starting point (step length 0)."""
+
+    def _line_search(self, closure: Callable[[], Any], d: Tensor, t: Any, f0: float, g0: Tensor, gtd0_t: Tensor,
+                     budget: int, tolerance_change: float) -> tuple[float, Tensor, float, int]:
+        x0 = self._get_x()
+        _, used = super()._line_search(closure, d, t, f0, g0, gtd0_t, budget, tolerance_change)[2:]
+        self._set_x(x0, 0.0, d)
+        return f0, g0, 0.0, used
+
+
+class RestartsMemoryEachStep(SimpleLBFGS):
+    """Correct, no memory across step(): every ``step()`` starts a fresh L-BFGS (empty memory, first-step rule),
+    as torchmin's and scipy's minimizers do; ``step()`` is then a whole minimization of up to max_iter
+    iterations."""
+
+    def step(self, closure: Callable[[], Any]) -> Any:
+        self.memory = CircularMemory(self.param_groups[0]["history_size"])
+        self.gamma, self.pending_step, self.prev_grad, self.prev_loss, self.n_iter = 1.0, None, None, None, 0
+        return super().step(closure)
+
+
+CONVENTION_CONTROLS: tuple[type, ...] = (TorchFinalEvaluation, FirstStepLr, TorchStricterWolfe,
+                                         RestartsMemoryEachStep)
+"""Correct L-BFGS with conventions other than torch's: they must pass level ``properties`` completely (torch's
+own defects aside, :data:`TORCH_OWN_DEFECTS`) and fail level ``semantics``."""
+
+TORCH_OWN_DEFECTS: dict[type, set[str]] = {
+    TorchFinalEvaluation: {"behaviour.change_history_size"},
+    TorchStricterWolfe: {"behaviour.change_history_size"},
+}
+"""Properties the torch-based controls inherit failures of from torch.optim.LBFGS 2.13 itself (IndexError
+after a history_size change: facts defect #4)."""
+
+
 MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     WrongSignTwoLoop: ("mathematics.two_loop_direction",),
     SwappedLoopOrder: ("mathematics.two_loop_direction",),
@@ -529,13 +623,16 @@ MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     ElementwiseGamma: ("mathematics.invariance", "mathematics.two_loop_direction"),
     NoDescentGuard: ("mathematics.descent_direction",),
     FirstStepUnscaled: ("mathematics.first_step",),
+    FirstDirectionSign: ("mathematics.first_direction", "mathematics.first_step"),
+    StrongWolfeNeverMoves: ("mathematics.strong_wolfe",),
     FirstStepL2Norm: ("mathematics.first_step",),
     WolfeConstantsSwapped: ("mathematics.strong_wolfe",),
     ArmijoIgnored: ("mathematics.strong_wolfe",),
     CurvatureConditionIgnored: ("mathematics.strong_wolfe",),
     MaxEvalIgnored: ("behaviour.max_eval",),
     ReevaluatesAfterLastIteration: ("behaviour.iterations",),
-    MaxIterOffByOne: ("behaviour.iterations",),
+    MaxIterOffByOne: ("mathematics.two_loop_direction", "behaviour.iterations"),
+    StopsOneIterationEarly: ("behaviour.max_iter", "behaviour.iterations"),
     StopsWhenLossRises: ("behaviour.stop_reasons",),
     GradToleranceOnMean: ("behaviour.stop_reasons",),
     FuncEvalsMiscounted: ("behaviour.func_evals",),
@@ -553,6 +650,21 @@ MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     RngDependent: ("resume.torch_save",),
 }
 """Mutant → the property IDs that must FAIL for it (the first is the one named for its bug class)."""
+
+CONVENTIONS: dict[type[SimpleLBFGS], str] = {
+    FirstStepUnscaled: "t₀ = lr is another first-step rule (the FirstStepLr control is this very optimizer)",
+    FirstStepL2Norm: "the length of the first step along -g is a convention; the direction is right",
+    ReevaluatesAfterLastIteration: "evaluating the final point is another evaluation schedule (scipy, torchmin)",
+    FuncEvalsMiscounted: "the state format, counters included, is free at level properties",
+    ReturnsFinalLoss: "which loss step() returns is a convention (scipy-style optimizers return the final one)",
+    DefaultHistorySize10: "defaults are torch's documented ones, not a property of L-BFGS",
+    DefaultMaxEvalEqualsMaxIter: "defaults are torch's documented ones, not a property of L-BFGS",
+    IgnoresHistorySizeChange: "a history_size change between steps matters only for a memory kept across step() "
+                              "(torch's behaviour; an L-BFGS may restart its memory at every step())",
+}
+"""Mutants whose "bug" is a departure from torch's conventions or documented behaviour, not from L-BFGS: they
+are caught at level ``semantics`` only (their properties belong there), and why. Every other mutant is caught
+at level ``properties``."""
 
 CORRECT_VARIANTS: tuple[type[SimpleLBFGS], ...] = (SimpleLBFGS, Float64Accumulation, ReorderedSummation,
                                                    OpaqueState)

@@ -22,7 +22,7 @@ from lbfgs_verify.properties.base import (
 )
 from lbfgs_verify.targets import Target
 from tests.quality import planted_bugs
-from tests.quality.planted_bugs import CORRECT_VARIANTS, MUTANTS
+from tests.quality.planted_bugs import CONVENTION_CONTROLS, CONVENTIONS, CORRECT_VARIANTS, MUTANTS
 
 load_all()
 
@@ -75,7 +75,8 @@ def test_every_mutant_is_one_class_of_bug_and_documented() -> None:
     """The tables are consistent: every mutant named, documented, expected to fail registered properties."""
     mutants = {name: cls for name, cls in vars(planted_bugs).items()
                if isinstance(cls, type) and issubclass(cls, planted_bugs.SimpleLBFGS)
-               and cls is not planted_bugs.SimpleLBFGS and cls not in CORRECT_VARIANTS}
+               and cls is not planted_bugs.SimpleLBFGS and cls not in CORRECT_VARIANTS
+               and cls not in CONVENTION_CONTROLS}
     assert set(mutants.values()) == set(MUTANTS), "every mutant class is listed in MUTANTS"
     assert len(MUTANTS) >= 20
     for cls, ids in MUTANTS.items():
@@ -85,9 +86,54 @@ def test_every_mutant_is_one_class_of_bug_and_documented() -> None:
             assert property_id in REGISTRY, f"{cls.__name__}: unknown property {property_id}"
 
 
+CONTROL_CATCHES: dict[type, str] = {
+    planted_bugs.TorchFinalEvaluation: "behaviour.iterations",
+    planted_bugs.FirstStepLr: "mathematics.first_step",
+    planted_bugs.TorchStricterWolfe: "behaviour.accepts_first_wolfe_point",
+    planted_bugs.RestartsMemoryEachStep: "behaviour.history_across_steps",
+}
+"""The semantics property that each convention control must fail (its departure from torch's conventions)."""
+
+
+def test_every_mutant_is_caught_at_level_properties_unless_it_is_a_torch_convention() -> None:
+    """A planted bug is caught by a property of level ``properties``; the only exceptions are the mutants that
+    depart from torch's conventions, not from L-BFGS (``CONVENTIONS``), which are caught at ``semantics``."""
+    for cls, ids in MUTANTS.items():
+        levels = {REGISTRY[pid].level for pid in ids}
+        if cls in CONVENTIONS:
+            assert levels == {"semantics"}, f"{cls.__name__} is a convention: {sorted(levels)}"
+        else:
+            assert "properties" in levels, f"{cls.__name__} is caught only at {sorted(levels)}"
+
+
+@pytest.mark.parametrize("control", CONVENTION_CONTROLS, ids=lambda c: c.__name__)
+def test_convention_control_passes_properties_and_fails_semantics(control: type) -> None:
+    """Correct L-BFGS with another convention (final evaluation, t₀ = lr, stricter c2) passes level properties
+    completely, torch's own defects aside (a torch-based control may fail only where torch.optim.LBFGS itself
+    fails), and fails the semantics property that names its convention."""
+    torch_target = Target("torch.optim:LBFGS", torch.optim.LBFGS)
+    failing = {}
+    for prop in properties_for("properties"):
+        result = run(prop.id, control)
+        if result.status in (Status.FAIL, Status.ERROR):
+            failing[prop.id] = result
+    if issubclass(control, torch.optim.LBFGS):
+        own = {pid for pid in failing
+               if run_property(REGISTRY[pid], CheckContext(torch_target, budget=BUDGETS["quick"])).status
+               in (Status.FAIL, Status.ERROR)}
+    else:
+        own = set()
+    unexplained = {pid: describe(r) for pid, r in failing.items() if pid not in own}
+    assert not unexplained, f"{control.__name__} is correct but fails at level properties: {unexplained}"
+    semantics = run(CONTROL_CATCHES[control], control)
+    assert semantics.status is Status.FAIL, describe(semantics)
+    assert REGISTRY[CONTROL_CATCHES[control]].level == "semantics"
+
+
 def test_every_mathematics_behaviour_convergence_property_catches_some_mutant() -> None:
-    """No property of these categories is without a planted bug that it is shown to catch."""
-    caught = {pid for ids in MUTANTS.values() for pid in ids}
+    """No property of these categories is without a planted bug (or a convention control, for the semantics
+    properties) that it is shown to catch."""
+    caught = {pid for ids in MUTANTS.values() for pid in ids} | set(CONTROL_CATCHES.values())
     mine = {pid for pid in REGISTRY if pid.split(".")[0] in MY_CATEGORIES}
     uncovered = mine - caught - {"convergence.reaches_f_star", "convergence.agrees_with_torch"}
     assert not uncovered, f"properties without a planted bug: {sorted(uncovered)}"
@@ -113,11 +159,11 @@ def test_failure_messages_name_problem_hyperparameters_step_and_quantity() -> No
 
 
 def test_torch_fails_only_the_history_size_change_among_these_properties() -> None:
-    """torch.optim.LBFGS 2.13 satisfies the mathematics/behaviour/convergence properties except the
-    history_size change between steps (IndexError, facts defect #4)."""
+    """torch.optim.LBFGS 2.13 satisfies the mathematics/behaviour/convergence properties of level semantics
+    (its own documented behaviour) except the history_size change between steps (IndexError, facts defect #4)."""
     torch_target = Target("torch.optim:LBFGS", torch.optim.LBFGS)
     failing = {}
-    for prop in properties_for("properties"):
+    for prop in properties_for("semantics"):
         if prop.category not in MY_CATEGORIES:
             continue
         result = run_property(prop, CheckContext(torch_target, budget=BUDGETS["quick"]))

@@ -46,24 +46,31 @@ def _statuses(report: dict) -> dict[str, str]:
     return {r["property"]: r["status"] for r in report["results"]}
 
 
+SEMANTICS_ONLY = {"behaviour.change_history_size"}
+"""Defects of torch that are about its own documented behaviour (the memory kept across step()), so they show
+at level semantics and above."""
+
+
+@pytest.mark.parametrize("level", ["properties", "semantics"])
 @pytest.mark.parametrize("budget", ["quick", "ci"])
-def test_torch_fails_exactly_its_real_defects(tmp_path: Path, budget: str) -> None:
+def test_torch_fails_exactly_its_real_defects(tmp_path: Path, budget: str, level: str) -> None:
     if not torch.__version__.startswith("2.13"):
         pytest.skip(f"expected failures were measured on torch 2.13, this is {torch.__version__}")
-    code, report, output = _check(tmp_path, "torch.optim:LBFGS", "--budget", budget)
+    code, report, output = _check(tmp_path, "torch.optim:LBFGS", "--budget", budget, "--level", level)
     assert code == 1, output
     statuses = _statuses(report)
     failing = {pid for pid, status in statuses.items() if status in ("fail", "error")}
-    assert failing == set(TORCH_2_13_FAILURES), output
+    expected = {pid: e for pid, e in TORCH_2_13_FAILURES.items() if level == "semantics" or pid not in SEMANTICS_ONLY}
+    assert failing == set(expected), output
     assert all(statuses[pid] == "fail" for pid in failing), "a torch defect must be a failure, not a harness error"
     details = {r["property"]: r["detail"] for r in report["results"]}
-    for pid, evidence in TORCH_2_13_FAILURES.items():
+    for pid, evidence in expected.items():
         assert evidence in details[pid], f"{pid}: {details[pid]}"
     skipped = {pid for pid, status in statuses.items() if status == "skip"}
     assert all(pid.startswith("cuda.") for pid in skipped) and (bool(skipped) != torch.cuda.is_available())
 
 
-@pytest.mark.parametrize("mode", ["properties", "conformance"])
+@pytest.mark.parametrize("mode", ["properties", "semantics", "conformance"])
 @pytest.mark.parametrize("budget", ["quick", "ci"])
 def test_reference_passes_everything(tmp_path: Path, mode: str, budget: str) -> None:
     code, report, output = _check(tmp_path, "lbfgs_verify.reference:LBFGS", "--mode", mode, "--budget", budget)
