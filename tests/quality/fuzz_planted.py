@@ -64,13 +64,36 @@ CORRECT_VARIANTS = {"reference": LBFGS, "stacked-history": StackedHistoryLBFGS}
 
 
 class AliasingLoad(LBFGS):
-    """in-memory / load-twice: after loading, the state holds the very tensors of the dict handed in."""
+    """in-memory / load-twice: after loading, the state holds the very tensors of the dict handed in, and
+    ``step()`` writes its tensors in place (as torch does with ``prev_flat_grad``: torch's defect 1)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The dict is new but its tensors are the live ones (as torch's ``Optimizer.state_dict``)."""
+        saved = super().state_dict()
+        inner = _inner(saved)
+        if inner:
+            live = self.state[self._params[0]]
+            for key, value in live.items():
+                if isinstance(value, torch.Tensor) and key in inner:
+                    inner[key] = value
+        return saved
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         inner = _inner(state_dict)
         if inner:
             self.state[self._params[0]].update(inner)
+
+    def step(self, closure: Any) -> Any:
+        state = self.state[self._params[0]]
+        before = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+        loss = super().step(closure)
+        for key, old in before.items():
+            new = state.get(key)
+            if isinstance(new, torch.Tensor) and new is not old and new.shape == old.shape and new.dtype == old.dtype:
+                old.copy_(new)
+                state[key] = old
+        return loss
 
 
 class LiveStateDict(LBFGS):
