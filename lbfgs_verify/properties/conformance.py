@@ -9,7 +9,7 @@ interchange both ways mid-run: the target's ``state_dict`` loads into torch and 
 the run continues bitwise as torch's uninterrupted run.
 
 Source of the rules: torch/optim/lbfgs.py and torch/optim/optimizer.py of the installed torch (2.13 when this
-was written); /work/shared/facts/torch-lbfgs.md.
+was written); docs/torch-2.13-lbfgs.md.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ for an implementation that is correct but not torch's twin:
 - ``state_dict()`` has its own layout (only the counters ``func_evals``/``n_iter`` use torch's names) and is
   always a snapshot; ``load_state_dict`` copies.
 
-Semantics shared with torch (see /work/shared/facts/torch-lbfgs.md): every ``step()`` evaluates the closure
+Semantics shared with torch (see docs/torch-2.13-lbfgs.md): every ``step()`` evaluates the closure
 once first and returns that loss; the first iteration ever moves along ``-g`` with ``t = min(1, 1/||g||_1)·lr``,
 later ones start from ``t = lr``; a pair is stored only if ``yᵀs > 1e-10``; H₀ = γI with γ = sᵀy/yᵀy of the
 newest stored pair; without a line search the closure is not evaluated after the last iteration; the

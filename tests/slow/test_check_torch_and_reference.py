@@ -1,6 +1,6 @@
 """The evidence runs: ``lbfgs-verify check`` against torch.optim.LBFGS (2.13) and against the reference.
 
-torch 2.13 must fail exactly the properties it really violates (defects in /work/shared/facts/torch-lbfgs.md),
+torch 2.13 must fail exactly the properties it really violates (defects in docs/torch-2.13-lbfgs.md),
 each with evidence; the reference must pass everything in both modes. Runs the console script, as a user does.
 """
 
