@@ -1,0 +1,177 @@
+"""Line-search properties (``line_search.*``): the strong-Wolfe search off the beaten path, through ``step()``.
+
+The target is a black box. Each problem has one unknown, ``f(x) = φ(x)/|φ'(0)|`` from ``x₀ = 0``, so the first
+iteration of a step searches along ``d = 1`` from the trial ``α₀ = lr`` and the parameter after a one-iteration
+step (``max_iter=1``, ``line_search_fn="strong_wolfe"``) is the accepted ``α``
+(:mod:`lbfgs_verify.problems.line_functions`). ``lr`` is drawn up to 1e3. The accepted point is evaluated by the
+harness and must satisfy, up to rounding (:func:`lbfgs_verify.observe.wolfe_check`), Nocedal & Wright eq. 3.7:
+
+- sufficient decrease ``φ(α) <= φ(0) + c₁·α·φ'(0)``;
+- strong curvature ``|φ'(α)| <= c₂·|φ'(0)|`` (c₁ = 1e-4, c₂ = 0.9: torch's ``_strong_wolfe``).
+
+On these functions a strong-Wolfe point is found within 40 evaluations by torch 2.13 (α₀ from 1e-3 to 1e3),
+so the budget (``max_eval=100``) is no excuse: a search that uses it up fails. A bracket narrower than
+``tolerance_change`` (two points of the search that close) excuses sufficient decrease only: on these smooth
+functions a correct zoom (N&W Alg. 3.6: the low end always satisfies sufficient decrease, and the slope there
+points into the bracket) closes on a point where φ' vanishes, so the curvature condition holds there.
+torch 2.13 ends on Moré–Thuente function 1 from α₀ = 1e3 with such a bracket around a point that fails
+sufficient decrease (it keeps the lower-valued end as its low end: docs/torch-2.13-lbfgs.md, defect 9).
+
+Sources: Moré & Thuente, ACM TOMS 20(3) 1994, section 5 (test functions and starts); Nocedal & Wright,
+*Numerical Optimization* 2nd ed., eqs. 3.4, 3.7, Algorithms 3.5 and 3.6; torch/optim/lbfgs.py ``_strong_wolfe``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from lbfgs_verify.engine import quiet_known_warnings
+from lbfgs_verify.observe import Evaluation, observe, scalar, wolfe_check
+from lbfgs_verify.problems.line_functions import (
+    MORE_THUENTE_FUNCTIONS,
+    MORE_THUENTE_STARTS,
+    LineCase,
+    armijo_without_step_length,
+    curvature_at_far_end,
+    line_problem,
+)
+from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
+
+MAX_EVAL = 100
+"""The evaluation budget of the searches (torch 2.13 needs at most 40 on these functions, α₀ from 1e-3 to 1e3)."""
+
+
+def _bracket_collapsed(evaluations: list[Evaluation], tolerance_change: float) -> bool:
+    """Two points of the search (start included) closer than ``tolerance_change``: torch's "bracket is so small"
+    exit (``abs(bracket[1] - bracket[0]) * d_norm < tolerance_change``; here ``d = 1``)."""
+    xs = sorted(float(e.x[0]) for e in evaluations)
+    return any(b - a < tolerance_change * (1 + 1e-6) + 4e-16 * (abs(a) + abs(b)) for a, b in itertools.pairwise(xs))
+
+
+def _evaluate(case_problem: Any, x: torch.Tensor) -> Evaluation:
+    """f and g at the accepted point, computed by the harness (float64)."""
+    params = [x.detach().clone().reshape(1).requires_grad_(True)]
+    loss = case_problem.make_closure(params)()
+    return Evaluation(float(loss), params[0].detach().reshape(-1).clone(), params[0].grad.detach().reshape(-1).clone())
+
+
+def check_accepted_point(ctx: CheckContext, case: LineCase, alpha0: float) -> None:
+    """One ``step()`` (``max_iter=1``, ``strong_wolfe``, ``lr = α₀``, ``max_eval=100``) on ``case``: the search must
+    end within the budget at a point satisfying the strong Wolfe conditions (sufficient decrease is excused when
+    the bracket collapsed below ``tolerance_change``)."""
+    problem = line_problem(case)
+    hp = {"lr": alpha0, "max_iter": 1, "max_eval": MAX_EVAL, "line_search_fn": "strong_wolfe"}
+    with quiet_known_warnings():
+        obs = observe(ctx.target, problem, hp, 1)
+    step = obs.steps[0]
+    start = step.start
+    if float(start.x[0]) != 0.0:
+        raise obs.fail("the first closure call was not at the start x₀ = 0", x=float(start.x[0]))
+    trials = [float(e.x[0]) for e in step.evaluations[1:]]
+    if not trials:
+        raise obs.fail(f"the strong-Wolfe search made no trial (1 closure call) from α₀ = {alpha0:g}")
+    if trials[0] != alpha0:
+        raise obs.fail(f"the first trial point is α = {trials[0]!r}, not α₀ = lr·min(1, 1/||g₀||₁) = {alpha0!r} "
+                       "(torch/optim/lbfgs.py: t = min(1, 1/|g|_1)·lr on the first iteration)",
+                       first_trial=trials[0], alpha0=alpha0)
+    end = _evaluate(problem, step.x_after)
+    check = wolfe_check(start, end, obs.eps)
+    tolerance_change = scalar(step.hyperparameters.get("tolerance_change", 1e-9))
+    collapsed = _bracket_collapsed(step.evaluations, tolerance_change)
+    wrong = []
+    if step.calls >= MAX_EVAL:
+        wrong.append(f"the search used up max_eval={MAX_EVAL} evaluations (a correct search needs at most about 40)")
+    if not check.sufficient_decrease and not collapsed:
+        wrong.append(f"sufficient decrease fails: φ(α) - φ(0) - c₁·α·φ'(0) = {check.decrease:.6g} > "
+                     f"{check.slack_f:.3g}")
+    if not check.curvature_condition:
+        wrong.append(f"strong curvature fails: |φ'(α)|·α - c₂·|φ'(0)|·α = {check.curvature:.6g} > "
+                     f"{check.slack_g:.3g}")
+    if wrong:
+        shown = ", ".join(f"{t:.6g}" for t in trials[:12]) + (" ..." if len(trials) > 12 else "")
+        raise obs.fail(
+            f"the line search accepted α = {float(step.x_after[0]):.10g} on {case.name} ({case.source}) from "
+            f"α₀ = {alpha0:g}: {'; '.join(wrong)}; trial points {shown}; {step.calls} closure calls "
+            f"(max_eval={MAX_EVAL}){'; bracket below tolerance_change' if collapsed else ''}",
+            function=case.name, alpha0=alpha0, accepted=float(step.x_after[0]), calls=step.calls,
+            decrease=check.decrease, curvature=check.curvature, trials=trials[:40])
+
+
+def _settings(ctx: CheckContext) -> Any:
+    return ctx.settings(report_multiple_bugs=False)
+
+
+@register(
+    "line_search.more_thuente_functions",
+    category="line_search",
+    title="on the six Moré–Thuente (1994) line-search test functions, started at α₀ = lr from 1e-3 to 1e3, the "
+          "point accepted by the strong-Wolfe search satisfies sufficient decrease and strong curvature",
+    catches="acceptance tests and bracketing mistakes that only show far from α = 1 (steps above 1, very small "
+            "first trials, functions with tiny slopes or a rough surface): the strong curvature test written "
+            "one-sided (φ'(α) <= c₂·|φ'(0)|), a zoom that keeps a wrong end, an extrapolation that stalls and "
+            "uses up the budget",
+)
+def check_more_thuente_functions(ctx: CheckContext) -> None:
+    """Every function at Moré and Thuente's starts (1e-3, 1e-1, 1e1, 1e3), then hypothesis draws a function and
+    α₀ log-uniformly in [1e-3, 1e3]."""
+    for case in MORE_THUENTE_FUNCTIONS:
+        for alpha0 in MORE_THUENTE_STARTS:
+            check_accepted_point(ctx, case, alpha0)
+
+    @_settings(ctx)
+    @given(index=st.integers(0, len(MORE_THUENTE_FUNCTIONS) - 1), log10_alpha0=st.floats(-3, 3))
+    def run(index: int, log10_alpha0: float) -> None:
+        check_accepted_point(ctx, MORE_THUENTE_FUNCTIONS[index], float(10.0 ** log10_alpha0))
+
+    run()
+
+
+@register(
+    "line_search.sufficient_decrease_scales_with_step",
+    category="line_search",
+    title="a trial point that decreases f, but by less than c₁·α·|φ'(0)|, is not accepted: sufficient decrease "
+          "is tested with the step length (first trial α₀ = lr between 5 and 50)",
+    catches="the Armijo test written without the step length (f <= f0 + c1·gᵀd instead of f0 + c1·t·gᵀd), or "
+            "as plain decrease (f < f0): identical for t = 1, accepting too long steps when lr > 1",
+)
+def check_sufficient_decrease_scales_with_step(ctx: CheckContext) -> None:
+    """``φ(α) = -α·exp(-α/τ)``, τ chosen so that φ(α₀) lies halfway (on a log scale) between φ(0) + c₁·α₀·φ'(0) and
+    φ(0) + c₁·φ'(0), where the curvature condition holds: a search whose decrease test drops α accepts α₀."""
+
+    @_settings(ctx)
+    @given(alpha0=st.floats(5.0, 50.0))
+    @example(alpha0=10.0)
+    def run(alpha0: float) -> None:
+        check_accepted_point(ctx, armijo_without_step_length(alpha0), alpha0)
+
+    run()
+
+
+@register(
+    "line_search.curvature_at_far_end",
+    category="line_search",
+    title="when the first trial fails sufficient decrease and the strong curvature condition holds only in a "
+          "short interval at the far end of the bracket [0, α₀], the search still returns a strong-Wolfe point",
+    catches="zoom mistakes (N&W Alg. 3.6): the bracket end replaced on the wrong side (hi ← α where lo ← α is "
+            "due), the sign test gᵀd·(hi - lo) >= 0 inverted, a search that stops at the first point with "
+            "sufficient decrease without checking curvature",
+)
+def check_curvature_at_far_end(ctx: CheckContext) -> None:
+    """``φ(α) = -α + k·(α - a)₊²``: slope -1 (curvature fails) up to ``a``, a narrow strong-Wolfe interval just
+    after ``a`` (where φ' is within ±0.9), and φ(α₀) far above φ(0) (sufficient decrease fails at α₀)."""
+
+    @_settings(ctx)
+    @given(alpha0=st.floats(2.0, 1000.0), far=st.floats(0.6, 0.95))
+    @example(alpha0=10.0, far=0.9)
+    def run(alpha0: float, far: float) -> None:
+        check_accepted_point(ctx, curvature_at_far_end(alpha0, far), alpha0)
+
+    run()
+
+
+__all__ = ["PropertyFailed", "check_accepted_point"]
