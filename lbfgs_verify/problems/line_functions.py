@@ -111,6 +111,16 @@ def curvature_at_far_end(alpha0: float = 10.0, far: float = 0.9) -> LineCase:
                     "constructed: strong-Wolfe points only at the far end of the first bracket (N&W Alg. 3.6)")
 
 
+def quadratic_with_minimizer(alpha_star: float) -> LineCase:
+    """``φ(α) = (α - α*)² - α*²``: a parabola with its minimiser at α*. The cubic through two points with values
+    and slopes of a quadratic is that quadratic (N&W eq. 3.59), so an interpolating zoom's first trial is α*."""
+
+    def phi(a: Tensor) -> Tensor:
+        return (a - alpha_star) ** 2 - alpha_star**2
+
+    return LineCase(f"quadratic[alpha_star={alpha_star:g}]", phi, "constructed: N&W eq. 3.59 is exact on a quadratic")
+
+
 def line_problem(case: LineCase) -> Problem:
     """The one-unknown problem ``f(x) = φ(x)/|φ'(0)|`` from ``x₀ = 0`` (float64): ``g₀ = -1``, ``t₀ = lr``."""
     zero = torch.zeros((), dtype=torch.float64, requires_grad=True)

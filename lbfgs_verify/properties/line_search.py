@@ -39,6 +39,7 @@ from lbfgs_verify.problems.line_functions import (
     armijo_without_step_length,
     curvature_at_far_end,
     line_problem,
+    quadratic_with_minimizer,
 )
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
 
@@ -170,6 +171,46 @@ def check_curvature_at_far_end(ctx: CheckContext) -> None:
     @example(alpha0=10.0, far=0.9)
     def run(alpha0: float, far: float) -> None:
         check_accepted_point(ctx, curvature_at_far_end(alpha0, far), alpha0)
+
+    run()
+
+
+@register(
+    "line_search.interpolation_exact_on_quadratics",
+    category="line_search",
+    title="on a one-dimensional quadratic whose minimiser α* lies in the middle of [0, α₀] (α₀ = lr from 2.2·α* to "
+          "9.5·α*, so α₀ fails sufficient decrease), the search's next trial is α* and it accepts α* (3 closure "
+          "calls)",
+    catches="a wrong cubic-interpolation formula (the other root, a sign or factor slip in d1/d2, the wrong end "
+            "as reference), interpolation replaced by bisection or by a clamp to the wrong bound: each still "
+            "finds some Wolfe point, but not the one every interpolating search finds here",
+)
+def check_interpolation_exact_on_quadratics(ctx: CheckContext) -> None:
+    """N&W eq. 3.59: the cubic through (0, φ(0), φ'(0)) and (α₀, φ(α₀), φ'(α₀)) of a quadratic φ is φ, so its
+    minimiser is α*; the zoom safeguards (a trial kept 10% inside the bracket) do not move it since
+    0.1·α₀ < α* < 0.9·α₀. Torch's cubic, N&W's quadratic interpolation (eq. 3.58) and Moré–Thuente's step all give
+    α* here. The accepted α must equal α* to 1e-9 relative, after exactly 3 closure calls (x₀, α₀, α*)."""
+
+    @_settings(ctx)
+    @given(alpha_star=st.floats(1e-3, 1e3), ratio=st.floats(2.2, 9.5))
+    @example(alpha_star=1.0, ratio=4.0)
+    @example(alpha_star=0.25, ratio=9.0)
+    def run(alpha_star: float, ratio: float) -> None:
+        alpha0 = alpha_star * ratio
+        case = quadratic_with_minimizer(alpha_star)
+        problem = line_problem(case)
+        hp = {"lr": alpha0, "max_iter": 1, "max_eval": MAX_EVAL, "line_search_fn": "strong_wolfe"}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, 1)
+        step = obs.steps[0]
+        trials = [float(e.x[0]) for e in step.evaluations[1:]]
+        accepted = float(step.x_after[0])
+        if step.calls != 3 or abs(accepted - alpha_star) > 1e-9 * alpha_star:
+            raise obs.fail(
+                f"on the quadratic φ(α) = (α - α*)² - α*² with α* = {alpha_star:.10g} from α₀ = {alpha0:.10g} the "
+                f"search must try α₀, then the interpolated minimiser α*, and accept it (3 closure calls); it tried "
+                f"{', '.join(f'{t:.10g}' for t in trials[:10])} ({step.calls} calls) and accepted {accepted:.10g}",
+                alpha_star=alpha_star, alpha0=alpha0, accepted=accepted, calls=step.calls, trials=trials[:10])
 
     run()
 

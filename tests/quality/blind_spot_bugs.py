@@ -8,6 +8,7 @@ holds correct optimizers with unusual details that must be judged (PASS), not er
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -93,6 +94,26 @@ class CurvatureTestOneSided(SimpleLBFGS):
         return gtd <= -self.c2 * gtd0
 
 
+class CubicOtherRoot(SimpleLBFGS):
+    """The cubic interpolation takes the other root (d2 with the wrong sign): the trial is the cubic's maximiser
+    side, clamped by the safeguards, so the search still ends at some Wolfe point, but later and elsewhere."""
+
+    @staticmethod
+    def _cubic_min(a0: float, f0: float, g0: float, a1: float, f1: float, g1: float, lo: float, hi: float) -> float:
+        if a0 == a1:
+            return 0.5 * (lo + hi)
+        d1 = g0 + g1 - 3 * (f0 - f1) / (a0 - a1)
+        disc = d1 * d1 - g0 * g1
+        if disc < 0 or not math.isfinite(disc):
+            return 0.5 * (lo + hi)
+        d2 = -math.copysign(math.sqrt(disc), a1 - a0)
+        denom = g1 - g0 + 2 * d2
+        if denom == 0:
+            return 0.5 * (lo + hi)
+        a = a1 - (a1 - a0) * (g1 + d2 - d1) / denom
+        return min(max(a, lo), hi) if math.isfinite(a) else 0.5 * (lo + hi)
+
+
 class ZoomSlopeTestInverted(SimpleLBFGS):
     """Zoom: the test φ'(α)·(α_hi - α_lo) >= 0 written with <= (the bracket keeps the wrong end)."""
 
@@ -146,6 +167,7 @@ BLIND_SPOT_MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     ArmijoWithoutStepLength: ("line_search.sufficient_decrease_scales_with_step",),
     CurvatureTestOneSided: ("line_search.more_thuente_functions",),
     ZoomSlopeTestInverted: ("line_search.curvature_at_far_end",),
+    CubicOtherRoot: ("line_search.interpolation_exact_on_quadratics",),
     DirectionOverflowsToNaN: ("mathematics.quadratic_termination", "convergence.reaches_f_star"),
 }
 
