@@ -121,6 +121,16 @@ def quadratic_with_minimizer(alpha_star: float) -> LineCase:
     return LineCase(f"quadratic[alpha_star={alpha_star:g}]", phi, "constructed: N&W eq. 3.59 is exact on a quadratic")
 
 
+def linear_descent() -> LineCase:
+    """``φ(α) = -α``: every trial satisfies sufficient decrease and none the curvature condition (φ' = -1
+    everywhere), so a strong-Wolfe search extrapolates until its evaluation budget is spent."""
+
+    def phi(a: Tensor) -> Tensor:
+        return -a
+
+    return LineCase("linear_descent", phi, "constructed: no strong-Wolfe point exists (N&W Alg. 3.5 never brackets)")
+
+
 def line_problem(case: LineCase) -> Problem:
     """The one-unknown problem ``f(x) = φ(x)/|φ'(0)|`` from ``x₀ = 0`` (float64): ``g₀ = -1``, ``t₀ = lr``."""
     zero = torch.zeros((), dtype=torch.float64, requires_grad=True)

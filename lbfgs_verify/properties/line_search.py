@@ -31,7 +31,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from lbfgs_verify.engine import quiet_known_warnings
-from lbfgs_verify.observe import Evaluation, observe, scalar, wolfe_check
+from lbfgs_verify.observe import Evaluation, observe, scalar, state_counters, wolfe_check
 from lbfgs_verify.problems.line_functions import (
     MORE_THUENTE_FUNCTIONS,
     MORE_THUENTE_STARTS,
@@ -39,6 +39,7 @@ from lbfgs_verify.problems.line_functions import (
     armijo_without_step_length,
     curvature_at_far_end,
     line_problem,
+    linear_descent,
     quadratic_with_minimizer,
 )
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
@@ -211,6 +212,50 @@ def check_interpolation_exact_on_quadratics(ctx: CheckContext) -> None:
                 f"search must try α₀, then the interpolated minimiser α*, and accept it (3 closure calls); it tried "
                 f"{', '.join(f'{t:.10g}' for t in trials[:10])} ({step.calls} calls) and accepted {accepted:.10g}",
                 alpha_star=alpha_star, alpha0=alpha0, accepted=accepted, calls=step.calls, trials=trials[:10])
+
+    run()
+
+
+@register(
+    "line_search.budget_without_wolfe_point",
+    category="line_search",
+    title="when no strong-Wolfe point exists (φ(α) = -α), a strong_wolfe step makes at most max_eval + 1 closure "
+          "calls, keeps moving downhill, and its state's func_evals (when kept in torch's layout) counts every call",
+    catches="an extrapolation loop that overruns its budget (<= for <, a counter not advanced or reset), evaluations "
+            "of the search counted twice or not at all (func_evals, max_eval bookkeeping), a search that gives up "
+            "at once and does not move",
+)
+def check_budget_without_wolfe_point(ctx: CheckContext) -> None:
+    """torch/optim/lbfgs.py: the search may use ``max_eval - evaluations so far`` trials after its first, so a
+    ``step()`` makes at most ``max_eval + 1`` closure calls (PyTorch's own test counts 6 for ``max_eval=5``); on
+    φ(α) = -α the bracketing phase (N&W Alg. 3.5) only extrapolates, so the budget is what ends it. The first
+    step must move downhill. Two steps are run (the second starts far out, where moves may round away)."""
+
+    @_settings(ctx)
+    @given(max_eval=st.integers(2, 30), max_iter=st.integers(1, 3), log10_lr=st.floats(-3, 1))
+    @example(max_eval=5, max_iter=1, log10_lr=0.0)
+    @example(max_eval=25, max_iter=2, log10_lr=-2.0)
+    def run(max_eval: int, max_iter: int, log10_lr: float) -> None:
+        problem = line_problem(linear_descent())
+        hp = {"lr": float(10.0 ** log10_lr), "max_iter": max_iter, "max_eval": max_eval,
+              "line_search_fn": "strong_wolfe"}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, 2)
+        total = 0
+        for step in obs.steps:
+            total += step.calls
+            if step.calls > max_eval + 1:
+                raise obs.fail(f"step {step.index} made {step.calls} closure calls on φ(α) = -α with max_eval="
+                               f"{max_eval}: more than max_eval + 1 = {max_eval + 1}", step=step.index,
+                               calls=step.calls, max_eval=max_eval)
+            if step.index == 0 and not float(step.x_after[0]) > float(step.start.x[0]):
+                raise obs.fail(f"step {step.index} did not move downhill on φ(α) = -α (x {float(step.start.x[0]):.6g}"
+                               f" -> {float(step.x_after[0]):.6g}) although every trial decreases φ",
+                               step=step.index)
+        counters = state_counters(obs.optimizer)
+        if counters is not None and counters.get("func_evals") != total:
+            raise obs.fail(f"after 2 steps with {total} closure calls the state's func_evals is "
+                           f"{counters.get('func_evals')}", calls=total, func_evals=counters.get("func_evals"))
 
     run()
 

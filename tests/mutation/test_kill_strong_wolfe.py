@@ -23,6 +23,7 @@ KILL_SET = (
     "line_search.sufficient_decrease_scales_with_step",
     "line_search.curvature_at_far_end",
     "line_search.interpolation_exact_on_quadratics",
+    "line_search.budget_without_wolfe_point",
     "behaviour.max_eval",
     "behaviour.stop_reasons",
     "behaviour.func_evals",

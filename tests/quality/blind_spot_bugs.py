@@ -114,6 +114,14 @@ class CubicOtherRoot(SimpleLBFGS):
         return min(max(a, lo), hi) if math.isfinite(a) else 0.5 * (lo + hi)
 
 
+class LineSearchBudgetOffByOne(SimpleLBFGS):
+    """The line search may make one evaluation more than torch's ``max_ls + 1`` (``<=`` for ``<``): a step can make
+    max_eval + 2 closure calls when no Wolfe point is found."""
+
+    def _line_search_budget(self, max_eval: int, evals: int) -> int:
+        return max_eval - evals + 2
+
+
 class ZoomSlopeTestInverted(SimpleLBFGS):
     """Zoom: the test φ'(α)·(α_hi - α_lo) >= 0 written with <= (the bracket keeps the wrong end)."""
 
@@ -168,6 +176,7 @@ BLIND_SPOT_MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     CurvatureTestOneSided: ("line_search.more_thuente_functions",),
     ZoomSlopeTestInverted: ("line_search.curvature_at_far_end",),
     CubicOtherRoot: ("line_search.interpolation_exact_on_quadratics",),
+    LineSearchBudgetOffByOne: ("line_search.budget_without_wolfe_point",),
     DirectionOverflowsToNaN: ("mathematics.quadratic_termination", "convergence.reaches_f_star"),
 }
 
