@@ -41,8 +41,12 @@ def main(results_file: str) -> int:
     other = {s: c for s, c in counts.items() if s not in ("killed", "survived")}
     print(f"stage 1 (properties mode, budget {os.environ.get('LBFGS_VERIFY_MUTATION_BUDGET', 'quick')}): "
           f"{total} mutants, {killed} killed, {len(survivors)} survived, other {other}; "
-          f"score {killed / total:.1%}" if total else "no mutants")
-    second = {name: killed_by_conformance(name) for name in survivors}
+          f"score {killed / total:.1%}" if total else "no mutants", flush=True)
+    second = {}
+    for i, name in enumerate(survivors, 1):  # progress as it goes: a partial run still gives figures
+        second[name] = killed_by_conformance(name)
+        print(f"  [{i}/{len(survivors)}] {name.rsplit('.', 1)[-1]}: "
+              f"{'killed' if second[name] else 'survived'} by conformance", flush=True)
     conformance_killed = sorted(n for n, k in second.items() if k)
     both = sorted(n for n, k in second.items() if not k)
     print(f"stage 2 (bitwise conformance): {len(conformance_killed)} of {len(survivors)} survivors killed")

@@ -131,8 +131,14 @@ def linear_descent() -> LineCase:
     return LineCase("linear_descent", phi, "constructed: no strong-Wolfe point exists (N&W Alg. 3.5 never brackets)")
 
 
-def line_problem(case: LineCase) -> Problem:
-    """The one-unknown problem ``f(x) = φ(x)/|φ'(0)|`` from ``x₀ = 0`` (float64): ``g₀ = -1``, ``t₀ = lr``."""
+def line_problem(case: LineCase, scale: float = 1.0) -> Problem:
+    """The one-unknown problem ``f(x) = s·φ(x)/|φ'(0)|`` from ``x₀ = 0`` (float64): ``g₀ = -s``, ``d = s``.
+
+    With ``s >= 1`` the first trial ``t₀·d = min(1, 1/s)·lr·s`` is still ``α₀ = lr``, but ``gᵀd = -s²`` is not -1,
+    so a test that divides by ``gᵀd`` where it should multiply, or measures the bracket in ``t`` instead of in
+    ``|t·d|``, is seen."""
+    if not scale >= 1.0:
+        raise ValueError(f"scale must be >= 1 (the first trial is then α₀ = lr), got {scale}")
     zero = torch.zeros((), dtype=torch.float64, requires_grad=True)
     (slope,) = torch.autograd.grad(case.phi(zero), zero)
     kappa = 1.0 / abs(float(slope))
@@ -140,10 +146,10 @@ def line_problem(case: LineCase) -> Problem:
         raise ValueError(f"{case.name}: φ'(0) = {float(slope)} is not a descent slope")
 
     def objective(params: list[Tensor]) -> Tensor:
-        return kappa * case.phi(params[0]).sum()
+        return scale * kappa * case.phi(params[0]).sum()
 
     return Problem(
-        name=f"line_{case.name}[n=1,float64]", dimension=1, dtype=torch.float64,
+        name=f"line_{case.name}[n=1,scale={scale:g},float64]", dimension=1, dtype=torch.float64,
         start=(torch.zeros(1, dtype=torch.float64),), objective=objective,
         expectation=Expectation.STATIONARY_POINT, source=case.source, tags=frozenset({"line_search"}),
     )
