@@ -36,11 +36,12 @@ def main(results_file: str) -> int:
     results = read_results(Path(results_file))
     counts = Counter(results.values())
     total = len(results)
-    killed = counts.get("killed", 0)
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)  # a mutant that hangs the search is caught too
     survivors = sorted(name for name, status in results.items() if status == "survived")
-    other = {s: c for s, c in counts.items() if s not in ("killed", "survived")}
+    other = {s: c for s, c in counts.items() if s not in ("killed", "survived", "timeout")}
     print(f"stage 1 (properties mode, budget {os.environ.get('LBFGS_VERIFY_MUTATION_BUDGET', 'quick')}): "
-          f"{total} mutants, {killed} killed, {len(survivors)} survived, other {other}; "
+          f"{total} mutants, {killed} killed ({counts.get('timeout', 0)} by timeout), {len(survivors)} survived, "
+          f"other {other}; "
           f"score {killed / total:.1%}" if total else "no mutants", flush=True)
     second = {}
     for i, name in enumerate(survivors, 1):  # progress as it goes: a partial run still gives figures
