@@ -48,9 +48,39 @@ def _fmt_ulps(ulps: float) -> str:
     return "inf" if math.isinf(ulps) else f"{int(ulps)}"
 
 
+def dense(t: Tensor) -> Tensor:
+    """``t`` on the CPU, detached, with conjugate/negative bits resolved and a standard (row-major, unit last
+    stride) layout, so that it can be viewed as raw bytes.
+
+    ``is_contiguous()`` is not enough: a one-element tensor with stride 2 (``v[0:1].real.clone()`` of a complex
+    vector) reports it, yet ``view(torch.uint8)`` refuses it ("self.stride(-1) must be 1"); a lazily conjugated
+    tensor refuses ``view_as_real``. Only such tensors are copied.
+    """
+    t = t.detach().cpu().resolve_conj().resolve_neg()
+    expected, step = [], 1
+    for size in reversed(t.shape):
+        expected.append(step)
+        step *= size
+    if t.numel() > 0 and tuple(reversed(expected)) != t.stride():
+        t = t.clone(memory_format=torch.contiguous_format)
+        if t.dim() and t.stride(-1) != 1:  # clone keeps a one-element tensor's stride on some builds
+            t = torch.empty(t.shape, dtype=t.dtype).copy_(t)
+    return t
+
+
+def _as_bytes(t: Tensor) -> Tensor:
+    """The raw bytes of ``t`` as a flat uint8 tensor (any valid tensor: see :func:`dense`)."""
+    t = dense(t)
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    if t.dtype == torch.bool:
+        return t.reshape(-1).to(torch.uint8)
+    return t.reshape(-1).view(torch.uint8)
+
+
 def _ordered(t: Tensor) -> Tensor:
     """Map float bits onto int64 keys ordered like the floats: +x -> its bits, -x -> -(magnitude bits) - 1."""
-    bits = t.contiguous().view(_ORDERED_INT[t.element_size()]).to(torch.int64)
+    bits = dense(t).view(_ORDERED_INT[t.element_size()]).to(torch.int64)
     magnitude_mask = (1 << (8 * t.element_size() - 1)) - 1
     return torch.where(bits < 0, -(bits & magnitude_mask) - 1, bits)
 
@@ -64,7 +94,7 @@ def ulp_distance(a: Tensor, b: Tensor) -> float:
     if a.dtype != b.dtype or a.shape != b.shape:
         raise ValueError(f"ulp_distance needs equal dtype and shape, got {a.dtype}{tuple(a.shape)} "
                          f"and {b.dtype}{tuple(b.shape)}")
-    a, b = a.detach().cpu(), b.detach().cpu()
+    a, b = dense(a), dense(b)
     if a.is_complex():
         a, b = torch.view_as_real(a), torch.view_as_real(b)
     if not a.is_floating_point():
@@ -85,18 +115,9 @@ def bytes_equal(a: Tensor, b: Tensor) -> bool:
     """True when dtype, shape and every byte agree (devices may differ; both are read on the CPU)."""
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
-    a, b = a.detach().cpu().contiguous(), b.detach().cpu().contiguous()
     if a.numel() == 0:
         return True
-    return torch.equal(a.view(torch.uint8) if a.element_size() == 1 else _raw(a), _raw(b))
-
-
-def _raw(t: Tensor) -> Tensor:
-    if t.is_complex():
-        t = torch.view_as_real(t)
-    if t.dtype == torch.bool:
-        return t.to(torch.uint8)
-    return t.reshape(-1).view(torch.uint8)
+    return torch.equal(_as_bytes(a), _as_bytes(b))
 
 
 def tensor_difference(a: Tensor, b: Tensor, path: str = "tensor", *, check_device: bool = False) -> Difference | None:
@@ -109,7 +130,7 @@ def tensor_difference(a: Tensor, b: Tensor, path: str = "tensor", *, check_devic
         return Difference(path, "device", f"device {a.device} != {b.device}")
     if bytes_equal(a, b):
         return None
-    ac, bc = a.detach().cpu(), b.detach().cpu()
+    ac, bc = dense(a), dense(b)
     if ac.is_complex():
         ac, bc = torch.view_as_real(ac), torch.view_as_real(bc)
     if ac.is_floating_point():
@@ -125,8 +146,8 @@ def tensor_difference(a: Tensor, b: Tensor, path: str = "tensor", *, check_devic
 
 
 def _first_unequal_index(a: Tensor, b: Tensor) -> int:
-    ra = a.reshape(-1, 1).view(torch.uint8).reshape(a.numel(), -1)
-    rb = b.reshape(-1, 1).view(torch.uint8).reshape(b.numel(), -1)
+    ra = _as_bytes(a).reshape(a.numel(), -1)
+    rb = _as_bytes(b).reshape(b.numel(), -1)
     unequal = (ra != rb).any(dim=1).nonzero()
     return int(unequal[0, 0]) if unequal.numel() else 0
 

@@ -8,7 +8,8 @@ another name of ``--level``.
 
 Exit status: 0 when every property holds (skips allowed); 1 when any fails or errors; 2 when the target
 cannot be loaded (or does not accept torch.optim.LBFGS's constructor arguments and have ``step``,
-``state_dict``, ``load_state_dict``) or the arguments are wrong.
+``state_dict``, ``load_state_dict``) or the arguments are wrong (an unwritable ``--json`` path is refused before any
+work); 141 when the reader of the output went away during a check run (``--list`` and ``docs`` end with 0).
 
 ``lbfgs-verify fuzz TARGET ...`` fuzzes state_dict round trips (see :mod:`lbfgs_verify.fuzz.cli`).
 
@@ -37,6 +38,7 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141
 
 _MODES = ("properties", "semantics", "conformance")
 _BUDGETS = ("quick", "ci", "thorough")
@@ -162,19 +164,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help exits 0, a usage error exits 2
         return int(exc.code or 0)
-    if args.command == "docs":
-        return _docs(args)
-    if args.command == "report":
-        return _report(args)
-    if args.command == "fuzz":
-        from lbfgs_verify.fuzz.cli import run as run_fuzz_command
+    try:
+        if args.command == "docs":
+            return _docs(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "fuzz":
+            from lbfgs_verify.fuzz.cli import run as run_fuzz_command
 
-        return run_fuzz_command(args)
-    if args.command == "record":
-        return _record(args)
-    if args.command == "drift":
-        return _drift(args)
-    return _check(args)
+            return run_fuzz_command(args)
+        if args.command == "record":
+            return _record(args)
+        if args.command == "drift":
+            return _drift(args)
+        return _check(args)
+    except BrokenPipeError:
+        return _stdout_closed(args)
+
+
+def _stdout_closed(args: argparse.Namespace) -> int:
+    """The reader of our output went away (``lbfgs-verify check --list | head``): stop quietly, no traceback.
+
+    Python's recipe (docs, "Note on SIGPIPE"): point stdout at devnull so the flush at exit cannot raise again.
+    Listing and printing documentation end with 0 (the reader had what it wanted); an interrupted check run
+    ends with 141 (128 + SIGPIPE, as a shell tool killed by the broken pipe), since its verdict is unknown.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    listing = args.command == "docs" or getattr(args, "list", False)
+    return EXIT_OK if listing else EXIT_BROKEN_PIPE
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -305,6 +324,20 @@ def _list(mode: str, only: Sequence[str] | None) -> int:
     return EXIT_OK
 
 
+def _json_path_problem(path: Path) -> str | None:
+    """Why the report cannot be written to ``path`` (checked before any work), or ``None``."""
+    parent = path.parent
+    if not parent.exists():
+        return f"directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if path.is_dir():
+        return "it is a directory"
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "it is not writable"
+    return None
+
+
 def _check(args: argparse.Namespace) -> int:
     from lbfgs_verify.capabilities import FEATURES, CapabilityError, SkipsFileError, parse_lacks, read_skips_file
 
@@ -314,6 +347,11 @@ def _check(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.list:
         return _list(args.mode, args.only)
+    if args.json is not None:
+        problem = _json_path_problem(args.json)
+        if problem is not None:  # before loading the target: nothing is run for a report that cannot be written
+            print(f"lbfgs-verify: error: --json {args.json}: {problem}; nothing was run", file=sys.stderr)
+            return EXIT_USAGE
     try:
         lacks = parse_lacks(args.lacks)
     except CapabilityError as exc:
@@ -371,11 +409,6 @@ def _check(args: argparse.Namespace) -> int:
     except SelectionError as exc:
         print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.json is not None and args.json.parent and not args.json.parent.exists():
-        print(f"lbfgs-verify: error: --json {args.json}: directory {args.json.parent} does not exist",
-              file=sys.stderr)
-        return EXIT_USAGE
-
     from lbfgs_verify.properties.base import BUDGETS
 
     budget = BUDGETS[args.budget]

@@ -432,7 +432,20 @@ def explain_direction(
 
 
 def relative_difference(a: Tensor, b: Tensor) -> float:
-    """``max|a - b| / max|b|`` (inf when ``b`` is zero and ``a`` is not)."""
+    """``max|a - b| / max|b|`` over the finite entries (inf when ``b`` is zero and ``a`` is not).
+
+    Non-finite entries agree when both sides hold the same one (NaN and NaN, or the same infinity): two runs
+    that both went to NaN at the same place are not a difference, so a property about something else (the
+    defaults, say) is not failed by NaN ≠ NaN. NaN or an infinity on one side only is a difference (inf).
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"relative_difference needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+    finite_a, finite_b = torch.isfinite(a), torch.isfinite(b)
+    same_non_finite = ~finite_a & ~finite_b & ((torch.isnan(a) & torch.isnan(b)) | (a == b))
+    if bool((~(finite_a & finite_b) & ~same_non_finite).any()):
+        return math.inf
+    both = finite_a & finite_b
+    a, b = a[both], b[both]
     scale = float(b.abs().max()) if b.numel() else 0.0
     diff = float((a - b).abs().max()) if a.numel() else 0.0
     if scale == 0.0:

@@ -6,7 +6,7 @@ step. Only ``behaviour.func_evals`` reads the state, and only torch's documented
 ``func_evals``/``n_iter``; a target with another state format SKIPs it.
 
 Semantics referred to (torch/optim/lbfgs.py of torch 2.13, line numbers of that file;
-/work/shared/facts/torch-lbfgs.md):
+docs/torch-2.13-lbfgs.md):
 
 - a ``step()`` evaluates the closure once at its start (l. 357) and returns that loss (l. 530); if
   ``max|g| <= tolerance_grad`` it returns at once (l. 363-367);

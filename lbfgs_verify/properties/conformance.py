@@ -13,7 +13,7 @@ check, side by side with torch, what PyTorch's generic optimizer tests (``test/t
 ``TestOptimRenewed``) assert of every ``torch.optim`` optimizer.
 
 Source of the rules: torch/optim/lbfgs.py and torch/optim/optimizer.py of the installed torch (2.13 when this
-was written).
+was written); docs/torch-2.13-lbfgs.md.
 """
 
 from __future__ import annotations

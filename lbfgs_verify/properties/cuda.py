@@ -14,7 +14,7 @@ with a stated tolerance, not bitwise:
 The checks take the device as an argument (``check_*_on(ctx, device)``) so that the harness's own tests
 exercise them with ``device="cpu"`` on machines without a GPU.
 
-Sources: the seed article (/work/shared/seed/*.txt: "model.to('cuda'); new LBFGS; load_state_dict;
+Sources: the seed article (docs/seed-article.md: "model.to('cuda'); new LBFGS; load_state_dict;
 continue"), torch/optim/optimizer.py (``load_state_dict`` casts floating state to the device and dtype of the
 parameter), pytorch #111508.
 """

@@ -6,8 +6,8 @@ its own so that a failure names the broken contract: exact round trips, independ
 The target's state format stays opaque: only its own ``state_dict()``/``load_state_dict()`` are used.
 
 Sources: torch/optim/optimizer.py and torch/optim/lbfgs.py (torch 2.13); pytorch #196083 and #147288
-(aliasing after an in-memory load, since PR #106082 removed a deepcopy); /work/shared/facts/torch-lbfgs.md
-(defects #1, #2, #5); the seed article (/work/shared/seed/*.txt: "load_state_dict restores the
+(aliasing after an in-memory load, since PR #106082 removed a deepcopy); docs/torch-2.13-lbfgs.md
+(defects #1, #2, #5); the seed article (docs/seed-article.md: "load_state_dict restores the
 hyperparameters").
 """
 

@@ -161,3 +161,29 @@ def test_python_dash_m_entry_point() -> None:
                           capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "resume.torch_save" in done.stdout
+
+
+def test_json_into_a_missing_directory_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The path is checked first: with a target that cannot even be imported, the message is about --json."""
+    missing = tmp_path / "no_such_dir" / "report.json"
+    assert main(["check", "no_such_module_xyz:LBFGS", "--json", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"directory {missing.parent} does not exist" in err and "nothing was run" in err
+    assert "no_such_module_xyz" not in err
+    assert main(["check", "no_such_module_xyz:LBFGS", "--json", str(tmp_path)]) == 2
+    assert "it is a directory" in capsys.readouterr().err
+    assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("argv", [["check", "--list"], ["docs"]], ids=["check --list", "docs"])
+def test_a_closed_pipe_ends_quietly(argv: list[str]) -> None:
+    """``lbfgs-verify check --list | head``: the reader is gone before anything is written; no BrokenPipeError."""
+    with subprocess.Popen([sys.executable, "-m", "lbfgs_verify", *argv], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        err = process.stderr.read().decode()
+        assert process.wait(timeout=120) == 0, err
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err

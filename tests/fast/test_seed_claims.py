@@ -1,11 +1,11 @@
 """The seed article's claims about torch.optim.LBFGS, each run against torch to show what really happens.
 
-The article (/work/shared/seed/*.txt, Japanese) explains ``LBFGS.load_state_dict``. Its code calls
+The article (Japanese; checked in docs/seed-article.md) explains ``LBFGS.load_state_dict``. Its code calls
 ``optimizer.step()`` without a closure, reads ``state_dict['params']`` and ``state_dict['lr']``, loads an
 L-BFGS state into SGD, and builds regression data with 9 weights for 10 features. Its prose claims that
 ``load_state_dict`` restores the hyperparameters and the optimization history. These tests describe torch
 (not a target); the restore claim is also a target property (``seed.load_restores_hyperparameters``).
-Facts: /work/shared/facts/torch-lbfgs.md, "The seed article's claims, checked on 2.13".
+Account of torch's behaviour: docs/torch-2.13-lbfgs.md.
 """
 
 from __future__ import annotations
@@ -138,3 +138,42 @@ def test_moving_the_model_keeps_the_parameter_objects() -> None:
     state = fresh.state_dict()["state"][0]
     assert state["d"].dtype == torch.float64
     assert all(t.dtype == torch.float64 for t in state["old_dirs"])
+
+
+def test_lbfgs_has_no_l2_regularization_hyperparameter() -> None:
+    """Article: load_state_dict restores "the learning rate, the L2 regularization coefficient and other
+    hyperparameters". Torch: LBFGS has no weight decay; its constructor refuses ``weight_decay``."""
+    model, _, _ = _article_model()
+    with pytest.raises(TypeError, match="weight_decay"):
+        torch.optim.LBFGS(model.parameters(), weight_decay=1e-4)
+    assert "weight_decay" not in torch.optim.LBFGS(model.parameters()).defaults
+
+
+def test_default_lbfgs_does_no_line_search() -> None:
+    """Article: L-BFGS "searches with an efficient line search". Torch: only with ``line_search_fn="strong_wolfe"``;
+    the default (``None``) moves by the fixed step ``lr`` (the first iteration by ``min(1, 1/||g||_1)·lr``)."""
+    model, x, y = _article_model()
+    optimizer = torch.optim.LBFGS(model.parameters(), max_iter=1)
+    assert optimizer.defaults["line_search_fn"] is None
+    calls = []
+
+    def closure() -> torch.Tensor:
+        calls.append(1)
+        return _closure(model, optimizer, x, y)()
+
+    for _ in range(3):
+        optimizer.step(closure)
+    assert len(calls) == 3  # one evaluation per step: no trial points
+
+
+def test_load_checks_the_parameter_count_not_the_shapes() -> None:
+    """Article: load_state_dict works only when the optimizer and the state are compatible; a changed architecture
+    must be updated first. Torch: a different number of parameters is refused at load time (ValueError), a
+    different shape is not (the error comes later inside step(): docs/torch-2.13-lbfgs.md, defect 5)."""
+    _, optimizer, _, _ = _trained_lbfgs()
+    saved = optimizer.state_dict()
+    with pytest.raises(ValueError, match="doesn't match the size"):
+        torch.optim.LBFGS(torch.nn.Linear(10, 1, bias=False).parameters()).load_state_dict(saved)
+    wider = torch.optim.LBFGS(torch.nn.Linear(12, 1).parameters())
+    wider.load_state_dict(saved)
+    assert wider.state_dict()["state"][0]["d"].numel() == 11  # the 11-unknown direction, now for 13 unknowns

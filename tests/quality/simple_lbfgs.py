@@ -12,7 +12,7 @@ for an implementation that is correct but not torch's twin:
 - ``state_dict()`` has its own layout (only the counters ``func_evals``/``n_iter`` use torch's names) and is
   always a snapshot; ``load_state_dict`` copies.
 
-Semantics shared with torch (see /work/shared/facts/torch-lbfgs.md): every ``step()`` evaluates the closure
+Semantics shared with torch (see docs/torch-2.13-lbfgs.md): every ``step()`` evaluates the closure
 once first and returns that loss; the first iteration ever moves along ``-g`` with ``t = min(1, 1/||g||_1)·lr``,
 later ones start from ``t = lr``; a pair is stored only if ``yᵀs > 1e-10``; H₀ = γI with γ = sᵀy/yᵀy of the
 newest stored pair; without a line search the closure is not evaluated after the last iteration; the
@@ -328,6 +328,12 @@ class SimpleLBFGS:
         return abs(gtd) <= -self.c2 * gtd0
 
     @staticmethod
+    def _slope_points_past_low(gtd: float, lo: float, hi: float) -> bool:
+        """Zoom: the slope at the new low point says the minimiser lies on the far side from ``hi`` (N&W Alg. 3.6,
+        "if φ'(αj)(αhi - αlo) >= 0 then αhi ← αlo")."""
+        return gtd * (hi - lo) >= 0
+
+    @staticmethod
     def _cubic_min(a0: float, f0: float, g0: float, a1: float, f1: float, g1: float, lo: float, hi: float) -> float:
         """Minimiser of the cubic through (a0, f0, g0), (a1, f1, g1), clipped to [lo, hi]; midpoint if none."""
         if a0 == a1:
@@ -401,7 +407,7 @@ class SimpleLBFGS:
             else:
                 if self._curvature(gtd, gtd0):
                     return finish(a, f, g)
-                if gtd * (hi[0] - lo[0]) >= 0:
+                if self._slope_points_past_low(gtd, lo[0], hi[0]):
                     hi = lo
                 lo = (a, f, g, gtd)
         if lo[1] <= best[1]:

@@ -1,6 +1,6 @@
 """The evidence runs: ``lbfgs-verify check`` against torch.optim.LBFGS (2.13) and against the reference.
 
-torch 2.13 must fail exactly the properties it really violates (defects in /work/shared/facts/torch-lbfgs.md),
+torch 2.13 must fail exactly the properties it really violates (defects in docs/torch-2.13-lbfgs.md),
 each with evidence; the reference must pass everything in both modes. Runs the console script, as a user does.
 """
 
@@ -29,6 +29,9 @@ TORCH_2_13_FAILURES: dict[str, str] = {
     # tensor of the lr's dtype and load_state_dict casts it to the parameters' dtype (types change, values and
     # the continued run stay exact).
     "state.round_trip_exact": ".t: dtype",
+    # defect #1 seen from the dict handed to load_state_dict: the loaded optimizer rewrites its prev_flat_grad
+    "state.loaded_dict_untouched": "prev_flat_grad",
+    "state.same_dict_loaded_twice": "second optimizer loaded from the same in-memory state_dict",
 }
 
 

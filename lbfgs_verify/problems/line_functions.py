@@ -1,0 +1,155 @@
+"""One-dimensional functions for driving a line search through ``step()``, as one-unknown problems.
+
+An optimizer's first iteration moves along ``d = -g₀`` from ``x₀`` with the trial step
+``t₀ = min(1, 1/||g₀||₁)·lr`` (torch/optim/lbfgs.py). On a one-unknown problem ``f(x) = κ·φ(x)`` started at
+``x₀ = 0`` with ``κ = 1/|φ'(0)|`` we have ``g₀ = -1``, ``d = 1`` and ``t₀ = lr``: the first line search of
+``step()`` is a search on ``φ`` itself, started at ``α₀ = lr``, and the accepted ``x`` is the accepted ``α``.
+Scaling by ``κ > 0`` changes neither the sufficient-decrease nor the curvature condition.
+
+- :data:`MORE_THUENTE_FUNCTIONS`: the six test functions of Moré & Thuente, "Line search algorithms with
+  guaranteed sufficient decrease", ACM TOMS 20(3):286–307 (1994), section 5, with their parameters
+  (they start their searches at α₀ = 1e-3, 1e-1, 1e1, 1e3).
+- :func:`armijo_without_step_length`: a function on which the sufficient-decrease test with the step length
+  (``φ(α) ≤ φ(0) + c₁·α·φ'(0)``, Nocedal & Wright eq. 3.4) and without it (``φ(α) ≤ φ(0) + c₁·φ'(0)``)
+  disagree at ``α₀ = 10``, where the curvature condition holds: a search that drops ``α`` accepts α₀.
+- :func:`curvature_at_far_end`: a function whose first trial fails sufficient decrease and whose points
+  satisfying the strong curvature condition lie only in the far part of the bracket ``[0, α₀]``, next to
+  α₀; a zoom that updates the wrong end or stops at the near end ends without a Wolfe point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lbfgs_verify.problems.base import Expectation, Problem
+
+LineFunction = Callable[[Tensor], Tensor]
+"""``φ(α)`` on a float64 tensor, differentiable by autograd."""
+
+
+@dataclass(frozen=True)
+class LineCase:
+    """A named ``φ`` with the source of its definition."""
+
+    name: str
+    phi: LineFunction
+    source: str
+
+
+_MT = "Moré & Thuente, ACM TOMS 20(3):286-307 (1994), section 5, function "
+
+
+def _mt1(a: Tensor, beta: float = 2.0) -> Tensor:
+    return -a / (a * a + beta)
+
+
+def _mt2(a: Tensor, beta: float = 0.004) -> Tensor:
+    return (a + beta) ** 5 - 2 * (a + beta) ** 4
+
+
+def _mt3(a: Tensor, beta: float = 0.01, ell: int = 39) -> Tensor:
+    phi0 = torch.where(a <= 1 - beta, 1 - a, torch.where(a >= 1 + beta, a - 1, (a - 1) ** 2 / (2 * beta) + beta / 2))
+    return phi0 + 2 * (1 - beta) / (ell * math.pi) * torch.sin(ell * math.pi / 2 * a)
+
+
+def _gamma(beta: float) -> float:
+    return math.sqrt(1 + beta * beta) - beta
+
+
+def _mt_yanai(beta1: float, beta2: float) -> LineFunction:
+    def phi(a: Tensor) -> Tensor:
+        return _gamma(beta1) * torch.sqrt((1 - a) ** 2 + beta2 ** 2) + _gamma(beta2) * torch.sqrt(a ** 2 + beta1 ** 2)
+    return phi
+
+
+MORE_THUENTE_FUNCTIONS: tuple[LineCase, ...] = (
+    LineCase("mt1", _mt1, _MT + "5.1 (β = 2)"),
+    LineCase("mt2", _mt2, _MT + "5.2 (β = 0.004)"),
+    LineCase("mt3", _mt3, _MT + "5.3 (β = 0.01, l = 39)"),
+    LineCase("mt4", _mt_yanai(0.001, 0.001), _MT + "5.4 (β₁ = 0.001, β₂ = 0.001)"),
+    LineCase("mt5", _mt_yanai(0.01, 0.001), _MT + "5.4 (β₁ = 0.01, β₂ = 0.001)"),
+    LineCase("mt6", _mt_yanai(0.001, 0.01), _MT + "5.4 (β₁ = 0.001, β₂ = 0.01)"),
+)
+
+MORE_THUENTE_STARTS = (1e-3, 1e-1, 1e1, 1e3)
+"""The initial steps α₀ of Moré & Thuente's tables."""
+
+
+def armijo_without_step_length(alpha0: float = 10.0, c1: float = 1e-4) -> LineCase:
+    """``φ(α) = -α·exp(-α/τ)`` (φ'(0) = -1) with τ chosen so that φ(α₀) = -c₁·√α₀: between
+    φ(0) + c₁·α₀·φ'(0) = -c₁·α₀ (sufficient decrease with α fails, for α₀ > 1) and φ(0) + c₁·φ'(0) = -c₁ (without
+    α it holds). For α₀ >= 5, α₀/τ >= 7 and |φ'(α₀)| = |1 - α₀/τ|·e^{-α₀/τ} <= 0.9 (curvature holds at α₀).
+    Defaults: α₀ = 10 (τ ≈ 1.29)."""
+    if not alpha0 > 1:
+        raise ValueError(f"α₀ must exceed 1 for the two tests to disagree, got {alpha0}")
+    tau = alpha0 / math.log(alpha0 / (c1 * math.sqrt(alpha0)))
+
+    def phi(a: Tensor) -> Tensor:
+        return -a * torch.exp(-a / tau)
+
+    return LineCase(f"armijo_without_alpha[alpha0={alpha0:g}]", phi,
+                    "constructed: N&W eq. 3.4 with and without the step length disagree at α₀")
+
+
+def curvature_at_far_end(alpha0: float = 10.0, far: float = 0.9) -> LineCase:
+    """``φ(α) = -α + k·(α - a)₊²`` with ``a = far·α₀`` and ``k = 2/(α₀ - a)²·α₀``: the slope is -1 up to ``a``
+    (strong curvature |φ'| <= 0.9 fails), φ' = -1 + 2k(α - a) sweeps through [-0.9, 0.9] in the short interval
+    a + [0.05, 0.95]/k just after ``a``, and φ(α₀) = -α₀ + 2α₀ = α₀ > φ(0) fails sufficient decrease: the
+    zoom on [0, α₀] must move its low end all the way up to the far part (N&W Alg. 3.6)."""
+    a = far * alpha0
+    k = 2 * alpha0 / (alpha0 - a) ** 2
+
+    def phi(x: Tensor) -> Tensor:
+        return -x + k * torch.clamp(x - a, min=0) ** 2
+
+    return LineCase(f"curvature_at_far_end[alpha0={alpha0:g},far={far:g}]", phi,
+                    "constructed: strong-Wolfe points only at the far end of the first bracket (N&W Alg. 3.6)")
+
+
+def quadratic_with_minimizer(alpha_star: float) -> LineCase:
+    """``φ(α) = (α - α*)² - α*²``: a parabola with its minimiser at α*. The cubic through two points with values
+    and slopes of a quadratic is that quadratic (N&W eq. 3.59), so an interpolating zoom's first trial is α*."""
+
+    def phi(a: Tensor) -> Tensor:
+        return (a - alpha_star) ** 2 - alpha_star**2
+
+    return LineCase(f"quadratic[alpha_star={alpha_star:g}]", phi, "constructed: N&W eq. 3.59 is exact on a quadratic")
+
+
+def linear_descent() -> LineCase:
+    """``φ(α) = -α``: every trial satisfies sufficient decrease and none the curvature condition (φ' = -1
+    everywhere), so a strong-Wolfe search extrapolates until its evaluation budget is spent."""
+
+    def phi(a: Tensor) -> Tensor:
+        return -a
+
+    return LineCase("linear_descent", phi, "constructed: no strong-Wolfe point exists (N&W Alg. 3.5 never brackets)")
+
+
+def line_problem(case: LineCase, scale: float = 1.0) -> Problem:
+    """The one-unknown problem ``f(x) = s·φ(x)/|φ'(0)|`` from ``x₀ = 0`` (float64): ``g₀ = -s``, ``d = s``.
+
+    With ``s >= 1`` the first trial ``t₀·d = min(1, 1/s)·lr·s`` is still ``α₀ = lr``, but ``gᵀd = -s²`` is not -1,
+    so a test that divides by ``gᵀd`` where it should multiply, or measures the bracket in ``t`` instead of in
+    ``|t·d|``, is seen."""
+    if not scale >= 1.0:
+        raise ValueError(f"scale must be >= 1 (the first trial is then α₀ = lr), got {scale}")
+    zero = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(case.phi(zero), zero)
+    kappa = 1.0 / abs(float(slope))
+    if not float(slope) < 0:
+        raise ValueError(f"{case.name}: φ'(0) = {float(slope)} is not a descent slope")
+
+    def objective(params: list[Tensor]) -> Tensor:
+        return scale * kappa * case.phi(params[0]).sum()
+
+    return Problem(
+        name=f"line_{case.name}[n=1,scale={scale:g},float64]", dimension=1, dtype=torch.float64,
+        start=(torch.zeros(1, dtype=torch.float64),), objective=objective,
+        expectation=Expectation.STATIONARY_POINT, source=case.source, tags=frozenset({"line_search"}),
+    )

@@ -1,0 +1,275 @@
+"""Line-search properties (``line_search.*``): the strong-Wolfe search off the beaten path, through ``step()``.
+
+The target is a black box. Each problem has one unknown, ``f(x) = φ(x)/|φ'(0)|`` from ``x₀ = 0``, so the first
+iteration of a step searches along ``d = 1`` from the trial ``α₀ = lr`` and the parameter after a one-iteration
+step (``max_iter=1``, ``line_search_fn="strong_wolfe"``) is the accepted ``α``
+(:mod:`lbfgs_verify.problems.line_functions`). ``lr`` is drawn up to 1e3. The accepted point is evaluated by the
+harness and must satisfy, up to rounding (:func:`lbfgs_verify.observe.wolfe_check`), Nocedal & Wright eq. 3.7:
+
+- sufficient decrease ``φ(α) <= φ(0) + c₁·α·φ'(0)``;
+- strong curvature ``|φ'(α)| <= c₂·|φ'(0)|`` (c₁ = 1e-4, c₂ = 0.9: torch's ``_strong_wolfe``).
+
+On these functions a strong-Wolfe point is found within 40 evaluations by torch 2.13 (α₀ from 1e-3 to 1e3),
+so the budget (``max_eval=100``) is no excuse: a search that uses it up fails. A bracket narrower than
+``tolerance_change`` (two points of the search that close) excuses sufficient decrease only: on these smooth
+functions a correct zoom (N&W Alg. 3.6: the low end always satisfies sufficient decrease, and the slope there
+points into the bracket) closes on a point where φ' vanishes, so the curvature condition holds there.
+torch 2.13 ends on Moré–Thuente function 1 from α₀ = 1e3 with such a bracket around a point that fails
+sufficient decrease (it keeps the lower-valued end as its low end: docs/torch-2.13-lbfgs.md, defect 9).
+
+Sources: Moré & Thuente, ACM TOMS 20(3) 1994, section 5 (test functions and starts); Nocedal & Wright,
+*Numerical Optimization* 2nd ed., eqs. 3.4, 3.7, Algorithms 3.5 and 3.6; torch/optim/lbfgs.py ``_strong_wolfe``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from lbfgs_verify.engine import quiet_known_warnings
+from lbfgs_verify.observe import Evaluation, observe, scalar, state_counters, wolfe_check
+from lbfgs_verify.problems.line_functions import (
+    MORE_THUENTE_FUNCTIONS,
+    MORE_THUENTE_STARTS,
+    LineCase,
+    armijo_without_step_length,
+    curvature_at_far_end,
+    line_problem,
+    linear_descent,
+    quadratic_with_minimizer,
+)
+from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
+
+MAX_EVAL = 100
+"""The evaluation budget of the searches (torch 2.13 needs at most 40 on these functions, α₀ from 1e-3 to 1e3)."""
+
+
+def _bracket_collapsed(evaluations: list[Evaluation], tolerance_change: float) -> bool:
+    """Two points of the search (start included) closer than ``tolerance_change``: torch's "bracket is so small"
+    exit (``abs(bracket[1] - bracket[0]) * d_norm < tolerance_change``; here ``d = 1``)."""
+    xs = sorted(float(e.x[0]) for e in evaluations)
+    return any(b - a < tolerance_change * (1 + 1e-6) + 4e-16 * (abs(a) + abs(b)) for a, b in itertools.pairwise(xs))
+
+
+def _evaluate(case_problem: Any, x: torch.Tensor) -> Evaluation:
+    """f and g at the accepted point, computed by the harness (float64)."""
+    params = [x.detach().clone().reshape(1).requires_grad_(True)]
+    loss = case_problem.make_closure(params)()
+    return Evaluation(float(loss), params[0].detach().reshape(-1).clone(), params[0].grad.detach().reshape(-1).clone())
+
+
+def check_accepted_point(ctx: CheckContext, case: LineCase, alpha0: float, scale: float = 1.0) -> None:
+    """One ``step()`` (``max_iter=1``, ``strong_wolfe``, ``lr = α₀``, ``max_eval=100``) on ``case``: the search must
+    end within the budget at a point satisfying the strong Wolfe conditions (sufficient decrease is excused when
+    the bracket collapsed below ``tolerance_change``)."""
+    problem = line_problem(case, scale)
+    hp = {"lr": alpha0, "max_iter": 1, "max_eval": MAX_EVAL, "line_search_fn": "strong_wolfe"}
+    with quiet_known_warnings():
+        obs = observe(ctx.target, problem, hp, 1)
+    step = obs.steps[0]
+    start = step.start
+    if float(start.x[0]) != 0.0:
+        raise obs.fail("the first closure call was not at the start x₀ = 0", x=float(start.x[0]))
+    trials = [float(e.x[0]) for e in step.evaluations[1:]]
+    if not trials:
+        raise obs.fail(f"the strong-Wolfe search made no trial (1 closure call) from α₀ = {alpha0:g}")
+    if abs(trials[0] - alpha0) > 1e-12 * alpha0:  # t₀·d = (lr/s)·s rounds
+        raise obs.fail(f"the first trial point is α = {trials[0]!r}, not α₀ = lr·min(1, 1/||g₀||₁) = {alpha0!r} "
+                       "(torch/optim/lbfgs.py: t = min(1, 1/|g|_1)·lr on the first iteration)",
+                       first_trial=trials[0], alpha0=alpha0)
+    end = _evaluate(problem, step.x_after)
+    check = wolfe_check(start, end, obs.eps)
+    tolerance_change = scalar(step.hyperparameters.get("tolerance_change", 1e-9))
+    collapsed = _bracket_collapsed(step.evaluations, tolerance_change)
+    wrong = []
+    if step.calls >= MAX_EVAL:
+        wrong.append(f"the search used up max_eval={MAX_EVAL} evaluations (a correct search needs at most about 40)")
+    if not check.sufficient_decrease and not collapsed:
+        wrong.append(f"sufficient decrease fails: φ(α) - φ(0) - c₁·α·φ'(0) = {check.decrease:.6g} > "
+                     f"{check.slack_f:.3g}")
+    if not check.curvature_condition:
+        wrong.append(f"strong curvature fails: |φ'(α)|·α - c₂·|φ'(0)|·α = {check.curvature:.6g} > "
+                     f"{check.slack_g:.3g}")
+    if wrong:
+        shown = ", ".join(f"{t:.6g}" for t in trials[:12]) + (" ..." if len(trials) > 12 else "")
+        raise obs.fail(
+            f"the line search accepted α = {float(step.x_after[0]):.10g} on {case.name} ({case.source}) from "
+            f"α₀ = {alpha0:g}: {'; '.join(wrong)}; trial points {shown}; {step.calls} closure calls "
+            f"(max_eval={MAX_EVAL}){'; bracket below tolerance_change' if collapsed else ''}",
+            function=case.name, alpha0=alpha0, accepted=float(step.x_after[0]), calls=step.calls,
+            decrease=check.decrease, curvature=check.curvature, trials=trials[:40])
+
+
+def _settings(ctx: CheckContext) -> Any:
+    return ctx.settings(report_multiple_bugs=False)
+
+
+@register(
+    "line_search.more_thuente_functions",
+    category="line_search",
+    title="on the six Moré–Thuente (1994) line-search test functions, started at α₀ = lr from 1e-3 to 1e3, the "
+          "point accepted by the strong-Wolfe search satisfies sufficient decrease and strong curvature",
+    catches="acceptance tests and bracketing mistakes that only show far from α = 1 (steps above 1, very small "
+            "first trials, functions with tiny slopes or a rough surface): the strong curvature test written "
+            "one-sided (φ'(α) <= c₂·|φ'(0)|), a zoom that keeps a wrong end, an extrapolation that stalls and "
+            "uses up the budget",
+)
+def check_more_thuente_functions(ctx: CheckContext) -> None:
+    """Every function at Moré and Thuente's starts (1e-3, 1e-1, 1e1, 1e3), then hypothesis draws a function and
+    α₀ log-uniformly in [1e-3, 1e3]."""
+    for case in MORE_THUENTE_FUNCTIONS:
+        for alpha0 in MORE_THUENTE_STARTS:
+            check_accepted_point(ctx, case, alpha0)
+
+    @_settings(ctx)
+    @given(index=st.integers(0, len(MORE_THUENTE_FUNCTIONS) - 1), log10_alpha0=st.floats(-3, 3),
+           scale=st.sampled_from((1.0, 10.0, 1000.0)))
+    @example(index=0, log10_alpha0=-1.0, scale=1000.0)
+    @example(index=2, log10_alpha0=1.0, scale=10.0)
+    def run(index: int, log10_alpha0: float, scale: float) -> None:
+        check_accepted_point(ctx, MORE_THUENTE_FUNCTIONS[index], float(10.0 ** log10_alpha0), scale)
+
+    run()
+
+
+@register(
+    "line_search.sufficient_decrease_scales_with_step",
+    category="line_search",
+    title="a trial point that decreases f, but by less than c₁·α·|φ'(0)|, is not accepted: sufficient decrease "
+          "is tested with the step length (first trial α₀ = lr between 5 and 50)",
+    catches="the Armijo test written without the step length (f <= f0 + c1·gᵀd instead of f0 + c1·t·gᵀd), or "
+            "as plain decrease (f < f0): identical for t = 1, accepting too long steps when lr > 1",
+)
+def check_sufficient_decrease_scales_with_step(ctx: CheckContext) -> None:
+    """``φ(α) = -α·exp(-α/τ)``, τ chosen so that φ(α₀) lies halfway (on a log scale) between φ(0) + c₁·α₀·φ'(0) and
+    φ(0) + c₁·φ'(0), where the curvature condition holds: a search whose decrease test drops α accepts α₀."""
+
+    @_settings(ctx)
+    @given(alpha0=st.floats(5.0, 50.0), scale=st.sampled_from((1.0, 10.0, 1000.0)))
+    @example(alpha0=10.0, scale=1.0)
+    @example(alpha0=10.0, scale=10.0)
+    def run(alpha0: float, scale: float) -> None:
+        check_accepted_point(ctx, armijo_without_step_length(alpha0), alpha0, scale)
+
+    run()
+
+
+@register(
+    "line_search.curvature_at_far_end",
+    category="line_search",
+    title="when the first trial fails sufficient decrease and the strong curvature condition holds only in a "
+          "short interval at the far end of the bracket [0, α₀], the search still returns a strong-Wolfe point",
+    catches="zoom mistakes (N&W Alg. 3.6): the bracket end replaced on the wrong side (hi ← α where lo ← α is "
+            "due), the sign test gᵀd·(hi - lo) >= 0 inverted, a search that stops at the first point with "
+            "sufficient decrease without checking curvature",
+)
+def check_curvature_at_far_end(ctx: CheckContext) -> None:
+    """``φ(α) = -α + k·(α - a)₊²``: slope -1 (curvature fails) up to ``a``, a narrow strong-Wolfe interval just
+    after ``a`` (where φ' is within ±0.9), and φ(α₀) far above φ(0) (sufficient decrease fails at α₀)."""
+
+    @_settings(ctx)
+    @given(alpha0=st.floats(2.0, 1000.0), far=st.floats(0.6, 0.95), scale=st.sampled_from((1.0, 10.0, 1000.0)))
+    @example(alpha0=10.0, far=0.9, scale=1.0)
+    @example(alpha0=10.0, far=0.9, scale=10.0)
+    def run(alpha0: float, far: float, scale: float) -> None:
+        check_accepted_point(ctx, curvature_at_far_end(alpha0, far), alpha0, scale)
+
+    run()
+
+
+@register(
+    "line_search.interpolation_exact_on_quadratics",
+    category="line_search",
+    title="on a one-dimensional quadratic whose minimiser α* lies in the middle of [0, α₀] (α₀ = lr from 2.2·α* to "
+          "9.5·α*, so α₀ fails sufficient decrease), the search's next trial is α* and it accepts α* (3 closure "
+          "calls)",
+    catches="a wrong cubic-interpolation formula (the other root, a sign or factor slip in d1/d2, the wrong end "
+            "as reference), interpolation replaced by bisection or by a clamp to the wrong bound: each still "
+            "finds some Wolfe point, but not the one every interpolating search finds here",
+)
+def check_interpolation_exact_on_quadratics(ctx: CheckContext) -> None:
+    """N&W eq. 3.59: the cubic through (0, φ(0), φ'(0)) and (α₀, φ(α₀), φ'(α₀)) of a quadratic φ is φ, so its
+    minimiser is α*; the zoom safeguards (a trial kept 10% inside the bracket) do not move it since
+    0.1·α₀ < α* < 0.9·α₀. Torch's cubic, N&W's quadratic interpolation (eq. 3.58) and Moré–Thuente's step all give
+    α* here. The accepted α must equal α* to 1e-9 relative, after exactly 3 closure calls (x₀, α₀, α*)."""
+
+    @_settings(ctx)
+    @given(alpha_star=st.floats(1e-3, 1e3), ratio=st.floats(2.2, 9.5))
+    @example(alpha_star=1.0, ratio=4.0)
+    @example(alpha_star=0.25, ratio=9.0)
+    def run(alpha_star: float, ratio: float) -> None:
+        alpha0 = alpha_star * ratio
+        case = quadratic_with_minimizer(alpha_star)
+        problem = line_problem(case)
+        hp = {"lr": alpha0, "max_iter": 1, "max_eval": MAX_EVAL, "line_search_fn": "strong_wolfe"}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, 1)
+        step = obs.steps[0]
+        trials = [float(e.x[0]) for e in step.evaluations[1:]]
+        accepted = float(step.x_after[0])
+        if step.calls != 3 or abs(accepted - alpha_star) > 1e-9 * alpha_star:
+            raise obs.fail(
+                f"on the quadratic φ(α) = (α - α*)² - α*² with α* = {alpha_star:.10g} from α₀ = {alpha0:.10g} the "
+                f"search must try α₀, then the interpolated minimiser α*, and accept it (3 closure calls); it tried "
+                f"{', '.join(f'{t:.10g}' for t in trials[:10])} ({step.calls} calls) and accepted {accepted:.10g}",
+                alpha_star=alpha_star, alpha0=alpha0, accepted=accepted, calls=step.calls, trials=trials[:10])
+
+    run()
+
+
+@register(
+    "line_search.budget_without_wolfe_point",
+    category="line_search",
+    title="when the budget ends the search (φ(α) = -α has no strong-Wolfe point; a long zoom on Moré–Thuente "
+          "function 1), a strong_wolfe step makes at most max_eval + 1 closure calls, moves downhill on -α, and its "
+          "state's func_evals (when kept in torch's layout) counts every call",
+    catches="an extrapolation loop that overruns its budget (<= for <, a counter not advanced or reset), evaluations "
+            "of the search counted twice or not at all (func_evals, max_eval bookkeeping), a search that gives up "
+            "at once and does not move",
+)
+def check_budget_without_wolfe_point(ctx: CheckContext) -> None:
+    """torch/optim/lbfgs.py: the search may use ``max_eval - evaluations so far`` trials after its first, so a
+    ``step()`` makes at most ``max_eval + 1`` closure calls (PyTorch's own test counts 6 for ``max_eval=5``); on
+    φ(α) = -α the bracketing phase (N&W Alg. 3.5) only extrapolates, so the budget is what ends it. The first
+    step must move downhill. Two steps are run (the second starts far out, where moves may round away)."""
+
+    @_settings(ctx)
+    @given(max_eval=st.integers(2, 30), max_iter=st.integers(1, 3), log10_lr=st.floats(-3, 1),
+           zoom=st.booleans())
+    @example(max_eval=5, max_iter=1, log10_lr=0.0, zoom=False)
+    @example(max_eval=25, max_iter=2, log10_lr=-2.0, zoom=False)
+    @example(max_eval=12, max_iter=1, log10_lr=3.0, zoom=True)
+    def run(max_eval: int, max_iter: int, log10_lr: float, zoom: bool) -> None:
+        # zoom: Moré–Thuente function 1 from α₀ >= 10 brackets at once and zooms (torch needs up to 40 calls)
+        case = MORE_THUENTE_FUNCTIONS[0] if zoom else linear_descent()
+        if zoom:
+            log10_lr = 1.0 + abs(log10_lr) / 2
+        problem = line_problem(case)
+        hp = {"lr": float(10.0 ** log10_lr), "max_iter": max_iter, "max_eval": max_eval,
+              "line_search_fn": "strong_wolfe"}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, hp, 2)
+        total = 0
+        for step in obs.steps:
+            total += step.calls
+            if step.calls > max_eval + 1:
+                raise obs.fail(f"step {step.index} made {step.calls} closure calls on {case.name} with max_eval="
+                               f"{max_eval}: more than max_eval + 1 = {max_eval + 1}", step=step.index,
+                               calls=step.calls, max_eval=max_eval)
+            if step.index == 0 and not zoom and not float(step.x_after[0]) > float(step.start.x[0]):
+                raise obs.fail(f"step {step.index} did not move downhill on φ(α) = -α (x {float(step.start.x[0]):.6g}"
+                               f" -> {float(step.x_after[0]):.6g}) although every trial decreases φ",
+                               step=step.index)
+        counters = state_counters(obs.optimizer)
+        if counters is not None and counters.get("func_evals") != total:
+            raise obs.fail(f"after 2 steps with {total} closure calls the state's func_evals is "
+                           f"{counters.get('func_evals')}", calls=total, func_evals=counters.get("func_evals"))
+
+    run()
+
+
+__all__ = ["PropertyFailed", "check_accepted_point"]

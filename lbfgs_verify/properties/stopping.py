@@ -1,0 +1,212 @@
+"""Stopping properties (``stopping.*``): a step stops once a tolerance is reached.
+
+The behaviour properties look for steps that stop too early; these require the stops that must happen.
+torch/optim/lbfgs.py (2.13) ends the iterations of a ``step()``, after moving and re-evaluating, when
+
+- ``|f_k - f_{k-1}| < tolerance_change`` (the loss change),
+- ``max|t·d| <= tolerance_change`` (the step),
+- ``max|g_k| <= tolerance_grad`` (the gradient; also tested once at the start of the step),
+
+and before moving when ``gᵀd > -tolerance_change``. The tolerances are chosen from a recorded run of the
+target itself: one ``step()`` with ``max_iter=12``, both tolerances 0 and no line search evaluates the
+closure at ``x_0, ..., x_11`` (black box, :mod:`lbfgs_verify.observe`), which gives for every iteration ``k``
+the loss change, the step ``max|x_k - x_{k-1}|``, ``gᵀd = g_{k-1}ᵀ(x_k - x_{k-1})/t_k`` and ``max|g_k|``
+(``t_1 = min(1, 1/||g_0||₁)·lr``, later ``t_k = lr``). For each test we look for the latest iteration ``k``
+at which a tolerance ``τ`` makes that test, and no other, fire first (with a margin of 1e-3 relative on both
+sides so that rounding cannot move the decision), set ``τ`` to the geometric mean of its bounds, and run the
+same step again: it must make exactly ``k + 1`` closure calls (the run is deterministic up to the stop).
+
+Problems are scaled (f·10⁻⁴ for the loss change, f·10⁴ for the step) so that the tested quantity is the
+smallest of the three for a while.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hypothesis import example, given, note
+from hypothesis import strategies as st
+from torch import Tensor
+
+from lbfgs_verify.engine import quiet_known_warnings
+from lbfgs_verify.observe import Observation, first_step_length, observe
+from lbfgs_verify.problems.base import Problem
+from lbfgs_verify.problems.extra import spd_quadratic
+from lbfgs_verify.properties.base import CheckContext, register
+from lbfgs_verify.strategies import generated_problem, make_problem
+
+ITERATIONS = 12
+MARGIN = 1e-3
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """What iteration ``k`` (1-based) of the recorded step did, from the closure calls at x_{k-1} and x_k."""
+
+    k: int
+    loss_change: float
+    step: float
+    descent: float
+    """``-gᵀd`` at the start of the iteration (the test ``gᵀd > -tolerance_change`` fires when it is < τ)."""
+    gradient: float
+
+
+def recorded_iterations(obs: Observation, lr: float) -> tuple[list[Iteration], float]:
+    """The iterations of the single recorded step, and ``max|g_0|``."""
+    evaluations = obs.steps[0].evaluations
+    out = []
+    for k in range(1, len(evaluations)):
+        before, after = evaluations[k - 1], evaluations[k]
+        move = after.x - before.x
+        t = first_step_length(evaluations[0].g, lr) if k == 1 else lr
+        out.append(Iteration(k, abs(after.loss - before.loss), float(move.abs().max()),
+                             -float(before.g @ move) / t, float(after.g.abs().max())))
+    return out, float(evaluations[0].g.abs().max())
+
+
+@dataclass(frozen=True)
+class StopPlan:
+    """A tolerance value and the iteration after which it must stop the step."""
+
+    k: int
+    tolerance: float
+    low: float
+    high: float
+
+
+def _plan(lows: list[float], highs: list[float]) -> StopPlan | None:
+    """The latest ``k`` (at least one recorded iteration after it, so that a step that does not stop is seen)
+    whose tested quantity ``lows[k-1]`` lies below every quantity that must not fire by then (``highs[k-1]``:
+    the same quantity at earlier iterations, the other tests up to ``k``) with the margin; ``None`` if none.
+    The latest such ``k`` makes the step run longest before it must stop (a test made only at the first
+    iteration, or against the start of the step, is then seen)."""
+    plan = None
+    for k, (low, high) in enumerate(zip(lows, highs, strict=True), start=1):
+        if k >= len(lows):
+            break
+        if math.isfinite(high) and low * (1 + MARGIN) ** 2 < high and high > 0:
+            tolerance = math.sqrt(max(low, high * 1e-12) * high)
+            plan = StopPlan(k, tolerance, low, high)
+    return plan
+
+
+def _running_min(values: list[float]) -> list[float]:
+    out, current = [], math.inf
+    for v in values:
+        current = min(current, v)
+        out.append(current)
+    return out
+
+
+def plan_loss_change(its: list[Iteration]) -> StopPlan | None:
+    """τ (tolerance_change) with Δf_k < τ, and for i < k: Δf_i >= τ; for i <= k: step_i > τ, -gᵀd_i >= τ."""
+    before = [math.inf, *_running_min([i.loss_change for i in its])[:-1]]
+    others = _running_min([min(i.step, i.descent) for i in its])
+    return _plan([i.loss_change for i in its], [min(a, b) for a, b in zip(before, others, strict=True)])
+
+
+def plan_step(its: list[Iteration]) -> StopPlan | None:
+    """τ (tolerance_change) with step_k <= τ, and for i < k: step_i > τ; for i <= k: Δf_i >= τ, -gᵀd_i >= τ."""
+    before = [math.inf, *_running_min([i.step for i in its])[:-1]]
+    others = _running_min([min(i.loss_change, i.descent) for i in its])
+    return _plan([i.step for i in its], [min(a, b) for a, b in zip(before, others, strict=True)])
+
+
+def plan_gradient(its: list[Iteration], g0: float) -> StopPlan | None:
+    """τ (tolerance_grad, tolerance_change = 0) with max|g_k| <= τ < max|g_i| for i < k (and i = 0)."""
+    before = _running_min([g0, *[i.gradient for i in its]])[:-1]
+    return _plan([i.gradient for i in its], before)
+
+
+def _scaled(problem: Problem, factor: float) -> Problem:
+    objective = problem.objective
+
+    def scaled(params: Any) -> Tensor:
+        return factor * objective(params)
+
+    return replace(problem, objective=scaled, name=f"{problem.name}·{factor:g}")
+
+
+def _problems(scale: float) -> st.SearchStrategy[Problem]:
+    generated = st.builds(lambda seed, sizes: generated_problem(seed, sizes),
+                          st.integers(0, 2**16), st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    quadratic = st.builds(lambda seed, n, c: spd_quadratic(n, c, seed=seed), st.integers(0, 2**16),
+                          st.integers(3, 12), st.sampled_from((10.0, 100.0, 1000.0)))
+    named = st.sampled_from(("rosenbrock", "coupled_tensors", "separable_quadratic")).map(make_problem)
+    return st.one_of(generated, quadratic, named).map(lambda p: _scaled(p, scale))
+
+
+def _check_stop(ctx: CheckContext, *, scale: float, which: str,
+                planner: Callable[[list[Iteration], float], StopPlan | None], tolerance_key: str,
+                test: str) -> None:
+    @ctx.settings(report_multiple_bugs=False)
+    @given(problem=_problems(scale), lr=st.sampled_from((1, 0.5)), history_size=st.integers(1, 5))
+    @example(problem=_scaled(generated_problem(11, [5, 4, 3]), scale), lr=1, history_size=3)
+    @example(problem=_scaled(make_problem("rosenbrock"), scale), lr=1, history_size=5)
+    def run(problem: Problem, lr: float, history_size: int) -> None:
+        hp = {"lr": lr, "max_iter": ITERATIONS, "max_eval": 2 * ITERATIONS, "tolerance_grad": 0.0,
+              "tolerance_change": 0.0, "history_size": history_size, "line_search_fn": None}
+        with quiet_known_warnings():
+            recorded = observe(ctx.target, problem, hp, 1)
+        its, g0 = recorded_iterations(recorded, float(lr))
+        plan = planner(its, g0)
+        if plan is None:
+            note(f"{which}: no iteration of this run separates the {test} test from the others")
+            return
+        stopping_hp = {**hp, tolerance_key: plan.tolerance}
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, stopping_hp, 1)
+        calls, expected = obs.steps[0].calls, plan.k + 1
+        if calls != expected:
+            what = "did not stop there" if calls > expected else "stopped earlier"
+            raise obs.fail(
+                f"with {tolerance_key}={plan.tolerance:.6g} the step must stop after iteration {plan.k}: the "
+                f"{test} reached {plan.low:.6g} <= {tolerance_key} there (the other stopping tests stay above "
+                f"{plan.high:.6g} until then), so {expected} closure calls; the step made {calls}: it {what} "
+                f"(recorded with both tolerances 0: {recorded.steps[0].calls} calls)",
+                iteration=plan.k, tolerance=plan.tolerance, quantity=plan.low, others=plan.high,
+                calls=calls, expected_calls=expected)
+
+    run()
+
+
+@register(
+    "stopping.loss_change",
+    category="stopping",
+    title="a step stops after the first iteration whose loss change |f_k - f_{k-1}| falls below tolerance_change "
+          "(for a value of tolerance_change the run actually reaches)",
+    catches="the loss-change test missing, written with <= τ·|f| or against the loss at the start of the step, "
+            "compared with the wrong tolerance (tolerance_grad), applied only at the end of a step",
+)
+def check_loss_change(ctx: CheckContext) -> None:
+    _check_stop(ctx, scale=1e-4, which="stopping.loss_change", planner=lambda its, g0: plan_loss_change(its),
+                tolerance_key="tolerance_change", test="loss change |f_k - f_{k-1}|")
+
+
+@register(
+    "stopping.step_size",
+    category="stopping",
+    title="a step stops after the first iteration whose move max|t·d| is at most tolerance_change (for a value "
+          "the run actually reaches)",
+    catches="the step-size test missing, measured on d instead of t·d, with the 2-norm or the 1-norm of a "
+            "larger vector, compared with the wrong tolerance",
+)
+def check_step_size(ctx: CheckContext) -> None:
+    _check_stop(ctx, scale=1e4, which="stopping.step_size", planner=lambda its, g0: plan_step(its),
+                tolerance_key="tolerance_change", test="step max|t·d|")
+
+
+@register(
+    "stopping.gradient",
+    category="stopping",
+    title="a step stops after the first iteration whose gradient max|g_k| is at most tolerance_grad (for a value "
+          "the run actually reaches), not only at the start of the next step",
+    catches="the gradient test made only at the start of a step(), with the 2-norm or 1-norm instead of the "
+            "max-norm, against the previous gradient, compared with tolerance_change",
+)
+def check_gradient(ctx: CheckContext) -> None:
+    _check_stop(ctx, scale=1.0, which="stopping.gradient", planner=plan_gradient, tolerance_key="tolerance_grad",
+                test="gradient max|g_k|")

@@ -1,0 +1,49 @@
+"""Second stage of the mutation run (``scripts/mutation.sh``): the reference's strong-Wolfe search is bitwise
+torch's on searches that interpolate, bracket and zoom.
+
+A mutant of ``lbfgs_verify/line_search/strong_wolfe.py`` that survives the properties-mode kill set
+(``tests/mutation/``) either changes bits (it picks other trial points, none of which violates a property) or
+is equivalent. Here the reference and ``torch.optim.LBFGS`` run one ``strong_wolfe`` step on the line-search
+problems (:mod:`lbfgs_verify.problems.line_functions`: Moré–Thuente functions from four starts, the constructed
+functions, quadratics), where the first trial is rarely accepted, and every closure call and the final point
+must be bitwise equal. Unmutated, the reference is torch's twin, so these pass.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lbfgs_verify.bitwise import first_difference
+from lbfgs_verify.observe import observe
+from lbfgs_verify.problems.line_functions import (
+    MORE_THUENTE_FUNCTIONS,
+    MORE_THUENTE_STARTS,
+    LineCase,
+    armijo_without_step_length,
+    curvature_at_far_end,
+    line_problem,
+    quadratic_with_minimizer,
+)
+from lbfgs_verify.reference import LBFGS
+from lbfgs_verify.targets import Target
+
+CASES: list[tuple[LineCase, float]] = [(c, a) for c in MORE_THUENTE_FUNCTIONS for a in MORE_THUENTE_STARTS]
+CASES += [(armijo_without_step_length(10.0), 10.0), (curvature_at_far_end(10.0, 0.9), 10.0),
+          (curvature_at_far_end(300.0, 0.7), 300.0), (quadratic_with_minimizer(1.0), 4.0),
+          (quadratic_with_minimizer(3.0), 50.0), (quadratic_with_minimizer(2.0), 0.01)]
+
+
+def _run(factory: type, case: LineCase, alpha0: float, max_eval: int) -> list[torch.Tensor]:
+    hp = {"lr": alpha0, "max_iter": 3, "max_eval": max_eval, "line_search_fn": "strong_wolfe"}
+    obs = observe(Target(factory.__name__, factory), line_problem(case), hp, 2)
+    return [t for step in obs.steps for t in [*(e.x for e in step.evaluations), step.x_after]]
+
+
+@pytest.mark.parametrize("max_eval", [100, 7])
+def test_reference_search_is_bitwise_torch_on_line_problems(max_eval: int) -> None:
+    for case, alpha0 in CASES:
+        expected = _run(torch.optim.LBFGS, case, alpha0, max_eval)
+        actual = _run(LBFGS, case, alpha0, max_eval)
+        difference = first_difference(expected, actual, "points")
+        assert difference is None, f"{case.name} from α₀ = {alpha0}: {difference}"
