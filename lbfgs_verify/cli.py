@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--budget", choices=_BUDGETS, default="ci",
                        help="how hard to look: quick (smoke, seconds), ci (default, minutes), thorough")
     check.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON to PATH")
+    check.add_argument("--repro", metavar="DIR", type=Path,
+                       help="write a standalone script (torch and the target only) for each cause of each failure")
     check.add_argument("--only", metavar="ID", action="append",
                        help="run only properties whose ID equals or starts with ID (repeatable, comma-separated)")
     check.add_argument("--threads", type=_positive_int, default=1,
@@ -371,6 +373,9 @@ def _check(args: argparse.Namespace) -> int:
     except SelectionError as exc:
         print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.repro is not None and args.repro.exists() and not args.repro.is_dir():
+        print(f"lbfgs-verify: error: --repro {args.repro}: not a directory", file=sys.stderr)
+        return EXIT_USAGE
     if args.json is not None and args.json.parent and not args.json.parent.exists():
         print(f"lbfgs-verify: error: --json {args.json}: directory {args.json.parent} does not exist",
               file=sys.stderr)
@@ -398,7 +403,32 @@ def _check(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
         print(f"\nJSON report written to {args.json}")
+    if args.repro is not None:
+        _write_reproductions(report, args.repro)
     return report.exit_code
+
+
+def _write_reproductions(report: object, directory: Path) -> None:
+    """One script per cause of each failure (``PROPERTY.py``, ``PROPERTY-2.py``...), or why none is written."""
+    from lbfgs_verify.properties.base import Status
+    from lbfgs_verify.repro import NoReproduction, reproduction_for_failure
+
+    failures = [r for r in report.results if r.status == Status.FAIL]  # type: ignore[attr-defined]
+    if not failures:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"\nReproductions (run each with plain python; it fails while the defect is there) in {directory}:")
+    for result in failures:
+        for index, cause in enumerate(result.causes, 1):
+            name = result.property + ("" if index == 1 else f"-{index}") + ".py"
+            try:
+                script = reproduction_for_failure(report.target, result.property, cause.evidence,  # type: ignore
+                                                  cause.summary)
+            except NoReproduction as exc:
+                print(f"  - {result.property}: no script ({exc})")
+                continue
+            (directory / name).write_text(script, encoding="utf-8")
+            print(f"  - {directory / name}")
 
 
 if __name__ == "__main__":  # pragma: no cover
