@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON to PATH")
     check.add_argument("--repro", metavar="DIR", type=Path,
                        help="write a standalone script (torch and the target only) for each cause of each failure")
+    check.add_argument("--no-baseline", action="store_true",
+                       help="do not run torch.optim.LBFGS on the failed properties to mark the failures it shares")
     check.add_argument("--only", metavar="ID", action="append",
                        help="run only properties whose ID equals or starts with ID (repeatable, comma-separated)")
     check.add_argument("--threads", type=_positive_int, default=1,
@@ -338,6 +340,8 @@ def _check(args: argparse.Namespace) -> int:
         header_lines,
         interface_problem,
         library_versions,
+        mark_baseline_failures,
+        print_baseline,
         print_report_details,
         print_shared_causes,
         run_check,
@@ -396,8 +400,11 @@ def _check(args: argparse.Namespace) -> int:
 
     report = run_check(target, args.mode, budget, threads=args.threads, properties=selected, on_result=show,
                        lacks=sorted(lacks), skips=skips)
+    if not args.no_baseline:
+        mark_baseline_failures(report, target)
     print()
     print(summary_line(report))
+    print_baseline(report)
     print_shared_causes(report)
     print_report_details(report)
     if args.json is not None:
