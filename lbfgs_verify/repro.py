@@ -356,6 +356,7 @@ SPLIT, N_AFTER = {reproduction.split}, {reproduction.n_after}
 # --------------------------------------------------------------------------------------------------------
 
 _PROPERTY_BODIES: dict[str, tuple[str, str]] = {
+    "resume.low_precision_tensor_lr": ("route", "save-load"),
     # property ID -> ("route", name of ROUTE_SNIPPETS) or ("custom", statements run after the helpers)
     "state.load_independence": ("route", "in-memory"),
     "resume.deepcopy_optimizer": ("custom", f'''
@@ -382,8 +383,8 @@ run(source, source_params, N_AFTER)
 assert same(kept, saved), 'the dict returned by state_dict() changed when the optimizer stepped afterwards'
 '''),
 }
-"""What each property's reproduction does at the split (Nocedal & Wright do not enter: these are the
-state contracts of torch/optim/optimizer.py's state_dict/load_state_dict that the properties check)."""
+"""What each property's reproduction does at the split: the state_dict/load_state_dict contracts of
+torch/optim/optimizer.py that the resume.* and state.* properties check, written with the script's helpers."""
 
 SUPPORTED_PROPERTIES: tuple[str, ...] = tuple(_PROPERTY_BODIES)
 """Property IDs whose failures ``lbfgs-verify check --repro`` turns into standalone scripts."""
@@ -400,19 +401,22 @@ def problem_from_name(name: str) -> Any:
 
     from lbfgs_verify import strategies
 
-    match = re.fullmatch(r"(\w+)\[(.*),?(float64|float32|float16|bfloat16)\]", name) or re.fullmatch(
-        r"(\w+)\[()(float64|float32|float16|bfloat16)\]", name)
+    match = re.fullmatch(r"(\w+)\[(?:(.*),)?(float64|float32|float16|bfloat16)\]", name)
     if match is None:
         raise NoReproduction(f"problem {name!r}: not a name of the problem catalogue")
     base, inner, dtype_name = match.groups()
+    inner = inner or ""
     dtype = getattr(torch, dtype_name)
+    problem = None
     if base in strategies.problem_names():
-        return strategies.make_problem(base, dtype)
-    generated = re.fullmatch(r"seed=(\d+),sizes=\(([\d, ]*)\)(\+complex)?(\+unused)?,?", inner)
+        problem = strategies.make_problem(base, dtype)
+    generated = re.fullmatch(r"seed=(\d+),sizes=\(([\d, ]*)\)(\+complex)?(\+unused)?", inner)
     if base == "generated" and generated:
         seed, sizes, with_complex, with_unused = generated.groups()
-        return strategies.generated_problem(int(seed), [int(s) for s in sizes.split(",") if s.strip()], dtype,
-                                            with_complex=bool(with_complex), with_unused=bool(with_unused))
+        problem = strategies.generated_problem(int(seed), [int(s) for s in sizes.split(",") if s.strip()], dtype,
+                                               with_complex=bool(with_complex), with_unused=bool(with_unused))
+    if problem is not None and problem.name == name:
+        return problem
     raise NoReproduction(f"problem {name!r}: not a name of the problem catalogue")
 
 
@@ -432,13 +436,14 @@ def problem_source(problem: Any) -> str:
         raise NoReproduction(f"problem {problem.name}: its objective uses module names {unknown}")
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     definition = tree.body[0]
-    assert isinstance(definition, ast.FunctionDef)
+    if not isinstance(definition, ast.FunctionDef):
+        raise NoReproduction(f"problem {problem.name}: its objective is not defined by a def statement")
     definition.name, definition.returns = "objective", None
     for argument in definition.args.args:
         argument.annotation = None
-    cells = dict(zip(code.co_freevars, (c.cell_contents for c in function.__closure__ or ())))
+    cells = dict(zip(code.co_freevars, (c.cell_contents for c in function.__closure__ or ()), strict=True))
     lines = [f"{name} = {literal(value)}" for name, value in cells.items()]
-    source = "\n".join(lines + ["", "", ast.unparse(definition)]).strip() + "\n"
+    source = "\n".join([*lines, "", "", ast.unparse(definition)]).strip() + "\n"
     namespace: dict[str, Any] = {"torch": torch}
     exec(compile(source, f"<reproduction of {problem.name}>", "exec"), namespace)
     params = problem.make_params()
@@ -451,7 +456,7 @@ def problem_source(problem: Any) -> str:
 def _evaluate(text: str) -> Any:
     """A hyperparameter as the evidence writes it (``1``, ``None``, ``'strong_wolfe'``,
     ``torch.tensor(0.5, dtype=torch.float32)``: :meth:`lbfgs_verify.engine.Scenario.evidence`)."""
-    return eval(text, {"__builtins__": {}, "torch": torch})  # noqa: S307 - text written by Scenario.evidence
+    return eval(text, {"__builtins__": {}, "torch": torch})  # text written by Scenario.evidence
 
 
 def reproduction_for_failure(target: str, property_id: str, evidence: dict[str, Any], message: str) -> str:

@@ -48,7 +48,7 @@ def test_a_script_per_failure_of_a_supported_property(torch_check: tuple[Path, d
     failed = {r["property"] for r in report["results"] if r["status"] == "fail"}
     written = {p.stem for p in scripts.glob("*.py")}
     assert written == failed & set(SUPPORTED_PROPERTIES)
-    assert len(written) >= 4  # torch 2.13 fails snapshot, round trip, load independence, optimizer copies
+    assert len(written) >= 5  # torch 2.13: snapshot, round trip, load independence, optimizer copies, low precision
     for pid in failed - written:
         assert f"{pid}: no script (" in text
 
@@ -119,9 +119,11 @@ def test_no_baseline_flag(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["rosenbrock[float32]", "coupled_tensors[float64]", "separable_quadratic[bfloat16]",
+                                  "separable_quadratic[float16]", "generated[seed=1,sizes=(3,)+complex+unused,float32]",
                                   "complex_least_squares[float64]", "generated[seed=11,sizes=(3, 2),float64]"])
 def test_problem_source_is_literal_and_exact(name: str) -> None:
     problem = problem_from_name(name)
+    assert problem.name == name
     source = problem_source(problem)
     namespace: dict = {"torch": torch}
     exec(source, namespace)
