@@ -1,9 +1,10 @@
 """The ``lbfgs-verify`` command.
 
 ``lbfgs-verify check TARGET [--level properties|semantics|conformance] [--budget quick|ci|thorough]
-[--lacks FEATURE,...] [--skips-file PATH] [--json PATH] [--only ID-or-prefix] [--threads N] [--list]`` runs
-the property suite against ``TARGET`` (``module:attr``; default: the ``LBFGS_VERIFY_TARGET`` environment
-variable) and prints a header, a table, the failures grouped by shared cause and the details. ``--mode`` is
+[--lacks FEATURE,...] [--skips-file PATH] [--json PATH] [--repro DIR] [--no-baseline] [--only ID-or-prefix]
+[--threads N] [--list]`` runs the property suite against ``TARGET`` (``module:attr``; default: the
+``LBFGS_VERIFY_TARGET`` environment variable) and prints a header, a table, the failures torch.optim.LBFGS
+shares, the failures grouped by shared cause and the details; ``--repro`` writes standalone scripts of them. ``--mode`` is
 another name of ``--level``.
 
 Exit status: 0 when every property holds (skips allowed); 1 when any fails or errors; 2 when the target
