@@ -4,8 +4,8 @@
 [--lacks FEATURE,...] [--skips-file PATH] [--json PATH] [--repro DIR] [--no-baseline] [--only ID-or-prefix]
 [--threads N] [--list]`` runs the property suite against ``TARGET`` (``module:attr``; default: the
 ``LBFGS_VERIFY_TARGET`` environment variable) and prints a header, a table, the failures torch.optim.LBFGS
-shares, the failures grouped by shared cause and the details; ``--repro`` writes standalone scripts of them. ``--mode`` is
-another name of ``--level``.
+shares, the failures grouped by shared cause and the details; ``--repro`` writes standalone scripts of them.
+``--mode`` is another name of ``--level``.
 
 Exit status: 0 when every property holds (skips allowed); 1 when any fails or errors; 2 when the target
 cannot be loaded (or does not accept torch.optim.LBFGS's constructor arguments and have ``step``,
