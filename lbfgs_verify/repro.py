@@ -56,6 +56,7 @@ class Reproduction:
             ``saved``/``data``, delivered per ``delivery``: ``"dict"`` or ``"bytes"``), or ``"custom"``
             (``body``: the caller's own statements, with the helpers of the script in scope).
         assertion: the failure being reproduced (first line goes to the docstring and the assertion message).
+        definitions: more source placed after the constants (e.g. a second problem a custom body uses).
     """
 
     target: str
@@ -71,13 +72,15 @@ class Reproduction:
     delivery: str = "dict"
     body: Sequence[str] = field(default_factory=tuple)
     assertion: str = ""
+    definitions: str = ""
 
 
 _HELPERS = '''
-def make_params():
+def make_params(start=None):
     complex_dtype = torch.complex128 if DTYPE == torch.float64 else torch.complex64
     return [torch.tensor(values, dtype=torch.complex128 if is_complex else torch.float64).reshape(shape)
-            .to(complex_dtype if is_complex else DTYPE).requires_grad_(True) for values, shape, is_complex in START]
+            .to(complex_dtype if is_complex else DTYPE).requires_grad_(True)
+            for values, shape, is_complex in (START if start is None else start)]
 
 
 def copy_params(params, dtype=None):
@@ -347,7 +350,7 @@ START = [
 ]
 HYPERPARAMETERS = {hyperparameters}
 SPLIT, N_AFTER = {reproduction.split}, {reproduction.n_after}
-'''
+{reproduction.definitions}'''
     return header + _HELPERS + body.rstrip() + "\nprint('no defect: the check passed')\n"
 
 
@@ -381,6 +384,25 @@ saved = source.state_dict()
 kept = copy.deepcopy(saved)
 run(source, source_params, N_AFTER)
 assert same(kept, saved), 'the dict returned by state_dict() changed when the optimizer stepped afterwards'
+'''),
+    "state.load_validates_size": ("custom", '''
+other_params = make_params(SAVED_FOR_START)
+other = make_optimizer(other_params)
+objective, main_objective = saved_for_objective, objective
+run(other, other_params, SAVED_FOR_STEPS)
+objective = main_objective
+try:
+    source.load_state_dict(other.state_dict())
+except Exception as exc:
+    print(f'rejected at load, as it should be: {type(exc).__name__}: {exc}')
+    raise SystemExit(0) from None
+try:
+    run(source, source_params, 1)
+except Exception as exc:
+    raise AssertionError('load_state_dict accepted a state saved for parameters of another size; the error comes '
+                         f'only at step(): {type(exc).__name__}: {exc}') from exc
+assert all(bool(torch.isfinite(p).all()) for p in source_params), \\
+    'load_state_dict accepted a state saved for parameters of another size; step() then gives non-finite values'
 '''),
 }
 """What each property's reproduction does at the split: the state_dict/load_state_dict contracts of
@@ -418,6 +440,21 @@ def problem_from_name(name: str) -> Any:
     if problem is not None and problem.name == name:
         return problem
     raise NoReproduction(f"problem {name!r}: not a name of the problem catalogue")
+
+
+def _start_values(problem: Any) -> list[tuple[list[Any], tuple[int, ...], bool]]:
+    """The start as ``(values, shape, is_complex)`` per tensor, values widened exactly to float64/complex128."""
+    return [(t.detach().to(torch.complex128 if t.is_complex() else torch.float64).reshape(-1).tolist(),
+             tuple(t.shape), t.is_complex()) for t in problem.start]
+
+
+def _other_problem(evidence: dict[str, Any]) -> str:
+    """Definitions of the problem the state was saved for (``state.load_validates_size``): ``SAVED_FOR_START``,
+    ``SAVED_FOR_STEPS`` and ``saved_for_objective``, its data kept apart from the main objective's."""
+    problem = problem_from_name(str(evidence["saved_for"]))
+    inner = textwrap.indent(problem_source(problem), "    ")
+    return (f"SAVED_FOR_START = {literal(_start_values(problem))}\nSAVED_FOR_STEPS = {int(evidence['saved_after'])}"
+            f"\n\n\ndef _saved_for():\n{inner}    return objective\n\n\nsaved_for_objective = _saved_for()\n")
 
 
 def problem_source(problem: Any) -> str:
@@ -471,12 +508,12 @@ def reproduction_for_failure(target: str, property_id: str, evidence: dict[str, 
         raise NoReproduction(f"{property_id}: the evidence lacks {', '.join(missing) or 'the split'}")
     problem = problem_from_name(str(evidence["problem"]))
     kind, text = _PROPERTY_BODIES[property_id]
-    start = [(t.detach().to(torch.complex128 if t.is_complex() else torch.float64).reshape(-1).tolist(),
-              tuple(t.shape), t.is_complex()) for t in problem.start]
+    start = _start_values(problem)
     n_after = int(evidence.get("later_steps", int(evidence["steps"]) - int(split)))
     return reproduction_script(Reproduction(
         target=target, problem_source=problem_source(problem), start=start, dtype=problem.dtype,
         hyperparameters={k: _evaluate(v) for k, v in evidence["hyperparameters"].items()},
         split=int(split), n_after=max(n_after, 1), kind="valid" if kind == "route" else "custom",
         route=text if kind == "route" else None, body=(text,) if kind == "custom" else (),
-        assertion=f"{property_id}: {message}"))
+        assertion=f"{property_id}: {message}",
+        definitions=_other_problem(evidence) if property_id == "state.load_validates_size" else ""))

@@ -59,7 +59,7 @@ def test_scripts_need_only_torch_and_fail_with_the_assertion(torch_check: tuple[
     for script in sorted(scripts.glob("*.py")):
         source = script.read_text()
         assert "lbfgs_verify" not in source.split('"""', 2)[2] and "hypothesis" not in source
-        assert len(source.splitlines()) < 160, f"{script.name} is too long to paste into a bug report"
+        assert len(source.splitlines()) < 180, f"{script.name} is too long to paste into a bug report"
         done = _python(script)
         assert done.returncode != 0, f"{script.name} passed on torch: {done.stdout}"
         exception = causes[script.stem].get("exception", "AssertionError")
