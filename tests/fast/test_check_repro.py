@@ -139,3 +139,25 @@ def test_problem_without_a_literal_form_is_refused_by_name() -> None:
         problem_source(spd_quadratic(n=3, condition_number=10.0))
     with pytest.raises(NoReproduction, match="'nonsense': not a name of the problem catalogue"):
         problem_from_name("nonsense")
+
+
+def test_failures_without_a_script_say_why() -> None:
+    from lbfgs_verify.repro import reproduction_for_failure
+
+    evidence = {"problem": "rosenbrock[float32]", "hyperparameters": {"lr": "1"}, "steps": 6, "split": 1}
+    with pytest.raises(NoReproduction, match=r"mathematics\.two_loop_direction: no standalone script is written"):
+        reproduction_for_failure("torch.optim:LBFGS", "mathematics.two_loop_direction", evidence, "differs")
+    with pytest.raises(NoReproduction, match=r"state\.snapshot: the evidence lacks the split"):
+        reproduction_for_failure("torch.optim:LBFGS", "state.snapshot", {**evidence, "split": None}, "changed")
+    with pytest.raises(NoReproduction, match="lacks problem"):
+        reproduction_for_failure("torch.optim:LBFGS", "state.snapshot", {"steps": 6, "split": 1}, "changed")
+
+
+def test_repro_path_that_is_a_file_is_refused_before_any_work(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "a-file"
+    path.write_text("keep")
+    assert main(["check", "torch.optim:LBFGS", *QUICK, "--only", "state.snapshot", "--repro", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert f"--repro {path}: not a directory" in captured.err and "PROPERTY" not in captured.out
+    assert path.read_text() == "keep"
