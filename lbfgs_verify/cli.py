@@ -1,10 +1,11 @@
 """The ``lbfgs-verify`` command.
 
 ``lbfgs-verify check TARGET [--level properties|semantics|conformance] [--budget quick|ci|thorough]
-[--lacks FEATURE,...] [--skips-file PATH] [--json PATH] [--only ID-or-prefix] [--threads N] [--list]`` runs
-the property suite against ``TARGET`` (``module:attr``; default: the ``LBFGS_VERIFY_TARGET`` environment
-variable) and prints a header, a table, the failures grouped by shared cause and the details. ``--mode`` is
-another name of ``--level``.
+[--lacks FEATURE,...] [--skips-file PATH] [--json PATH] [--repro DIR] [--no-baseline] [--only ID-or-prefix]
+[--threads N] [--list]`` runs the property suite against ``TARGET`` (``module:attr``; default: the
+``LBFGS_VERIFY_TARGET`` environment variable) and prints a header, a table, the failures torch.optim.LBFGS
+shares, the failures grouped by shared cause and the details; ``--repro`` writes standalone scripts of them.
+``--mode`` is another name of ``--level``.
 
 Exit status: 0 when every property holds (skips allowed); 1 when any fails or errors; 2 when the target
 cannot be loaded (or does not accept torch.optim.LBFGS's constructor arguments and have ``step``,
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--budget", choices=_BUDGETS, default="ci",
                        help="how hard to look: quick (smoke, seconds), ci (default, minutes), thorough")
     check.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON to PATH")
+    check.add_argument("--repro", metavar="DIR", type=Path,
+                       help="write a standalone script (torch and the target only) for each cause of each failure")
+    check.add_argument("--no-baseline", action="store_true",
+                       help="do not run torch.optim.LBFGS on the failed properties to mark the failures it shares")
     check.add_argument("--only", metavar="ID", action="append",
                        help="run only properties whose ID equals or starts with ID (repeatable, comma-separated)")
     check.add_argument("--threads", type=_positive_int, default=1,
@@ -374,6 +379,8 @@ def _check(args: argparse.Namespace) -> int:
         header_lines,
         interface_problem,
         library_versions,
+        mark_baseline_failures,
+        print_baseline,
         print_report_details,
         print_shared_causes,
         run_check,
@@ -409,6 +416,10 @@ def _check(args: argparse.Namespace) -> int:
     except SelectionError as exc:
         print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.repro is not None and args.repro.exists() and not args.repro.is_dir():
+        print(f"lbfgs-verify: error: --repro {args.repro}: not a directory", file=sys.stderr)
+        return EXIT_USAGE
+
     from lbfgs_verify.properties.base import BUDGETS
 
     budget = BUDGETS[args.budget]
@@ -424,14 +435,42 @@ def _check(args: argparse.Namespace) -> int:
 
     report = run_check(target, args.mode, budget, threads=args.threads, properties=selected, on_result=show,
                        lacks=sorted(lacks), skips=skips)
+    if not args.no_baseline:
+        mark_baseline_failures(report, target)
     print()
     print(summary_line(report))
+    print_baseline(report)
     print_shared_causes(report)
     print_report_details(report)
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
         print(f"\nJSON report written to {args.json}")
+    if args.repro is not None:
+        _write_reproductions(report, args.repro)
     return report.exit_code
+
+
+def _write_reproductions(report: object, directory: Path) -> None:
+    """One script per cause of each failure (``PROPERTY.py``, ``PROPERTY-2.py``...), or why none is written."""
+    from lbfgs_verify.properties.base import Status
+    from lbfgs_verify.repro import NoReproduction, reproduction_for_failure
+
+    failures = [r for r in report.results if r.status == Status.FAIL]  # type: ignore[attr-defined]
+    if not failures:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"\nReproductions (run each with plain python; it fails while the defect is there) in {directory}:")
+    for result in failures:
+        for index, cause in enumerate(result.causes, 1):
+            name = result.property + ("" if index == 1 else f"-{index}") + ".py"
+            try:
+                script = reproduction_for_failure(report.target, result.property, cause.evidence,  # type: ignore
+                                                  cause.summary)
+            except NoReproduction as exc:
+                print(f"  - {result.property}: no script ({exc})")
+                continue
+            (directory / name).write_text(script, encoding="utf-8")
+            print(f"  - {directory / name}")
 
 
 if __name__ == "__main__":  # pragma: no cover

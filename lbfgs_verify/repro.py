@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["ROUTE_SNIPPETS", "Reproduction", "literal", "reproduction_script"]
+__all__ = ["ROUTE_SNIPPETS", "SUPPORTED_PROPERTIES", "NoReproduction", "Reproduction", "literal", "problem_from_name",
+           "problem_source", "reproduction_for_failure", "reproduction_script"]
 
 
 def literal(value: Any) -> str:
@@ -55,6 +56,7 @@ class Reproduction:
             ``saved``/``data``, delivered per ``delivery``: ``"dict"`` or ``"bytes"``), or ``"custom"``
             (``body``: the caller's own statements, with the helpers of the script in scope).
         assertion: the failure being reproduced (first line goes to the docstring and the assertion message).
+        definitions: more source placed after the constants (e.g. a second problem a custom body uses).
     """
 
     target: str
@@ -70,13 +72,15 @@ class Reproduction:
     delivery: str = "dict"
     body: Sequence[str] = field(default_factory=tuple)
     assertion: str = ""
+    definitions: str = ""
 
 
 _HELPERS = '''
-def make_params():
+def make_params(start=None):
     complex_dtype = torch.complex128 if DTYPE == torch.float64 else torch.complex64
     return [torch.tensor(values, dtype=torch.complex128 if is_complex else torch.float64).reshape(shape)
-            .to(complex_dtype if is_complex else DTYPE).requires_grad_(True) for values, shape, is_complex in START]
+            .to(complex_dtype if is_complex else DTYPE).requires_grad_(True)
+            for values, shape, is_complex in (START if start is None else start)]
 
 
 def copy_params(params, dtype=None):
@@ -346,5 +350,171 @@ START = [
 ]
 HYPERPARAMETERS = {hyperparameters}
 SPLIT, N_AFTER = {reproduction.split}, {reproduction.n_after}
-'''
+{reproduction.definitions}'''
     return header + _HELPERS + body.rstrip() + "\nprint('no defect: the check passed')\n"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Reproductions of `lbfgs-verify check` failures, built from a failure's evidence
+# --------------------------------------------------------------------------------------------------------
+
+_PROPERTY_BODIES: dict[str, tuple[str, str]] = {
+    "resume.low_precision_tensor_lr": ("route", "save-load"),
+    # property ID -> ("route", name of ROUTE_SNIPPETS) or ("custom", statements run after the helpers)
+    "state.load_independence": ("route", "in-memory"),
+    "resume.deepcopy_optimizer": ("custom", f'''
+copied, copied_params = copy.deepcopy((source, source_params))
+got = run(copied, copied_params, N_AFTER)
+{_CHECK}
+'''),
+    "resume.pickle_optimizer": ("custom", f'''
+pickled, pickled_params = pickle.loads(pickle.dumps((source, source_params)))
+got = run(pickled, pickled_params, N_AFTER)
+{_CHECK}
+'''),
+    "state.round_trip_exact": ("custom", '''
+saved = source.state_dict()
+kept = copy.deepcopy(saved)
+fresh = make_optimizer(copy_params(split_params))
+fresh.load_state_dict(saved)
+assert same(kept, fresh.state_dict()), 'state_dict() after load_state_dict(state_dict()) differs from the saved one'
+'''),
+    "state.snapshot": ("custom", '''
+saved = source.state_dict()
+kept = copy.deepcopy(saved)
+run(source, source_params, N_AFTER)
+assert same(kept, saved), 'the dict returned by state_dict() changed when the optimizer stepped afterwards'
+'''),
+    "state.load_validates_size": ("custom", '''
+other_params = make_params(SAVED_FOR_START)
+other = make_optimizer(other_params)
+objective, main_objective = saved_for_objective, objective
+run(other, other_params, SAVED_FOR_STEPS)
+objective = main_objective
+try:
+    source.load_state_dict(other.state_dict())
+except Exception as exc:
+    print(f'rejected at load, as it should be: {type(exc).__name__}: {exc}')
+    print('no defect: the check passed')
+    raise SystemExit(0) from None
+try:
+    run(source, source_params, 1)
+except Exception as exc:
+    raise AssertionError('load_state_dict accepted a state saved for parameters of another size; the error comes '
+                         f'only at step(): {type(exc).__name__}: {exc}') from exc
+assert all(bool(torch.isfinite(p).all()) for p in source_params), \\
+    'load_state_dict accepted a state saved for parameters of another size; step() then gives non-finite values'
+'''),
+}
+"""What each property's reproduction does at the split: the state_dict/load_state_dict contracts of
+torch/optim/optimizer.py that the resume.* and state.* properties check, written with the script's helpers."""
+
+SUPPORTED_PROPERTIES: tuple[str, ...] = tuple(_PROPERTY_BODIES)
+"""Property IDs whose failures ``lbfgs-verify check --repro`` turns into standalone scripts."""
+
+
+class NoReproduction(ValueError):
+    """No standalone script can be written for this failure; the message says why."""
+
+
+def problem_from_name(name: str) -> Any:
+    """The :class:`lbfgs_verify.problems.base.Problem` named ``name`` in a failure's evidence: a catalogue
+    problem ``rosenbrock[float32]`` or a generated one ``generated[seed=11,sizes=(3, 2),float64]``."""
+    import re
+
+    from lbfgs_verify import strategies
+
+    match = re.fullmatch(r"(\w+)\[(?:(.*),)?(float64|float32|float16|bfloat16)\]", name)
+    if match is None:
+        raise NoReproduction(f"problem {name!r}: not a name of the problem catalogue")
+    base, inner, dtype_name = match.groups()
+    inner = inner or ""
+    dtype = getattr(torch, dtype_name)
+    problem = None
+    if base in strategies.problem_names():
+        problem = strategies.make_problem(base, dtype)
+    generated = re.fullmatch(r"seed=(\d+),sizes=\(([\d, ]*)\)(\+complex)?(\+unused)?", inner)
+    if base == "generated" and generated:
+        seed, sizes, with_complex, with_unused = generated.groups()
+        problem = strategies.generated_problem(int(seed), [int(s) for s in sizes.split(",") if s.strip()], dtype,
+                                               with_complex=bool(with_complex), with_unused=bool(with_unused))
+    if problem is not None and problem.name == name:
+        return problem
+    raise NoReproduction(f"problem {name!r}: not a name of the problem catalogue")
+
+
+def _start_values(problem: Any) -> list[tuple[list[Any], tuple[int, ...], bool]]:
+    """The start as ``(values, shape, is_complex)`` per tensor, values widened exactly to float64/complex128."""
+    return [(t.detach().to(torch.complex128 if t.is_complex() else torch.float64).reshape(-1).tolist(),
+             tuple(t.shape), t.is_complex()) for t in problem.start]
+
+
+def _other_problem(evidence: dict[str, Any]) -> str:
+    """Definitions of the problem the state was saved for (``state.load_validates_size``): ``SAVED_FOR_START``,
+    ``SAVED_FOR_STEPS`` and ``saved_for_objective``, its data kept apart from the main objective's."""
+    problem = problem_from_name(str(evidence["saved_for"]))
+    inner = textwrap.indent(problem_source(problem), "    ")
+    return (f"SAVED_FOR_START = {literal(_start_values(problem))}\nSAVED_FOR_STEPS = {int(evidence['saved_after'])}"
+            f"\n\n\ndef _saved_for():\n{inner}    return objective\n\n\nsaved_for_objective = _saved_for()\n")
+
+
+def problem_source(problem: Any) -> str:
+    """Source defining ``objective(params)`` for ``problem`` with its data written literally: the function's
+    own code (annotations dropped) after its free variables (tensors and numbers) as literals. Checked: the
+    emitted objective gives the same loss bits at the start; otherwise :class:`NoReproduction`."""
+    import ast
+    import inspect
+
+    function = problem.objective
+    code = getattr(function, "__code__", None)
+    if code is None:
+        raise NoReproduction(f"problem {problem.name}: its objective is not a plain function")
+    unknown = [n for n in code.co_names if n in function.__globals__ and n != "torch"]
+    if unknown:
+        raise NoReproduction(f"problem {problem.name}: its objective uses module names {unknown}")
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    definition = tree.body[0]
+    if not isinstance(definition, ast.FunctionDef):
+        raise NoReproduction(f"problem {problem.name}: its objective is not defined by a def statement")
+    definition.name, definition.returns = "objective", None
+    for argument in definition.args.args:
+        argument.annotation = None
+    cells = dict(zip(code.co_freevars, (c.cell_contents for c in function.__closure__ or ()), strict=True))
+    lines = [f"{name} = {literal(value)}" for name, value in cells.items()]
+    source = "\n".join([*lines, "", "", ast.unparse(definition)]).strip() + "\n"
+    namespace: dict[str, Any] = {"torch": torch}
+    exec(compile(source, f"<reproduction of {problem.name}>", "exec"), namespace)
+    params = problem.make_params()
+    emitted, original = namespace["objective"](params).detach(), problem.objective(params).detach()
+    if not (emitted.dtype == original.dtype and torch.equal(emitted, original)):
+        raise NoReproduction(f"problem {problem.name}: the emitted objective differs from the original")
+    return source
+
+
+def _evaluate(text: str) -> Any:
+    """A hyperparameter as the evidence writes it (``1``, ``None``, ``'strong_wolfe'``,
+    ``torch.tensor(0.5, dtype=torch.float32)``: :meth:`lbfgs_verify.engine.Scenario.evidence`)."""
+    return eval(text, {"__builtins__": {}, "torch": torch})  # text written by Scenario.evidence
+
+
+def reproduction_for_failure(target: str, property_id: str, evidence: dict[str, Any], message: str) -> str:
+    """The standalone script of one cause of a failed property, from its evidence (problem, hyperparameters,
+    steps, split); :class:`NoReproduction` when the property or its evidence does not allow one."""
+    if property_id not in _PROPERTY_BODIES:
+        raise NoReproduction(f"{property_id}: no standalone script is written for this property yet "
+                             f"(written for: {', '.join(SUPPORTED_PROPERTIES)})")
+    missing = [k for k in ("problem", "hyperparameters", "steps") if k not in evidence]
+    split = evidence.get("split", evidence.get("boundary"))
+    if missing or split is None:
+        raise NoReproduction(f"{property_id}: the evidence lacks {', '.join(missing) or 'the split'}")
+    problem = problem_from_name(str(evidence["problem"]))
+    kind, text = _PROPERTY_BODIES[property_id]
+    start = _start_values(problem)
+    n_after = int(evidence.get("later_steps", int(evidence["steps"]) - int(split)))
+    return reproduction_script(Reproduction(
+        target=target, problem_source=problem_source(problem), start=start, dtype=problem.dtype,
+        hyperparameters={k: _evaluate(v) for k, v in evidence["hyperparameters"].items()},
+        split=int(split), n_after=max(n_after, 1), kind="valid" if kind == "route" else "custom",
+        route=text if kind == "route" else None, body=(text,) if kind == "custom" else (),
+        assertion=f"{property_id}: {message}",
+        definitions=_other_problem(evidence) if property_id == "state.load_validates_size" else ""))

@@ -141,6 +141,9 @@ class RunReport:
     lacks: frozenset[str] = frozenset()
     lacks_sources: dict[str, list[str]] = field(default_factory=dict)
     skips: dict[str, str] = field(default_factory=dict)
+    baseline: dict[str, bool] = field(default_factory=dict)
+    """Property ID -> whether torch.optim.LBFGS (``baseline_version``) fails it too; only failed IDs are asked."""
+    baseline_version: str = ""
 
     @property
     def level(self) -> str:
@@ -172,8 +175,9 @@ class RunReport:
             "max_examples": self.budget.max_examples,
             "threads": self.threads,
             "versions": self.versions,
-            "results": [{**r.to_json(), "title": REGISTRY[r.property].title if r.property in REGISTRY else ""}
-                        for r in self.results],
+            "results": [{**r.to_json(), "title": REGISTRY[r.property].title if r.property in REGISTRY else "",
+                         "baseline_fails": self.baseline.get(r.property)} for r in self.results],
+            "baseline": {"target": BASELINE_SPEC, "version": self.baseline_version} if self.baseline_version else None,
             "summary": self.counts(),
             "shared_causes": [group.to_json() for group in shared_causes(self.results)],
             "exit_code": self.exit_code,
@@ -278,6 +282,54 @@ def run_check(
     return report
 
 
+BASELINE_SPEC = "torch.optim:LBFGS"
+"""The baseline whose known failures ``check`` marks: the installed torch's own L-BFGS."""
+
+
+def baseline_marker(report: RunReport, property_id: str) -> str:
+    """``" (torch 2.13.0 fails this too)"`` for a failure the baseline shares, else ``""``."""
+    if not report.baseline.get(property_id):
+        return ""
+    return f" ({report.baseline_version} fails this too)"
+
+
+def mark_baseline_failures(report: RunReport, target: Target, *, device: str = "cpu") -> None:
+    """Which failures of ``report`` torch.optim.LBFGS of the installed torch shares: it is run on the failed
+    property IDs only, at the same level, budget, thread count and declared lacks (so the derandomized ci and
+    quick budgets draw the same examples); a target that is torch.optim.LBFGS itself is not run twice."""
+    import torch
+
+    from lbfgs_verify.targets import load_target
+
+    failed = [r.property for r in report.results if r.status == Status.FAIL]
+    report.baseline_version = f"torch {torch.__version__.split('+')[0]}"
+    if not failed:
+        return
+    if target.factory is torch.optim.LBFGS:
+        report.baseline = {pid: True for pid in failed}
+        return
+    baseline = run_check(load_target(BASELINE_SPEC), report.mode, report.budget, threads=report.threads,
+                         properties=[REGISTRY[pid] for pid in failed], device=device, lacks=sorted(report.lacks))
+    report.baseline = {r.property: r.status == Status.FAIL for r in baseline.results}
+
+
+def print_baseline(report: RunReport, out: TextIO | None = None) -> None:
+    """The failures the installed torch.optim.LBFGS shares (known defects of the baseline)."""
+    out = sys.stdout if out is None else out
+    shared = [pid for pid, fails in report.baseline.items() if fails]
+    if not report.baseline_version or not any(r.status == Status.FAIL for r in report.results):
+        return
+    print("", file=out)
+    if not shared:
+        print(f"Known failures of the baseline: {report.baseline_version}'s LBFGS passes every property "
+              "failed here", file=out)
+        return
+    print(f"Known failures of the baseline ({BASELINE_SPEC}, {report.baseline_version}), "
+          f"{len(shared)} of {len(report.baseline)} failures:", file=out)
+    for pid in shared:
+        print(f"  - {pid}: {report.baseline_version} fails this too", file=out)
+
+
 def print_report_details(report: RunReport, out: TextIO | None = None, max_lines: int = 60) -> None:
     """The full detail (falsifying example, first differing step, key, ULPs) of every failure and error."""
     out = sys.stdout if out is None else out
@@ -287,7 +339,8 @@ def print_report_details(report: RunReport, out: TextIO | None = None, max_lines
     print("", file=out)
     print("Details of failures and errors:", file=out)
     for result in bad:
-        print(f"\n[{STATUS_LABEL[result.status]}] {result.property}: {REGISTRY[result.property].title}", file=out)
+        print(f"\n[{STATUS_LABEL[result.status]}] {result.property}: {REGISTRY[result.property].title}"
+              f"{baseline_marker(report, result.property)}", file=out)
         texts = [result.detail] if len(result.causes) <= 1 else [
             f"cause {i} of {len(result.causes)} ({c.key}): {c.detail}" for i, c in enumerate(result.causes, 1)]
         for text in texts:

@@ -259,8 +259,9 @@ def check_load_validates_size(ctx: CheckContext) -> None:
                 raise PropertyFailed(
                     f"load_state_dict accepted a state saved for {source_scenario.problem.name} into an optimizer of "
                     f"{victim_scenario.problem.name} ({case}) without an error; {outcome}",
-                    {"case": case, "saved_for": source_scenario.problem.name,
-                     "loaded_into": victim_scenario.problem.name, "raised_at_load": False},
+                    {"case": case, "saved_for": source_scenario.problem.name, "saved_after": source_scenario.steps,
+                     "loaded_into": victim_scenario.problem.name, "raised_at_load": False,
+                     **victim_scenario.evidence(), "split": split},
                 )
             after = _snapshot(call_target("state_dict() after the failed load", victim.optimizer.state_dict,
                                           victim_scenario))
