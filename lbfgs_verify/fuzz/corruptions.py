@@ -297,8 +297,11 @@ def _bad_counter(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    [f"{accessor(path)} = {bad!r}"])
 
 
-_BAD_OPTIONS: tuple[tuple[str, Any], ...] = (("history_size", 0), ("history_size", -1), ("max_iter", 0),
-                                            ("max_iter", -1), ("line_search_fn", "no_such_line_search"))
+_BAD_OPTIONS: tuple[tuple[str, Any], ...] = (("lr", -1.0), ("history_size", 0), ("history_size", -1),
+                                            ("line_search_fn", "no_such_line_search"))
+"""Hyperparameter values no L-BFGS can run with, so no optimizer's own state_dict holds them: a negative step
+length, no room for a curvature pair (Nocedal & Wright §7.2 needs m >= 1), an unknown line search. Values torch's
+constructor accepts and runs with (``max_iter`` 0 or negative: no iteration) are not corruptions."""
 
 
 def _param_groups_mismatch(saved: dict[str, Any], draw: Draw) -> Applied | None:

@@ -102,6 +102,18 @@ def _load(optimizer: Any, applied: Applied) -> None:
     optimizer.load_state_dict(loaded)
 
 
+def _load_warnings(target: Any, state: FuzzState, params: list[torch.Tensor], saved: dict[str, Any]) -> set[str]:
+    """The warnings that loading the undamaged ``saved`` gives (a diverged run's non-finite values, say): the
+    same warnings after a corruption are not the target noticing the damage."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            state.scenario.make_optimizer(target, params).load_state_dict(saved)
+        except Exception:
+            return set()
+    return {str(w.message) for w in caught}
+
+
 def _names(message: str, key: str) -> str:
     return "names the key" if key in message else f"does not name {key!r}"
 
@@ -128,6 +140,8 @@ def _corruption_outcome(target: Any, corruption: Corruption, state: FuzzState, d
             saved = copy.deepcopy(source.optimizer.state_dict())
         except Exception:
             return None
+        params = fresh_params(params_at(source.trace, state.split), source.params)
+        baseline = _load_warnings(target, state, params, copy.deepcopy(saved))
         applied = corruption.apply(saved, draw)
         if applied is None:
             return None
@@ -146,6 +160,7 @@ def _corruption_outcome(target: Any, corruption: Corruption, state: FuzzState, d
                 _load(optimizer, applied)
             except Exception as exc:
                 rejected = exc
+        caught = [w for w in caught if str(w.message) not in baseline]
         if applied.hostile_token is not None and applied.hostile_token in HOSTILE_RUNS:
             return CaseOutcome("corrupt", corruption.name, "code-executed",
                                f"{applied.description}: the payload ran while the state was loaded", example)
