@@ -781,9 +781,9 @@ def _integer(where: str, value: Any, minimum: int) -> int:
 def _real(where: str, value: Any, *, positive: bool = False, nonnegative: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, float):
         raise TypeError(f"{where} must be a float, got {type(value).__name__}")
-    if positive and value <= 0:  # NaN passes: non-finite values load with a warning
+    if positive and math.isfinite(value) and value <= 0:  # non-finite values load with a warning
         raise ValueError(f"{where} must be > 0, got {value}")
-    if nonnegative and value < 0:
+    if nonnegative and math.isfinite(value) and value < 0:
         raise ValueError(f"{where} must be >= 0, got {value}")
     return float(value)
 
