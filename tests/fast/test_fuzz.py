@@ -155,3 +155,46 @@ def test_cli_prints_matrix_writes_json_and_reproductions(tmp_path, capsys) -> No
 def test_cli_clean_target_exits_0(tmp_path) -> None:
     assert main(["fuzz", "lbfgs_verify.reference:LBFGS", "--examples", "3", "--routes", "save-load", "--classes",
                  "truncated-file", "--database", "none", "--repro-dir", str(tmp_path)]) == 0
+
+
+def test_bad_options_are_values_no_constructor_accepts() -> None:
+    """param-groups-mismatch only writes hyperparameters no optimizer could have saved: the reference's
+    constructor refuses each; max_iter=0 is not one of them (torch runs it: no iteration)."""
+    from lbfgs_verify.fuzz.corruptions import _BAD_OPTIONS
+    from lbfgs_verify.reference import LBFGS
+
+    for key, value in _BAD_OPTIONS:
+        with pytest.raises((ValueError, TypeError), match=key):
+            LBFGS([torch.zeros(2, requires_grad=True)], **{key: value})
+    assert "max_iter" not in {key for key, _ in _BAD_OPTIONS}
+    torch.optim.LBFGS([torch.zeros(2, requires_grad=True)], max_iter=0)
+
+
+def _diverged_state() -> FuzzState:
+    problem = FUZZ_PROBLEMS["rosenbrock"]
+    hyperparameters = {"lr": 100.0, "max_iter": 3, "history_size": 3, "line_search_fn": None}
+    return FuzzState("diverged", problem, Scenario(problem.problem(torch.float32), hyperparameters, 6), 5, 1)
+
+
+@settings(max_examples=5)
+@given(data=st.data())
+def test_warnings_of_the_undamaged_state_do_not_count_as_noticing(data: st.DataObject) -> None:
+    """A diverged state warns at load anyway: that warning is not the target noticing a corruption."""
+    from lbfgs_verify.fuzz import evaluate_corruption
+
+    state = _diverged_state()
+    too_long = evaluate_corruption(REFERENCE, CORRUPTIONS["history-too-long"], state, data.draw)
+    assert too_long is not None and too_long.outcome == "rejected-at-load", too_long
+    assert "old_dirs" in too_long.message
+    extra = evaluate_corruption(REFERENCE, CORRUPTIONS["extra-key"], state, data.draw)
+    assert extra is not None and extra.outcome in ("absorbed", "rejected-at-load"), extra
+
+
+def test_reference_rejects_every_structural_corruption() -> None:
+    """Issue 8's contract on the reference: the damaged states it could never have produced are rejected at load."""
+    classes = ["wrong-dtype", "history-too-long", "history-inconsistent", "param-groups-mismatch", "bad-counter"]
+    report = run_fuzz(REFERENCE, examples=8, routes=[], classes=classes)
+    matrix = report.matrix()["classes"]
+    for name in classes:
+        assert set(matrix[name]) <= {"rejected-at-load"}, (name, matrix[name])
+    assert report.exit_code == 0
