@@ -345,6 +345,8 @@ START = [
     {start},
 ]
 HYPERPARAMETERS = {hyperparameters}
+if hasattr(Optimizer, "lbfgs_verify_arguments"):  # the target's own names for torch.optim.LBFGS's arguments
+    HYPERPARAMETERS = Optimizer.lbfgs_verify_arguments(HYPERPARAMETERS)
 SPLIT, N_AFTER = {reproduction.split}, {reproduction.n_after}
 '''
     return header + _HELPERS + body.rstrip() + "\nprint('no defect: the check passed')\n"

@@ -729,6 +729,29 @@ class LBFGSB(torch.optim.Optimizer):
         if "lbfgsb_state" not in self.__dict__:
             self.lbfgsb_state = None
 
+    # --- as a target of the harness (``lbfgs-verify check/fuzz lbfgs_verify.reference:LBFGSB``) ----------------
+    lbfgs_verify_lacks = ("lr", "max_eval", "tolerance_change", "no_line_search")
+    """torch.optim.LBFGS features with no counterpart here (:mod:`lbfgs_verify.capabilities`): no step length
+    (scipy's search starts from t = 1), no evaluation budget per call, no loss-change stop, always a line search."""
+
+    @staticmethod
+    def lbfgs_verify_arguments(torch_arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """torch.optim.LBFGS's keyword arguments in this optimizer's names (:mod:`lbfgs_verify.targets`).
+
+        ``max_iter`` (iterations per ``step()``) -> ``max_iter_per_step``, ``history_size`` -> ``maxcor`` (pairs
+        kept, scipy's ``m``), ``tolerance_grad`` -> ``gtol``; ``line_search_fn="strong_wolfe"`` is the Moré-Thuente
+        search this optimizer always runs (it enforces the strong Wolfe conditions). Anything else raises
+        ``TypeError`` naming the argument."""
+        names = {"max_iter": "max_iter_per_step", "history_size": "maxcor", "tolerance_grad": "gtol"}
+        own: dict[str, Any] = {}
+        for key, value in torch_arguments.items():
+            if key == "line_search_fn" and value == "strong_wolfe":
+                continue
+            if key not in names:
+                raise TypeError(f"LBFGSB has no counterpart of torch.optim.LBFGS's {key}={value!r}")
+            own[names[key]] = value
+        return own
+
 
 # --------------------------------------------------------------------------------------------------------
 # Validation of saved options and state.
