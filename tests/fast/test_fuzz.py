@@ -198,3 +198,18 @@ def test_reference_rejects_every_structural_corruption() -> None:
     for name in classes:
         assert set(matrix[name]) <= {"rejected-at-load"}, (name, matrix[name])
     assert report.exit_code == 0
+
+
+def test_a_target_with_its_own_argument_names_is_fuzzed_through_its_translation() -> None:
+    """LBFGSB names its options like scipy; its lbfgs_verify_arguments translation lets the fuzzer run it."""
+    target = load_target("lbfgs_verify.reference:LBFGSB")
+    optimizer = target.make([torch.zeros(2, requires_grad=True)], max_iter=2, history_size=3,
+                            line_search_fn="strong_wolfe")
+    assert optimizer.param_groups[0]["max_iter_per_step"] == 2 and optimizer.param_groups[0]["maxcor"] == 3
+    with pytest.raises(TypeError, match="lr"):
+        target.make([torch.zeros(2, requires_grad=True)], lr=0.5)
+    report = run_fuzz(target, examples=3, routes=["save-load", "in-memory"], classes=["non-finite", "wrong-size"])
+    matrix = report.matrix()
+    assert matrix["routes"]["save-load"] == {"exact": 3} and matrix["routes"]["in-memory"] == {"exact": 3}
+    assert matrix["classes"]["non-finite"] == {"warned-at-load": 3}
+    assert matrix["classes"]["wrong-size"] == {"rejected-at-load": 3}
