@@ -60,6 +60,30 @@ def own_arguments(factory: Any, hyperparameters: dict[str, Any]) -> dict[str, An
     return dict(hyperparameters) if translate is None else translate(dict(hyperparameters))
 
 
+TORCH_LBFGS_OPTIONS = ("lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size",
+                       "line_search_fn")
+"""torch.optim.LBFGS's options (torch/optim/lbfgs.py), the names the harness draws hyperparameters under."""
+
+_PROBES: dict[str, Any] = {"lr": 0.5, "max_iter": 3, "max_eval": 4, "tolerance_grad": 1e-6, "tolerance_change": 1e-8,
+                           "history_size": 5, "line_search_fn": "strong_wolfe"}
+
+
+def option_names(factory: Any) -> dict[str, str]:
+    """torch's option name -> the name ``factory``'s optimizers save it under (options without a counterpart left
+    out): the identity, or what its :data:`ARGUMENTS_ATTRIBUTE` translation renames each one to."""
+    if getattr(factory, ARGUMENTS_ATTRIBUTE, None) is None:
+        return {name: name for name in TORCH_LBFGS_OPTIONS}
+    names: dict[str, str] = {}
+    for name in TORCH_LBFGS_OPTIONS:
+        try:
+            own = own_arguments(factory, {name: _PROBES[name]})
+        except TypeError:  # no counterpart
+            continue
+        if len(own) == 1:
+            names[name] = next(iter(own))
+    return names
+
+
 def load_target(spec: str | None = None) -> Target:
     """Import ``module:attr`` (``attr`` may be dotted); with no spec, read ``LBFGS_VERIFY_TARGET``."""
     if spec is None:

@@ -21,9 +21,14 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from lbfgs_verify.engine import torch_save_bytes
+from lbfgs_verify.targets import TORCH_LBFGS_OPTIONS
 
 Path = tuple[Any, ...]
 Draw = Callable[[st.SearchStrategy[Any]], Any]
+OptionNames = Mapping[str, str]
+"""torch.optim.LBFGS's option names -> the target's names for them in its saved param_groups (absent: the target
+has no counterpart); see :func:`lbfgs_verify.targets.option_names`."""
+TORCH_OPTION_NAMES: OptionNames = {name: name for name in TORCH_LBFGS_OPTIONS}
 
 
 @dataclass
@@ -50,11 +55,12 @@ class Applied:
 
 @dataclass(frozen=True)
 class Corruption:
-    """A named corruption class: ``apply(saved, draw) -> Applied | None`` (``None``: nowhere to apply it)."""
+    """A named corruption class: ``apply(saved, draw, names) -> Applied | None`` (``None``: nowhere to apply it);
+    ``names`` (default torch's) says under which names the target saves torch.optim.LBFGS's options."""
 
     name: str
     description: str
-    apply: Callable[[dict[str, Any], Draw], Applied | None]
+    apply: Callable[[dict[str, Any], Draw, OptionNames], Applied | None]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -114,7 +120,7 @@ def _literal(value: Any) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _missing_key(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _missing_key(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     # A parameter without an entry in ``state`` is legitimate (it has no state yet: torch/optim/optimizer.py),
     # so whole per-parameter entries are not deleted; keys inside them and everywhere else are.
     sites = [(p, v) for p, v in walk(saved) if (isinstance(get(saved, p[:-1]), Mapping) and len(p) != 2)
@@ -130,7 +136,7 @@ def _missing_key(saved: dict[str, Any], draw: Draw) -> Applied | None:
 _EXTRA_VALUES: tuple[tuple[str, Any], ...] = (("torch.zeros(3)", None), ("7", 7), ("[1.0, 2.0]", [1.0, 2.0]))
 
 
-def _extra_key(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _extra_key(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     if not isinstance(saved.get("state"), Mapping):
         return None
     mappings = [(("state",), saved["state"])] + [(p, v) for p, v in walk(saved) if _in_state(p)
@@ -143,7 +149,7 @@ def _extra_key(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    [f"{accessor(target)} = {source}"])
 
 
-def _wrong_type(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _wrong_type(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p)
              and (isinstance(v, (Tensor, float, list)) or _is_int(v))]
     site = _pick(draw, sites)
@@ -162,7 +168,7 @@ def _wrong_type(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    key_name(path), [f"{accessor(path)} = {code}"])
 
 
-def _wrong_size(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _wrong_size(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and isinstance(v, Tensor) and v.dim() >= 1]
     site = _pick(draw, sites)
     if site is None:
@@ -182,7 +188,7 @@ def _wrong_size(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    key_name(path), [f"{accessor(path)} = {code}"])
 
 
-def _wrong_dtype(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _wrong_dtype(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and isinstance(v, Tensor) and v.numel() >= 1]
     site = _pick(draw, sites)
     if site is None:
@@ -201,7 +207,7 @@ def _wrong_dtype(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    [f"{accessor(path)} = {code}"])
 
 
-def _non_finite(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _non_finite(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and (
         (isinstance(v, Tensor) and v.is_floating_point() and v.numel() >= 1 and bool(torch.isfinite(v).all()))
         or (isinstance(v, float) and math.isfinite(v)))]
@@ -241,7 +247,7 @@ def _parallel_groups(saved: dict[str, Any]) -> list[list[Path]]:
     return groups
 
 
-def _history_inconsistent(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _history_inconsistent(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     groups = _parallel_groups(saved)
     if not groups:
         return None
@@ -254,11 +260,12 @@ def _history_inconsistent(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    key_name(path), [f"{accessor(path)} = {accessor(path)}[:-1]"])
 
 
-def _history_too_long(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _history_too_long(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     groups_saved = saved.get("param_groups")
     if not (isinstance(groups_saved, list) and groups_saved and isinstance(groups_saved[0], Mapping)):
         return None
-    history_size = groups_saved[0].get("history_size")
+    history_key = names.get("history_size")
+    history_size = groups_saved[0].get(history_key) if history_key is not None else None
     groups = _parallel_groups(saved)
     if not _is_int(history_size) or not groups:
         return None
@@ -278,12 +285,12 @@ def _history_too_long(saved: dict[str, Any], draw: Draw) -> Applied | None:
         get(saved, path[:-1])[path[-1]] = new
     if not code:
         return None
-    names = ", ".join(key_name(p) for p in group)
-    return Applied(saved, "dict", f"{names} extended to {history_size + 1} entries (history_size is {history_size})",
-                   key_name(group[0]), code)
+    extended = ", ".join(key_name(p) for p in group)
+    return Applied(saved, "dict", f"{extended} extended to {history_size + 1} entries ({history_key} is "
+                   f"{history_size})", key_name(group[0]), code)
 
 
-def _bad_counter(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _bad_counter(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and (
         _is_int(v) or (isinstance(v, Tensor) and v.dim() == 0 and not v.is_floating_point() and not v.is_complex()))]
     site = _pick(draw, sites)
@@ -304,13 +311,14 @@ length, no room for a curvature pair (Nocedal & Wright §7.2 needs m >= 1), an u
 constructor accepts and runs with (``max_iter`` 0 or negative: no iteration) are not corruptions."""
 
 
-def _param_groups_mismatch(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _param_groups_mismatch(saved: dict[str, Any], draw: Draw,
+                           names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     groups = saved.get("param_groups")
     if not (isinstance(groups, list) and groups and isinstance(groups[0], Mapping)):
         return None
     group = groups[0]
     ids = group.get("params")
-    variants = ["count"] + [f"option:{k}" for k, _ in _BAD_OPTIONS if k in group]
+    variants = ["count"] + [f"option:{k}" for k, _ in _BAD_OPTIONS if names.get(k) in group]
     if isinstance(ids, list) and ids:
         # Renumbered ids are harmless while no parameter has state (torch matches groups by position; the ids
         # only key ``state``): a corruption only where a state entry then belongs to no listed parameter.
@@ -329,8 +337,9 @@ def _param_groups_mismatch(saved: dict[str, Any], draw: Draw) -> Applied | None:
                 "saved['param_groups'][1]['params'] = [1000 + i for i, _ in enumerate(ids)]"]
         return Applied(saved, "dict", "a second parameter group added", "param_groups", code)
     if variant.startswith("option:"):
-        key = variant.removeprefix("option:")
-        bad = draw(st.sampled_from([v for k, v in _BAD_OPTIONS if k == key]))
+        torch_key = variant.removeprefix("option:")
+        key = names[torch_key]
+        bad = draw(st.sampled_from([v for k, v in _BAD_OPTIONS if k == torch_key]))
         group[key] = bad
         return Applied(saved, "dict", f"saved['param_groups'][0][{key!r}] = {bad!r}", key,
                        [f"saved['param_groups'][0][{key!r}] = {bad!r}"])
@@ -347,14 +356,14 @@ def _param_groups_mismatch(saved: dict[str, Any], draw: Draw) -> Applied | None:
     return Applied(saved, "dict", f"params ids {ids} -> {group['params']}", "params", [code])
 
 
-def _truncated_file(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _truncated_file(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     data = torch_save_bytes(saved)
     keep = draw(st.integers(0, len(data) - 1))
     return Applied(data[:keep], "bytes", f"the torch.save file cut to {keep} of {len(data)} bytes", "file",
                    [f"data = data[:{keep}]"])
 
 
-def _bit_flip(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _bit_flip(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     data = bytearray(torch_save_bytes(saved))
     position = draw(st.integers(0, len(data) - 1))
     bit = draw(st.integers(0, 7))
@@ -386,7 +395,7 @@ class _Hostile:
 _TOKENS = iter(range(1, 2**62))
 
 
-def _hostile_pickle(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _hostile_pickle(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
     token = f"hostile-{next(_TOKENS)}"
     blobs = [(p, v) for p, v in walk(saved) if isinstance(v, (bytes, bytearray))]
     if blobs and draw(st.booleans()):

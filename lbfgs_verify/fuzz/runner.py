@@ -46,6 +46,7 @@ from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, HOSTILE_RUNS, Applied, Co
 from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, FINDINGS, VALID_OUTCOMES, CaseOutcome
 from lbfgs_verify.fuzz.states import FuzzState, fuzz_states
 from lbfgs_verify.repro import Reproduction, reproduction_script
+from lbfgs_verify.targets import option_names
 
 ProgressFn = Callable[[str, str, dict[str, int]], None]
 """``on_progress(kind, name, outcome_counts)``: called when a route (kind ``valid``) or class (``corrupt``) is done."""
@@ -142,7 +143,7 @@ def _corruption_outcome(target: Any, corruption: Corruption, state: FuzzState, d
             return None
         params = fresh_params(params_at(source.trace, state.split), source.params)
         baseline = _load_warnings(target, state, params, copy.deepcopy(saved))
-        applied = corruption.apply(saved, draw)
+        applied = corruption.apply(saved, draw, option_names(getattr(target, "factory", target)))
         if applied is None:
             return None
         holder.append(applied)

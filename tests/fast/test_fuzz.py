@@ -213,3 +213,18 @@ def test_a_target_with_its_own_argument_names_is_fuzzed_through_its_translation(
     assert matrix["routes"]["save-load"] == {"exact": 3} and matrix["routes"]["in-memory"] == {"exact": 3}
     assert matrix["classes"]["non-finite"] == {"warned-at-load": 3}
     assert matrix["classes"]["wrong-size"] == {"rejected-at-load": 3}
+
+
+def test_corruptions_use_the_targets_own_option_names() -> None:
+    """history-too-long and the bad options reach LBFGSB's maxcor through its translation (torch's name there is
+    history_size), and it rejects them naming the key."""
+    from lbfgs_verify.targets import option_names
+
+    target = load_target("lbfgs_verify.reference:LBFGSB")
+    assert option_names(target.factory)["history_size"] == "maxcor" and "lr" not in option_names(target.factory)
+    report = run_fuzz(target, examples=6, routes=[], classes=["history-too-long", "param-groups-mismatch"])
+    classes = report.matrix()["classes"]
+    assert classes["history-too-long"] == {"rejected-at-load": 6}
+    assert set(classes["param-groups-mismatch"]) == {"rejected-at-load"}
+    too_long = next(r for r in report.results if r.name == "history-too-long")
+    assert "maxcor" in too_long.message and "names the key" in too_long.message
