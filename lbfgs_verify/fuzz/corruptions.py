@@ -31,6 +31,24 @@ has no counterpart); see :func:`lbfgs_verify.targets.option_names`."""
 TORCH_OPTION_NAMES: OptionNames = {name: name for name in TORCH_LBFGS_OPTIONS}
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a corruption may know besides the saved dict.
+
+    Attributes:
+        option_names: under which names the target saves torch.optim.LBFGS's options.
+        run_states: the state_dicts the run saved after each step up to the one damaged (the last); an integer
+            that counted across them is a counter (an integer that only stayed put, like ``t = lr``, may be a
+            float in another run, so a fraction there is no corruption).
+    """
+
+    option_names: OptionNames = field(default_factory=lambda: dict(TORCH_OPTION_NAMES))
+    run_states: tuple[Any, ...] = ()
+
+
+DEFAULT_CONTEXT = Context()
+
+
 @dataclass
 class Applied:
     """One corruption as applied.
@@ -55,12 +73,12 @@ class Applied:
 
 @dataclass(frozen=True)
 class Corruption:
-    """A named corruption class: ``apply(saved, draw, names) -> Applied | None`` (``None``: nowhere to apply it);
-    ``names`` (default torch's) says under which names the target saves torch.optim.LBFGS's options."""
+    """A named corruption class: ``apply(saved, draw, context) -> Applied | None`` (``None``: nowhere to apply
+    it); ``context`` (:class:`Context`) says what is known of the target besides ``saved``."""
 
     name: str
     description: str
-    apply: Callable[[dict[str, Any], Draw, OptionNames], Applied | None]
+    apply: Callable[[dict[str, Any], Draw, Context], Applied | None]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -120,7 +138,7 @@ def _literal(value: Any) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _missing_key(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _missing_key(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     # A parameter without an entry in ``state`` is legitimate (it has no state yet: torch/optim/optimizer.py),
     # so whole per-parameter entries are not deleted; keys inside them and everywhere else are.
     sites = [(p, v) for p, v in walk(saved) if (isinstance(get(saved, p[:-1]), Mapping) and len(p) != 2)
@@ -136,7 +154,7 @@ def _missing_key(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_O
 _EXTRA_VALUES: tuple[tuple[str, Any], ...] = (("torch.zeros(3)", None), ("7", 7), ("[1.0, 2.0]", [1.0, 2.0]))
 
 
-def _extra_key(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _extra_key(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     if not isinstance(saved.get("state"), Mapping):
         return None
     mappings = [(("state",), saved["state"])] + [(p, v) for p, v in walk(saved) if _in_state(p)
@@ -149,7 +167,7 @@ def _extra_key(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPT
                    [f"{accessor(target)} = {source}"])
 
 
-def _wrong_type(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _wrong_type(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p)
              and (isinstance(v, (Tensor, float, list)) or _is_int(v))]
     site = _pick(draw, sites)
@@ -168,7 +186,7 @@ def _wrong_type(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OP
                    key_name(path), [f"{accessor(path)} = {code}"])
 
 
-def _wrong_size(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _wrong_size(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and isinstance(v, Tensor) and v.dim() >= 1]
     site = _pick(draw, sites)
     if site is None:
@@ -188,7 +206,7 @@ def _wrong_size(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OP
                    key_name(path), [f"{accessor(path)} = {code}"])
 
 
-def _wrong_dtype(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _wrong_dtype(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and isinstance(v, Tensor) and v.numel() >= 1]
     site = _pick(draw, sites)
     if site is None:
@@ -207,7 +225,7 @@ def _wrong_dtype(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_O
                    [f"{accessor(path)} = {code}"])
 
 
-def _non_finite(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _non_finite(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and (
         (isinstance(v, Tensor) and v.is_floating_point() and v.numel() >= 1 and bool(torch.isfinite(v).all()))
         or (isinstance(v, float) and math.isfinite(v)))]
@@ -247,7 +265,7 @@ def _parallel_groups(saved: dict[str, Any]) -> list[list[Path]]:
     return groups
 
 
-def _history_inconsistent(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _history_inconsistent(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     groups = _parallel_groups(saved)
     if not groups:
         return None
@@ -260,11 +278,11 @@ def _history_inconsistent(saved: dict[str, Any], draw: Draw, names: OptionNames 
                    key_name(path), [f"{accessor(path)} = {accessor(path)}[:-1]"])
 
 
-def _history_too_long(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _history_too_long(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     groups_saved = saved.get("param_groups")
     if not (isinstance(groups_saved, list) and groups_saved and isinstance(groups_saved[0], Mapping)):
         return None
-    history_key = names.get("history_size")
+    history_key = context.option_names.get("history_size")
     history_size = groups_saved[0].get(history_key) if history_key is not None else None
     groups = _parallel_groups(saved)
     if not _is_int(history_size) or not groups:
@@ -290,7 +308,7 @@ def _history_too_long(saved: dict[str, Any], draw: Draw, names: OptionNames = TO
                    f"{history_size})", key_name(group[0]), code)
 
 
-def _bad_counter(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _bad_counter(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and (
         _is_int(v) or (isinstance(v, Tensor) and v.dim() == 0 and not v.is_floating_point() and not v.is_complex()))]
     site = _pick(draw, sites)
@@ -298,10 +316,28 @@ def _bad_counter(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_O
         return None
     path, value = site
     number = int(value.item()) if isinstance(value, Tensor) else value
-    bad = draw(st.sampled_from((-1 - number, number + 0.5)))
+    bad = draw(st.sampled_from((-1 - number, number + 0.5) if _counted(path, context.run_states) else (-1 - number,)))
     get(saved, path[:-1])[path[-1]] = bad
     return Applied(saved, "dict", f"{accessor(path)}: {number} -> {bad}", key_name(path),
                    [f"{accessor(path)} = {bad!r}"])
+
+
+def _counted(path: Path, run_states: tuple[Any, ...]) -> bool:
+    """The entry at ``path`` is an integer in every run state that has it and took more than one value."""
+    values = []
+    for state in run_states:
+        try:
+            value = get(state, path)
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(value, Tensor):
+            if value.dim() != 0 or value.is_floating_point() or value.is_complex():
+                return False
+            value = int(value.item())
+        elif not _is_int(value):
+            return False
+        values.append(value)
+    return len(set(values)) > 1 or not run_states
 
 
 _BAD_OPTIONS: tuple[tuple[str, Any], ...] = (("lr", -1.0), ("history_size", 0), ("history_size", -1),
@@ -312,13 +348,13 @@ constructor accepts and runs with (``max_iter`` 0 or negative: no iteration) are
 
 
 def _param_groups_mismatch(saved: dict[str, Any], draw: Draw,
-                           names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+                           context: Context = DEFAULT_CONTEXT) -> Applied | None:
     groups = saved.get("param_groups")
     if not (isinstance(groups, list) and groups and isinstance(groups[0], Mapping)):
         return None
     group = groups[0]
     ids = group.get("params")
-    variants = ["count"] + [f"option:{k}" for k, _ in _BAD_OPTIONS if names.get(k) in group]
+    variants = ["count"] + [f"option:{k}" for k, _ in _BAD_OPTIONS if context.option_names.get(k) in group]
     if isinstance(ids, list) and ids:
         # Renumbered ids are harmless while no parameter has state (torch matches groups by position; the ids
         # only key ``state``): a corruption only where a state entry then belongs to no listed parameter.
@@ -338,7 +374,7 @@ def _param_groups_mismatch(saved: dict[str, Any], draw: Draw,
         return Applied(saved, "dict", "a second parameter group added", "param_groups", code)
     if variant.startswith("option:"):
         torch_key = variant.removeprefix("option:")
-        key = names[torch_key]
+        key = context.option_names[torch_key]
         bad = draw(st.sampled_from([v for k, v in _BAD_OPTIONS if k == torch_key]))
         group[key] = bad
         return Applied(saved, "dict", f"saved['param_groups'][0][{key!r}] = {bad!r}", key,
@@ -356,14 +392,14 @@ def _param_groups_mismatch(saved: dict[str, Any], draw: Draw,
     return Applied(saved, "dict", f"params ids {ids} -> {group['params']}", "params", [code])
 
 
-def _truncated_file(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _truncated_file(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     data = torch_save_bytes(saved)
     keep = draw(st.integers(0, len(data) - 1))
     return Applied(data[:keep], "bytes", f"the torch.save file cut to {keep} of {len(data)} bytes", "file",
                    [f"data = data[:{keep}]"])
 
 
-def _bit_flip(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _bit_flip(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     data = bytearray(torch_save_bytes(saved))
     position = draw(st.integers(0, len(data) - 1))
     bit = draw(st.integers(0, 7))
@@ -395,7 +431,7 @@ class _Hostile:
 _TOKENS = iter(range(1, 2**62))
 
 
-def _hostile_pickle(saved: dict[str, Any], draw: Draw, names: OptionNames = TORCH_OPTION_NAMES) -> Applied | None:
+def _hostile_pickle(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     token = f"hostile-{next(_TOKENS)}"
     blobs = [(p, v) for p, v in walk(saved) if isinstance(v, (bytes, bytearray))]
     if blobs and draw(st.booleans()):

@@ -42,7 +42,7 @@ from lbfgs_verify.engine import (
     torch_load_bytes,
 )
 from lbfgs_verify.evidence import PropertyFailed
-from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, HOSTILE_RUNS, Applied, Corruption
+from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, HOSTILE_RUNS, Applied, Context, Corruption
 from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, FINDINGS, VALID_OUTCOMES, CaseOutcome
 from lbfgs_verify.fuzz.states import FuzzState, fuzz_states
 from lbfgs_verify.repro import Reproduction, reproduction_script
@@ -143,7 +143,9 @@ def _corruption_outcome(target: Any, corruption: Corruption, state: FuzzState, d
             return None
         params = fresh_params(params_at(source.trace, state.split), source.params)
         baseline = _load_warnings(target, state, params, copy.deepcopy(saved))
-        applied = corruption.apply(saved, draw, option_names(getattr(target, "factory", target)))
+        context = Context(option_names(getattr(target, "factory", target)),
+                          tuple(step.state for step in source.trace.steps if step.state is not None))
+        applied = corruption.apply(saved, draw, context)
         if applied is None:
             return None
         holder.append(applied)

@@ -228,3 +228,30 @@ def test_corruptions_use_the_targets_own_option_names() -> None:
     assert set(classes["param-groups-mismatch"]) == {"rejected-at-load"}
     too_long = next(r for r in report.results if r.name == "history-too-long")
     assert "maxcor" in too_long.message and "names the key" in too_long.message
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_bad_counter_makes_a_fraction_only_of_an_integer_that_counted(data: st.DataObject) -> None:
+    """``t`` is the int lr=1 after these steps, but a float after an lr edit: a fraction there is a state the
+    optimizer could produce. Counters (func_evals, n_iter) counted across the run's states and may get one."""
+    from lbfgs_verify.fuzz.corruptions import Context
+    from lbfgs_verify.reference import LBFGS
+
+    problem = FUZZ_PROBLEMS["rosenbrock"].problem(torch.float64)
+    params = problem.make_params()
+    optimizer = LBFGS(params, lr=1, max_iter=2, history_size=2)
+    closure = problem.make_closure(params)
+    states = []
+    for _ in range(3):
+        optimizer.step(closure)
+        states.append(optimizer.state_dict())
+    later = states[1:]  # t = lr = 1 (int) after these steps; the counters still count
+    assert all(s["state"][0]["t"] == 1 and isinstance(s["state"][0]["t"], int) for s in later)
+    saved = optimizer.state_dict()
+    applied = CORRUPTIONS["bad-counter"].apply(saved, data.draw, Context(run_states=tuple(later)))
+    assert applied is not None
+    if applied.key == "t":
+        assert saved["state"][0]["t"] == -2, applied.description
+    else:
+        assert applied.key in ("func_evals", "n_iter")
