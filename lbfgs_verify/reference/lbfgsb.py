@@ -740,12 +740,15 @@ class LBFGSB(torch.optim.Optimizer):
 
         ``max_iter`` (iterations per ``step()``) -> ``max_iter_per_step``, ``history_size`` -> ``maxcor`` (pairs
         kept, scipy's ``m``), ``tolerance_grad`` -> ``gtol``; ``line_search_fn="strong_wolfe"`` is the Moré-Thuente
-        search this optimizer always runs (it enforces the strong Wolfe conditions). Anything else raises
-        ``TypeError`` naming the argument."""
+        search this optimizer always runs (it enforces the strong Wolfe conditions). Its own option names pass
+        through as they are; anything else raises ``TypeError`` naming the argument."""
         names = {"max_iter": "max_iter_per_step", "history_size": "maxcor", "tolerance_grad": "gtol"}
         own: dict[str, Any] = {}
         for key, value in torch_arguments.items():
             if key == "line_search_fn" and value == "strong_wolfe":
+                continue
+            if key in OPTION_KEYS:
+                own[key] = value
                 continue
             if key not in names:
                 raise TypeError(f"LBFGSB has no counterpart of torch.optim.LBFGS's {key}={value!r}")

@@ -208,6 +208,7 @@ def test_a_target_with_its_own_argument_names_is_fuzzed_through_its_translation(
     assert optimizer.param_groups[0]["max_iter_per_step"] == 2 and optimizer.param_groups[0]["maxcor"] == 3
     with pytest.raises(TypeError, match="lr"):
         target.make([torch.zeros(2, requires_grad=True)], lr=0.5)
+    assert target.make([torch.zeros(2, requires_grad=True)], maxcor=4).param_groups[0]["maxcor"] == 4
     report = run_fuzz(target, examples=3, routes=["save-load", "in-memory"], classes=["non-finite", "wrong-size"])
     matrix = report.matrix()
     assert matrix["routes"]["save-load"] == {"exact": 3} and matrix["routes"]["in-memory"] == {"exact": 3}
