@@ -33,8 +33,10 @@ def record_scipy_lbfgsb(
     fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
     x0: np.ndarray,
     options: Mapping[str, Any] | None = None,
+    bounds: Any = None,
 ) -> tuple[OptimizeResult, list[TraceEntry]]:
-    """Run scipy's L-BFGS-B (``jac=True``: ``fun`` returns ``(f, g)``) and return its result and trace."""
+    """Run scipy's L-BFGS-B (``jac=True``: ``fun`` returns ``(f, g)``; ``bounds`` as ``minimize`` takes them) and
+    return its result and trace."""
     half_calls = 0  # twice the evaluations scipy counts (see below)
     counted_before = 2  # the evaluation at x0 (scipy makes it before the first iteration)
     trace: list[TraceEntry] = []
@@ -56,7 +58,7 @@ def record_scipy_lbfgsb(
         counted_before = half_calls
 
     result = minimize(counted_fun, np.asarray(x0, dtype=np.float64), jac=True, method="L-BFGS-B",
-                      options=dict(options or {}), callback=callback)
+                      options=dict(options or {}), callback=callback, bounds=bounds)
     if 2 * result.nfev != half_calls:
         raise AssertionError(f"scipy reports nfev={result.nfev} but the recorder counted {half_calls / 2}")
     return result, trace

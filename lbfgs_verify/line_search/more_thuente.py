@@ -17,7 +17,7 @@ bisection when the bracket does not shrink by the factor 0.66 (paper §5). In "s
 sufficient decrease with φ'(α) ≥ 0) it works on the modified function ψ(α) = φ(α) - φ(0) - ftol · α · φ'(0)
 (paper §3).
 
-C semantics kept on purpose (they change results; see ``facts/scipy-lbfgsb.md``):
+C semantics kept on purpose (each changes results on some run):
 
 - ``fmax``/``fmin`` ignore a NaN argument (:func:`c_fmax`, :func:`c_fmin`); Python's ``max``/``min`` do not.
 - Division by zero gives ±inf or NaN (:func:`c_div`) and ``sqrt`` of a negative number NaN (:func:`c_sqrt`)

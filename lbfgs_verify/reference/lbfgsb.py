@@ -1,11 +1,17 @@
-"""A resumable L-BFGS-B for unconstrained problems that follows scipy 1.17 step by step.
+"""A resumable L-BFGS-B, with or without bounds, that follows scipy 1.17 step by step.
 
 The method is L-BFGS-B (R. H. Byrd, P. Lu, J. Nocedal, C. Zhu, "A limited memory algorithm for bound
-constrained optimization", SIAM J. Sci. Comput. 16(5):1190–1208, 1995) without bounds, in the form scipy
-1.17 runs it (``scipy/optimize/__lbfgsb.c``, the C translation of L-BFGS-B 3.0, and the driver loop in
-``scipy/optimize/_lbfgsb_py.py::_minimize_lbfgsb``). The facts relied on are in ``facts/scipy-lbfgsb.md``.
+constrained optimization", SIAM J. Sci. Comput. 16(5):1190–1208, 1995; C. Zhu et al., ACM TOMS 23(4), 1997;
+J. L. Morales, J. Nocedal, ACM TOMS 38(1), 2011), in the form scipy 1.17 runs it
+(``scipy/optimize/__lbfgsb.c``, the C translation of L-BFGS-B 3.0, and the driver loop in
+``scipy/optimize/_lbfgsb_py.py::_minimize_lbfgsb``), read there for the facts and written here anew.
 
-One iteration (:func:`iterate`), as ``__lbfgsb.c::mainlb`` does it when there are no bounds:
+With bounds (a :class:`~lbfgs_verify.reference.box.BoxBounds` handed to :func:`start` and :func:`iterate`), the
+direction comes from ``mainlb``'s bounded branch: the generalized Cauchy point
+(:mod:`lbfgs_verify.reference.cauchy`), the free set and the subspace step (:mod:`lbfgs_verify.reference.subspace`),
+and the line search is limited to the box (:mod:`lbfgs_verify.reference.box`); the state then also carries the
+``iwhere`` codes, the free set and ``formk``'s incrementally updated inner products. Without bounds, one
+iteration (:func:`iterate`) is, as ``__lbfgsb.c::mainlb`` does it:
 
 1. Direction. With an empty memory, the generalized Cauchy point with θ = 1 (``cauchy``): z = x - g.
    Otherwise the quasi-Newton point z = x - H g from the compact representation of the L-BFGS matrix
@@ -46,7 +52,7 @@ import enum
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -64,7 +70,23 @@ from lbfgs_verify.line_search.more_thuente import (
     dcsrch_iterate,
     dcsrch_start,
 )
+from lbfgs_verify.reference.box import (
+    BoxBounds,
+    clamp_trial_point,
+    initial_where,
+    longest_feasible_step,
+    project,
+)
+from lbfgs_verify.reference.box import projected_gradient_norm as box_projected_gradient_norm
+from lbfgs_verify.reference.cauchy import generalized_cauchy_point
 from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict, warn_non_finite
+from lbfgs_verify.reference.subspace import (
+    factor_reduced_matrix,
+    free_set,
+    reduced_gradient,
+    subspace_step,
+    update_inner_products,
+)
 
 EPSMACH = 2.220446049250313e-16
 """Machine epsilon as ``__lbfgsb.c`` hard-codes it (``epsmach``): the skip rule and ``tol = factr * epsmach``."""
@@ -162,6 +184,14 @@ class LBFGSBState:
         ss_history: s_iᵀs_i as L-BFGS-B computes it, stp_i² · ‖d_i‖₂² (``matupd``; the diagonal of ``ss``).
         theta: θ = yᵀy / sᵀy of the newest kept pair, the scaling of B₀ = θ I; 1.0 with an empty memory.
         stop: ``None`` while running, else why the run stopped (a stopped run does not iterate again).
+        n_updates: pairs added since the last memory reset (``iupdat``; beyond ``maxcor`` the ring buffer wrapped).
+        updated: the last iteration added a pair (``updatd``).
+        where: bounded runs: each variable's ``iwhere`` code (:mod:`lbfgs_verify.reference.box`), int64 (n,);
+            ``None`` without bounds.
+        free_index: bounded runs: the free variables then the active ones as ``freev`` left them, int64 (n,).
+        n_free: bounded runs: how many entries of ``free_index`` are free.
+        inner_products: bounded runs: ``formk``'s ``wn1`` (2·maxcor × 2·maxcor float64), the inner products of the
+            pairs over the free and active variables, kept up to date incrementally as in ``__lbfgsb.c``.
     """
 
     x: Tensor
@@ -175,6 +205,12 @@ class LBFGSBState:
     ss_history: list[float] = field(default_factory=list)
     theta: float = 1.0
     stop: StopReason | None = None
+    n_updates: int = 0
+    updated: bool = False
+    where: Tensor | None = None
+    free_index: Tensor | None = None
+    n_free: int = 0
+    inner_products: Tensor | None = None
 
     @property
     def memory_size(self) -> int:
@@ -184,6 +220,8 @@ class LBFGSBState:
         """Forget every pair and set θ = 1 (``mainlb``'s "refresh the lbfgs memory")."""
         self.s_history, self.y_history, self.sy_history, self.ss_history = [], [], [], []
         self.theta = 1.0
+        self.n_updates = 0
+        self.updated = False
 
     def snapshot(self) -> dict[str, Any]:
         """The state as a dict of cloned tensors and plain Python values (the inner ``state_dict`` entry)."""
@@ -199,6 +237,12 @@ class LBFGSBState:
             "ss_history": [float(v) for v in self.ss_history],
             "theta": float(self.theta),
             "stop": None if self.stop is None else self.stop.name,
+            "n_updates": int(self.n_updates),
+            "updated": bool(self.updated),
+            "where": None if self.where is None else self.where.clone(),
+            "free_index": None if self.free_index is None else self.free_index.clone(),
+            "n_free": int(self.n_free),
+            "inner_products": None if self.inner_products is None else self.inner_products.clone(),
         }
 
 
@@ -338,7 +382,23 @@ def _quasi_newton_point(state: LBFGSBState) -> Tensor | None:
 
 
 def _middle_matrix_factorizes(state: LBFGSBState) -> bool:
-    """``formt``: whether T = θ SᵀS + L D⁻¹ Lᵀ has a Cholesky factorization (else the memory is reset).
+    """``formt``: whether T = θ SᵀS + L D⁻¹ Lᵀ has a Cholesky factorization (else the memory is reset)."""
+    return _middle_matrix_factor(state) is not None
+
+
+def _sy_matrix(state: LBFGSBState) -> np.ndarray:
+    """SᵀY as ``matupd`` keeps it: diagonal ``sy_history``, below it s_i·y_k by BLAS ``ddot`` (i > k)."""
+    col = state.memory_size
+    sy = np.zeros((col, col))
+    for i in range(col):
+        sy[i, i] = state.sy_history[i]
+        for k in range(i):
+            sy[i, k] = _blas_dot(state.s_history[i], state.y_history[k])
+    return sy
+
+
+def _middle_matrix_factor(state: LBFGSBState) -> np.ndarray | None:
+    """``formt``: the upper Cholesky factor of T = θ SᵀS + L D⁻¹ Lᵀ, ``None`` when it does not exist.
 
     L is the strictly lower triangle of SᵀY (entries by BLAS ``ddot``, as ``matupd`` computes them), D its
     diagonal (``sy_history``), the diagonal of SᵀS is ``ss_history``.
@@ -362,8 +422,8 @@ def _middle_matrix_factorizes(state: LBFGSBState) -> bool:
             for k in range(i):
                 total = total + c_div(lower[i, k] * lower[j, k], state.sy_history[k])
             t[i, j] = total + theta * ss(i, j)
-    _, ok = _potrf_upper(t)
-    return ok
+    factor, ok = _potrf_upper(t)
+    return factor if ok else None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -371,20 +431,27 @@ def _middle_matrix_factorizes(state: LBFGSBState) -> bool:
 # --------------------------------------------------------------------------------------------------------
 
 
+EvaluationTotal = Callable[[], int]
+"""A running total of objective calls (e.g. scipy's ``ScalarFunction.nfev``, which includes the calls of a
+finite-difference gradient); when given, evaluations are counted by its increase instead of one per point."""
+
+
 class _MemoizedEvaluator:
     """scipy's evaluation counting: the last evaluated point is remembered; asking for it again is free."""
 
-    def __init__(self, evaluate: Evaluate, x: Tensor, f: float, g: Tensor) -> None:
+    def __init__(self, evaluate: Evaluate, x: Tensor, f: float, g: Tensor, total: EvaluationTotal | None) -> None:
         self._evaluate = evaluate
         self._last = (x, f, g)
+        self._total = total
         self.count = 0
 
     def __call__(self, x: Tensor) -> tuple[float, Tensor]:
         last_x, last_f, last_g = self._last
         if bool((x == last_x).all()):  # np.array_equal: -0.0 == 0.0, NaN never equal
             return last_f, last_g
+        before = self._total() if self._total is not None else 0
         f, g = self._evaluate(x)
-        self.count += 1
+        self.count += (self._total() - before) if self._total is not None else 1
         self._last = (x, f, g)
         return f, g
 
@@ -404,20 +471,34 @@ class _AcceptedStep:
 
 
 def _line_search(
-    state: LBFGSBState, z: Tensor, direction: Tensor, evaluator: _MemoizedEvaluator, maxls: int
+    state: LBFGSBState, z: Tensor, direction: Tensor, evaluator: _MemoizedEvaluator, maxls: int,
+    box: BoxBounds | None = None,
 ) -> _AcceptedStep | None:
-    """``lnsrlb`` without bounds, with ``mainlb``'s failure test; ``None`` when the search fails."""
+    """``lnsrlb`` with ``mainlb``'s failure test; ``None`` when the search fails.
+
+    With bounds (Byrd et al. 1995 §5): the largest step is the distance to the box along d (1 on the first
+    iteration), the first trial step is 1 when every variable has both bounds, and a trial point other than z is
+    put back into the box.
+    """
     direction_norm = _blas_nrm2(direction)
-    if state.n_iterations == 0:
-        step = c_fmin(c_div(1.0, direction_norm), STEP_MAX)
+    step_max = STEP_MAX
+    constrained = box is not None and box.constrained
+    if constrained:
+        assert box is not None
+        step_max = 1.0 if state.n_iterations == 0 else longest_feasible_step(
+            state.x.numpy(), direction.numpy(), box)
+    if state.n_iterations == 0 and not (constrained and box is not None and box.boxed):
+        step = c_fmin(c_div(1.0, direction_norm), step_max)
     else:
         step = 1.0
     slope_start = _blas_dot(state.g, direction)
     if slope_start >= 0.0:  # not a descent direction (info = -4)
         return None
-    outcome = dcsrch_start(state.f, slope_start, step, LBFGSB_SEARCH_PARAMETERS)
-    if outcome.task is Task.ERROR:  # cannot happen: 0 < step <= 1e10 and slope < 0
-        raise RuntimeError(f"Moré–Thuente rejected its input: {outcome.message}")
+    parameters = LBFGSB_SEARCH_PARAMETERS if step_max == STEP_MAX else replace(
+        LBFGSB_SEARCH_PARAMETERS, stpmax=step_max)
+    outcome = dcsrch_start(state.f, slope_start, step, parameters)
+    if outcome.task is Task.ERROR:  # the step to z exceeds the largest feasible step only through rounding
+        raise RuntimeError(f"Moré–Thuente rejected its input: {outcome.message} (step {step}, largest {step_max})")
     evaluations = 0
     x, f, g, slope = state.x, state.f, state.g, slope_start
     while outcome.task is Task.FG:
@@ -425,11 +506,14 @@ def _line_search(
             return None
         step = outcome.stp
         x = z if step == 1.0 else direction * step + state.x
+        if constrained and step != 1.0:
+            assert box is not None
+            x = torch.from_numpy(clamp_trial_point(x.numpy().copy(), box))
         f, g = evaluator(x)
         evaluations += 1
         slope = _blas_dot(g, direction)
         assert outcome.state is not None
-        outcome = dcsrch_iterate(f, slope, step, outcome.state, LBFGSB_SEARCH_PARAMETERS)
+        outcome = dcsrch_iterate(f, slope, step, outcome.state, parameters)
     return _AcceptedStep(x, f, g, direction, step, slope_start, slope, direction_norm)
 
 
@@ -456,14 +540,88 @@ class IterationRecord:
     evaluations: int
 
 
-def start(x0: Tensor, evaluate: Evaluate, options: LBFGSBOptions) -> LBFGSBState:
-    """Evaluate at x0 (1 evaluation) and test ‖g‖∞ ≤ gtol (``mainlb`` before its loop)."""
+def _gradient_norm(state: LBFGSBState, box: BoxBounds | None) -> float:
+    """``projgr``: ‖g‖∞ without bounds, the projected gradient's ∞-norm with them."""
+    if box is None or not box.constrained:
+        return projected_gradient_norm(state.g)
+    return box_projected_gradient_norm(state.x.numpy(), state.g.numpy(), box)
+
+
+def start(x0: Tensor, evaluate: Evaluate, options: LBFGSBOptions, *, box: BoxBounds | None = None,
+          total: EvaluationTotal | None = None) -> LBFGSBState:
+    """Evaluate at x0 (1 evaluation) and test the (projected) gradient against gtol (``mainlb`` before its loop).
+
+    With ``box``, x0 is first moved into the box (``active``) and the bounded-run fields are set up.
+    """
     x = x0.detach().to(device="cpu", dtype=torch.float64).reshape(-1).clone()
+    constrained = box is not None and box.constrained
+    if box is not None and box.n != x.numel():
+        raise ValueError(f"the bounds have {box.n} entries, x0 has {x.numel()}")
+    if constrained:
+        assert box is not None
+        x = torch.from_numpy(project(x.numpy(), box))
     f, g = evaluate(x)
-    state = LBFGSBState(x=x, f=float(f), g=g, n_iterations=0, n_evaluations=1)
-    if projected_gradient_norm(g) <= options.gtol:
+    state = LBFGSBState(x=x, f=float(f), g=g, n_iterations=0, n_evaluations=total() if total is not None else 1)
+    if constrained:
+        assert box is not None
+        n, m = x.numel(), options.maxcor
+        state.where = torch.from_numpy(initial_where(box))
+        state.free_index = torch.arange(n, dtype=torch.int64)
+        state.n_free = n
+        state.inner_products = torch.zeros((2 * m, 2 * m), dtype=torch.float64)
+    if _gradient_norm(state, box) <= options.gtol:
         state.stop = StopReason.GTOL
     return state
+
+
+def _pairs_as_columns(state: LBFGSBState) -> tuple[np.ndarray, np.ndarray]:
+    n, col = state.x.numel(), state.memory_size
+    if col == 0:
+        return np.zeros((n, 0)), np.zeros((n, 0))
+    return (np.stack([t.numpy() for t in state.s_history], axis=1),
+            np.stack([t.numpy() for t in state.y_history], axis=1))
+
+
+def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradient_norm: float) -> Tensor:
+    """``mainlb`` from its label 222 to 555 with bounds: Cauchy point, free set, subspace step; the point z.
+
+    Every failed factorization or solve resets the memory and starts over from the Cauchy point, as there.
+    ``work``'s ``where``, ``free_index``, ``n_free`` and ``inner_products`` are updated on the way (new objects).
+    """
+    assert work.where is not None and work.free_index is not None and work.inner_products is not None
+    x, g = work.x.numpy(), work.g.numpy()
+    while True:
+        col = work.memory_size
+        s, y = _pairs_as_columns(work)
+        sy = _sy_matrix(work)
+        wt = _middle_matrix_factor(work) if col > 0 else None
+        if col > 0 and wt is None:
+            work.reset_memory()
+            continue
+        cauchy = generalized_cauchy_point(x, g, box, work.where.numpy(), s, y, sy, wt, work.theta, gradient_norm)
+        if cauchy is None:
+            work.reset_memory()
+            continue
+        work.where = torch.from_numpy(cauchy.where)
+        free = free_set(work.free_index.numpy(), work.n_free, cauchy.where, work.updated, True, work.n_iterations)
+        work.free_index, work.n_free = torch.from_numpy(free.index), free.n_free
+        if free.n_free == 0 or col == 0:
+            return torch.from_numpy(cauchy.point)
+        if free.changed:
+            inner = work.inner_products.numpy().copy()
+            update_inner_products(inner, s, y, free, work.updated, work.n_updates, maxcor)
+            work.inner_products = torch.from_numpy(inner)
+        wn = factor_reduced_matrix(work.inner_products.numpy(), work.sy_history, work.theta, maxcor, col)
+        if wn is None:
+            work.reset_memory()
+            continue
+        assert wt is not None
+        r = reduced_gradient(x, g, cauchy.point, cauchy.c, s, y, sy, wt, work.theta, free)
+        z = None if r is None else subspace_step(cauchy.point, r, box, s, y, work.theta, x, g, wn, free)
+        if z is None:
+            work.reset_memory()
+            continue
+        return torch.from_numpy(z)
 
 
 def iterate(
@@ -471,8 +629,13 @@ def iterate(
     evaluate: Evaluate,
     options: LBFGSBOptions,
     on_accept: Callable[[IterationRecord], bool] | None = None,
+    *,
+    box: BoxBounds | None = None,
+    total: EvaluationTotal | None = None,
 ) -> IterationRecord | None:
     """Run one L-BFGS-B iteration on ``state`` (updated in place) and return its record.
+
+    ``box``: the bounds (the run's :func:`start` must have had the same); ``total``: see :data:`EvaluationTotal`.
 
     Returns ``None`` when the iteration ends ABNORMAL (``state.stop`` says so). ``on_accept`` is called with
     the record after the step is accepted and before the stop tests (where scipy calls its ``callback``);
@@ -482,15 +645,23 @@ def iterate(
     if state.stop is not None:
         raise RuntimeError(f"the run has stopped ({state.stop.value}); it does not iterate again")
     work = copy.copy(state)  # new lists on reset/update below; tensors are never modified in place
-    if work.memory_size > options.maxcor:  # maxcor lowered between steps: keep the newest pairs
+    constrained = box is not None and box.constrained
+    if constrained:
+        if state.inner_products is None or state.inner_products.shape != (2 * options.maxcor, 2 * options.maxcor):
+            raise ValueError("a bounded run needs the state its start() set up with the same maxcor "
+                             "(maxcor cannot change during a bounded run)")
+    elif work.memory_size > options.maxcor:  # maxcor lowered between steps: keep the newest pairs
         keep = options.maxcor
         work.s_history, work.y_history = work.s_history[-keep:], work.y_history[-keep:]
         work.sy_history, work.ss_history = work.sy_history[-keep:], work.ss_history[-keep:]
-    evaluator = _MemoizedEvaluator(evaluate, state.x, state.f, state.g)
-    gradient_norm = projected_gradient_norm(state.g)
+    evaluator = _MemoizedEvaluator(evaluate, state.x, state.f, state.g, total)
+    gradient_norm = _gradient_norm(state, box)
 
     while True:
-        if work.memory_size > 0:
+        if constrained:
+            assert box is not None
+            z = _bounded_search_point(work, box, options.maxcor, gradient_norm)
+        elif work.memory_size > 0:
             z = _quasi_newton_point(work)
             if z is None:  # formk/subsm factorization failed: refresh the memory, redo from the Cauchy point
                 work.reset_memory()
@@ -498,7 +669,7 @@ def iterate(
         else:
             z = _cauchy_point(work.x, work.g, gradient_norm)
         direction = z - work.x
-        accepted = _line_search(work, z, direction, evaluator, options.maxls)
+        accepted = _line_search(work, z, direction, evaluator, options.maxls, box)
         if accepted is not None:
             break
         if work.memory_size == 0:  # x, f, g stay those before the iteration (mainlb restores them)
@@ -521,7 +692,7 @@ def iterate(
         work.stop = StopReason.MAXFUN
     elif halt:
         work.stop = StopReason.CALLBACK
-    elif projected_gradient_norm(work.g) <= options.gtol:
+    elif _gradient_norm(work, box) <= options.gtol:
         work.stop = StopReason.GTOL
     elif (f_old - work.f) <= options.relative_reduction_tolerance * c_fmax(c_fmax(abs(f_old), abs(work.f)), 1.0):
         work.stop = StopReason.FTOL
@@ -552,7 +723,10 @@ def _update_memory(work: LBFGSBState, g_old: Tensor, step: _AcceptedStep, maxcor
         s = step.direction * step.step
         scale = -step.slope_start * step.step
     if sy <= EPSMACH * scale:  # curvature too small: skip the pair (memory and θ unchanged)
+        work.updated = False
         return
+    work.updated = True
+    work.n_updates = work.n_updates + 1
     dtd = step.direction_norm * step.direction_norm
     ss = dtd if step.step == 1.0 else step.step * step.step * dtd
     keep = maxcor - 1  # pairs that stay; the oldest beyond them leave (the ring buffer's wrap-around)
@@ -573,9 +747,12 @@ OPTION_KEYS = ("maxcor", "ftol", "gtol", "maxiter", "maxfun", "maxls", "max_iter
 
 
 class LBFGSB(torch.optim.Optimizer):
-    """L-BFGS-B without bounds, iterating exactly like ``scipy.optimize.minimize(method="L-BFGS-B")``.
+    """L-BFGS-B, iterating exactly like ``scipy.optimize.minimize(method="L-BFGS-B")``.
 
-    Options are scipy's, with scipy's defaults (:class:`LBFGSBOptions`), plus ``max_iter_per_step``.
+    Options are scipy's, with scipy's defaults (:class:`LBFGSBOptions`), plus ``max_iter_per_step`` and
+    ``bounds=(lower, upper)`` over the flattened parameters (numbers or sequences, ±inf for no bound; the first
+    step moves the parameters into the box). Bounds are part of the problem, not of ``state_dict``: build the
+    optimizer that loads a bounded state with the same bounds.
 
     What ``step(closure)`` does: the first call evaluates the closure at the parameters (x0, counted like
     scipy's first evaluation) and tests the gradient; every call then runs iterations until a stop test fires
@@ -604,6 +781,7 @@ class LBFGSB(torch.optim.Optimizer):
         maxfun: int = 15000,
         maxls: int = 20,
         max_iter_per_step: int | None = None,
+        bounds: tuple[Any, Any] | None = None,
     ) -> None:
         defaults = {"maxcor": maxcor, "ftol": ftol, "gtol": gtol, "maxiter": maxiter, "maxfun": maxfun,
                     "maxls": maxls, "max_iter_per_step": max_iter_per_step}
@@ -615,6 +793,25 @@ class LBFGSB(torch.optim.Optimizer):
             if not (p.is_floating_point() or p.is_complex()):
                 raise TypeError(f"LBFGSB optimizes floating-point parameters, got dtype {p.dtype}")
         self.lbfgsb_state: LBFGSBState | None = None
+        self.box: BoxBounds | None = None if bounds is None else self._box_from(bounds)
+
+    def _box_from(self, bounds: Any) -> BoxBounds:
+        """``(lower, upper)``: each a number or a sequence/tensor of the parameters' flat size (±inf: no bound)."""
+        if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
+            raise TypeError("bounds must be a pair (lower, upper)")
+        n = self._numel()
+        sides = []
+        for name, side in zip(("lower", "upper"), bounds, strict=True):
+            value = side.detach().cpu().numpy() if isinstance(side, Tensor) else np.asarray(side, dtype=np.float64)
+            value = np.asarray(value, dtype=np.float64).reshape(-1)
+            if value.size == 1:
+                value = np.full(n, float(value[0]))
+            if value.size != n:
+                raise ValueError(f"bounds: {name} has {value.size} entries, the parameters have {n}")
+            if np.isnan(value).any():
+                raise ValueError(f"bounds: {name} contains NaN")
+            sides.append(value)
+        return BoxBounds.from_arrays(sides[0], sides[1])
 
     # --- parameters as one flat float64 vector -----------------------------------------------------------
     @property
@@ -676,11 +873,11 @@ class LBFGSB(torch.optim.Optimizer):
         per_step = group["max_iter_per_step"]
         evaluate = self._evaluator(closure)
         if self.lbfgsb_state is None:
-            self.lbfgsb_state = start(self._flat_params(), evaluate, options)
+            self.lbfgsb_state = start(self._flat_params(), evaluate, options, box=self.box)
         state = self.lbfgsb_state
         done = 0
         while state.stop is None and (per_step is None or done < per_step):
-            iterate(state, evaluate, options)
+            iterate(state, evaluate, options, box=self.box)
             done += 1
         self._write_params(state.x)
         return state.f
@@ -714,6 +911,11 @@ class LBFGSB(torch.optim.Optimizer):
         new_state = None
         if unpacked.inner is not None:
             new_state = state_from_dict(unpacked.inner, self._numel(), options, where=unpacked.where)
+            bounded_state = new_state.where is not None
+            bounded_here = self.box is not None and self.box.constrained
+            if bounded_state != bounded_here:
+                raise ValueError(f"{unpacked.where} is from a run {'with' if bounded_state else 'without'} bounds; "
+                                 f"this optimizer has {'bounds' if bounded_here else 'none'}")
         self.param_groups[0] = {**copy.deepcopy(self.param_groups[0]), **unpacked.options, "params": self._params}
         self.lbfgsb_state = new_state
         finish_load(self)
@@ -722,12 +924,15 @@ class LBFGSB(torch.optim.Optimizer):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state["lbfgsb_state"] = self.lbfgsb_state
+        state["box"] = self.box
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         if "lbfgsb_state" not in self.__dict__:
             self.lbfgsb_state = None
+        if "box" not in self.__dict__:
+            self.box = None
 
     # --- as a target of the harness (``lbfgs-verify check/fuzz lbfgs_verify.reference:LBFGSB``) ----------------
     lbfgs_verify_lacks = ("lr", "max_eval", "tolerance_change", "no_line_search")
@@ -747,7 +952,7 @@ class LBFGSB(torch.optim.Optimizer):
         for key, value in torch_arguments.items():
             if key == "line_search_fn" and value == "strong_wolfe":
                 continue
-            if key in OPTION_KEYS:
+            if key in (*OPTION_KEYS, "bounds"):
                 own[key] = value
                 continue
             if key not in names:
@@ -866,12 +1071,47 @@ def state_from_dict(saved: Any, n: int, options: LBFGSBOptions, *, where: str = 
         stop = StopReason[stop_name]
     else:
         raise TypeError(f"{where}['stop'] must be None or a str, got {type(stop_name).__name__}")
+    n_updates = _integer(f"{where}['n_updates']", saved["n_updates"], 0)
+    if n_updates < len(s_history):
+        raise ValueError(f"{where}['n_updates'] ({n_updates}) is less than the pairs held ({len(s_history)})")
+    updated = saved["updated"]
+    if not isinstance(updated, bool):
+        raise TypeError(f"{where}['updated'] must be a bool, got {type(updated).__name__}")
+    bounded = [saved[k] is not None for k in ("where", "free_index", "inner_products")]
+    if any(bounded) and not all(bounded):
+        raise ValueError(f"{where}: 'where', 'free_index' and 'inner_products' are all None (no bounds) or all set")
+    where_codes = free_index = inner = None
+    n_free = _integer(f"{where}['n_free']", saved["n_free"], 0)
+    if all(bounded):
+        where_codes = _index_vector(f"{where}['where']", saved["where"], n)
+        if bool(((where_codes < -3) | (where_codes > 3) | (where_codes == -2)).any()):
+            raise ValueError(f"{where}['where'] holds codes outside -3, -1, 0, 1, 2, 3")
+        free_index = _index_vector(f"{where}['free_index']", saved["free_index"], n)
+        if sorted(free_index.tolist()) != list(range(n)):
+            raise ValueError(f"{where}['free_index'] must be a permutation of 0..{n - 1}")
+        if n_free > n:
+            raise ValueError(f"{where}['n_free'] must be <= {n}, got {n_free}")
+        inner = saved["inner_products"]
+        shape = (2 * options.maxcor, 2 * options.maxcor)
+        if not isinstance(inner, Tensor) or inner.dtype != torch.float64 or tuple(inner.shape) != shape:
+            raise ValueError(f"{where}['inner_products'] must be a float64 tensor of shape {shape}")
+        inner = inner.detach().to(device="cpu").clone(memory_format=torch.contiguous_format)
     values = {"x": x, "g": g, "f": f, "theta": theta, **{f"s_history[{i}]": v for i, v in enumerate(s_history)},
               **{f"y_history[{i}]": v for i, v in enumerate(y_history)},
               **{f"sy_history[{i}]": v for i, v in enumerate(sy_history)},
-              **{f"ss_history[{i}]": v for i, v in enumerate(ss_history)}}
+              **{f"ss_history[{i}]": v for i, v in enumerate(ss_history)},
+              **({} if inner is None else {"inner_products": inner})}
     warn_non_finite(where, [k for k, v in values.items()
                             if not (bool(torch.isfinite(v).all()) if isinstance(v, Tensor) else math.isfinite(v))])
     return LBFGSBState(x=x, f=f, g=g, n_iterations=n_iterations, n_evaluations=n_evaluations,
                        s_history=s_history, y_history=y_history, sy_history=sy_history, ss_history=ss_history,
-                       theta=theta, stop=stop)
+                       theta=theta, stop=stop, n_updates=n_updates, updated=updated, where=where_codes,
+                       free_index=free_index, n_free=n_free, inner_products=inner)
+
+
+def _index_vector(where: str, value: Any, n: int) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{where} must be a tensor, got {type(value).__name__}")
+    if value.dtype != torch.int64 or tuple(value.shape) != (n,):
+        raise ValueError(f"{where} must be an int64 tensor of shape ({n},), got {value.dtype} {tuple(value.shape)}")
+    return value.detach().to(device="cpu").clone()

@@ -51,7 +51,7 @@ def _run(problem: Problem) -> ProblemRun:
     torch.set_num_threads(1)
     fun, x0 = problem.numpy_fun(), problem.flat_start()
     scipy_result, scipy_trace = record_scipy_lbfgsb(fun, x0)
-    ours = minimize_lbfgsb(fun, x0)
+    ours = minimize_lbfgsb(fun, x0, jac=True)
     return ProblemRun(problem, ours, scipy_result, scipy_trace, compare_traces(ours.trace, scipy_trace,
                                                                                first_k=FIRST_K))
 

@@ -1,0 +1,314 @@
+"""The generalized Cauchy point of L-BFGS-B: the first local minimizer of the quadratic model along the
+projected steepest-descent path x(t) = P(x - t g).
+
+Algorithm CP of R. H. Byrd, P. Lu, J. Nocedal, C. Zhu (1995), §4: the breakpoints t_i where variables reach a
+bound are visited in increasing order (a heap, ``hpsolb``); on each segment the model's slope f' and curvature
+f'' are updated with the compact representation B = θI - W M Wᵀ (Byrd–Nocedal–Schnabel 1994), where M is applied
+by ``bmv`` (two triangular solves with the Cholesky factor of T = θ SᵀS + L D⁻¹ Lᵀ). The floating-point
+expressions, the summation orders and the BLAS calls (``ddot``, ``daxpy``, ``dscal``, ``dtrtrs``) follow scipy
+1.17's ``scipy/optimize/__lbfgsb.c`` (``cauchy``, ``bmv``, ``hpsolb``) so the result is scipy's to the bit; the
+BLAS/LAPACK routines are scipy's own (``scipy.linalg.blas``/``lapack``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import blas as scipy_blas
+from scipy.linalg import lapack as scipy_lapack
+
+from lbfgs_verify.line_search.more_thuente import c_div, c_fmax, c_sqrt
+from lbfgs_verify.reference.box import (
+    BOTH,
+    UNBOUNDED,
+    WHERE_AT_LOWER,
+    WHERE_AT_UPPER,
+    WHERE_FIXED,
+    WHERE_FREE,
+    WHERE_FREE_ZERO_GRADIENT,
+    WHERE_UNBOUNDED,
+    BoxBounds,
+)
+
+EPSMACH = 2.220446049250313e-16
+
+
+def ordered_sum(values: np.ndarray) -> float:
+    """0.0 + v₀ + v₁ + … summed left to right (the C loops' ``s = s + v``), as a Python float."""
+    if values.size == 0:
+        return 0.0
+    return float(np.add.accumulate(np.concatenate(([0.0], values)))[-1])
+
+
+def daxpy(a: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """y + a·x by scipy's BLAS ``daxpy`` (it may fuse the multiply-add; plain numpy would not)."""
+    if y.size == 0:
+        return y.copy()
+    return scipy_blas.daxpy(np.ascontiguousarray(x), np.array(y, dtype=np.float64, copy=True), a=a)
+
+
+def ddot(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size == 0:
+        return 0.0
+    return float(scipy_blas.ddot(np.ascontiguousarray(a), np.ascontiguousarray(b)))
+
+
+def trtrs_upper(factor: np.ndarray, rhs: np.ndarray, *, transpose: bool) -> np.ndarray | None:
+    """Solve U x = b or Uᵀ x = b by LAPACK ``dtrtrs('U')``; ``None`` on a zero pivot."""
+    solution, info = scipy_lapack.dtrtrs(factor, rhs, lower=0, trans=1 if transpose else 0)
+    return solution if info == 0 else None
+
+
+def bmv(sy: np.ndarray, wt: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+    """M v for the 2col × 2col middle matrix of the compact form (``bmv``); ``None`` if a solve fails.
+
+    ``sy`` holds SᵀY (its lower triangle and diagonal are used), ``wt`` the upper Cholesky factor of T.
+    """
+    col = sy.shape[0]
+    if col == 0:
+        return np.zeros(0)
+    p = np.zeros(2 * col)
+    p[col] = v[col]
+    for i in range(1, col):
+        total = 0.0
+        for k in range(i):
+            total = total + c_div(sy[i, k] * v[k], sy[k, k])
+        p[col + i] = v[col + i] + total
+    lower = trtrs_upper(wt, p[col:].copy(), transpose=True)
+    if lower is None:
+        return None
+    p[col:] = lower
+    for i in range(col):
+        p[i] = c_div(v[i], c_sqrt(sy[i, i]))
+    upper = trtrs_upper(wt, p[col:].copy(), transpose=False)
+    if upper is None:
+        return None
+    p[col:] = upper
+    for i in range(col):
+        p[i] = c_div(-p[i], c_sqrt(sy[i, i]))
+    for i in range(col):
+        total = 0.0
+        for k in range(i + 1, col):
+            total = total + c_div(sy[k, i] * p[col + k], sy[i, i])
+        p[i] = p[i] + total
+    return p
+
+
+def heap_next_breakpoint(count: int, t: list[float], order: list[int], built: bool) -> None:
+    """``hpsolb``: with ``t[0:count+1]``, move the least breakpoint to ``t[count]`` (and its variable in ``order``).
+
+    When ``built`` is False the first ``count`` entries are first arranged into a heap. Works in place.
+    """
+    if not built:
+        for k in range(2, count + 2):
+            value, index = t[k - 1], order[k - 1]
+            i = k
+            while i > 1:
+                j = i // 2
+                if value < t[j - 1]:
+                    t[i - 1], order[i - 1] = t[j - 1], order[j - 1]
+                    i = j
+                else:
+                    break
+            t[i - 1], order[i - 1] = value, index
+    if count > 0:
+        i = 1
+        out, out_index = t[0], order[0]
+        value, index = t[count], order[count]
+        while True:
+            j = i + i
+            if j > count:
+                break
+            if t[j] < t[j - 1]:
+                j += 1
+            if t[j - 1] < value:
+                t[i - 1], order[i - 1] = t[j - 1], order[j - 1]
+                i = j
+            else:
+                break
+        t[i - 1], order[i - 1] = value, index
+        t[count], order[count] = out, out_index
+
+
+@dataclass(frozen=True)
+class CauchyPoint:
+    """The result of :func:`generalized_cauchy_point`.
+
+    Attributes:
+        point: the generalized Cauchy point x^c.
+        c: Wᵀ(x^c - x) (length 2·col), used by the subspace minimization (``cmprlb``).
+        where: the updated ``iwhere`` codes (variables that reached a bound are marked 1/2).
+    """
+
+    point: np.ndarray
+    c: np.ndarray
+    where: np.ndarray
+
+
+def generalized_cauchy_point(
+    x: np.ndarray,
+    g: np.ndarray,
+    box: BoxBounds,
+    where: np.ndarray,
+    s: np.ndarray,
+    y: np.ndarray,
+    sy: np.ndarray,
+    wt: np.ndarray | None,
+    theta: float,
+    gradient_norm: float,
+) -> CauchyPoint | None:
+    """Algorithm CP (``cauchy``). ``s``, ``y``: n × col correction pairs, oldest first. ``None`` if ``bmv`` fails."""
+    n, col = x.shape[0], s.shape[1]
+    where = where.copy()
+    if gradient_norm <= 0.0:
+        return CauchyPoint(x.copy(), np.zeros(2 * col), where)
+    bounded_path = True
+    n_free = n
+    breaks: list[int] = []
+    t: list[float] = []
+    least, least_at = 0.0, 0
+    f1 = 0.0
+    d = np.zeros(n)
+    tl = tu = 0.0
+    contributing: list[int] = []
+    for i in range(n):
+        neggi = -float(g[i])
+        kind = box.kind[i]
+        if where[i] != WHERE_FIXED and where[i] != WHERE_UNBOUNDED:
+            if kind <= BOTH:
+                tl = float(x[i]) - float(box.lower[i])
+            if kind >= BOTH:
+                tu = float(box.upper[i]) - float(x[i])
+            at_lower = kind <= BOTH and tl <= 0.0
+            at_upper = kind >= BOTH and tu <= 0.0
+            where[i] = WHERE_FREE
+            if at_lower:
+                if neggi <= 0.0:
+                    where[i] = WHERE_AT_LOWER
+            elif at_upper:
+                if neggi >= 0.0:
+                    where[i] = WHERE_AT_UPPER
+            elif abs(neggi) <= 0.0:
+                where[i] = WHERE_FREE_ZERO_GRADIENT
+        if where[i] != WHERE_FREE and where[i] != WHERE_UNBOUNDED:
+            d[i] = 0.0
+            continue
+        d[i] = neggi
+        f1 = f1 - neggi * neggi
+        contributing.append(i)
+        if kind <= BOTH and kind != UNBOUNDED and neggi < 0.0:
+            t.append(c_div(tl, -neggi))
+        elif kind >= BOTH and neggi > 0.0:
+            t.append(c_div(tu, neggi))
+        else:
+            n_free -= 1
+            if abs(neggi) > 0.0:
+                bounded_path = False
+            continue
+        breaks.append(i)
+        if len(t) == 1 or t[-1] < least:
+            least, least_at = t[-1], len(t) - 1
+    # p = Wᵀd summed over the contributing variables in their order, then its S half scaled by θ (dscal).
+    p = np.zeros(2 * col)
+    if col > 0 and contributing:
+        rows = np.asarray(contributing)
+        dvals = d[rows][:, None]
+        p[:col] = np.add.accumulate(np.vstack([np.zeros((1, col)), y[rows, :] * dvals]), axis=0)[-1]
+        p[col:] = np.add.accumulate(np.vstack([np.zeros((1, col)), s[rows, :] * dvals]), axis=0)[-1]
+    if theta != 1.0:
+        p[col:] = p[col:] * theta
+    xcp = x.copy()
+    nbreak = len(breaks) - 1
+    if nbreak == -1 and n_free == n:
+        return CauchyPoint(xcp, np.zeros(2 * col), where)
+    c = np.zeros(2 * col)
+    f2 = -theta * f1
+    f2_org = f2
+    if col > 0:
+        assert wt is not None
+        v = bmv(sy, wt, p)
+        if v is None:
+            return None
+        f2 = f2 - ddot(v, p)
+    dtm = c_div(-f1, f2)
+    tsum = 0.0
+    if nbreak >= 0:
+        order = list(breaks)
+        nleft = nbreak
+        step_count = 0
+        tj = 0.0
+        while True:
+            tj0 = tj
+            if step_count == 0:
+                tj = least
+                ibp = order[least_at]
+            else:
+                if step_count == 1 and least_at != nbreak:
+                    t[least_at] = t[nbreak]
+                    order[least_at] = order[nbreak]
+                heap_next_breakpoint(nleft, t, order, built=step_count - 1 != 0)
+                tj = t[nleft]
+                ibp = order[nleft]
+            dt = tj - tj0
+            if dtm < dt:
+                break
+            tsum = tsum + dt
+            nleft -= 1
+            step_count += 1
+            dibp = float(d[ibp])
+            d[ibp] = 0.0
+            if dibp > 0.0:
+                zibp = float(box.upper[ibp]) - float(x[ibp])
+                xcp[ibp] = box.upper[ibp]
+                where[ibp] = WHERE_AT_UPPER
+            else:
+                zibp = float(box.lower[ibp]) - float(x[ibp])
+                xcp[ibp] = box.lower[ibp]
+                where[ibp] = WHERE_AT_LOWER
+            # (__lbfgsb.c tests "nleft == -1 && nbreak == n" here, which cannot hold: no early exit.)
+            dibp2 = dibp * dibp
+            f1 = f1 + dt * f2 + dibp2 - theta * dibp * zibp
+            f2 = f2 - theta * dibp2
+            if col > 0:
+                c = daxpy(dt, p, c)
+                wbp = np.empty(2 * col)
+                wbp[:col] = y[ibp, :]
+                wbp[col:] = theta * s[ibp, :]
+                v = bmv(sy, wt, wbp)  # type: ignore[arg-type]
+                if v is None:
+                    return None
+                wmc = ddot(c, v)
+                wmp = ddot(p, v)
+                wmw = ddot(wbp, v)
+                p = daxpy(-dibp, wbp, p)
+                f1 = f1 + dibp * wmc
+                f2 = f2 + dibp * 2.0 * wmp - dibp2 * wmw
+            f2 = c_fmax(EPSMACH * f2_org, f2)
+            if nleft >= 0:
+                dtm = c_div(-f1, f2)
+            elif bounded_path:
+                dtm = 0.0
+                break
+            else:
+                dtm = c_div(-f1, f2)
+                break
+    if dtm <= 0.0:
+        dtm = 0.0
+    tsum = tsum + dtm
+    xcp = daxpy(tsum, d, xcp)
+    if col > 0:
+        c = daxpy(dtm, p, c)
+    return CauchyPoint(xcp, c, where)
+
+
+__all__ = [
+    "CauchyPoint",
+    "bmv",
+    "daxpy",
+    "ddot",
+    "generalized_cauchy_point",
+    "heap_next_breakpoint",
+    "ordered_sum",
+    "trtrs_upper",
+]

@@ -1,0 +1,256 @@
+"""Subspace minimization of L-BFGS-B: minimize the quadratic model over the variables that are free at the
+generalized Cauchy point, then bring the result back into the box.
+
+Direct primal method of R. H. Byrd, P. Lu, J. Nocedal, C. Zhu (1995), §5.1, with the compact representation
+(Byrd–Nocedal–Schnabel 1994) of the reduced matrix, K = [[-D - YᵀZZᵀY/θ, L_aᵀ - R_zᵀ], [L_a - R_z, θ SᵀAAᵀS]]
+factored as in Zhu, Byrd, Lu & Nocedal (ACM TOMS 23(4), 1997); the projection step of J. L. Morales and
+J. Nocedal, "Remark on Algorithm 778" (ACM TOMS 38(1), 2011): if the projected subspace step is not a descent
+direction, the step is instead backtracked to the box. Arithmetic, summation orders, the incremental update of
+the inner products when variables enter or leave the free set, and the BLAS/LAPACK calls follow scipy 1.17's
+``scipy/optimize/__lbfgsb.c`` (``freev``, ``formk``, ``cmprlb``, ``subsm``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import lapack as scipy_lapack
+
+from lbfgs_verify.line_search.more_thuente import c_div, c_fmax, c_fmin
+from lbfgs_verify.reference.box import BOTH, LOWER_ONLY, UNBOUNDED, UPPER_ONLY, BoxBounds
+from lbfgs_verify.reference.cauchy import bmv, ddot, ordered_sum, trtrs_upper
+
+
+@dataclass(frozen=True)
+class FreeSet:
+    """The free variables at the Cauchy point (``freev``).
+
+    Attributes:
+        index: free variables (ascending) then the active ones (descending), length n (``index``).
+        n_free: how many of ``index`` are free.
+        entering: variables that became free since the previous iteration, in ``freev``'s order.
+        leaving: variables that left the free set, in ``freev``'s order.
+        changed: the reduced matrix must be rebuilt (``wrk``: a variable entered or left, or the memory changed).
+    """
+
+    index: np.ndarray
+    n_free: int
+    entering: np.ndarray
+    leaving: np.ndarray
+    changed: bool
+
+
+def free_set(previous_index: np.ndarray, previous_n_free: int, where: np.ndarray, updated: bool,
+             constrained: bool, iteration: int) -> FreeSet:
+    """``freev``: the new free set, and what entered/left relative to the previous one (from iteration 1 on)."""
+    n = where.shape[0]
+    entering: list[int] = []
+    leaving: list[int] = []
+    if iteration > 0 and constrained:
+        for i in range(previous_n_free):
+            k = int(previous_index[i])
+            if where[k] > 0:
+                leaving.append(k)
+        for i in range(previous_n_free, n):
+            k = int(previous_index[i])
+            if where[k] <= 0:
+                entering.append(k)
+    changed = bool(leaving) or bool(entering) or updated
+    free = [i for i in range(n) if where[i] <= 0]
+    active = [i for i in range(n - 1, -1, -1) if where[i] > 0]
+    # freev fills the leaving list from the end of its array: formk reads it last-found first.
+    return FreeSet(np.asarray(free + active, dtype=np.int64), len(free), np.asarray(entering, dtype=np.int64),
+                   np.asarray(leaving[::-1], dtype=np.int64), changed)
+
+
+def _sum_products(a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> float:
+    return ordered_sum(a[rows] * b[rows]) if rows.size else 0.0
+
+
+def update_inner_products(wn1: np.ndarray, s: np.ndarray, y: np.ndarray, free: FreeSet, updated: bool,
+                          n_updates: int, m: int) -> None:
+    """``formk``, first half: bring ``wn1`` (2m × 2m; YᵀZZᵀY, SᵀAAᵀS and the mixed SᵀY blocks) up to date, in place.
+
+    After a new pair the newest row/column is computed over the current free/active sets (and the blocks are
+    shifted by one when the memory wrapped around); the older entries are corrected with the variables that
+    entered or left the free set. ``s``, ``y``: n × col, oldest first.
+    """
+    col = s.shape[1]
+    index, n_free = free.index, free.n_free
+    free_rows, active_rows = index[:n_free], index[n_free:]
+    if updated:
+        if n_updates > m:
+            for jy in range(m - 1):
+                js = m + jy
+                wn1[jy:m - 1, jy] = wn1[jy + 1:m, jy + 1]
+                wn1[js:2 * m - 1, js] = wn1[js + 1:2 * m, js + 1]
+                wn1[m:2 * m - 1, jy] = wn1[m + 1:2 * m, jy + 1]
+        iy, is_ = col - 1, m + col - 1
+        for jy in range(col):
+            js = m + jy
+            wn1[iy, jy] = _sum_products(y[:, iy], y[:, jy], free_rows)
+            wn1[is_, js] = _sum_products(s[:, iy], s[:, jy], active_rows)
+            wn1[is_, jy] = _sum_products(s[:, iy], y[:, jy], active_rows)
+        jy = col - 1
+        for i in range(col):
+            wn1[m + i, jy] = _sum_products(s[:, i], y[:, jy], free_rows)
+        upcl = col - 1
+    else:
+        upcl = col
+    entering, leaving = free.entering, free.leaving
+    for iy in range(upcl):
+        is_ = m + iy
+        for jy in range(iy + 1):
+            js = m + jy
+            t1 = _sum_products(y[:, iy], y[:, jy], entering)
+            t2 = _sum_products(s[:, iy], s[:, jy], entering)
+            t3 = _sum_products(y[:, iy], y[:, jy], leaving)
+            t4 = _sum_products(s[:, iy], s[:, jy], leaving)
+            wn1[iy, jy] = float(wn1[iy, jy]) + t1 - t3
+            wn1[is_, js] = float(wn1[is_, js]) - t2 + t4
+    for i in range(upcl):
+        for jy in range(upcl):
+            t1 = _sum_products(s[:, i], y[:, jy], entering)
+            t3 = _sum_products(s[:, i], y[:, jy], leaving)
+            if i <= jy:
+                wn1[m + i, jy] = float(wn1[m + i, jy]) + t1 - t3
+            else:
+                wn1[m + i, jy] = float(wn1[m + i, jy]) - t1 + t3
+
+
+def factor_reduced_matrix(wn1: np.ndarray, sy_diagonal: list[float], theta: float, m: int,
+                          col: int) -> np.ndarray | None:
+    """``formk``, second half: the upper triangular 2col × 2col factor of K (two Cholesky factorizations), or
+    ``None`` when K is not positive definite in the needed sense (the memory is then reset)."""
+    wn = np.zeros((2 * col, 2 * col), order="F")
+    for iy in range(col):
+        is_, is1 = col + iy, m + iy
+        for jy in range(iy + 1):
+            js, js1 = col + jy, m + jy
+            wn[jy, iy] = c_div(float(wn1[iy, jy]), theta)
+            wn[js, is_] = float(wn1[is1, js1]) * theta
+        for jy in range(iy):
+            wn[jy, is_] = -float(wn1[is1, jy])
+        for jy in range(iy, col):
+            wn[jy, is_] = float(wn1[is1, jy])
+        wn[iy, iy] = float(wn[iy, iy]) + sy_diagonal[iy]
+    factor, info = scipy_lapack.dpotrf(wn[:col, :col].copy(order="F"), lower=0, clean=1)
+    if info != 0:
+        return None
+    wn[:col, :col] = factor
+    solved, _ = scipy_lapack.dtrtrs(factor, wn[:col, col:].copy(order="F"), lower=0, trans=1)
+    wn[:col, col:] = solved
+    for a in range(col, 2 * col):
+        for b in range(a, 2 * col):
+            wn[a, b] = float(wn[a, b]) + ddot(wn[:col, a], wn[:col, b])
+    factor2, info = scipy_lapack.dpotrf(wn[col:, col:].copy(order="F"), lower=0, clean=1)
+    if info != 0:
+        return None
+    wn[col:, col:] = factor2
+    return wn
+
+
+def reduced_gradient(x: np.ndarray, g: np.ndarray, cauchy_point: np.ndarray, c: np.ndarray, s: np.ndarray,
+                     y: np.ndarray, sy: np.ndarray, wt: np.ndarray, theta: float,
+                     free: FreeSet) -> np.ndarray | None:
+    """``cmprlb`` (bounded case): r = -Zᵀ(g + θ(x^c - x) - W M c) on the free variables; ``None`` if bmv fails."""
+    col = s.shape[1]
+    rows = free.index[:free.n_free]
+    r = np.array([-theta * (float(cauchy_point[k]) - float(x[k])) - float(g[k]) for k in rows], dtype=np.float64)
+    v = bmv(sy, wt, c)
+    if v is None:
+        return None
+    for j in range(col):
+        a1 = float(v[j])
+        a2 = theta * float(v[col + j])
+        r = r + y[rows, j] * a1 + s[rows, j] * a2
+    return r
+
+
+def subspace_step(cauchy_point: np.ndarray, r: np.ndarray, box: BoxBounds, s: np.ndarray, y: np.ndarray,
+                  theta: float, x: np.ndarray, g: np.ndarray, wn: np.ndarray, free: FreeSet) -> np.ndarray | None:
+    """``subsm``: the subspace Newton step from the Cauchy point, projected into the box (Morales–Nocedal 2011).
+
+    Returns the new point z, or ``None`` when a triangular solve fails.
+    """
+    col = s.shape[1]
+    nsub = free.n_free
+    rows = free.index[:nsub]
+    if nsub <= 0:
+        return cauchy_point.copy()
+    wv = np.empty(2 * col)
+    for i in range(col):
+        wv[i] = ordered_sum(y[rows, i] * r)
+        wv[col + i] = theta * ordered_sum(s[rows, i] * r)
+    solved = trtrs_upper(wn, wv, transpose=True)
+    if solved is None:
+        return None
+    solved[:col] = -solved[:col]
+    solved = trtrs_upper(wn, solved, transpose=False)
+    if solved is None:
+        return None
+    d = r.copy()
+    for jy in range(col):
+        d = d + (y[rows, jy] * float(solved[jy])) / theta + s[rows, jy] * float(solved[col + jy])
+    d = d * c_div(1.0, theta)
+
+    z = cauchy_point.copy()
+    hit_bound = False
+    for i in range(nsub):
+        k = int(rows[i])
+        dk, xk = float(d[i]), float(z[k])
+        kind = box.kind[k]
+        lo, hi = float(box.lower[k]), float(box.upper[k])
+        if kind == LOWER_ONLY:
+            z[k] = c_fmax(lo, xk + dk)
+            hit_bound = hit_bound or z[k] == lo
+        elif kind == BOTH:
+            z[k] = c_fmin(hi, c_fmax(lo, xk + dk))
+            hit_bound = hit_bound or z[k] == lo or z[k] == hi
+        elif kind == UPPER_ONLY:
+            z[k] = c_fmin(hi, xk + dk)
+            hit_bound = hit_bound or z[k] == hi
+        else:
+            z[k] = xk + dk
+    if not hit_bound:
+        return z
+    slope = ordered_sum((z - x) * g)
+    if not slope > 0.0:
+        return z
+    # The projected step points uphill: go back to the Cauchy point and move along d only as far as the box allows.
+    z = cauchy_point.copy()
+    alpha, temp1, ibd = 1.0, 1.0, 0
+    for i in range(nsub):
+        k = int(rows[i])
+        dk = float(d[i])
+        kind = box.kind[k]
+        if kind == UNBOUNDED:
+            continue
+        if dk < 0.0 and kind <= BOTH:
+            temp2 = float(box.lower[k]) - float(z[k])
+            if temp2 >= 0.0:
+                temp1 = 0.0
+            elif dk * alpha < temp2:
+                temp1 = c_div(temp2, dk)
+        elif dk > 0.0 and kind >= BOTH:
+            temp2 = float(box.upper[k]) - float(z[k])
+            if temp2 <= 0.0:
+                temp1 = 0.0
+            elif dk * alpha > temp2:
+                temp1 = c_div(temp2, dk)
+        if temp1 < alpha:
+            alpha, ibd = temp1, i
+    if alpha < 1.0:
+        dk = float(d[ibd])
+        k = int(rows[ibd])
+        if dk > 0.0:
+            z[k] = box.upper[k]
+            d[ibd] = 0.0
+        elif dk < 0.0:
+            z[k] = box.lower[k]
+            d[ibd] = 0.0
+    for i in range(nsub):
+        k = int(rows[i])
+        z[k] = float(z[k]) + alpha * float(d[i])
+    return z
