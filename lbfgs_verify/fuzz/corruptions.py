@@ -2,8 +2,10 @@
 
 The target's state format is opaque: every class finds its sites by walking the saved dict (mappings,
 lists, tensors, numbers), never by torch's key names. The only names used are those of torch.optim's public
-state_dict envelope (``state``, ``param_groups``, ``params``, ``history_size``: torch/optim/optimizer.py,
-the interface every target shares). Each corruption returns an :class:`Applied`: the damaged value, how it
+state_dict envelope (``state``, ``param_groups``, ``params``: torch/optim/optimizer.py, the interface every
+target shares) and the target's names for torch.optim.LBFGS's options (:class:`Context`). A corruption is only
+what the optimizer could never have produced itself (:data:`_BAD_OPTIONS`, :func:`_counted`; issue 8's load
+policy). Each corruption returns an :class:`Applied`: the damaged value, how it
 is delivered (the dict in memory, or bytes through ``torch.load(weights_only=True)``), a description naming
 the key, and Python statements that redo it in a standalone reproduction (:mod:`lbfgs_verify.repro`).
 """
