@@ -38,6 +38,7 @@ from torch import Tensor
 from lbfgs_verify.bitwise import Difference, first_difference
 from lbfgs_verify.evidence import PropertyFailed
 from lbfgs_verify.problems.base import Problem
+from lbfgs_verify.targets import own_arguments
 from lbfgs_verify.trace import Divergence, StepRecord, Trace, record_steps, trace_divergence
 
 
@@ -80,7 +81,7 @@ class Scenario:
         """``target.make(params, **kwargs)``; ``target`` is a :class:`lbfgs_verify.targets.Target` or a class."""
         make = getattr(target, "make", None)
         if make is None:
-            return target(list(params), **self.optimizer_kwargs())
+            return target(list(params), **own_arguments(target, self.optimizer_kwargs()))
         return make(params, **self.optimizer_kwargs())
 
     def describe_hyperparameters(self) -> str:

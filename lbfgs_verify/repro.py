@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lbfgs_verify.targets import TargetLoadError, load_target, own_arguments
+
 __all__ = ["ROUTE_SNIPPETS", "SUPPORTED_PROPERTIES", "NoReproduction", "Reproduction", "literal", "problem_from_name",
            "problem_source", "reproduction_for_failure", "reproduction_script"]
 
@@ -306,6 +308,16 @@ def _corruption_body(reproduction: Reproduction) -> str:
     return "\n".join(lines)
 
 
+def _own_arguments(spec: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters in the target's own names (:data:`lbfgs_verify.targets.ARGUMENTS_ATTRIBUTE`), so that
+    the script calls the target directly; as they are when the target cannot be loaded here."""
+    try:
+        factory = load_target(spec).factory
+    except TargetLoadError:
+        return dict(hyperparameters)
+    return own_arguments(factory, hyperparameters)
+
+
 def reproduction_script(reproduction: Reproduction) -> str:
     """The standalone script (text) for ``reproduction``; it imports only torch, the standard library and
     the target."""
@@ -323,7 +335,8 @@ def reproduction_script(reproduction: Reproduction) -> str:
         raise ValueError(f"unknown reproduction kind {reproduction.kind!r}; choose valid, corrupt or custom")
     start = ",\n    ".join(f"({literal(list(values))}, {tuple(shape)!r}, {is_complex!r})"
                            for values, shape, is_complex in reproduction.start)
-    hyperparameters = "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in reproduction.hyperparameters.items()) + "}"
+    own = _own_arguments(reproduction.target, reproduction.hyperparameters)
+    hyperparameters = "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in own.items()) + "}"
     header = f'''"""Reproduction written by lbfgs-verify: {summary}
 
 Needs only torch and the target ({reproduction.target}). It fails (AssertionError or the target's exception)

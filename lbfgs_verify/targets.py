@@ -2,7 +2,8 @@
 
 A target is a class or factory with ``torch.optim.LBFGS``'s constructor
 ``(params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9, history_size=100,
-line_search_fn=None)`` whose result has ``step(closure)``, ``state_dict()`` and ``load_state_dict()``.
+line_search_fn=None)`` whose result has ``step(closure)``, ``state_dict()`` and ``load_state_dict()``, or one that
+translates those arguments to its own names (:data:`ARGUMENTS_ATTRIBUTE`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 TARGET_ENV_VAR = "LBFGS_VERIFY_TARGET"
+ARGUMENTS_ATTRIBUTE = "lbfgs_verify_arguments"
+"""The optional attribute on a target class or factory whose constructor names its options otherwise: a callable
+taking torch.optim.LBFGS's keyword arguments (the ones the harness draws) and returning the target's own."""
 
 
 class TargetLoadError(Exception):
@@ -37,8 +41,9 @@ class Target:
         return self.spec
 
     def make(self, params: Sequence[Any], **hyperparameters: Any) -> Any:
-        """A new optimizer over ``params`` with the given hyperparameters (others at the target's defaults)."""
-        return self.factory(list(params), **hyperparameters)
+        """A new optimizer over ``params`` with the given hyperparameters (others at the target's defaults), in
+        the target's own names when it declares :data:`ARGUMENTS_ATTRIBUTE`."""
+        return self.factory(list(params), **own_arguments(self.factory, hyperparameters))
 
     @property
     def version(self) -> str:
@@ -47,6 +52,36 @@ class Target:
         top = module.split(".")[0]
         mod = importlib.import_module(top) if top else None
         return str(getattr(mod, "__version__", "unknown"))
+
+
+def own_arguments(factory: Any, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """``hyperparameters`` (torch.optim.LBFGS's names) in ``factory``'s names (:data:`ARGUMENTS_ATTRIBUTE`)."""
+    translate = getattr(factory, ARGUMENTS_ATTRIBUTE, None)
+    return dict(hyperparameters) if translate is None else translate(dict(hyperparameters))
+
+
+TORCH_LBFGS_OPTIONS = ("lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size",
+                       "line_search_fn")
+"""torch.optim.LBFGS's options (torch/optim/lbfgs.py), the names the harness draws hyperparameters under."""
+
+_PROBES: dict[str, Any] = {"lr": 0.5, "max_iter": 3, "max_eval": 4, "tolerance_grad": 1e-6, "tolerance_change": 1e-8,
+                           "history_size": 5, "line_search_fn": "strong_wolfe"}
+
+
+def option_names(factory: Any) -> dict[str, str]:
+    """torch's option name -> the name ``factory``'s optimizers save it under (options without a counterpart left
+    out): the identity, or what its :data:`ARGUMENTS_ATTRIBUTE` translation renames each one to."""
+    if getattr(factory, ARGUMENTS_ATTRIBUTE, None) is None:
+        return {name: name for name in TORCH_LBFGS_OPTIONS}
+    names: dict[str, str] = {}
+    for name in TORCH_LBFGS_OPTIONS:
+        try:
+            own = own_arguments(factory, {name: _PROBES[name]})
+        except TypeError:  # no counterpart
+            continue
+        if len(own) == 1:
+            names[name] = next(iter(own))
+    return names
 
 
 def load_target(spec: str | None = None) -> Target:

@@ -2,8 +2,10 @@
 
 The target's state format is opaque: every class finds its sites by walking the saved dict (mappings,
 lists, tensors, numbers), never by torch's key names. The only names used are those of torch.optim's public
-state_dict envelope (``state``, ``param_groups``, ``params``, ``history_size``: torch/optim/optimizer.py,
-the interface every target shares). Each corruption returns an :class:`Applied`: the damaged value, how it
+state_dict envelope (``state``, ``param_groups``, ``params``: torch/optim/optimizer.py, the interface every
+target shares) and the target's names for torch.optim.LBFGS's options (:class:`Context`). A corruption is only
+what the optimizer could never have produced itself (:data:`_BAD_OPTIONS`, :func:`_counted`; issue 8's load
+policy). Each corruption returns an :class:`Applied`: the damaged value, how it
 is delivered (the dict in memory, or bytes through ``torch.load(weights_only=True)``), a description naming
 the key, and Python statements that redo it in a standalone reproduction (:mod:`lbfgs_verify.repro`).
 """
@@ -21,9 +23,32 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from lbfgs_verify.engine import torch_save_bytes
+from lbfgs_verify.targets import TORCH_LBFGS_OPTIONS
 
 Path = tuple[Any, ...]
 Draw = Callable[[st.SearchStrategy[Any]], Any]
+OptionNames = Mapping[str, str]
+"""torch.optim.LBFGS's option names -> the target's names for them in its saved param_groups (absent: the target
+has no counterpart); see :func:`lbfgs_verify.targets.option_names`."""
+TORCH_OPTION_NAMES: OptionNames = {name: name for name in TORCH_LBFGS_OPTIONS}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a corruption may know besides the saved dict.
+
+    Attributes:
+        option_names: under which names the target saves torch.optim.LBFGS's options.
+        run_states: the state_dicts the run saved after each step up to the one damaged (the last); an integer
+            that counted across them is a counter (an integer that only stayed put, like ``t = lr``, may be a
+            float in another run, so a fraction there is no corruption).
+    """
+
+    option_names: OptionNames = field(default_factory=lambda: dict(TORCH_OPTION_NAMES))
+    run_states: tuple[Any, ...] = ()
+
+
+DEFAULT_CONTEXT = Context()
 
 
 @dataclass
@@ -50,11 +75,12 @@ class Applied:
 
 @dataclass(frozen=True)
 class Corruption:
-    """A named corruption class: ``apply(saved, draw) -> Applied | None`` (``None``: nowhere to apply it)."""
+    """A named corruption class: ``apply(saved, draw, context) -> Applied | None`` (``None``: nowhere to apply
+    it); ``context`` (:class:`Context`) says what is known of the target besides ``saved``."""
 
     name: str
     description: str
-    apply: Callable[[dict[str, Any], Draw], Applied | None]
+    apply: Callable[[dict[str, Any], Draw, Context], Applied | None]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -114,7 +140,7 @@ def _literal(value: Any) -> str:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _missing_key(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _missing_key(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     # A parameter without an entry in ``state`` is legitimate (it has no state yet: torch/optim/optimizer.py),
     # so whole per-parameter entries are not deleted; keys inside them and everywhere else are.
     sites = [(p, v) for p, v in walk(saved) if (isinstance(get(saved, p[:-1]), Mapping) and len(p) != 2)
@@ -130,7 +156,7 @@ def _missing_key(saved: dict[str, Any], draw: Draw) -> Applied | None:
 _EXTRA_VALUES: tuple[tuple[str, Any], ...] = (("torch.zeros(3)", None), ("7", 7), ("[1.0, 2.0]", [1.0, 2.0]))
 
 
-def _extra_key(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _extra_key(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     if not isinstance(saved.get("state"), Mapping):
         return None
     mappings = [(("state",), saved["state"])] + [(p, v) for p, v in walk(saved) if _in_state(p)
@@ -143,7 +169,7 @@ def _extra_key(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    [f"{accessor(target)} = {source}"])
 
 
-def _wrong_type(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _wrong_type(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p)
              and (isinstance(v, (Tensor, float, list)) or _is_int(v))]
     site = _pick(draw, sites)
@@ -162,7 +188,7 @@ def _wrong_type(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    key_name(path), [f"{accessor(path)} = {code}"])
 
 
-def _wrong_size(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _wrong_size(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and isinstance(v, Tensor) and v.dim() >= 1]
     site = _pick(draw, sites)
     if site is None:
@@ -182,7 +208,7 @@ def _wrong_size(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    key_name(path), [f"{accessor(path)} = {code}"])
 
 
-def _wrong_dtype(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _wrong_dtype(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and isinstance(v, Tensor) and v.numel() >= 1]
     site = _pick(draw, sites)
     if site is None:
@@ -201,7 +227,7 @@ def _wrong_dtype(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    [f"{accessor(path)} = {code}"])
 
 
-def _non_finite(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _non_finite(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and (
         (isinstance(v, Tensor) and v.is_floating_point() and v.numel() >= 1 and bool(torch.isfinite(v).all()))
         or (isinstance(v, float) and math.isfinite(v)))]
@@ -241,7 +267,7 @@ def _parallel_groups(saved: dict[str, Any]) -> list[list[Path]]:
     return groups
 
 
-def _history_inconsistent(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _history_inconsistent(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     groups = _parallel_groups(saved)
     if not groups:
         return None
@@ -254,11 +280,12 @@ def _history_inconsistent(saved: dict[str, Any], draw: Draw) -> Applied | None:
                    key_name(path), [f"{accessor(path)} = {accessor(path)}[:-1]"])
 
 
-def _history_too_long(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _history_too_long(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     groups_saved = saved.get("param_groups")
     if not (isinstance(groups_saved, list) and groups_saved and isinstance(groups_saved[0], Mapping)):
         return None
-    history_size = groups_saved[0].get("history_size")
+    history_key = context.option_names.get("history_size")
+    history_size = groups_saved[0].get(history_key) if history_key is not None else None
     groups = _parallel_groups(saved)
     if not _is_int(history_size) or not groups:
         return None
@@ -278,12 +305,12 @@ def _history_too_long(saved: dict[str, Any], draw: Draw) -> Applied | None:
         get(saved, path[:-1])[path[-1]] = new
     if not code:
         return None
-    names = ", ".join(key_name(p) for p in group)
-    return Applied(saved, "dict", f"{names} extended to {history_size + 1} entries (history_size is {history_size})",
-                   key_name(group[0]), code)
+    extended = ", ".join(key_name(p) for p in group)
+    return Applied(saved, "dict", f"{extended} extended to {history_size + 1} entries ({history_key} is "
+                   f"{history_size})", key_name(group[0]), code)
 
 
-def _bad_counter(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _bad_counter(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     sites = [(p, v) for p, v in walk(saved) if _in_state(p) and (
         _is_int(v) or (isinstance(v, Tensor) and v.dim() == 0 and not v.is_floating_point() and not v.is_complex()))]
     site = _pick(draw, sites)
@@ -291,25 +318,50 @@ def _bad_counter(saved: dict[str, Any], draw: Draw) -> Applied | None:
         return None
     path, value = site
     number = int(value.item()) if isinstance(value, Tensor) else value
-    bad = draw(st.sampled_from((-1 - number, number + 0.5)))
+    bad = draw(st.sampled_from((-1 - number, number + 0.5) if _counted(path, context.run_states) else (-1 - number,)))
     get(saved, path[:-1])[path[-1]] = bad
     return Applied(saved, "dict", f"{accessor(path)}: {number} -> {bad}", key_name(path),
                    [f"{accessor(path)} = {bad!r}"])
 
 
-_BAD_OPTIONS: tuple[tuple[str, Any], ...] = (("history_size", 0), ("history_size", -1), ("max_iter", 0),
-                                            ("max_iter", -1), ("line_search_fn", "no_such_line_search"))
+def _counted(path: Path, run_states: tuple[Any, ...]) -> bool:
+    """The entry at ``path`` is an integer in every run state that has it and took more than one value."""
+    values = []
+    for state in run_states:
+        try:
+            value = get(state, path)
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(value, Tensor):
+            if value.dim() != 0 or value.is_floating_point() or value.is_complex():
+                return False
+            value = int(value.item())
+        elif not _is_int(value):
+            return False
+        values.append(value)
+    return len(set(values)) > 1 or not run_states
 
 
-def _param_groups_mismatch(saved: dict[str, Any], draw: Draw) -> Applied | None:
+_BAD_OPTIONS: tuple[tuple[str, Any], ...] = (("lr", -1.0), ("history_size", 0), ("history_size", -1),
+                                            ("line_search_fn", "no_such_line_search"))
+"""Hyperparameter values no L-BFGS can run with, so no optimizer's own state_dict holds them: a negative step
+length, no room for a curvature pair (Nocedal & Wright §7.2 needs m >= 1), an unknown line search. Values torch's
+constructor accepts and runs with (``max_iter`` 0 or negative: no iteration) are not corruptions."""
+
+
+def _param_groups_mismatch(saved: dict[str, Any], draw: Draw,
+                           context: Context = DEFAULT_CONTEXT) -> Applied | None:
     groups = saved.get("param_groups")
     if not (isinstance(groups, list) and groups and isinstance(groups[0], Mapping)):
         return None
     group = groups[0]
     ids = group.get("params")
-    variants = ["count"] + [f"option:{k}" for k, _ in _BAD_OPTIONS if k in group]
+    variants = ["count"] + [f"option:{k}" for k, _ in _BAD_OPTIONS if context.option_names.get(k) in group]
     if isinstance(ids, list) and ids:
-        variants += ["ids-extra", "ids-renumbered"] + (["ids-dropped"] if len(ids) >= 2 else [])
+        # Renumbered ids are harmless while no parameter has state (torch matches groups by position; the ids
+        # only key ``state``): a corruption only where a state entry then belongs to no listed parameter.
+        renumbered = ["ids-renumbered"] if saved.get("state") else []
+        variants += ["ids-extra", *renumbered] + (["ids-dropped"] if len(ids) >= 2 else [])
     variant = draw(st.sampled_from(variants))
     if variant == "count":
         import copy
@@ -323,8 +375,9 @@ def _param_groups_mismatch(saved: dict[str, Any], draw: Draw) -> Applied | None:
                 "saved['param_groups'][1]['params'] = [1000 + i for i, _ in enumerate(ids)]"]
         return Applied(saved, "dict", "a second parameter group added", "param_groups", code)
     if variant.startswith("option:"):
-        key = variant.removeprefix("option:")
-        bad = draw(st.sampled_from([v for k, v in _BAD_OPTIONS if k == key]))
+        torch_key = variant.removeprefix("option:")
+        key = context.option_names[torch_key]
+        bad = draw(st.sampled_from([v for k, v in _BAD_OPTIONS if k == torch_key]))
         group[key] = bad
         return Applied(saved, "dict", f"saved['param_groups'][0][{key!r}] = {bad!r}", key,
                        [f"saved['param_groups'][0][{key!r}] = {bad!r}"])
@@ -341,14 +394,14 @@ def _param_groups_mismatch(saved: dict[str, Any], draw: Draw) -> Applied | None:
     return Applied(saved, "dict", f"params ids {ids} -> {group['params']}", "params", [code])
 
 
-def _truncated_file(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _truncated_file(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     data = torch_save_bytes(saved)
     keep = draw(st.integers(0, len(data) - 1))
     return Applied(data[:keep], "bytes", f"the torch.save file cut to {keep} of {len(data)} bytes", "file",
                    [f"data = data[:{keep}]"])
 
 
-def _bit_flip(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _bit_flip(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     data = bytearray(torch_save_bytes(saved))
     position = draw(st.integers(0, len(data) - 1))
     bit = draw(st.integers(0, 7))
@@ -380,7 +433,7 @@ class _Hostile:
 _TOKENS = iter(range(1, 2**62))
 
 
-def _hostile_pickle(saved: dict[str, Any], draw: Draw) -> Applied | None:
+def _hostile_pickle(saved: dict[str, Any], draw: Draw, context: Context = DEFAULT_CONTEXT) -> Applied | None:
     token = f"hostile-{next(_TOKENS)}"
     blobs = [(p, v) for p, v in walk(saved) if isinstance(v, (bytes, bytearray))]
     if blobs and draw(st.booleans()):

@@ -42,10 +42,11 @@ from lbfgs_verify.engine import (
     torch_load_bytes,
 )
 from lbfgs_verify.evidence import PropertyFailed
-from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, HOSTILE_RUNS, Applied, Corruption
+from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, HOSTILE_RUNS, Applied, Context, Corruption
 from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, FINDINGS, VALID_OUTCOMES, CaseOutcome
 from lbfgs_verify.fuzz.states import FuzzState, fuzz_states
 from lbfgs_verify.repro import Reproduction, reproduction_script
+from lbfgs_verify.targets import option_names
 
 ProgressFn = Callable[[str, str, dict[str, int]], None]
 """``on_progress(kind, name, outcome_counts)``: called when a route (kind ``valid``) or class (``corrupt``) is done."""
@@ -102,6 +103,18 @@ def _load(optimizer: Any, applied: Applied) -> None:
     optimizer.load_state_dict(loaded)
 
 
+def _load_warnings(target: Any, state: FuzzState, params: list[torch.Tensor], saved: dict[str, Any]) -> set[str]:
+    """The warnings that loading the undamaged ``saved`` gives (a diverged run's non-finite values, say): the
+    same warnings after a corruption are not the target noticing the damage."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            state.scenario.make_optimizer(target, params).load_state_dict(saved)
+        except Exception:
+            return set()
+    return {str(w.message) for w in caught}
+
+
 def _names(message: str, key: str) -> str:
     return "names the key" if key in message else f"does not name {key!r}"
 
@@ -128,7 +141,11 @@ def _corruption_outcome(target: Any, corruption: Corruption, state: FuzzState, d
             saved = copy.deepcopy(source.optimizer.state_dict())
         except Exception:
             return None
-        applied = corruption.apply(saved, draw)
+        params = fresh_params(params_at(source.trace, state.split), source.params)
+        baseline = _load_warnings(target, state, params, copy.deepcopy(saved))
+        context = Context(option_names(getattr(target, "factory", target)),
+                          tuple(step.state for step in source.trace.steps if step.state is not None))
+        applied = corruption.apply(saved, draw, context)
         if applied is None:
             return None
         holder.append(applied)
@@ -146,6 +163,7 @@ def _corruption_outcome(target: Any, corruption: Corruption, state: FuzzState, d
                 _load(optimizer, applied)
             except Exception as exc:
                 rejected = exc
+        caught = [w for w in caught if str(w.message) not in baseline]
         if applied.hostile_token is not None and applied.hostile_token in HOSTILE_RUNS:
             return CaseOutcome("corrupt", corruption.name, "code-executed",
                                f"{applied.description}: the payload ran while the state was loaded", example)

@@ -44,7 +44,7 @@ def snapshot_state_dict(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     return copy.deepcopy(torch.optim.Optimizer.state_dict(optimizer))
 
 
-ValidateState = Callable[[Any, list[Tensor], str], dict[str, Any]]
+ValidateState = Callable[[Any, list[Tensor], str, Mapping[str, Any]], dict[str, Any]]
 CheckGroup = Callable[[dict[str, Any], str], None]
 
 
@@ -56,9 +56,9 @@ def load_like_torch(optimizer: torch.optim.Optimizer, state_dict: Any, *, check_
     taken from the saved groups, ``param_names`` kept from the current group when the saved one has none,
     entries under other parameters cast to that parameter's dtype and device, entries that belong to no
     parameter carried, unknown top-level keys ignored, post-hooks after. Unlike torch: ``check_group(group,
-    where)`` checks every saved group, ``validate_state(saved, params, where)`` checks the state under the first
-    parameter and returns what to install; anything wrong raises naming the key, before anything changes; and
-    nothing installed aliases ``state_dict``.
+    where)`` checks every saved group, ``validate_state(saved, params, where, group)`` checks the state under the
+    first parameter against the (checked) saved group it will run with, and returns what to install; anything
+    wrong raises naming the key, before anything changes; and nothing installed aliases ``state_dict``.
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
@@ -103,7 +103,7 @@ def load_like_torch(optimizer: torch.optim.Optimizer, state_dict: Any, *, check_
     for key, value in saved_state.items():
         where = f"state_dict['state'][{key!r}]"
         if key == first_id:
-            new_state[id_map[key]] = validate_state(value, list(groups[0]["params"]), where)
+            new_state[id_map[key]] = validate_state(value, list(groups[0]["params"]), where, new_groups[0])
         elif key in id_map:
             new_state[id_map[key]] = _cast_like_torch(id_map[key], copy.deepcopy(value))
         elif isinstance(value, Mapping) and ("func_evals" in value or "n_iter" in value):

@@ -20,7 +20,9 @@ pinned by a test in ``tests/fast``):
 2. A loaded optimizer shares no tensor with the dict it came from; ``state_dict()`` returns a snapshot.
 3. ``copy.deepcopy`` and pickling give an optimizer that steps (no cached attributes to lose).
 4. Changing ``history_size`` between steps works: a history longer than the new size loses its oldest pairs
-   at the next step and ``al`` grows when the history outgrows it (torch raises ``IndexError``).
+   at the next step (and in a ``state_dict()`` taken before it, so no saved state holds more pairs than its
+   ``history_size``; a longer one is rejected at load) and ``al`` grows when the history outgrows it (torch
+   raises ``IndexError``).
 5. A state from parameters of another size is rejected at load time, naming the key.
 6. A tensor ``t`` keeps its dtype on load, and the flat state keeps the dtype of the flat gradient (torch casts
    both to ``params[0]``'s dtype: bf16/fp16 parameters with a tensor lr, or parameters of mixed dtypes, then
@@ -311,8 +313,18 @@ class LBFGS(torch.optim.Optimizer):
 
     # --- state exchange ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """torch's ``state_dict`` (same layout, hooks, ``param_names``), as a snapshot later steps never change."""
-        return snapshot_state_dict(self)
+        """torch's ``state_dict`` (same layout, hooks, ``param_names``), as a snapshot later steps never change.
+
+        A history longer than ``history_size`` (lowered between steps) is saved without its oldest pairs, as the
+        next ``step()`` would drop them first (point 4), so a saved state never holds more pairs than its
+        ``history_size`` and a longer one is rejected at load."""
+        snapshot = snapshot_state_dict(self)
+        groups = snapshot.get("param_groups")
+        if isinstance(groups, list) and len(groups) == 1 and groups[0].get("params"):
+            saved = snapshot.get("state", {}).get(groups[0]["params"][0])
+            if isinstance(saved, dict) and isinstance(groups[0].get("history_size"), numbers.Integral):
+                _fit_history(saved, groups[0]["history_size"])
+        return snapshot
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a ``state_dict`` (ours or ``torch.optim.LBFGS``'s) with torch's semantics, validated, all or nothing.
@@ -324,14 +336,14 @@ class LBFGS(torch.optim.Optimizer):
         load_like_torch(self, state_dict, check_group=check_options, validate_state=_validate_state)
 
 
-def _validate_state(saved: Any, params: list[Tensor], where: str) -> dict[str, Any]:
-    return validate_saved_state(saved, params, where=where)
+def _validate_state(saved: Any, params: list[Tensor], where: str, group: Mapping[str, Any]) -> dict[str, Any]:
+    return validate_saved_state(saved, params, where=where, history_size=group["history_size"], lr=group["lr"])
 
 
 def _fit_history(state: dict[str, Any], history_size: int) -> None:
     """``history_size`` lowered below the stored pairs: drop the oldest (torch keeps them, then IndexError)."""
     old_dirs = state.get("old_dirs")
-    if old_dirs is not None and len(old_dirs) > history_size:
+    if isinstance(old_dirs, list) and len(old_dirs) > history_size:
         drop = len(old_dirs) - history_size
         del old_dirs[:drop]
         del state["old_stps"][:drop]

@@ -79,7 +79,7 @@ from lbfgs_verify.reference.box import (
 )
 from lbfgs_verify.reference.box import projected_gradient_norm as box_projected_gradient_norm
 from lbfgs_verify.reference.cauchy import generalized_cauchy_point
-from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict
+from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict, warn_non_finite
 from lbfgs_verify.reference.subspace import (
     factor_reduced_matrix,
     free_set,
@@ -900,7 +900,8 @@ class LBFGSB(torch.optim.Optimizer):
         """Validate and load a dict from :meth:`state_dict`; all or nothing.
 
         Raises ``TypeError`` (wrong type) or ``ValueError`` (missing/unknown key, wrong shape, dtype, length or
-        value, non-finite number) naming the key; on error the optimizer is unchanged. The options come from the
+        value) naming the key; non-finite values load with a ``RuntimeWarning``; on error the optimizer is
+        unchanged. The options come from the
         saved ``param_groups`` (torch's rule). The loaded state shares no tensor with ``state_dict``. The
         parameters are not touched: the next ``step`` continues from the saved iterate.
         """
@@ -933,6 +934,32 @@ class LBFGSB(torch.optim.Optimizer):
         if "box" not in self.__dict__:
             self.box = None
 
+    # --- as a target of the harness (``lbfgs-verify check/fuzz lbfgs_verify.reference:LBFGSB``) ----------------
+    lbfgs_verify_lacks = ("lr", "max_eval", "tolerance_change", "no_line_search")
+    """torch.optim.LBFGS features with no counterpart here (:mod:`lbfgs_verify.capabilities`): no step length
+    (scipy's search starts from t = 1), no evaluation budget per call, no loss-change stop, always a line search."""
+
+    @staticmethod
+    def lbfgs_verify_arguments(torch_arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """torch.optim.LBFGS's keyword arguments in this optimizer's names (:mod:`lbfgs_verify.targets`).
+
+        ``max_iter`` (iterations per ``step()``) -> ``max_iter_per_step``, ``history_size`` -> ``maxcor`` (pairs
+        kept, scipy's ``m``), ``tolerance_grad`` -> ``gtol``; ``line_search_fn="strong_wolfe"`` is the Moré-Thuente
+        search this optimizer always runs (it enforces the strong Wolfe conditions). Its own option names pass
+        through as they are; anything else raises ``TypeError`` naming the argument."""
+        names = {"max_iter": "max_iter_per_step", "history_size": "maxcor", "tolerance_grad": "gtol"}
+        own: dict[str, Any] = {}
+        for key, value in torch_arguments.items():
+            if key == "line_search_fn" and value == "strong_wolfe":
+                continue
+            if key in (*OPTION_KEYS, "bounds"):
+                own[key] = value
+                continue
+            if key not in names:
+                raise TypeError(f"LBFGSB has no counterpart of torch.optim.LBFGS's {key}={value!r}")
+            own[names[key]] = value
+        return own
+
 
 # --------------------------------------------------------------------------------------------------------
 # Validation of saved options and state.
@@ -962,7 +989,7 @@ def _check_group_options(group: Mapping[str, Any], *, where: str) -> None:
         raise ValueError(f"{where}['ftol'] must be >= 0, got {group['ftol']}")
 
 
-def _vector(where: str, value: Any, n: int, *, finite: bool) -> Tensor:
+def _vector(where: str, value: Any, n: int) -> Tensor:
     if not isinstance(value, Tensor):
         raise TypeError(f"{where} must be a tensor, got {type(value).__name__}")
     if value.dtype != torch.float64:
@@ -971,8 +998,6 @@ def _vector(where: str, value: Any, n: int, *, finite: bool) -> Tensor:
         raise TypeError(f"{where} must be a dense tensor, got layout {value.layout}")
     if tuple(value.shape) != (n,):
         raise ValueError(f"{where} must have shape ({n},) (the parameters' flat size), got {tuple(value.shape)}")
-    if finite and not bool(torch.isfinite(value).all()):
-        raise ValueError(f"{where} contains NaN or inf")
     return value.detach().to(device="cpu").clone(memory_format=torch.contiguous_format)
 
 
@@ -984,14 +1009,12 @@ def _integer(where: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _real(where: str, value: Any, *, finite: bool, positive: bool = False, nonnegative: bool = False) -> float:
+def _real(where: str, value: Any, *, positive: bool = False, nonnegative: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, float):
         raise TypeError(f"{where} must be a float, got {type(value).__name__}")
-    if finite and not math.isfinite(value):
-        raise ValueError(f"{where} must be finite, got {value}")
-    if positive and not value > 0:
+    if positive and math.isfinite(value) and value <= 0:  # non-finite values load with a warning
         raise ValueError(f"{where} must be > 0, got {value}")
-    if nonnegative and not value >= 0:
+    if nonnegative and math.isfinite(value) and value < 0:
         raise ValueError(f"{where} must be >= 0, got {value}")
     return float(value)
 
@@ -999,10 +1022,10 @@ def _real(where: str, value: Any, *, finite: bool, positive: bool = False, nonne
 def state_from_dict(saved: Any, n: int, options: LBFGSBOptions, *, where: str = "state") -> LBFGSBState:
     """Validate a saved state (the inner dict of :meth:`LBFGSB.state_dict`) and build a new :class:`LBFGSBState`.
 
-    Checks every key: present and known; tensors float64, dense, shape (n,), finite (``g`` may hold the
-    objective's non-finite values); counts ints ≥ 0 (≥ 1 evaluation); the four histories lists of equal
-    length ≤ ``maxcor`` with finite entries, sᵀy > 0, sᵀs ≥ 0; θ finite > 0 and 1.0 with an empty memory;
-    ``stop`` ``None`` or a :class:`StopReason` name. ``f`` is a float (possibly non-finite, as evaluated).
+    Checks every key: present and known; tensors float64, dense, shape (n,); counts ints ≥ 0 (≥ 1 evaluation);
+    the four histories lists of equal length ≤ ``maxcor``, sᵀy > 0, sᵀs ≥ 0; θ > 0 and 1.0 with an empty memory;
+    ``stop`` ``None`` or a :class:`StopReason` name; ``f`` a float. Non-finite values (a diverged run) load with
+    one ``RuntimeWarning`` naming their keys (:func:`warn_non_finite`, the references' shared policy).
     Tensors are copied. Raises ``TypeError``/``ValueError`` naming the key.
     """
     if not isinstance(saved, Mapping):
@@ -1013,9 +1036,9 @@ def state_from_dict(saved: Any, n: int, options: LBFGSBOptions, *, where: str = 
     missing = [k for k in STATE_KEYS if k not in saved]
     if missing:
         raise ValueError(f"{where} is missing {missing}")
-    x = _vector(f"{where}['x']", saved["x"], n, finite=True)
-    g = _vector(f"{where}['g']", saved["g"], n, finite=False)
-    f = _real(f"{where}['f']", saved["f"], finite=False)
+    x = _vector(f"{where}['x']", saved["x"], n)
+    g = _vector(f"{where}['g']", saved["g"], n)
+    f = _real(f"{where}['f']", saved["f"])
     n_iterations = _integer(f"{where}['n_iterations']", saved["n_iterations"], 0)
     n_evaluations = _integer(f"{where}['n_evaluations']", saved["n_evaluations"], 1)
     lists = {}
@@ -1029,14 +1052,14 @@ def state_from_dict(saved: Any, n: int, options: LBFGSBOptions, *, where: str = 
         raise ValueError(f"{where}: the histories must have equal lengths, got {lengths}")
     if lengths["s_history"] > options.maxcor:
         raise ValueError(f"{where}['s_history'] holds {lengths['s_history']} pairs but maxcor is {options.maxcor}")
-    s_history = [_vector(f"{where}['s_history'][{i}]", v, n, finite=True) for i, v in enumerate(lists["s_history"])]
-    y_history = [_vector(f"{where}['y_history'][{i}]", v, n, finite=True) for i, v in enumerate(lists["y_history"])]
-    sy_history = [_real(f"{where}['sy_history'][{i}]", v, finite=True, positive=True)
+    s_history = [_vector(f"{where}['s_history'][{i}]", v, n) for i, v in enumerate(lists["s_history"])]
+    y_history = [_vector(f"{where}['y_history'][{i}]", v, n) for i, v in enumerate(lists["y_history"])]
+    sy_history = [_real(f"{where}['sy_history'][{i}]", v, positive=True)
                   for i, v in enumerate(lists["sy_history"])]
-    ss_history = [_real(f"{where}['ss_history'][{i}]", v, finite=True, nonnegative=True)
+    ss_history = [_real(f"{where}['ss_history'][{i}]", v, nonnegative=True)
                   for i, v in enumerate(lists["ss_history"])]
-    theta = _real(f"{where}['theta']", saved["theta"], finite=True, positive=True)
-    if not s_history and theta != 1.0:
+    theta = _real(f"{where}['theta']", saved["theta"], positive=True)
+    if not s_history and math.isfinite(theta) and theta != 1.0:
         raise ValueError(f"{where}['theta'] must be 1.0 while the memory is empty, got {theta}")
     stop_name = saved["stop"]
     if stop_name is None:
@@ -1072,9 +1095,14 @@ def state_from_dict(saved: Any, n: int, options: LBFGSBOptions, *, where: str = 
         shape = (2 * options.maxcor, 2 * options.maxcor)
         if not isinstance(inner, Tensor) or inner.dtype != torch.float64 or tuple(inner.shape) != shape:
             raise ValueError(f"{where}['inner_products'] must be a float64 tensor of shape {shape}")
-        if not bool(torch.isfinite(inner).all()):
-            raise ValueError(f"{where}['inner_products'] contains NaN or inf")
         inner = inner.detach().to(device="cpu").clone(memory_format=torch.contiguous_format)
+    values = {"x": x, "g": g, "f": f, "theta": theta, **{f"s_history[{i}]": v for i, v in enumerate(s_history)},
+              **{f"y_history[{i}]": v for i, v in enumerate(y_history)},
+              **{f"sy_history[{i}]": v for i, v in enumerate(sy_history)},
+              **{f"ss_history[{i}]": v for i, v in enumerate(ss_history)},
+              **({} if inner is None else {"inner_products": inner})}
+    warn_non_finite(where, [k for k, v in values.items()
+                            if not (bool(torch.isfinite(v).all()) if isinstance(v, Tensor) else math.isfinite(v))])
     return LBFGSBState(x=x, f=f, g=g, n_iterations=n_iterations, n_evaluations=n_evaluations,
                        s_history=s_history, y_history=y_history, sy_history=sy_history, ss_history=ss_history,
                        theta=theta, stop=stop, n_updates=n_updates, updated=updated, where=where_codes,

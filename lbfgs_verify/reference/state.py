@@ -150,7 +150,7 @@ class _Checker:
 
     def scalar(self, key: str, value: Any, *, minimum: float | None, tensor_only: bool = False,
                keep_dtype: bool = False, floating_only: bool = True) -> Scalar:
-        """An int/float (numpy scalars included) or a real 0-dim tensor, >= ``minimum`` unless NaN.
+        """An int/float (numpy scalars included) or a real 0-dim tensor, >= ``minimum`` unless non-finite (warned).
 
         Tensors move to the layout's device and are cast to its dtype unless ``keep_dtype``."""
         if isinstance(value, Tensor):
@@ -169,7 +169,7 @@ class _Checker:
             expected = "a 0-dim tensor" if tensor_only else "an int, a float or a 0-dim tensor"
             raise self.type_error(key, expected, value)
         self.note_finite(key, number)
-        if minimum is not None and number < minimum:
+        if minimum is not None and math.isfinite(number) and number < minimum:  # non-finite: warned, as loaded
             raise ValueError(f"{self.name(key)} must be >= {minimum}, got {number}")
         return converted
 
@@ -187,7 +187,8 @@ def _is_real_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def validate_saved_state(saved: Any, params: list[Tensor], *, where: str = "state") -> dict[str, Any]:
+def validate_saved_state(saved: Any, params: list[Tensor], *, where: str = "state", history_size: int | None = None,
+                         lr: Any = None) -> dict[str, Any]:
     """Check ``saved`` (torch's per-parameter LBFGS state) and return a new dict to install, in ``saved``'s key
     order: LBFGS entries validated and copied, other entries (a hook's notes, say) deep-copied as they are.
 
@@ -195,6 +196,11 @@ def validate_saved_state(saved: Any, params: list[Tensor], *, where: str = "stat
     together) naming the key. Non-finite values load, with one ``RuntimeWarning`` naming their keys. Tensors are
     copied to the parameters' device and real flat dtype, except ``t`` which keeps its dtype (torch 2.13 casts it
     to the parameters' dtype and loses the bits of a tensor lr: defect 6 in the module docs of ``lbfgs``).
+
+    ``history_size`` and ``lr`` are those of the group the state will run with (the saved group): the history
+    may hold at most ``history_size`` pairs (``LBFGS.state_dict`` never saves more), and an integer-dtype tensor
+    ``t`` is reachable only as ``t = lr`` with ``lr`` a tensor of that dtype (``torch/optim/lbfgs.py``: ``t = lr``
+    after the first iteration); otherwise ``t`` is a number or a floating tensor.
     """
     import copy
 
@@ -207,7 +213,7 @@ def validate_saved_state(saved: Any, params: list[Tensor], *, where: str = "stat
         missing = [k for k in COUNTER_KEYS if k not in saved]
         if missing:
             raise ValueError(f"{where} has {present} but is missing {missing} (created at the first step())")
-        validated.update(_validate_lbfgs_entries(saved, check))
+        validated.update(_validate_lbfgs_entries(saved, check, history_size, lr))
     warn_non_finite(where, check.non_finite, stacklevel=4)
     out: dict[str, Any] = {}
     for key in saved:
@@ -228,7 +234,8 @@ def _copy_to(value: Any, device: torch.device) -> Any:
     return value
 
 
-def _validate_lbfgs_entries(saved: Mapping[str, Any], check: _Checker) -> dict[str, Any]:
+def _validate_lbfgs_entries(saved: Mapping[str, Any], check: _Checker, history_size: int | None,
+                            lr: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out["func_evals"] = check.count("func_evals", saved["func_evals"])
     out["n_iter"] = n_iter = check.count("n_iter", saved["n_iter"])
@@ -255,7 +262,13 @@ def _validate_lbfgs_entries(saved: Mapping[str, Any], check: _Checker) -> dict[s
 
     out["d"] = check.vector("d", saved["d"])
     out["prev_flat_grad"] = check.vector("prev_flat_grad", saved["prev_flat_grad"])
-    out["t"] = check.scalar("t", saved["t"], minimum=0.0, keep_dtype=True, floating_only=False)
+    t = saved["t"]
+    integer_t = isinstance(t, Tensor) and not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+    if integer_t and not (isinstance(lr, Tensor) and lr.dtype == t.dtype):
+        lr_kind = f"a {lr.dtype} tensor" if isinstance(lr, Tensor) else type(lr).__name__
+        raise TypeError(f"{check.name('t')} is a {t.dtype} tensor, which only an lr tensor of that dtype gives "
+                        f"(t = lr); the saved lr is {lr_kind}")
+    out["t"] = check.scalar("t", t, minimum=0.0, keep_dtype=True, floating_only=False)
     h_diag = saved["H_diag"]
     if _is_int(h_diag) and h_diag != 1:
         raise ValueError(f"{check.name('H_diag')} is an int only before the first curvature pair, and then 1; "
@@ -271,6 +284,9 @@ def _validate_lbfgs_entries(saved: Mapping[str, Any], check: _Checker) -> dict[s
     lengths = {k: len(v) for k, v in lists.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"{check.where}: history lists must have equal lengths, got {lengths}")
+    if history_size is not None and lengths["old_dirs"] > history_size:
+        raise ValueError(f"{check.name('old_dirs')} holds {lengths['old_dirs']} pairs but the saved history_size is "
+                         f"{history_size} (LBFGS.state_dict() never saves more)")
     out["old_dirs"] = [check.vector(f"old_dirs[{i}]", v) for i, v in enumerate(lists["old_dirs"])]
     out["old_stps"] = [check.vector(f"old_stps[{i}]", v) for i, v in enumerate(lists["old_stps"])]
     out["ro"] = [check.scalar(f"ro[{i}]", v, minimum=0.0, tensor_only=True) for i, v in enumerate(lists["ro"])]
@@ -279,6 +295,9 @@ def _validate_lbfgs_entries(saved: Mapping[str, Any], check: _Checker) -> dict[s
 
     if "al" in saved:
         al = check.tensor_list("al", saved["al"])
+        if len(al) < len(out["old_dirs"]):
+            raise ValueError(f"{check.name('al')} has {len(al)} entries but the history holds {len(out['old_dirs'])} "
+                             "pairs: step() keeps one per pair")
         out["al"] = [None if v is None else check.scalar(f"al[{i}]", v, minimum=None, tensor_only=True)
                      for i, v in enumerate(al)]
     elif n_iter >= 2:

@@ -155,3 +155,104 @@ def test_cli_prints_matrix_writes_json_and_reproductions(tmp_path, capsys) -> No
 def test_cli_clean_target_exits_0(tmp_path) -> None:
     assert main(["fuzz", "lbfgs_verify.reference:LBFGS", "--examples", "3", "--routes", "save-load", "--classes",
                  "truncated-file", "--database", "none", "--repro-dir", str(tmp_path)]) == 0
+
+
+def test_bad_options_are_values_no_constructor_accepts() -> None:
+    """param-groups-mismatch only writes hyperparameters no optimizer could have saved: the reference's
+    constructor refuses each; max_iter=0 is not one of them (torch runs it: no iteration)."""
+    from lbfgs_verify.fuzz.corruptions import _BAD_OPTIONS
+    from lbfgs_verify.reference import LBFGS
+
+    for key, value in _BAD_OPTIONS:
+        with pytest.raises((ValueError, TypeError), match=key):
+            LBFGS([torch.zeros(2, requires_grad=True)], **{key: value})
+    assert "max_iter" not in {key for key, _ in _BAD_OPTIONS}
+    torch.optim.LBFGS([torch.zeros(2, requires_grad=True)], max_iter=0)
+
+
+def _diverged_state() -> FuzzState:
+    problem = FUZZ_PROBLEMS["rosenbrock"]
+    hyperparameters = {"lr": 100.0, "max_iter": 3, "history_size": 3, "line_search_fn": None}
+    return FuzzState("diverged", problem, Scenario(problem.problem(torch.float32), hyperparameters, 6), 5, 1)
+
+
+@settings(max_examples=5)
+@given(data=st.data())
+def test_warnings_of_the_undamaged_state_do_not_count_as_noticing(data: st.DataObject) -> None:
+    """A diverged state warns at load anyway: that warning is not the target noticing a corruption."""
+    from lbfgs_verify.fuzz import evaluate_corruption
+
+    state = _diverged_state()
+    too_long = evaluate_corruption(REFERENCE, CORRUPTIONS["history-too-long"], state, data.draw)
+    assert too_long is not None and too_long.outcome == "rejected-at-load", too_long
+    assert "old_dirs" in too_long.message
+    extra = evaluate_corruption(REFERENCE, CORRUPTIONS["extra-key"], state, data.draw)
+    assert extra is not None and extra.outcome in ("absorbed", "rejected-at-load"), extra
+
+
+def test_reference_rejects_every_structural_corruption() -> None:
+    """Issue 8's contract on the reference: the damaged states it could never have produced are rejected at load."""
+    classes = ["wrong-dtype", "history-too-long", "history-inconsistent", "param-groups-mismatch", "bad-counter"]
+    report = run_fuzz(REFERENCE, examples=8, routes=[], classes=classes)
+    matrix = report.matrix()["classes"]
+    for name in classes:
+        assert set(matrix[name]) <= {"rejected-at-load"}, (name, matrix[name])
+    assert report.exit_code == 0
+
+
+def test_a_target_with_its_own_argument_names_is_fuzzed_through_its_translation() -> None:
+    """LBFGSB names its options like scipy; its lbfgs_verify_arguments translation lets the fuzzer run it."""
+    target = load_target("lbfgs_verify.reference:LBFGSB")
+    optimizer = target.make([torch.zeros(2, requires_grad=True)], max_iter=2, history_size=3,
+                            line_search_fn="strong_wolfe")
+    assert optimizer.param_groups[0]["max_iter_per_step"] == 2 and optimizer.param_groups[0]["maxcor"] == 3
+    with pytest.raises(TypeError, match="lr"):
+        target.make([torch.zeros(2, requires_grad=True)], lr=0.5)
+    assert target.make([torch.zeros(2, requires_grad=True)], maxcor=4).param_groups[0]["maxcor"] == 4
+    report = run_fuzz(target, examples=3, routes=["save-load", "in-memory"], classes=["non-finite", "wrong-size"])
+    matrix = report.matrix()
+    assert matrix["routes"]["save-load"] == {"exact": 3} and matrix["routes"]["in-memory"] == {"exact": 3}
+    assert matrix["classes"]["non-finite"] == {"warned-at-load": 3}
+    assert matrix["classes"]["wrong-size"] == {"rejected-at-load": 3}
+
+
+def test_corruptions_use_the_targets_own_option_names() -> None:
+    """history-too-long and the bad options reach LBFGSB's maxcor through its translation (torch's name there is
+    history_size), and it rejects them naming the key."""
+    from lbfgs_verify.targets import option_names
+
+    target = load_target("lbfgs_verify.reference:LBFGSB")
+    assert option_names(target.factory)["history_size"] == "maxcor" and "lr" not in option_names(target.factory)
+    report = run_fuzz(target, examples=6, routes=[], classes=["history-too-long", "param-groups-mismatch"])
+    classes = report.matrix()["classes"]
+    assert classes["history-too-long"] == {"rejected-at-load": 6}
+    assert set(classes["param-groups-mismatch"]) == {"rejected-at-load"}
+    too_long = next(r for r in report.results if r.name == "history-too-long")
+    assert "maxcor" in too_long.message and "names the key" in too_long.message
+
+
+@settings(max_examples=30)
+@given(data=st.data())
+def test_bad_counter_makes_a_fraction_only_of_an_integer_that_counted(data: st.DataObject) -> None:
+    """``t`` is the int lr=1 after these steps, but a float after an lr edit: a fraction there is a state the
+    optimizer could produce. Counters (func_evals, n_iter) counted across the run's states and may get one."""
+    from lbfgs_verify.fuzz.corruptions import Context
+    from lbfgs_verify.reference import LBFGS
+
+    problem = FUZZ_PROBLEMS["rosenbrock"].problem(torch.float64)
+    params = problem.make_params()
+    optimizer = LBFGS(params, lr=1, max_iter=2, history_size=2)
+    closure = problem.make_closure(params)
+    states = []
+    for _ in range(3):
+        optimizer.step(closure)
+        states.append(optimizer.state_dict())
+    later = states[1:]  # t = lr = 1 (int) after these steps; the counters still count
+    assert all(s["state"][0]["t"] == 1 and isinstance(s["state"][0]["t"], int) for s in later)
+    saved = optimizer.state_dict()
+    applied = CORRUPTIONS["bad-counter"].apply(saved, data.draw, Context(run_states=tuple(later)))
+    assert applied is not None
+    if applied.key == "t":
+        assert saved["state"][0]["t"] == -2, applied.description
+    else:
+        assert applied.key in ("func_evals", "n_iter")

@@ -238,6 +238,11 @@ CORRUPTIONS: dict[str, tuple[Callable[[dict[str, Any]], None], type, str]] = {
     "state under wrong id": (lambda sd: sd["state"].__setitem__(7, sd["state"].pop(0)), ValueError, "[7]"),
     "missing param_groups": (lambda sd: sd.pop("param_groups"), ValueError, "param_groups"),
     "max_iter a string": (lambda sd: sd["param_groups"][0].__setitem__("max_iter", "20"), TypeError, "max_iter"),
+    "t an integer tensor with a float lr": (_set("t", torch.tensor(1)), TypeError, "['t']"),
+    "more pairs than history_size": (lambda sd: sd["param_groups"][0].__setitem__(
+        "history_size", len(sd["state"][0]["old_dirs"]) - 1), ValueError, "['old_dirs']"),
+    "al shorter than the history": (lambda sd: sd["state"][0].__setitem__(
+        "al", sd["state"][0]["al"][: len(sd["state"][0]["old_dirs"]) - 1]), ValueError, "['al']"),
 }
 
 
@@ -445,6 +450,56 @@ def test_strong_wolfe_without_evaluations_fails_in_torch(max_eval: float) -> Non
 
     with pytest.raises(UnboundLocalError):
         opt.step(closure)
+
+
+def test_integer_t_of_an_integer_tensor_lr_loads_and_resumes_bitwise() -> None:
+    """An integer tensor lr makes ``t = lr`` an integer tensor: the optimizer's own state, so it must load (and
+    resume exactly), while the same ``t`` under a float lr is rejected (the corruption case above)."""
+    hyper = {"lr": torch.tensor(1), "max_iter": 2, "history_size": 3}
+    uninterrupted, _, _ = run(LBFGS, QUAD, hyper, 4)
+    first, _, params = run(LBFGS, QUAD, hyper, 2)
+    saved = first[-1][2]
+    assert saved["state"][0]["t"].dtype == torch.int64
+    fresh = [p.detach().clone().requires_grad_(True) for p in params]
+    second, _, _ = run(LBFGS, QUAD, hyper, 2, params=fresh, state=torch_save_load(saved))
+    assert_same(uninterrupted[2:], second, "resumed with an integer t")
+
+
+def test_state_dict_after_lowering_history_size_fits_it_and_resumes_bitwise() -> None:
+    """history_size lowered between steps: state_dict() saves only the newest pairs (the next step drops the
+    others first), so it loads under the lowered size and the continuation is the live optimizer's."""
+    hyper = {"history_size": 4, "max_iter": 6}
+    _, opt, params = run(LBFGS, QUAD, hyper, 1)
+    assert len(opt.lbfgs_state.old_dirs) >= 3
+    opt.param_groups[0]["history_size"] = 2
+    saved = opt.state_dict()
+    assert len(saved["state"][0]["old_dirs"]) == 2 and len(opt.lbfgs_state.old_dirs) >= 3
+    assert all(torch.equal(a, b) for a, b in zip(saved["state"][0]["old_dirs"], opt.lbfgs_state.old_dirs[-2:],
+                                                 strict=True))
+    fresh = [p.detach().clone().requires_grad_(True) for p in params]
+    resumed, _, _ = run(LBFGS, QUAD, hyper, 2, params=fresh, state=torch_save_load(saved))
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = QUAD.loss(params)
+        value.backward()
+        return value
+
+    live = []
+    for _ in range(2):
+        returned = opt.step(closure)
+        live.append((float(returned.detach()), [p.detach().clone() for p in params], clone_structure(opt.state_dict())))
+    assert_same(live, resumed, "resumed after history_size was lowered")
+
+
+def test_negative_infinity_loads_with_a_warning_like_any_non_finite_value() -> None:
+    """A sign check applies to finite values; -inf (and NaN) follow the non-finite policy (loaded, warned)."""
+    _, good = _state_after(LBFGS)
+    bad = clone_structure(good)
+    bad["state"][0]["ro"][0] = torch.tensor(float("-inf"), dtype=torch.float64)
+    target, _ = _state_after(LBFGS, steps=1)
+    with pytest.warns(RuntimeWarning, match=r"\['ro\[0\]'\]"):
+        target.load_state_dict(bad)
 
 
 def test_nonfinite_state_loads_with_a_warning_naming_the_keys() -> None:
