@@ -12,12 +12,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lbfgs_verify.engine import ROUTES
-from lbfgs_verify.fuzz.corruptions import CORRUPTIONS
-from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, VALID_OUTCOMES
-from lbfgs_verify.fuzz.runner import FuzzReport
+from lbfgs_verify.fuzz.names import CLASS_NAMES, ROUTE_NAMES
+
+if TYPE_CHECKING:
+    from lbfgs_verify.fuzz.runner import FuzzReport
 
 DEFAULT_DATABASE = ".lbfgs-verify/fuzz-examples"
 """Where findings are kept between runs by default (a hypothesis directory example database)."""
@@ -43,9 +43,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     fuzz.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the campaign (default 0)")
     fuzz.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     fuzz.add_argument("--routes", type=_names, metavar="R1,R2",
-                      help=f"routes to run (default all: {', '.join(ROUTES)})")
+                      help=f"routes to run (default all: {', '.join(ROUTE_NAMES)})")
     fuzz.add_argument("--classes", type=_names, metavar="C1,C2",
-                      help=f"corruption classes to run (default all: {', '.join(CORRUPTIONS)})")
+                      help=f"corruption classes to run (default all: {', '.join(CLASS_NAMES)})")
     fuzz.add_argument("--lacks", metavar="F1,F2", default="",
                       help="features the target lacks (never drawn); see lbfgs_verify.capabilities.FEATURES")
     fuzz.add_argument("--database", default=DEFAULT_DATABASE, metavar="DIR|redis://HOST:PORT|none",
@@ -84,6 +84,9 @@ def open_database(spec: str) -> Any:
 
 def matrix_lines(report: FuzzReport) -> list[str]:
     """The route x outcome and class x outcome tables, as printed."""
+    from lbfgs_verify.engine import ROUTES
+    from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, VALID_OUTCOMES
+
     lines: list[str] = []
     matrix = report.matrix()
     for title, rows, columns in (("route", matrix["routes"], VALID_OUTCOMES),
@@ -109,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from lbfgs_verify.capabilities import CapabilityError, parse_lacks
+    from lbfgs_verify.engine import ROUTES
+    from lbfgs_verify.fuzz.corruptions import CORRUPTIONS
     from lbfgs_verify.fuzz.runner import run_fuzz
     from lbfgs_verify.targets import TARGET_ENV_VAR, TargetLoadError, load_target
 

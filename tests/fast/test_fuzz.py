@@ -256,3 +256,21 @@ def test_bad_counter_makes_a_fraction_only_of_an_integer_that_counted(data: st.D
         assert saved["state"][0]["t"] == -2, applied.description
     else:
         assert applied.key in ("func_evals", "n_iter")
+
+
+def test_names_importable_without_torch_equal_the_registries() -> None:
+    from lbfgs_verify.engine import ROUTES
+    from lbfgs_verify.fuzz.corruptions import CORRUPTIONS
+    from lbfgs_verify.fuzz.names import CLASS_NAMES, ROUTE_NAMES
+
+    assert tuple(ROUTES) == ROUTE_NAMES
+    assert tuple(CORRUPTIONS) == CLASS_NAMES
+
+
+def test_help_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, lbfgs_verify.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
