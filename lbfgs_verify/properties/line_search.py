@@ -108,9 +108,19 @@ def _settings(ctx: CheckContext) -> Any:
     return ctx.settings(report_multiple_bugs=False)
 
 
+_WHY_SEMANTICS = (
+    "torch.optim.LBFGS's strong-Wolfe search: its first trial α₀ = lr·min(1, 1/||g||₁), its interpolation "
+    "and its max_eval budget; other correct searches try other points"
+)
+"""Why these properties are claims of the ``semantics`` level, not of ``properties``."""
+
+
 @register(
     "line_search.more_thuente_functions",
     category="line_search",
+    level="semantics",
+    why=_WHY_SEMANTICS,
+    needs=('strong_wolfe',),
     title="on the six Moré–Thuente (1994) line-search test functions, started at α₀ = lr from 1e-3 to 1e3, the "
           "point accepted by the strong-Wolfe search satisfies sufficient decrease and strong curvature",
     catches="acceptance tests and bracketing mistakes that only show far from α = 1 (steps above 1, very small "
@@ -139,6 +149,9 @@ def check_more_thuente_functions(ctx: CheckContext) -> None:
 @register(
     "line_search.sufficient_decrease_scales_with_step",
     category="line_search",
+    level="semantics",
+    why=_WHY_SEMANTICS,
+    needs=('strong_wolfe',),
     title="a trial point that decreases f, but by less than c₁·α·|φ'(0)|, is not accepted: sufficient decrease "
           "is tested with the step length (first trial α₀ = lr between 5 and 50)",
     catches="the Armijo test written without the step length (f <= f0 + c1·gᵀd instead of f0 + c1·t·gᵀd), or "
@@ -161,6 +174,9 @@ def check_sufficient_decrease_scales_with_step(ctx: CheckContext) -> None:
 @register(
     "line_search.curvature_at_far_end",
     category="line_search",
+    level="semantics",
+    why=_WHY_SEMANTICS,
+    needs=('strong_wolfe',),
     title="when the first trial fails sufficient decrease and the strong curvature condition holds only in a "
           "short interval at the far end of the bracket [0, α₀], the search still returns a strong-Wolfe point",
     catches="zoom mistakes (N&W Alg. 3.6): the bracket end replaced on the wrong side (hi ← α where lo ← α is "
@@ -184,6 +200,9 @@ def check_curvature_at_far_end(ctx: CheckContext) -> None:
 @register(
     "line_search.interpolation_exact_on_quadratics",
     category="line_search",
+    level="semantics",
+    why=_WHY_SEMANTICS,
+    needs=('strong_wolfe',),
     title="on a one-dimensional quadratic whose minimiser α* lies in the middle of [0, α₀] (α₀ = lr from 2.2·α* to "
           "9.5·α*, so α₀ fails sufficient decrease), the search's next trial is α* and it accepts α* (3 closure "
           "calls)",
@@ -224,6 +243,9 @@ def check_interpolation_exact_on_quadratics(ctx: CheckContext) -> None:
 @register(
     "line_search.budget_without_wolfe_point",
     category="line_search",
+    level="semantics",
+    why=_WHY_SEMANTICS,
+    needs=('strong_wolfe',),
     title="when the budget ends the search (φ(α) = -α has no strong-Wolfe point; a long zoom on Moré–Thuente "
           "function 1), a strong_wolfe step makes at most max_eval + 1 closure calls, moves downhill on -α, and its "
           "state's func_evals (when kept in torch's layout) counts every call",

@@ -173,9 +173,19 @@ def _check_stop(ctx: CheckContext, *, scale: float, which: str,
     run()
 
 
+_WHY_SEMANTICS = (
+    "torch.optim.LBFGS's stop tests and evaluation schedule (closure calls counted exactly); other "
+    "correct L-BFGS stop on other tests (scipy: relative f change)"
+)
+"""Why these properties are claims of the ``semantics`` level, not of ``properties``."""
+
+
 @register(
     "stopping.loss_change",
     category="stopping",
+    level="semantics",
+    why=_WHY_SEMANTICS,
+    needs=('tolerance_change',),
     title="a step stops after the first iteration whose loss change |f_k - f_{k-1}| falls below tolerance_change "
           "(for a value of tolerance_change the run actually reaches)",
     catches="the loss-change test missing, written with <= τ·|f| or against the loss at the start of the step, "
@@ -189,6 +199,9 @@ def check_loss_change(ctx: CheckContext) -> None:
 @register(
     "stopping.step_size",
     category="stopping",
+    level="semantics",
+    why=_WHY_SEMANTICS,
+    needs=('tolerance_change',),
     title="a step stops after the first iteration whose move max|t·d| is at most tolerance_change (for a value "
           "the run actually reaches)",
     catches="the step-size test missing, measured on d instead of t·d, with the 2-norm or the 1-norm of a "
@@ -202,6 +215,8 @@ def check_step_size(ctx: CheckContext) -> None:
 @register(
     "stopping.gradient",
     category="stopping",
+    level="semantics",
+    why=_WHY_SEMANTICS,
     title="a step stops after the first iteration whose gradient max|g_k| is at most tolerance_grad (for a value "
           "the run actually reaches), not only at the start of the next step",
     catches="the gradient test made only at the start of a step(), with the 2-norm or 1-norm instead of the "
