@@ -63,11 +63,12 @@ PEERS: dict[str, Peer] = {
          r"^convergence\.reaches_f_star: ": "qqn_strong_wolfe_never_moves.py",
          r"^seed\.load_restores_hyperparameters: ": "qqn_load_keeps_constructor_line_search.py",
          r"^state\.load_independence: ": "load_shares_state.py qqn",
+         r"^state\.(loaded_dict_untouched|same_dict_loaded_twice): ": "load_shares_state.py qqn",
          r"^state\.snapshot: ": "state_dict_is_live.py qqn",
          r"^state\.load_validates_size: ": "load_accepts_wrong_size.py qqn"},
         frozenset({"convergence.reaches_f_star", "mathematics.strong_wolfe", "resume.deepcopy_optimizer",
                    "resume.pickle_optimizer", "seed.load_restores_hyperparameters", "state.load_independence",
-                   "state.load_validates_size", "state.snapshot"})),
+                   "state.load_validates_size", "state.same_dict_loaded_twice", "state.snapshot"})),
     "sqnm": Peer(
         "examples.peers.sqnm_lbfgs:SqnmLBFGS", "sqnm",
         {DEEPCOPY: "deepcopy_loses_attributes.py sqnm",
@@ -77,17 +78,20 @@ PEERS: dict[str, Peer] = {
          r"^behaviour\.no_grad_params: ": "sqnm_params_without_grad.py",
          r"^behaviour\.converged_no_move: ": "sqnm_nan_at_minimum.py",
          r"^state\.load_independence: ": "load_shares_state.py sqnm",
+         r"^state\.(loaded_dict_untouched|same_dict_loaded_twice): ": "load_shares_state.py sqnm",
          r"^state\.snapshot: ": "state_dict_is_live.py sqnm",
          r"^state\.round_trip_exact: ": "sqnm_round_trip_changes_dtype.py"}),
     "torch-strong-wolfe": Peer(
         "examples.peers.torch_strong_wolfe:TorchStrongWolfe", "torch",
         {DEEPCOPY: "deepcopy_loses_attributes.py torch",
          r"^state\.load_independence: ": "load_shares_state.py torch",
+         r"^state\.(loaded_dict_untouched|same_dict_loaded_twice): ": "load_shares_state.py torch",
          r"^state\.snapshot: ": "state_dict_is_live.py torch",
          r"^state\.load_validates_size: ": "load_accepts_wrong_size.py torch",
          r"^state\.round_trip_exact: ": "torch_load_casts_step_size.py"},
         frozenset({"resume.deepcopy_optimizer", "resume.pickle_optimizer", "state.load_independence",
-                   "state.load_validates_size", "state.round_trip_exact", "state.snapshot"})),
+                   "state.load_validates_size", "state.loaded_dict_untouched", "state.round_trip_exact",
+                   "state.same_dict_loaded_twice", "state.snapshot"})),
 }
 """``failing`` is the exact set of failing properties where it is small and stable; sqnm fails most properties
 (its float64 crash), so there only the causes are pinned."""
