@@ -48,18 +48,9 @@ ValidateState = Callable[[Any, list[Tensor], str, Mapping[str, Any]], dict[str, 
 CheckGroup = Callable[[dict[str, Any], str], None]
 
 
-def load_like_torch(optimizer: torch.optim.Optimizer, state_dict: Any, *, check_group: CheckGroup,
-                    validate_state: ValidateState) -> None:
-    """``torch.optim.Optimizer.load_state_dict``'s semantics, checked and all or nothing.
-
-    As torch: load pre-hooks on a shallow copy, groups matched by position and parameters by order, options
-    taken from the saved groups, ``param_names`` kept from the current group when the saved one has none,
-    entries under other parameters cast to that parameter's dtype and device, entries that belong to no
-    parameter carried, unknown top-level keys ignored, post-hooks after. Unlike torch: ``check_group(group,
-    where)`` checks every saved group, ``validate_state(saved, params, where, group)`` checks the state under the
-    first parameter against the (checked) saved group it will run with, and returns what to install; anything
-    wrong raises naming the key, before anything changes; and nothing installed aliases ``state_dict``.
-    """
+def _envelope(optimizer: torch.optim.Optimizer, state_dict: Any) -> tuple[dict[str, Any], Mapping[Any, Any]]:
+    """torch's load pre-hooks on a shallow copy, then the outer checks: a dict with a ``state`` dict and a
+    ``param_groups`` entry; returns ``(the copy, its state)``. Raises ``TypeError``/``ValueError`` naming the key."""
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
     state_dict = dict(state_dict)
@@ -74,6 +65,22 @@ def load_like_torch(optimizer: torch.optim.Optimizer, state_dict: Any, *, check_
     saved_state = state_dict["state"]
     if not isinstance(saved_state, Mapping):
         raise TypeError(f"state_dict['state'] must be a dict, got {type(saved_state).__name__}")
+    return state_dict, saved_state
+
+
+def load_like_torch(optimizer: torch.optim.Optimizer, state_dict: Any, *, check_group: CheckGroup,
+                    validate_state: ValidateState) -> None:
+    """``torch.optim.Optimizer.load_state_dict``'s semantics, checked and all or nothing.
+
+    As torch: load pre-hooks on a shallow copy, groups matched by position and parameters by order, options
+    taken from the saved groups, ``param_names`` kept from the current group when the saved one has none,
+    entries under other parameters cast to that parameter's dtype and device, entries that belong to no
+    parameter carried, unknown top-level keys ignored, post-hooks after. Unlike torch: ``check_group(group,
+    where)`` checks every saved group, ``validate_state(saved, params, where, group)`` checks the state under the
+    first parameter against the (checked) saved group it will run with, and returns what to install; anything
+    wrong raises naming the key, before anything changes; and nothing installed aliases ``state_dict``.
+    """
+    state_dict, saved_state = _envelope(optimizer, state_dict)
     groups = optimizer.param_groups
     saved_groups = state_dict["param_groups"]
     if not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in saved_groups):
@@ -165,21 +172,8 @@ def unpack_state_dict(optimizer: torch.optim.Optimizer, state_dict: Any, option_
 
     Nothing is changed on the optimizer; call :func:`finish_load` after installing the new state.
     """
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-    state_dict = dict(state_dict)
-    for pre_hook in optimizer._optimizer_load_state_dict_pre_hooks.values():
-        hook_result = pre_hook(optimizer, state_dict)
-        if hook_result is not None:
-            state_dict = hook_result
-    for key in ("state", "param_groups"):
-        if key not in state_dict:
-            raise ValueError(f"state_dict is missing {key!r} (an optimizer state_dict has 'state' and "
-                             "'param_groups')")
     # unknown top-level keys (a state_dict post-hook's notes) are ignored, as torch ignores them
-    saved_state = state_dict["state"]
-    if not isinstance(saved_state, Mapping):
-        raise TypeError(f"state_dict['state'] must be a dict, got {type(saved_state).__name__}")
+    state_dict, saved_state = _envelope(optimizer, state_dict)
     groups = state_dict["param_groups"]
     if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], Mapping):
         raise ValueError("state_dict['param_groups'] must be a list holding exactly one dict (one parameter group)")
