@@ -132,26 +132,35 @@ def projected_gradient_norm(x: np.ndarray, g: np.ndarray, box: BoxBounds) -> flo
     return norm
 
 
+def step_to_bound(box: BoxBounds, k: int, xk: float, dk: float, step: float) -> float | None:
+    """The step at which coordinate ``k`` moving from ``xk`` along ``dk`` leaves the box, when that is shorter than
+    ``step`` (0 when it already sits on the bound it moves towards); ``None`` when the step is not limited there.
+    The per-coordinate rule of ``lnsrlb``'s ``stpmx`` and of ``subsm``'s backtrack (scipy ``__lbfgsb.c``)."""
+    kind = box.kind[k]
+    if kind == UNBOUNDED:
+        return None
+    if dk < 0.0 and kind <= BOTH:
+        room = float(box.lower[k]) - xk
+        if room >= 0.0:
+            return 0.0
+        if dk * step < room:
+            return c_div(room, dk)
+    elif dk > 0.0 and kind >= BOTH:
+        room = float(box.upper[k]) - xk
+        if room <= 0.0:
+            return 0.0
+        if dk * step > room:
+            return c_div(room, dk)
+    return None
+
+
 def longest_feasible_step(x: np.ndarray, d: np.ndarray, box: BoxBounds) -> float:
     """The largest step along d that stays in the box, at most 1e10 (``lnsrlb``'s ``stpmx`` after iteration 0)."""
     step = 1.0e10
     for i in range(box.n):
-        a1 = float(d[i])
-        k = box.kind[i]
-        if k == UNBOUNDED:
-            continue
-        if a1 < 0.0 and k <= BOTH:
-            a2 = float(box.lower[i]) - float(x[i])
-            if a2 >= 0.0:
-                step = 0.0
-            elif a1 * step < a2:
-                step = c_div(a2, a1)
-        elif a1 > 0.0 and k >= BOTH:
-            a2 = float(box.upper[i]) - float(x[i])
-            if a2 <= 0.0:
-                step = 0.0
-            elif a1 * step > a2:
-                step = c_div(a2, a1)
+        limited = step_to_bound(box, i, float(x[i]), float(d[i]), step)
+        if limited is not None:
+            step = limited
     return step
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.linalg import lapack as scipy_lapack
 
 from lbfgs_verify.line_search.more_thuente import c_div, c_fmax, c_fmin
-from lbfgs_verify.reference.box import BOTH, LOWER_ONLY, UNBOUNDED, UPPER_ONLY, BoxBounds
+from lbfgs_verify.reference.box import BOTH, LOWER_ONLY, UNBOUNDED, UPPER_ONLY, BoxBounds, step_to_bound
 from lbfgs_verify.reference.cauchy import bmv, ddot, ordered_sum, trtrs_upper
 
 
@@ -223,22 +223,11 @@ def subspace_step(cauchy_point: np.ndarray, r: np.ndarray, box: BoxBounds, s: np
     alpha, temp1, ibd = 1.0, 1.0, 0
     for i in range(nsub):
         k = int(rows[i])
-        dk = float(d[i])
-        kind = box.kind[k]
-        if kind == UNBOUNDED:
+        if box.kind[k] == UNBOUNDED:
             continue
-        if dk < 0.0 and kind <= BOTH:
-            temp2 = float(box.lower[k]) - float(z[k])
-            if temp2 >= 0.0:
-                temp1 = 0.0
-            elif dk * alpha < temp2:
-                temp1 = c_div(temp2, dk)
-        elif dk > 0.0 and kind >= BOTH:
-            temp2 = float(box.upper[k]) - float(z[k])
-            if temp2 <= 0.0:
-                temp1 = 0.0
-            elif dk * alpha > temp2:
-                temp1 = c_div(temp2, dk)
+        limited = step_to_bound(box, k, float(z[k]), float(d[i]), alpha)
+        if limited is not None:
+            temp1 = limited  # otherwise temp1 keeps its last value, as in subsm
         if temp1 < alpha:
             alpha, ibd = temp1, i
     if alpha < 1.0:
