@@ -21,6 +21,10 @@ from typing import Any
 TARGETS_ENV_VAR = "LBFGS_VERIFY_BENCHMARK_TARGETS"
 """Comma-separated ``module:attr`` targets the benchmarks time besides torch and the reference."""
 TORCH_NAME = "torch.optim.LBFGS"
+XDIST_ENV_PREFIX = "PYTEST_XDIST_"
+"""pytest-xdist marks its workers with ``PYTEST_XDIST_WORKER`` (and ``..._COUNT``, ``..._TESTRUNUID``);
+pytest-benchmark (``pytest_benchmark/session.py``) disables benchmarks in any process that has it, so a report
+built inside a worker must not hand these to its own benchmark run, which is a separate, serial pytest session."""
 
 
 STEP_SPEED = Path("benchmarks") / "test_step_speed.py"
@@ -31,7 +35,8 @@ def run_benchmarks(directory: Path, out_json: Path, *, targets: Sequence[str], m
                    timeout: float = 600.0) -> str:
     """Run ``pytest DIRECTORY --benchmark-only --benchmark-json OUT_JSON`` (a folder or one file); return "" or
     what went wrong."""
-    env = {**os.environ, TARGETS_ENV_VAR: ",".join(targets)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(XDIST_ENV_PREFIX)}
+    env[TARGETS_ENV_VAR] = ",".join(targets)
     command = [sys.executable, "-m", "pytest", str(directory), "--benchmark-only", f"--benchmark-json={out_json}",
                f"--benchmark-max-time={max_time}", "--benchmark-min-rounds=3", "-q", "-p", "no:cacheprovider",
                "-p", "no:randomly"]

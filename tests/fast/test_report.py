@@ -24,7 +24,7 @@ from lbfgs_verify.cli import main
 from lbfgs_verify.problems import mgh_problem
 from lbfgs_verify.report import REPORT_BUDGETS, ReportOptions, collect, without_timings
 from lbfgs_verify.report import plots as report_plots
-from lbfgs_verify.report.benchmarks import benchmark_ratios
+from lbfgs_verify.report.benchmarks import STEP_SPEED, benchmark_ratios, run_benchmarks
 from lbfgs_verify.report.document import SECTION_IDS, build_sections, fmt
 from lbfgs_verify.report.markdown import render_markdown
 from lbfgs_verify.report.profiles import performance_profile
@@ -377,6 +377,20 @@ def test_benchmark_ratios_divide_by_torch_of_the_same_case() -> None:
     rows = {(r["case"], r["optimizer"]): r["ratio_to_torch"] for r in benchmark_ratios(data)}
     assert rows == {("test_a[n=1]", "torch.optim.LBFGS"): 1.0, ("test_a[n=1]", "mine"): 1.5,
                     ("test_a[n=2]", "mine"): None, ("test_b[n=3]", "lbfgs_verify.reference.LBFGS"): 0.75}
+
+
+def test_benchmarks_run_when_the_report_is_built_inside_an_xdist_worker(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-benchmark disables itself in a process that has PYTEST_XDIST_WORKER; the report's own benchmark
+    run is a separate serial session and must still time (``pytest -n 2`` over this file builds the report in a
+    worker; this is the same condition in a serial run)."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    out = tmp_path / "bench.json"
+    assert run_benchmarks(STEP_SPEED, out, targets=(), max_time=0.005) == ""
+    rows = benchmark_ratios(json.loads(out.read_text(encoding="utf-8")))
+    assert {r["optimizer"] for r in rows} == {"torch.optim.LBFGS", "lbfgs_verify.reference.LBFGS"}
+    assert all(r["rounds"] >= 3 and r["ratio_to_torch"] > 0 for r in rows)
 
 
 @pytest.mark.parametrize("argv, message", [
