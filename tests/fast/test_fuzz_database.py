@@ -38,26 +38,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_redis(server: str) -> tuple[subprocess.Popen, int]:
+    """A private redis-server on a free loopback port. Between choosing the port and the server binding it,
+    another process (a second pytest-xdist worker running this test) may take it: the server then exits, and
+    another port is tried."""
+    import redis
+
+    for _ in range(5):
+        port = _free_port()
+        process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                    "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(200):
+            if process.poll() is not None:
+                break
+            try:  # the server answering must be ours, not another worker's on the same port
+                if client.info("server")["process_id"] == process.pid:
+                    return process, port
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        process.terminate()
+        process.wait(timeout=10)
+    raise RuntimeError("redis-server did not start on a free loopback port in 5 tries")
+
+
 @pytest.fixture
 def redis_url():
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
     pytest.importorskip("redis", reason="the 'redis' Python package is not installed (pip install redis)")
-    port = _free_port()
-    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import redis
+    import redis
 
-        client = redis.Redis(host="127.0.0.1", port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}", client
+    process, port = _start_redis(server)
+    try:
+        yield f"redis://127.0.0.1:{port}", redis.Redis(host="127.0.0.1", port=port)
     finally:
         process.terminate()
         process.wait(timeout=10)
