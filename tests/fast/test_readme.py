@@ -55,3 +55,13 @@ def test_sections_that_the_ci_script_names_exist() -> None:
     assert named, ".ci/run names no README section (the test would check nothing)"
     for title in named:
         _section(title)
+
+
+def test_the_ci_script_runs_the_readme_test_command() -> None:
+    """``.ci/run`` runs the README's test command, options included (``-n auto`` and the rest)."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    block = re.search(r"Run the tests \(what CI runs, `\.ci/run`\):\s*```bash\n(.*?)```", README, flags=re.S)
+    assert block, "the README has no 'Run the tests' command block"
+    readme_command = block.group(1).strip().split(" && ")[-1]
+    ci_commands = [line.strip() for line in ci.splitlines() if "-m pytest" in line and not line.startswith("#")]
+    assert ci_commands == [readme_command], f".ci/run runs {ci_commands}, the README says {readme_command!r}"
