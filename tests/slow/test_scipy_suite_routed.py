@@ -42,8 +42,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("routed") / "report.json"
     site = Path(scipy.__file__).resolve().parents[1]
-    env = {**os.environ, "LBFGS_VERIFY_ROUTING_REPORT": str(out), "OMP_NUM_THREADS": "1",
-           "LBFGS_VERIFY_ROUTING_KEEP_ALL": ",".join(WHOLE_MODULES)}
+    # A serial pytest session of its own: pytest-xdist's worker variables (when this runs under -n) stay out.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env.update({"LBFGS_VERIFY_ROUTING_REPORT": str(out), "OMP_NUM_THREADS": "1",
+                "LBFGS_VERIFY_ROUTING_KEEP_ALL": ",".join(WHOLE_MODULES)})
     command = [sys.executable, "-m", "pytest", "-p", "tests.scipy_routed.routing_plugin", "-c",
                str(ROOT / "tests" / "scipy_routed" / "pytest.ini"), f"--rootdir={site}", "-q", "-p", "no:cacheprovider",
                "--pyargs", *[f"scipy.optimize.tests.{m}" for m in MODULES]]
