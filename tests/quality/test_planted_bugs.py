@@ -7,6 +7,9 @@ couple of minutes; the sweep of every mutant against every property at the ``ci`
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -106,21 +109,33 @@ def test_every_mutant_is_caught_at_level_properties_unless_it_is_a_torch_convent
             assert "properties" in levels, f"{cls.__name__} is caught only at {sorted(levels)}"
 
 
+@pytest.fixture(scope="module")
+def torch_quick() -> Callable[[str], PropertyResult]:
+    """torch.optim.LBFGS's result of a property at the quick budget, run once per property in this module: both
+    torch-based convention controls compare their failures with torch's (the same runs, hypothesis shrinking
+    included). Module-scoped, so pytest-xdist keeps its users in one worker (tests/conftest.py)."""
+    torch_target = Target("torch.optim:LBFGS", torch.optim.LBFGS)
+
+    @functools.cache
+    def result(property_id: str) -> PropertyResult:
+        return run_property(REGISTRY[property_id], CheckContext(torch_target, budget=BUDGETS["quick"]))
+
+    return result
+
+
 @pytest.mark.parametrize("control", CONVENTION_CONTROLS, ids=lambda c: c.__name__)
-def test_convention_control_passes_properties_and_fails_semantics(control: type) -> None:
+def test_convention_control_passes_properties_and_fails_semantics(
+        control: type, torch_quick: Callable[[str], PropertyResult]) -> None:
     """Correct L-BFGS with another convention (final evaluation, t₀ = lr, stricter c2) passes level properties
     completely, torch's own defects aside (a torch-based control may fail only where torch.optim.LBFGS itself
     fails), and fails the semantics property that names its convention."""
-    torch_target = Target("torch.optim:LBFGS", torch.optim.LBFGS)
     failing = {}
     for prop in properties_for("properties"):
         result = run(prop.id, control)
         if result.status in (Status.FAIL, Status.ERROR):
             failing[prop.id] = result
     if issubclass(control, torch.optim.LBFGS):
-        own = {pid for pid in failing
-               if run_property(REGISTRY[pid], CheckContext(torch_target, budget=BUDGETS["quick"])).status
-               in (Status.FAIL, Status.ERROR)}
+        own = {pid for pid in failing if torch_quick(pid).status in (Status.FAIL, Status.ERROR)}
     else:
         own = set()
     unexplained = {pid: describe(r) for pid, r in failing.items() if pid not in own}
@@ -158,15 +173,15 @@ def test_failure_messages_name_problem_hyperparameters_step_and_quantity() -> No
     assert result.evidence["step"] >= 1 and result.evidence["relative_difference"] > 1e-6
 
 
-def test_torch_fails_only_the_history_size_change_among_these_properties() -> None:
+def test_torch_fails_only_the_history_size_change_among_these_properties(
+        torch_quick: Callable[[str], PropertyResult]) -> None:
     """torch.optim.LBFGS 2.13 satisfies the mathematics/behaviour/convergence properties of level semantics
     (its own documented behaviour) except the history_size change between steps (IndexError, facts defect #4)."""
-    torch_target = Target("torch.optim:LBFGS", torch.optim.LBFGS)
     failing = {}
     for prop in properties_for("semantics"):
         if prop.category not in MY_CATEGORIES:
             continue
-        result = run_property(prop, CheckContext(torch_target, budget=BUDGETS["quick"]))
+        result = torch_quick(prop.id)
         if result.status is not Status.PASS:
             failing[prop.id] = result
     assert set(failing) == {"behaviour.change_history_size"}, {k: describe(v) for k, v in failing.items()}
