@@ -29,7 +29,7 @@ def outcomes(junit_xml: Path) -> dict[str, str]:
     """``{test id: outcome}`` from a pytest JUnit XML file (``classname::name``)."""
     found: dict[str, str] = {}
     for case in ET.parse(junit_xml).getroot().iter("testcase"):
-        # --dist loadgroup appends "@GROUP" to the ids of grouped tests (tests/conftest.py): the same test.
+        # pytest-xdist's own --dist loadgroup appends "@GROUP" to the ids of tests marked xdist_group.
         test = GROUP_SUFFIX.sub("", f"{case.get('classname')}::{case.get('name')}")
         outcome = "passed"
         for child in case:

@@ -1,7 +1,9 @@
 """Shared test set-up: the hypothesis profile (``LBFGS_VERIFY_PROFILE``, default ``ci``), the thread count, and
-the grouping of tests for pytest-xdist."""
+how pytest-xdist shares the tests out (``-n N --dist loadgroup``)."""
 
 from __future__ import annotations
+
+import importlib.util
 
 import pytest
 import torch
@@ -12,28 +14,53 @@ load_profile()
 # Bits depend on the thread count: every comparison in this suite runs single-threaded.
 torch.set_num_threads(1)
 
+SHARED_FIXTURE_MODULES = frozenset({
+    "tests/fast/test_check_repro.py",
+    "tests/fast/test_report.py",
+    "tests/slow/test_lbfgsb_bounded_mgh.py",
+    "tests/slow/test_lbfgsb_mgh.py",
+    "tests/slow/test_scipy_suite_routed.py",
+    "tests/slow/test_solution_compare.py",
+})
+"""Test modules with a fixture of this suite computed once per module (a report, scipy's routed suite, the MGH
+runs): under pytest-xdist each runs whole in one worker, so that fixture is computed once; every other test is
+sent on its own. Checked at every collection (:func:`pytest_collection_modifyitems`)."""
 SHARED_SCOPES = ("class", "module", "package", "session")
 
 
-@pytest.hookimpl(tryfirst=True)
+def _module_path(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that uses one of this suite's fixtures of a scope wider than the test with
-    ``xdist_group``, so that ``pytest -n N --dist loadgroup`` runs the tests sharing that fixture in one worker and
-    computes it once (a report, scipy's routed suite, the MGH runs), while all other tests spread one by one.
-    Fixtures of pytest itself (``tmp_path_factory``) and of plugins do not group. Runs before pytest-xdist's own
-    hook (``xdist/remote.py``), which reads the marks. Serially the marks change nothing."""
+    """Refuse a test that uses one of this suite's fixtures of a scope wider than the test from a module not in
+    :data:`SHARED_FIXTURE_MODULES` (pytest-xdist would compute that fixture once per worker that runs one of
+    its tests). pytest's own fixtures (``tmp_path_factory``) and plugins' do not count."""
+    missing = set()
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        groups = set()
-        for definitions in info.name2fixturedefs.values():
+        for definitions in (info.name2fixturedefs.values() if info is not None else ()):
             fixture = definitions[-1]
-            if not fixture.baseid or fixture.scope not in SHARED_SCOPES:
-                continue  # pytest's own or a plugin's fixture, or one computed per test
-            if fixture.scope in ("class", "module"):
-                groups.add(item.module.__name__ if item.module is not None else fixture.baseid)
-            else:
-                groups.add(f"{fixture.baseid}::{fixture.argname}")
-        for group in sorted(groups):
-            item.add_marker(pytest.mark.xdist_group(group))
+            if fixture.baseid and fixture.scope in SHARED_SCOPES \
+                    and _module_path(item.nodeid) not in SHARED_FIXTURE_MODULES:
+                missing.add(f"{_module_path(item.nodeid)} (fixture {fixture.argname!r}, scope {fixture.scope})")
+    if missing:
+        raise pytest.UsageError("add to SHARED_FIXTURE_MODULES in tests/conftest.py: " + "; ".join(sorted(missing)))
+
+
+if importlib.util.find_spec("xdist") is not None:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        """``--dist loadgroup`` for this suite: the tests of a module in :data:`SHARED_FIXTURE_MODULES` form one
+        unit of work, every other test is a unit of its own; larger units are sent first (xdist's
+        ``loadscopereorder``). pytest-xdist's own loadgroup reads ``xdist_group`` marks through node ids that
+        pytest 9.2 no longer lets it rewrite, so it silently stops grouping (pytest-xdist issue #1386)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module_path(nodeid)
+            return module if module in SHARED_FIXTURE_MODULES else nodeid
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScopeScheduling | None:
+        """pytest-xdist's hook (``xdist/newhooks.py``): this suite's scheduler for ``--dist loadgroup``."""
+        return SharedFixtureScheduling(config, log) if config.getvalue("dist") == "loadgroup" else None

@@ -8,7 +8,6 @@ couple of minutes; the sweep of every mutant against every property at the ``ci`
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import pytest
 import torch
@@ -109,23 +108,17 @@ def test_every_mutant_is_caught_at_level_properties_unless_it_is_a_torch_convent
             assert "properties" in levels, f"{cls.__name__} is caught only at {sorted(levels)}"
 
 
-@pytest.fixture(scope="module")
-def torch_quick() -> Callable[[str], PropertyResult]:
-    """torch.optim.LBFGS's result of a property at the quick budget, run once per property in this module: both
+@functools.cache
+def torch_quick(property_id: str) -> PropertyResult:
+    """torch.optim.LBFGS's result of a property at the quick budget, run once per property and process: both
     torch-based convention controls compare their failures with torch's (the same runs, hypothesis shrinking
-    included). Module-scoped, so pytest-xdist keeps its users in one worker (tests/conftest.py)."""
-    torch_target = Target("torch.optim:LBFGS", torch.optim.LBFGS)
-
-    @functools.cache
-    def result(property_id: str) -> PropertyResult:
-        return run_property(REGISTRY[property_id], CheckContext(torch_target, budget=BUDGETS["quick"]))
-
-    return result
+    included)."""
+    return run_property(REGISTRY[property_id], CheckContext(Target("torch.optim:LBFGS", torch.optim.LBFGS),
+                                                            budget=BUDGETS["quick"]))
 
 
 @pytest.mark.parametrize("control", CONVENTION_CONTROLS, ids=lambda c: c.__name__)
-def test_convention_control_passes_properties_and_fails_semantics(
-        control: type, torch_quick: Callable[[str], PropertyResult]) -> None:
+def test_convention_control_passes_properties_and_fails_semantics(control: type) -> None:
     """Correct L-BFGS with another convention (final evaluation, t₀ = lr, stricter c2) passes level properties
     completely, torch's own defects aside (a torch-based control may fail only where torch.optim.LBFGS itself
     fails), and fails the semantics property that names its convention."""
@@ -173,8 +166,7 @@ def test_failure_messages_name_problem_hyperparameters_step_and_quantity() -> No
     assert result.evidence["step"] >= 1 and result.evidence["relative_difference"] > 1e-6
 
 
-def test_torch_fails_only_the_history_size_change_among_these_properties(
-        torch_quick: Callable[[str], PropertyResult]) -> None:
+def test_torch_fails_only_the_history_size_change_among_these_properties() -> None:
     """torch.optim.LBFGS 2.13 satisfies the mathematics/behaviour/convergence properties of level semantics
     (its own documented behaviour) except the history_size change between steps (IndexError, facts defect #4)."""
     failing = {}
