@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,12 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--workers", default="2", help="pytest-xdist workers (a number or auto; default 2)")
     parser.add_argument("--dist", default="loadgroup", help="pytest-xdist distribution mode (default loadgroup, as CI)")
     parser.add_argument("--keep", type=Path, help="folder to keep serial.xml and xdist.xml in")
+    parser.add_argument("--serial-xml", type=Path, help="a serial run's JUnit XML to reuse (same selection)")
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        serial_seconds = run(args.paths, extra, folder / "serial.xml", None, args.dist)
+        if args.serial_xml is None:
+            serial_seconds = run(args.paths, extra, folder / "serial.xml", None, args.dist)
+        else:
+            serial_seconds = float(ET.parse(args.serial_xml).getroot().find("testsuite").get("time", "nan"))
+            if args.serial_xml.resolve() != (folder / "serial.xml").resolve():
+                shutil.copyfile(args.serial_xml, folder / "serial.xml")
         xdist_seconds = run(args.paths, extra, folder / "xdist.xml", args.workers, args.dist)
         serial, parallel = outcomes(folder / "serial.xml"), outcomes(folder / "xdist.xml")
         per_file = seconds_per_file(folder / "serial.xml"), seconds_per_file(folder / "xdist.xml")
