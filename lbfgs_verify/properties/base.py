@@ -298,6 +298,7 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
         skip_from_file,
         skip_reason,
     )
+    from lbfgs_verify.recordings import shared_recordings
 
     start = time.perf_counter()
     reason = needs_reason(prop.needs, ctx.lacks) or skip_from_file(prop.id, ctx.skips)
@@ -306,7 +307,7 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
     run_ctx = replace(ctx, target=guarded(ctx.target, ctx.lacks)) if ctx.lacks else ctx
     hits: set[str] = set()
     try:
-        with lacking(ctx.lacks), recording_hits() as hits:
+        with lacking(ctx.lacks), recording_hits() as hits, shared_recordings():
             prop.check(run_ctx)
     except PropertySkipped as exc:
         return PropertyResult(prop.id, Status.SKIP, str(exc), seconds=time.perf_counter() - start)
