@@ -93,11 +93,14 @@ class RecordingCache:
     """The recordings of one check, with counts of what was recorded and what was served from them."""
 
     entries: OrderedDict[tuple[Any, ...], _Recording] = field(default_factory=OrderedDict)
+    results: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    """Other deterministic results of the target shared between properties (:func:`shared_result`)."""
     recorded_steps: int = 0
     served_steps: int = 0
 
     def clear(self) -> None:
         self.entries.clear()
+        self.results.clear()
 
 
 _ACTIVE: contextvars.ContextVar[RecordingCache | None] = contextvars.ContextVar("lbfgs_verify_recordings",
@@ -248,4 +251,19 @@ def uninterrupted(
     return _view(recording, transport, n)
 
 
-__all__ = ["MAX_RECORDINGS", "SHARED_TRANSPORTS", "RecordingCache", "shared_recordings", "uninterrupted"]
+def shared_result(kind: str, target: Any, key: tuple[Any, ...], compute: Any) -> Any:
+    """``compute()``, once per (``kind``, target, ``key``) inside :func:`shared_recordings` (every time
+    outside). For deterministic results that several properties need and only read, e.g. the convergence
+    runs that ``convergence.reaches_f_star`` and ``conformance.agrees_with_torch`` both judge. An exception
+    is not kept: the next request computes again."""
+    cache = _ACTIVE.get()
+    if cache is None:
+        return compute()
+    full_key = (kind, *_target_key(target), key, torch.get_num_threads())
+    if full_key not in cache.results:
+        cache.results[full_key] = compute()
+    return cache.results[full_key]
+
+
+__all__ = ["MAX_RECORDINGS", "SHARED_TRANSPORTS", "RecordingCache", "shared_recordings", "shared_result",
+           "uninterrupted"]

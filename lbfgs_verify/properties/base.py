@@ -76,7 +76,8 @@ class Budget:
         profile: the hypothesis profile used by the checks.
         max_examples: examples per hypothesis-driven check (overrides the profile's).
         steps: length of the trajectories that resume and trace checks record.
-        full_continuations: how many random split points get a full continuation (all get the one-step check).
+        full_continuations: how many random split points a resume chain loads at and continues from to the end
+            (all get the one-step check).
         problems: how many suite problems the convergence checks visit (``None``: all).
     """
 

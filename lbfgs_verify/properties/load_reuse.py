@@ -90,8 +90,7 @@ def check_same_dict_loaded_twice(ctx: CheckContext) -> None:
             saved = _record(ctx, scenario)
             expected = saved.trace.steps[split:]
             for attempt in ("first", "second"):
-                resumed = resume_run(ctx.target, scenario, saved, split, SAME_DICT, n, device=ctx.device,
-                                     expected=expected)
+                resumed = resume_run(ctx.target, scenario, saved, split, SAME_DICT, n, device=ctx.device)
                 divergence = step_divergence(expected, resumed)
                 if divergence is not None:
                     raise divergence_failure(

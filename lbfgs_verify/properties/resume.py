@@ -6,7 +6,10 @@ for byte (:func:`lbfgs_verify.trace.trace_divergence`). The target's state forma
 own ``state_dict()``/``load_state_dict()`` are used and only its own runs are compared.
 
 Every split point is checked cheaply (from the state saved before step ``k``, one step must reproduce
-step ``k`` exactly) and ``budget.full_continuations`` random split points are continued to the end.
+step ``k`` exactly), and ``budget.full_continuations`` random split points form one resume chain
+(:func:`lbfgs_verify.engine.resume_chain`): restored at the first, continued to the end, re-saved through the
+same transport and restored afresh at each later one, so that each is a load followed by a run to the end.
+The uninterrupted run is shared with the other properties of the check (:mod:`lbfgs_verify.recordings`).
 Before resuming, what a resumed process would not share is disturbed: the global RNGs are reseeded, the
 parameters are fresh tensors, and the saved payload is materialised anew for every restore, so no tensor
 is shared with the saving optimizer.
@@ -64,8 +67,8 @@ def check_transport(
     loader: Any = None,
     expected: Any = None,
 ) -> None:
-    """Every split point (one step) and ``budget.full_continuations`` random splits (to the end) of generated
-    scenarios must continue bitwise after ``transport``.
+    """Every split point (one step) and a resume chain through ``budget.full_continuations`` random splits (to
+    the end) of generated scenarios must continue bitwise after ``transport``.
 
     By default the target saves, loads and provides the expected (uninterrupted) run; conformance checks
     pass other ``saver``/``loader``/``expected`` optimizers (torch.optim.LBFGS) for state interchange.
