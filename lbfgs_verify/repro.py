@@ -94,7 +94,9 @@ def copy_params(params, dtype=None):
 def make_optimizer(params):
     kwargs = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in HYPERPARAMETERS.items()}
     return Optimizer(params, **kwargs)
+'''
 
+_RUN_HELPERS = '''
 
 def run(optimizer, params, n):
     """n calls of step(closure); the loss returned, copies of the parameters and of state_dict() after each."""
@@ -459,6 +461,9 @@ def reproduction_script(reproduction: Reproduction) -> str:
                            for values, shape, is_complex in reproduction.start)
     own = _own_arguments(reproduction.target, reproduction.hyperparameters)
     hyperparameters = "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in own.items()) + "}"
+    split = f"SPLIT, N_AFTER = {reproduction.split}, {reproduction.n_after}\n"
+    if reproduction.kind == "observed":
+        split = ""
     header = f'''"""Reproduction written by lbfgs-verify: {summary}
 
 Needs only torch and the target ({reproduction.target}). It fails (AssertionError or the target's exception)
@@ -486,9 +491,8 @@ START = [
     {start},
 ]
 HYPERPARAMETERS = {hyperparameters}
-SPLIT, N_AFTER = {reproduction.split}, {reproduction.n_after}
-{reproduction.definitions}'''
-    runs = _OBSERVE_HELPERS if reproduction.kind == "observed" else _SPLIT_RUNS
+{split}{reproduction.definitions}'''
+    runs = _OBSERVE_HELPERS if reproduction.kind == "observed" else _RUN_HELPERS + _SPLIT_RUNS
     return header + _HELPERS + runs + body.rstrip() + "\nprint('no defect: the check passed')\n"
 
 
