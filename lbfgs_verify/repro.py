@@ -374,6 +374,28 @@ for k, step in enumerate(observe(N_STEPS)):
     assert step.returned == first or (step.returned is not None and math.isnan(step.returned) and math.isnan(first)), \\
         f'step {k} returned {step.returned!r}; its first closure call returned {first!r}'
 ''',
+    "mathematics.first_direction": '''
+step = observe(1)[0]
+start, g0 = step.calls[0].x, step.calls[0].g
+actual = step.x_after if WITHOUT_LINE_SEARCH else step.calls[1].x  # the first move, or the first trial point
+move = actual - start
+t0 = -float(move @ g0) / float(g0 @ g0)  # the best multiple of -g0
+allowance = 4 * torch.finfo(DTYPE).eps * (start.abs() + actual.abs())  # rounding of stored parameters
+excess = ((move + t0 * g0).abs() - allowance).clamp_min(0)
+r = float(excess.max()) / float((t0 * g0).abs().max())
+assert t0 > 0 and r <= TOLERANCE, (
+    f'step 0: the first move is not a positive multiple of -g0 (an empty memory gives steepest descent): best '
+    f't0 = {t0:.6g}, relative max-norm difference {r:.3g} > {TOLERANCE:g}')
+''',
+    "mathematics.strong_wolfe": '''
+step = observe(STEP + 1)[STEP]
+start, trial = step.calls[0], step.calls[1].x
+gtp = float(start.g @ (trial - start.x))
+assert not (torch.equal(step.x_after, start.x) and gtp < 0), (
+    f'step {STEP}: the line search evaluated {len(step.calls) - 1} trial point(s) along a descent direction '
+    f'(gtp = {gtp:.6g}) and returned to x_k without moving, with max|g| = {float(start.g.abs().max()):.3g}: a '
+    'strong-Wolfe point exists along every descent direction of a smooth function bounded below (N&W Lemma 3.1)')
+''',
     "behaviour.max_iter": _MOVES,
     "behaviour.change_max_iter": _MOVES,
     "behaviour.change_history_size": '''
@@ -391,6 +413,9 @@ the constants of :func:`_observed_constants` in scope."""
 _RAISE_IN_PLAIN_RUN = '''
 observe(N_STEPS)  # the target's exception at the last of these steps is the defect
 '''
+
+CHANGED_FROM_STEP: dict[str, int] = {"behaviour.change_lr": 1, "behaviour.change_max_iter": 1}
+"""Properties that change a hyperparameter between steps, from step ``k`` on: until then their run is plain."""
 
 PLAIN_RUN_PROPERTIES: tuple[str, ...] = (
     "behaviour.stop_reasons", "behaviour.max_iter", "behaviour.iterations", "behaviour.max_eval",
@@ -682,18 +707,22 @@ def _scenario_parts(property_id: str, evidence: dict[str, Any]) -> tuple[Any, st
     return problem, problem_source(problem), {k: _evaluate(v) for k, v in evidence["hyperparameters"].items()}
 
 
-def _raised_at_step(evidence: dict[str, Any]) -> int | None:
-    """``k`` when the evidence is an exception the target raised at step ``k`` of a plain run from the start."""
+def _raised_at_step(evidence: dict[str, Any], property_id: str = "") -> int | None:
+    """``k`` when the evidence is an exception the target raised at step ``k`` of a plain run from the start
+    (for a property of :data:`CHANGED_FROM_STEP`: before its first change)."""
     import re
 
     match = re.fullmatch(r"step (\d+)(?: of the uninterrupted run)?", str(evidence.get("action", "")))
-    return int(match.group(1)) if match and "exception" in evidence else None
+    if not match or "exception" not in evidence:
+        return None
+    step = int(match.group(1))
+    return step if step < CHANGED_FROM_STEP.get(property_id, step + 1) else None
 
 
 def _observed_constants(property_id: str, evidence: dict[str, Any], hyperparameters: dict[str, Any]) -> str:
     """The constants an observed check reads (``N_STEPS`` and what its assertion compares with)."""
     step = evidence.get("step")
-    raised = _raised_at_step(evidence)
+    raised = _raised_at_step(evidence, property_id)
     last = raised if raised is not None else step
     if last is None and property_id != "behaviour.change_history_size":
         raise NoReproduction(f"{property_id}: the evidence lacks the failing step")
@@ -702,6 +731,15 @@ def _observed_constants(property_id: str, evidence: dict[str, Any], hyperparamet
         pass  # the plain run to the step that raised needs nothing else
     elif property_id == "behaviour.converged_no_move":
         values["TOLERANCE_GRAD"] = float(evidence["tolerance_grad"])
+    elif property_id == "mathematics.first_direction":
+        values["WITHOUT_LINE_SEARCH"] = hyperparameters.get("line_search_fn") is None
+        values["TOLERANCE"] = 1e-6 if str(evidence["problem"]).endswith("float64]") else 1e-4
+    elif property_id == "mathematics.strong_wolfe":
+        if "decrease" in evidence or "gtp" not in evidence:
+            raise NoReproduction(f"{property_id}: only a search that returns to x_k along a descent direction has a "
+                                 "standalone script; the Wolfe tests of an accepted point need lbfgs-verify's "
+                                 "rounding allowances")
+        values["STEP"] = int(evidence["step"])
     elif property_id == "behaviour.max_eval":
         values["MAX_EVAL"] = int(hyperparameters["max_eval"])
     elif property_id in ("behaviour.max_iter", "behaviour.change_max_iter"):
@@ -743,10 +781,12 @@ def reproduction_for_failure(target: str, property_id: str, evidence: dict[str, 
     violates the property's inequality (:data:`_OBSERVED_CHECKS`); an exception the target raised at step ``k``
     of a plain run from the start (:data:`PLAIN_RUN_PROPERTIES`)."""
     assertion = f"{property_id}: {message}"
-    if property_id in _PROPERTY_BODIES:
+    raised = _raised_at_step(evidence, property_id) is not None
+    if property_id in _PROPERTY_BODIES and not raised:
         return _split_reproduction(target, property_id, evidence, assertion)
-    raised = _raised_at_step(evidence) is not None
-    if property_id in _OBSERVED_CHECKS or (property_id in PLAIN_RUN_PROPERTIES and raised):
+    plain = property_id in PLAIN_RUN_PROPERTIES or property_id in CHANGED_FROM_STEP
+    if (property_id in _OBSERVED_CHECKS and "exception" not in evidence) or (plain and raised) \
+            or property_id == "behaviour.change_history_size":
         problem, source, hyperparameters = _scenario_parts(property_id, evidence)
         body = _OBSERVED_CHECKS.get(property_id, _RAISE_IN_PLAIN_RUN)
         if raised and property_id != "behaviour.change_history_size":
@@ -757,6 +797,9 @@ def reproduction_for_failure(target: str, property_id: str, evidence: dict[str, 
             definitions=_observed_constants(property_id, evidence, hyperparameters)))
     reason = next((why for key, why in _WHY_NOT_STANDALONE.items() if property_id.startswith(key)),
                   "no writer knows this property's evidence")
+    if "exception" in evidence:
+        reason = (f"the target raised {evidence['exception']} during {evidence.get('action', 'the check')}, not in "
+                  "a plain run from the start that the evidence describes")
     raise NoReproduction(f"{property_id}: no standalone script is written for this property ({reason}; written for: "
                          f"{', '.join(SUPPORTED_PROPERTIES)}, and any exception at step k of a plain run)")
 
