@@ -288,7 +288,7 @@ got = run(loaded, split_params, N_AFTER)
 
 _OBSERVE_HELPERS = '''
 Call = collections.namedtuple('Call', 'x loss g got_grad')
-Step = collections.namedtuple('Step', 'calls x_after returned')
+Step = collections.namedtuple('Step', 'calls x_after returned group')
 
 
 def flat(tensors):
@@ -298,7 +298,8 @@ def flat(tensors):
 
 def observe(n, before_step=None):
     """n calls of step(closure) of a fresh optimizer; per step: its closure calls (flat x, loss, flat g, which
-    coordinates got a gradient), the flat parameters after it, the loss it returned. Stops at a non-finite value."""
+    coordinates got a gradient), the flat parameters after it, the loss it returned, param_groups[0]. Stops at
+    a non-finite value."""
     params = make_params()
     optimizer = make_optimizer(params)
     calls, steps = [], []
@@ -317,7 +318,8 @@ def observe(n, before_step=None):
             before_step(k, optimizer)
         first = len(calls)
         returned = optimizer.step(closure)
-        steps.append(Step(calls[first:], flat(params), None if returned is None else float(returned)))
+        group = {k: v for k, v in optimizer.param_groups[0].items() if k != 'params'}  # in effect at this step
+        steps.append(Step(calls[first:], flat(params), None if returned is None else float(returned), group))
         if not all(bool(torch.isfinite(c.x).all()) and math.isfinite(c.loss) for c in steps[-1].calls):
             break
     return steps
@@ -391,7 +393,9 @@ assert t0 > 0 and r <= TOLERANCE, (
 step = observe(STEP + 1)[STEP]
 start, trial = step.calls[0], step.calls[1].x
 gtp = float(start.g @ (trial - start.x))
-assert not (torch.equal(step.x_after, start.x) and gtp < 0), (
+budget = step.group.get('max_eval') or math.inf  # a search that used up max_eval may stay at x_k
+gradient_test = float(start.g.abs().max()) <= step.group.get('tolerance_grad', 1e-7)
+assert not (torch.equal(step.x_after, start.x) and gtp < 0 and len(step.calls) < budget and not gradient_test), (
     f'step {STEP}: the line search evaluated {len(step.calls) - 1} trial point(s) along a descent direction '
     f'(gtp = {gtp:.6g}) and returned to x_k without moving, with max|g| = {float(start.g.abs().max()):.3g}: a '
     'strong-Wolfe point exists along every descent direction of a smooth function bounded below (N&W Lemma 3.1)')
