@@ -8,6 +8,12 @@ with an ``AssertionError`` (or the target's exception) while the defect is there
 
 The script compares bytes (dtype, shape, raw memory of every parameter, and each returned loss), as
 :mod:`lbfgs_verify.bitwise` does, with ``torch.set_num_threads(1)``: bits depend on the thread count.
+
+``lbfgs-verify check --repro`` builds one from a failure's evidence (:func:`reproduction_for_failure`), by its
+shape: a run continued at a split (``resume.*``, ``state.*``, ``seed.*``), a quantity of an observed run that
+breaks the property's inequality at step ``k`` (``behaviour.*``, ``mathematics.*``, the kind ``"observed"``), or
+an exception the target raised at step ``k`` of a plain run. Any other failure gets :class:`NoReproduction`
+with the reason.
 """
 
 from __future__ import annotations
