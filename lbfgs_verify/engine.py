@@ -23,6 +23,7 @@ import contextlib
 import copy
 import io
 import math
+import os
 import pickle
 import random
 import traceback
@@ -231,11 +232,16 @@ def raised_failure(action: str, exc: BaseException, scenario: Scenario | None, *
 
 
 def short_path(filename: str) -> str:
-    """``torch/optim/lbfgs.py`` rather than the full site-packages path."""
+    """``torch/optim/lbfgs.py`` rather than the full site-packages path; a file under the working directory
+    relative to it (``mypkg/optim.py``): reports and reproductions do not carry the machine's paths."""
     for marker in ("site-packages/", "dist-packages/"):
         if marker in filename:
             return filename.split(marker, 1)[1]
-    return filename
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        return filename
+    return filename if relative.startswith("..") else relative
 
 
 def call_target(action: str, fn: Callable[[], Any], scenario: Scenario | None = None, **extra: Any) -> Any:
