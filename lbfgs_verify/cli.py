@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run only properties whose ID equals or starts with ID (repeatable, comma-separated)")
     check.add_argument("--threads", type=_positive_int, default=1,
                        help="torch thread count for every run (bits depend on it; default 1)")
+    check.add_argument("--jobs", type=_positive_int, default=1,
+                       help="run the properties in N worker processes (same verdicts as one; default 1)")
     check.add_argument("--list", action="store_true",
                        help="print the documented property IDs (of --mode, filtered by --only) and exit")
 
@@ -433,10 +435,14 @@ def _check(args: argparse.Namespace) -> int:
     def show(result: object) -> None:
         print(table_row(result, width), flush=True)  # type: ignore[arg-type]
 
-    report = run_check(target, args.mode, budget, threads=args.threads, properties=selected, on_result=show,
-                       lacks=sorted(lacks), skips=skips)
+    try:
+        report = run_check(target, args.mode, budget, threads=args.threads, properties=selected, on_result=show,
+                           lacks=sorted(lacks), skips=skips, jobs=args.jobs)
+    except ValueError as exc:  # --jobs with a target that a worker process cannot import
+        print(f"lbfgs-verify: error: --jobs {args.jobs}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not args.no_baseline:
-        mark_baseline_failures(report, target)
+        mark_baseline_failures(report, target, jobs=args.jobs)
     print()
     print(summary_line(report))
     print_baseline(report)

@@ -23,6 +23,7 @@ import contextlib
 import copy
 import io
 import math
+import os
 import pickle
 import random
 import traceback
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lbfgs_verify.bitwise import Difference, first_difference
+from lbfgs_verify.bitwise import Difference, clone_structure, first_difference
 from lbfgs_verify.evidence import PropertyFailed
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.targets import own_arguments
@@ -231,11 +232,16 @@ def raised_failure(action: str, exc: BaseException, scenario: Scenario | None, *
 
 
 def short_path(filename: str) -> str:
-    """``torch/optim/lbfgs.py`` rather than the full site-packages path."""
+    """``torch/optim/lbfgs.py`` rather than the full site-packages path; a file under the working directory
+    relative to it (``mypkg/optim.py``): reports and reproductions do not carry the machine's paths."""
     for marker in ("site-packages/", "dist-packages/"):
         if marker in filename:
             return filename.split(marker, 1)[1]
-    return filename
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        return filename
+    return filename if relative.startswith("..") else relative
 
 
 def call_target(action: str, fn: Callable[[], Any], scenario: Scenario | None = None, **extra: Any) -> Any:
@@ -337,6 +343,23 @@ DEEPCOPY_OPTIMIZER = optimizer_transport("copy.deepcopy", copy.deepcopy, copy.de
 PICKLE_OPTIMIZER = optimizer_transport("pickle round trip", pickle.dumps, pickle.loads)
 
 
+def _snapshot_state_dict(optimizer: Any, params: list[Tensor]) -> Payload:
+    return clone_structure(call_target("optimizer.state_dict()", optimizer.state_dict))
+
+
+def _load_same_object(payload: Payload, scenario: Scenario, target: Any,
+                      params: list[Tensor]) -> tuple[Any, list[Tensor]]:
+    optimizer = call_target("constructing the new optimizer", lambda: scenario.make_optimizer(target, params))
+    call_target("new_optimizer.load_state_dict(saved) (the same in-memory dict each time)",
+                lambda: optimizer.load_state_dict(payload))
+    return optimizer, params
+
+
+SAME_DICT = Transport("the same in-memory state_dict, loaded as is", _snapshot_state_dict, _load_same_object)
+"""Save: a harness-made snapshot of ``state_dict()`` (:func:`lbfgs_verify.bitwise.clone_structure`); restore:
+``load_state_dict`` of that very object (each restore of one payload loads the same dict again)."""
+
+
 @dataclass
 class RecordedRun:
     """An uninterrupted run: its trace, the payloads saved before each step, the live optimizer and params."""
@@ -393,16 +416,24 @@ def fresh_params(
 
 
 def continue_run(
-    optimizer: Any, params: list[Tensor], scenario: Scenario, first_index: int, n_steps: int, label: str
+    optimizer: Any, params: list[Tensor], scenario: Scenario, first_index: int, n_steps: int, label: str,
+    *, expected: Sequence[StepRecord] | None = None, stop: Callable[[StepRecord], bool] | None = None,
 ) -> list[StepRecord]:
-    """``n_steps`` recorded steps of ``optimizer``, numbered from ``first_index`` (the uninterrupted numbering)."""
+    """``n_steps`` recorded steps of ``optimizer``, numbered from ``first_index`` (the uninterrupted numbering).
+
+    With ``expected`` (the steps the run must reproduce, from ``first_index`` on), the run stops after the first
+    step that differs from its expected step, and with ``stop`` after the first step for which it is true:
+    what follows a failure is not looked at, so not computed."""
     closure = scenario.problem.make_closure(params)
     trace = Trace(label, scenario.problem.name, scenario.hyperparameters, [p.detach().clone() for p in params])
     for i in range(n_steps):
         call_target(f"step {first_index + i} of the {label} run",
                     lambda: record_steps(optimizer, params, closure, 1, trace=trace), scenario)
-    for record in trace.steps:
-        record.index += first_index
+        trace.steps[-1].index += first_index
+        if expected is not None and i < len(expected) and step_divergence(expected[i:i + 1], trace.steps[-1:]):
+            break
+        if stop is not None and stop(trace.steps[-1]):
+            break
     return trace.steps
 
 
@@ -416,13 +447,16 @@ def resume_run(
     *,
     device: str | torch.device = "cpu",
     seed: int | None = None,
+    expected: Sequence[StepRecord] | None = None,
+    stop: Callable[[StepRecord], bool] | None = None,
 ) -> list[StepRecord]:
-    """Restore the payload saved before step ``split`` in a disturbed process and record ``n_steps`` steps."""
+    """Restore the payload saved before step ``split`` in a disturbed process and record ``n_steps`` steps
+    (with ``expected``, the steps to reproduce, or ``stop``: only up to the first step that fails)."""
     params = fresh_params(params_at(reference.trace, split), reference.params, device)
     disturb_global_rng(resume_seed(split) if seed is None else seed)
     try:
         optimizer, params = transport.restore(reference.payloads[split], scenario, target, params)
-        return continue_run(optimizer, params, scenario, split, n_steps, "resumed")
+        return continue_run(optimizer, params, scenario, split, n_steps, "resumed", expected=expected, stop=stop)
     except PropertyFailed as exc:
         if "split" in exc.evidence:
             raise
@@ -430,6 +464,55 @@ def resume_run(
         message = str(exc) if scenario.problem.name in str(exc) else f"{exc}\n  {scenario.describe()}"
         raise PropertyFailed(f"{message}; {where}", {**scenario.evidence(), **exc.evidence, "split": split,
                                                        "transport": transport.name}) from exc
+
+
+def resume_chain(
+    target: Any,
+    scenario: Scenario,
+    reference: RecordedRun,
+    splits: Sequence[int],
+    transport: Transport,
+    *,
+    device: str | torch.device = "cpu",
+    expected: Sequence[StepRecord] | None = None,
+) -> list[StepRecord]:
+    """Continue to the end of the run from the payload saved before step ``min(splits)``; at each later split,
+    save the resumed optimizer through ``transport`` and go on from a fresh restore of that payload (the
+    checkpoints of a job preempted several times), each restore in a disturbed process. The steps are
+    numbered as in the uninterrupted run; every drawn split is thus a load followed by a run to the end, for
+    ``steps - min(splits)`` steps in all instead of one full continuation per split. With ``expected`` (the
+    uninterrupted steps from ``min(splits)`` on), the chain stops after the first step that differs."""
+    chain = sorted(set(splits))
+    if not chain:
+        return []
+    first = chain[0]
+    steps: list[StepRecord] = []
+    start = first
+    try:
+        params = fresh_params(params_at(reference.trace, first), reference.params, device)
+        disturb_global_rng(resume_seed(first))
+        optimizer, params = transport.restore(reference.payloads[first], scenario, target, params)
+        for end in [*chain[1:], scenario.steps]:
+            segment = continue_run(optimizer, params, scenario, start, end - start, "resumed",
+                                   expected=expected[start - first:end - first] if expected is not None else None)
+            steps += segment
+            if end == scenario.steps or len(segment) < end - start:
+                break
+            payload = transport.save(optimizer, params)
+            start = end
+            params = fresh_params(params, params, device)
+            disturb_global_rng(resume_seed(end))
+            optimizer, params = transport.restore(payload, scenario, target, params)
+    except PropertyFailed as exc:
+        if "split" in exc.evidence:
+            raise
+        where = (f"split after {first} step(s), the resumed run re-saved and re-loaded at "
+                 f"{', '.join(map(str, [s for s in chain[1:] if s <= start])) or 'no later split yet'}; "
+                 f"transport={transport.name}")
+        message = str(exc) if scenario.problem.name in str(exc) else f"{exc}\n  {scenario.describe()}"
+        raise PropertyFailed(f"{message}; {where}", {**scenario.evidence(), **exc.evidence, "split": first,
+                                                       "chain": chain, "transport": transport.name}) from exc
+    return steps
 
 
 def state_after_load(

@@ -238,7 +238,11 @@ def observe(
         if before_step is not None:
             before_step(k, optimizer)
         in_effect = group_hyperparameters(optimizer) or dict(hp)
-        returned = call_target(f"step {k}", lambda: optimizer.step(closure), context)
+        try:
+            returned = call_target(f"step {k}", lambda: optimizer.step(closure), context)
+        except PropertyFailed as exc:  # name the run, so that the failure can be reproduced (lbfgs_verify.repro)
+            exc.evidence = {**obs.evidence(), **exc.evidence}
+            raise
         record = ObservedStep(k, closure.take(), flat(params), None if returned is None else float(returned),
                               in_effect)
         obs.steps.append(record)

@@ -33,6 +33,8 @@ import pytest
 from lbfgs_verify.targets import TARGET_ENV_VAR
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from lbfgs_verify.properties.base import CheckContext
 
 MODES = ("properties", "semantics", "conformance")
@@ -208,10 +210,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 @pytest.fixture(scope="session")
-def lbfgs_check_context(pytestconfig: pytest.Config) -> CheckContext:
-    """The :class:`~lbfgs_verify.properties.base.CheckContext` of the configured target, mode, budget, threads."""
+def lbfgs_check_context(pytestconfig: pytest.Config) -> Iterator[CheckContext]:
+    """The :class:`~lbfgs_verify.properties.base.CheckContext` of the configured target, mode, budget, threads.
+    The uninterrupted recordings are shared by the whole session, as ``lbfgs-verify check`` shares them
+    (:mod:`lbfgs_verify.recordings`)."""
     from lbfgs_verify.properties.base import BUDGETS as BUDGET_OBJECTS
     from lbfgs_verify.properties.base import CheckContext
+    from lbfgs_verify.recordings import shared_recordings
     from lbfgs_verify.targets import load_target
 
     settings = suite_settings(pytestconfig)
@@ -219,6 +224,7 @@ def lbfgs_check_context(pytestconfig: pytest.Config) -> CheckContext:
         raise pytest.UsageError(MISSING_TARGET_MESSAGE)
     target = load_target(settings.target)
     lacks = frozenset(f for fs in _lacks_sources(settings, target).values() for f in fs)
-    return CheckContext(target=target, mode=settings.mode, budget=BUDGET_OBJECTS[settings.budget],
-                        threads=settings.threads, lacks=lacks, skips=dict(settings.skips))
+    with shared_recordings():
+        yield CheckContext(target=target, mode=settings.mode, budget=BUDGET_OBJECTS[settings.budget],
+                           threads=settings.threads, lacks=lacks, skips=dict(settings.skips))
 

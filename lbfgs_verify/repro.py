@@ -8,6 +8,12 @@ with an ``AssertionError`` (or the target's exception) while the defect is there
 
 The script compares bytes (dtype, shape, raw memory of every parameter, and each returned loss), as
 :mod:`lbfgs_verify.bitwise` does, with ``torch.set_num_threads(1)``: bits depend on the thread count.
+
+``lbfgs-verify check --repro`` builds one from a failure's evidence (:func:`reproduction_for_failure`), by its
+shape: a run continued at a split (``resume.*``, ``state.*``, ``seed.*``), a quantity of an observed run that
+breaks the property's inequality at step ``k`` (``behaviour.*``, ``mathematics.*``, the kind ``"observed"``), or
+an exception the target raised at step ``k`` of a plain run. Any other failure gets :class:`NoReproduction`
+with the reason.
 """
 
 from __future__ import annotations
@@ -55,8 +61,10 @@ class Reproduction:
         hyperparameters: the optimizer's keyword arguments.
         split: steps made before the state is taken; n_after: steps compared after it.
         kind: ``"valid"`` (``route`` continues a valid state), ``"corrupt"`` (``corruption_code`` damages
-            ``saved``/``data``, delivered per ``delivery``: ``"dict"`` or ``"bytes"``), or ``"custom"``
-            (``body``: the caller's own statements, with the helpers of the script in scope).
+            ``saved``/``data``, delivered per ``delivery``: ``"dict"`` or ``"bytes"``), ``"custom"``
+            (``body``: the caller's own statements, with the helpers of the script and the uninterrupted and
+            source runs in scope) or ``"observed"`` (``body`` judges ``observe(n)``, plain runs from the start
+            with every closure call recorded; no split).
         assertion: the failure being reproduced (first line goes to the docstring and the assertion message).
         definitions: more source placed after the constants (e.g. a second problem a custom body uses).
     """
@@ -92,7 +100,9 @@ def copy_params(params, dtype=None):
 def make_optimizer(params):
     kwargs = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in HYPERPARAMETERS.items()}
     return Optimizer(params, **kwargs)
+'''
 
+_RUN_HELPERS = '''
 
 def run(optimizer, params, n):
     """n calls of step(closure); the loss returned, copies of the parameters and of state_dict() after each."""
@@ -156,14 +166,17 @@ class Payload:
 
     def __reduce__(self):
         return (mark_ran, (self.value,))
+'''
 
-
+_UNINTERRUPTED_RUN = '''
 # The uninterrupted run: what every continuation must equal.
 params = make_params()
 optimizer = make_optimizer(params)
 run(optimizer, params, SPLIT)
 expected = run(optimizer, params, N_AFTER)
+'''
 
+_SPLIT_RUNS = '''
 # The source: the same run up to the split.
 source_params = make_params()
 source = make_optimizer(source_params)
@@ -281,6 +294,155 @@ got = run(loaded, split_params, N_AFTER)
 }
 """The statements of each route, run after the common helpers (names are those of the engine's routes)."""
 
+_OBSERVE_HELPERS = '''
+Call = collections.namedtuple('Call', 'x loss g got_grad')
+Step = collections.namedtuple('Step', 'calls x_after returned group')
+
+
+def flat(tensors):
+    return torch.cat([(torch.view_as_real(t.detach()) if t.is_complex() else t.detach()).reshape(-1).double()
+                      for t in tensors])
+
+
+def observe(n, before_step=None):
+    """n calls of step(closure) of a fresh optimizer; per step: its closure calls (flat x, loss, flat g, which
+    coordinates got a gradient), the flat parameters after it, the loss it returned, param_groups[0]. Stops at
+    a non-finite value."""
+    params = make_params()
+    optimizer = make_optimizer(params)
+    calls, steps = [], []
+
+    def closure():
+        for p in params:
+            p.grad = None
+        loss = objective(params)
+        loss.backward()
+        got = [torch.full((p.numel() * (2 if p.is_complex() else 1),), p.grad is not None) for p in params]
+        calls.append(Call(flat(params), float(loss), flat([torch.zeros_like(p) if p.grad is None else p.grad
+                                                            for p in params]), torch.cat(got)))
+        return loss
+    for k in range(n):
+        if before_step is not None:
+            before_step(k, optimizer)
+        first = len(calls)
+        returned = optimizer.step(closure)
+        group = {k: v for k, v in optimizer.param_groups[0].items() if k != 'params'}  # in effect at this step
+        steps.append(Step(calls[first:], flat(params), None if returned is None else float(returned), group))
+        if not all(bool(torch.isfinite(c.x).all()) and math.isfinite(c.loss) for c in steps[-1].calls):
+            break
+    return steps
+
+
+X0 = flat(make_params())
+'''
+
+_MOVES = '''
+def moves(step):
+    """Iterations counted from outside: distinct consecutive positions visited (evaluated, then left at)."""
+    positions = [c.x for c in step.calls] + [step.x_after]
+    return sum(not torch.equal(a, b) for a, b in zip(positions, positions[1:]))
+
+
+def set_max_iter(k, optimizer):
+    optimizer.param_groups[0]['max_iter'] = MAX_ITERS[k]
+
+
+steps = observe(len(MAX_ITERS), set_max_iter if CHANGED else None)
+g0 = float(steps[0].calls[0].g.abs().max())
+for k, step in enumerate(steps):
+    if not all(bool(torch.isfinite(c.g).all()) and float(c.g.abs().max()) > 1e-6 * g0 for c in step.calls):
+        break  # near convergence a move can vanish in rounding: no claim from here on
+    assert moves(step) == MAX_ITERS[k], (
+        f'step {k}: {moves(step)} iterations (distinct moves; {len(step.calls)} closure calls) instead of max_iter = '
+        f'{MAX_ITERS[k]}: without line search and with both tolerances 0 no stopping test can fire before max_iter')
+'''
+
+_OBSERVED_CHECKS: dict[str, str] = {
+    "behaviour.converged_no_move": '''
+for k, step in enumerate(observe(N_STEPS)):
+    assert torch.equal(step.x_after, X0), (
+        f'step {k} moved the parameters (max |dx| = {float((step.x_after - X0).abs().max()):.3g}) although max|g| = '
+        f'{float(step.calls[0].g.abs().max()):.3g} <= tolerance_grad = {TOLERANCE_GRAD:.3g} at its start')
+''',
+    "behaviour.no_grad_params": '''
+steps = observe(N_STEPS)
+frozen = ~steps[0].calls[0].got_grad
+for k, step in enumerate(steps):
+    moved = step.x_after[frozen] != X0[frozen]
+    assert not bool(moved.any()), f'step {k}: {int(moved.sum())} coordinate(s) of parameters without gradient moved'
+''',
+    "behaviour.max_eval": '''
+for k, step in enumerate(observe(N_STEPS)):
+    final = 1 if len(step.calls) >= 2 and torch.equal(step.calls[-1].x, step.x_after) else 0
+    assert len(step.calls) - final <= MAX_EVAL + 1, (
+        f'step {k} made {len(step.calls)} closure calls; at most max_eval + 1 = {MAX_EVAL + 1} are allowed'
+        + (' plus one at the final point' if final else ''))
+''',
+    "behaviour.returns_first_loss": '''
+for k, step in enumerate(observe(N_STEPS)):
+    first = step.calls[0].loss
+    assert step.returned == first or (step.returned is not None and math.isnan(step.returned) and math.isnan(first)), \\
+        f'step {k} returned {step.returned!r}; its first closure call returned {first!r}'
+''',
+    "mathematics.first_direction": '''
+step = observe(1)[0]
+start, g0 = step.calls[0].x, step.calls[0].g
+actual = step.x_after if WITHOUT_LINE_SEARCH else step.calls[1].x  # the first move, or the first trial point
+move = actual - start
+t0 = -float(move @ g0) / float(g0 @ g0)  # the best multiple of -g0
+allowance = 4 * torch.finfo(DTYPE).eps * (start.abs() + actual.abs())  # rounding of stored parameters
+excess = ((move + t0 * g0).abs() - allowance).clamp_min(0)
+r = float(excess.max()) / float((t0 * g0).abs().max())
+assert t0 > 0 and r <= TOLERANCE, (
+    f'step 0: the first move is not a positive multiple of -g0 (an empty memory gives steepest descent): best '
+    f't0 = {t0:.6g}, relative max-norm difference {r:.3g} > {TOLERANCE:g}')
+''',
+    "mathematics.strong_wolfe": '''
+step = observe(STEP + 1)[STEP]
+start, trial = step.calls[0], step.calls[1].x
+gtp = float(start.g @ (trial - start.x))
+budget = step.group.get('max_eval') or math.inf  # a search that used up max_eval may stay at x_k
+gradient_test = float(start.g.abs().max()) <= step.group.get('tolerance_grad', 1e-7)
+assert not (torch.equal(step.x_after, start.x) and gtp < 0 and len(step.calls) < budget and not gradient_test), (
+    f'step {STEP}: the line search evaluated {len(step.calls) - 1} trial point(s) along a descent direction '
+    f'(gtp = {gtp:.6g}) and returned to x_k without moving, with max|g| = {float(start.g.abs().max()):.3g}: a '
+    'strong-Wolfe point exists along every descent direction of a smooth function bounded below (N&W Lemma 3.1)')
+''',
+    "behaviour.max_iter": _MOVES,
+    "behaviour.change_max_iter": _MOVES,
+    "behaviour.change_history_size": '''
+def change_history_size(k, optimizer):
+    if k == CHANGED_BEFORE_STEP:
+        optimizer.param_groups[0]['history_size'] = H2
+
+
+observe(N_STEPS, change_history_size)  # the target's exception here is the defect (directions are not checked here)
+''',
+}
+"""Observed runs (:func:`lbfgs_verify.observe.observe`): property ID -> statements judging ``observe(n)``, with
+the constants of :func:`_observed_constants` in scope."""
+
+_RAISE_IN_PLAIN_RUN = '''
+observe(N_STEPS)  # the target's exception at the last of these steps is the defect
+'''
+
+CHANGED_FROM_STEP: dict[str, int] = {"behaviour.change_lr": 1, "behaviour.change_max_iter": 1}
+"""Properties that change a hyperparameter between steps, from step ``k`` on: until then their run is plain."""
+
+PLAIN_RUN_PROPERTIES: tuple[str, ...] = (
+    "behaviour.stop_reasons", "behaviour.max_iter", "behaviour.iterations", "behaviour.max_eval",
+    "behaviour.func_evals", "behaviour.no_grad_params", "behaviour.converged_no_move", "behaviour.returns_first_loss",
+    "behaviour.accepts_first_wolfe_point", "mathematics.first_direction", "mathematics.first_step",
+    "mathematics.two_loop_direction", "mathematics.history_across_steps", "mathematics.descent_direction",
+    "mathematics.strong_wolfe", "resume.torch_save", "resume.deepcopy_state_dict", "resume.pickle_state_dict",
+    "resume.low_precision_tensor_lr", "resume.deepcopy_optimizer", "resume.pickle_optimizer",
+    "state.load_validates_size", "state.load_independence", "state.snapshot", "state.round_trip_exact",
+    "state.loaded_dict_untouched", "state.same_dict_loaded_twice", "seed.load_restores_hyperparameters",
+)
+"""Properties that run the scenario plainly from its start (no change between steps, no transformed
+problem) before they judge: an exception the target raised at step ``k`` of that run reproduces with
+``k + 1`` plain steps."""
+
 
 def _corruption_body(reproduction: Reproduction) -> str:
     lines = ["saved = copy.deepcopy(source.state_dict())"]
@@ -329,21 +491,26 @@ def reproduction_script(reproduction: Reproduction) -> str:
         body = ROUTE_SNIPPETS[reproduction.route]
     elif reproduction.kind == "corrupt":
         body = _corruption_body(reproduction)
-    elif reproduction.kind == "custom":
+    elif reproduction.kind in ("custom", "observed"):
         body = "\n".join(reproduction.body)
     else:
-        raise ValueError(f"unknown reproduction kind {reproduction.kind!r}; choose valid, corrupt or custom")
+        raise ValueError(f"unknown reproduction kind {reproduction.kind!r}; choose valid, corrupt, custom or observed")
     start = ",\n    ".join(f"({literal(list(values))}, {tuple(shape)!r}, {is_complex!r})"
                            for values, shape, is_complex in reproduction.start)
     own = _own_arguments(reproduction.target, reproduction.hyperparameters)
     hyperparameters = "{" + ", ".join(f"{k!r}: {literal(v)}" for k, v in own.items()) + "}"
+    split = f"SPLIT, N_AFTER = {reproduction.split}, {reproduction.n_after}\n"
+    if reproduction.kind == "observed":
+        split = ""
     header = f'''"""Reproduction written by lbfgs-verify: {summary}
 
 Needs only torch and the target ({reproduction.target}). It fails (AssertionError or the target's exception)
 while the defect is there.
 """
+import collections
 import copy
 import io
+import math
 import pickle
 import warnings
 
@@ -362,9 +529,11 @@ START = [
     {start},
 ]
 HYPERPARAMETERS = {hyperparameters}
-SPLIT, N_AFTER = {reproduction.split}, {reproduction.n_after}
-{reproduction.definitions}'''
-    return header + _HELPERS + body.rstrip() + "\nprint('no defect: the check passed')\n"
+{split}{reproduction.definitions}'''
+    runs = _OBSERVE_HELPERS if reproduction.kind == "observed" else _RUN_HELPERS + _SPLIT_RUNS
+    if reproduction.kind != "observed" and "expected" in body:  # only what the checks compare with is run
+        runs = _RUN_HELPERS + _UNINTERRUPTED_RUN + _SPLIT_RUNS
+    return header + _HELPERS + runs + body.rstrip() + "\nprint('no defect: the check passed')\n"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -372,8 +541,36 @@ SPLIT, N_AFTER = {reproduction.split}, {reproduction.n_after}
 # --------------------------------------------------------------------------------------------------------
 
 _PROPERTY_BODIES: dict[str, tuple[str, str]] = {
-    "resume.low_precision_tensor_lr": ("route", "save-load"),
     # property ID -> ("route", name of ROUTE_SNIPPETS) or ("custom", statements run after the helpers)
+    "resume.torch_save": ("route", "save-load"),
+    "resume.deepcopy_state_dict": ("route", "deepcopy"),
+    "resume.pickle_state_dict": ("route", "pickle"),
+    "resume.low_precision_tensor_lr": ("route", "save-load"),
+    "seed.load_restores_hyperparameters": ("custom", f'''
+data = save_bytes(source.state_dict())
+loaded = Optimizer(split_params, **OTHER_HYPERPARAMETERS)  # load_state_dict must bring back the saved ones
+loaded.load_state_dict(load_bytes(data))
+got = run(loaded, split_params, N_AFTER)
+{_CHECK}
+'''),
+    "state.loaded_dict_untouched": ("custom", '''
+saved = copy.deepcopy(source.state_dict())  # a dict kept in memory (a rollback point), taken at the split
+kept = copy.deepcopy(saved)
+loaded = make_optimizer(split_params)
+loaded.load_state_dict(saved)
+run(loaded, split_params, N_AFTER)
+assert same(kept, saved), 'the dict handed to load_state_dict changed while the loaded optimizer stepped'
+'''),
+    "state.same_dict_loaded_twice": ("custom", '''
+saved = copy.deepcopy(source.state_dict())  # one dict in memory, loaded twice (a rollback, two workers)
+for attempt in ('first', 'second'):
+    loaded_params = copy_params(split_params)
+    loaded = make_optimizer(loaded_params)
+    loaded.load_state_dict(saved)
+    got = run(loaded, loaded_params, N_AFTER)
+    assert same(expected, got), \\
+        f'the {attempt} optimizer loaded from the same in-memory state_dict differs from the uninterrupted run'
+'''),
     "state.load_independence": ("route", "in-memory"),
     "resume.deepcopy_optimizer": ("custom", f'''
 copied, copied_params = copy.deepcopy((source, source_params))
@@ -422,7 +619,7 @@ assert all(bool(torch.isfinite(p).all()) for p in source_params), \\
 """What each property's reproduction does at the split: the state_dict/load_state_dict contracts of
 torch/optim/optimizer.py that the resume.* and state.* properties check, written with the script's helpers."""
 
-SUPPORTED_PROPERTIES: tuple[str, ...] = tuple(_PROPERTY_BODIES)
+SUPPORTED_PROPERTIES: tuple[str, ...] = (*_PROPERTY_BODIES, *_OBSERVED_CHECKS)
 """Property IDs whose failures ``lbfgs-verify check --repro`` turns into standalone scripts."""
 
 
@@ -437,6 +634,18 @@ def problem_from_name(name: str) -> Any:
 
     from lbfgs_verify import strategies
 
+    if name.endswith("@x*"):  # behaviour.converged_no_move's start at the exact minimiser
+        from lbfgs_verify.properties.behaviour import _at_minimum
+
+        at_minimum = _at_minimum(problem_from_name(name[:-3]))
+        if at_minimum.name == name:
+            return at_minimum
+    harness = re.fullmatch(r"(double_well|wavy)\[n=(\d+),seed=(\d+),(float64|float32)\]", name)
+    if harness:  # mathematics.*'s own problems
+        from lbfgs_verify.properties import mathematics
+
+        build = mathematics.double_well_problem if harness.group(1) == "double_well" else mathematics.wavy_problem
+        return build(int(harness.group(3)), int(harness.group(2)), getattr(torch, harness.group(4)))
     match = re.fullmatch(r"(\w+)\[(?:(.*),)?(float64|float32|float16|bfloat16)\]", name)
     if match is None:
         raise NoReproduction(f"problem {name!r}: not a name of the problem catalogue")
@@ -510,24 +719,131 @@ def _evaluate(text: str) -> Any:
     return eval(text, {"__builtins__": {}, "torch": torch})  # text written by Scenario.evidence
 
 
+def _scenario_parts(property_id: str, evidence: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    """The problem, its source and the hyperparameters named by a failure's evidence."""
+    missing = [k for k in ("problem", "hyperparameters") if k not in evidence]
+    if missing:
+        raise NoReproduction(f"{property_id}: the evidence lacks {', '.join(missing)}")
+    problem = problem_from_name(str(evidence["problem"]))
+    return problem, problem_source(problem), {k: _evaluate(v) for k, v in evidence["hyperparameters"].items()}
+
+
+def _raised_at_step(evidence: dict[str, Any], property_id: str = "") -> int | None:
+    """``k`` when the evidence is an exception the target raised at step ``k`` of a plain run from the start
+    (for a property of :data:`CHANGED_FROM_STEP`: before its first change)."""
+    import re
+
+    match = re.fullmatch(r"step (\d+)(?: of the uninterrupted run)?", str(evidence.get("action", "")))
+    if not match or "exception" not in evidence:
+        return None
+    step = int(match.group(1))
+    return step if step < CHANGED_FROM_STEP.get(property_id, step + 1) else None
+
+
+def _observed_constants(property_id: str, evidence: dict[str, Any], hyperparameters: dict[str, Any]) -> str:
+    """The constants an observed check reads (``N_STEPS`` and what its assertion compares with)."""
+    step = evidence.get("step")
+    raised = _raised_at_step(evidence, property_id)
+    last = raised if raised is not None else step
+    if last is None and property_id != "behaviour.change_history_size":
+        raise NoReproduction(f"{property_id}: the evidence lacks the failing step")
+    values: dict[str, Any] = {"N_STEPS": int(last) + 1 if last is not None else 0}
+    if raised is not None and property_id != "behaviour.change_history_size":
+        pass  # the plain run to the step that raised needs nothing else
+    elif property_id == "behaviour.converged_no_move":
+        values["TOLERANCE_GRAD"] = float(evidence["tolerance_grad"])
+    elif property_id == "mathematics.first_direction":
+        values["WITHOUT_LINE_SEARCH"] = hyperparameters.get("line_search_fn") is None
+        values["TOLERANCE"] = 1e-6 if str(evidence["problem"]).endswith("float64]") else 1e-4
+    elif property_id == "mathematics.strong_wolfe":
+        if "decrease" in evidence or "gtp" not in evidence:
+            raise NoReproduction(f"{property_id}: only a search that returns to x_k along a descent direction has a "
+                                 "standalone script; the Wolfe tests of an accepted point need lbfgs-verify's "
+                                 "rounding allowances")
+        values["STEP"] = int(evidence["step"])
+    elif property_id == "behaviour.max_eval":
+        values["MAX_EVAL"] = int(hyperparameters["max_eval"])
+    elif property_id in ("behaviour.max_iter", "behaviour.change_max_iter"):
+        schedule = evidence.get("schedule", [int(hyperparameters["max_iter"])] * (int(last) + 1))
+        values["MAX_ITERS"] = [int(m) for m in schedule][:int(last) + 1]
+        values["CHANGED"] = property_id == "behaviour.change_max_iter"
+    elif property_id == "behaviour.change_history_size":
+        if raised is None:
+            raise NoReproduction(f"{property_id}: the directions after the change differ from the two-loop rebuild "
+                                 "of the observed pairs; that rebuild is lbfgs-verify's own, so only a failure that "
+                                 "raises in step() has a standalone script")
+        values.update(CHANGED_BEFORE_STEP=int(evidence["changed_before_step"]), H2=int(evidence["h2"]))
+    return "".join(f"{name} = {literal(value)}\n" for name, value in values.items())
+
+
+_WHY_NOT_STANDALONE: dict[str, str] = {
+    "mathematics.": "the check compares the run with lbfgs-verify's own analysis (two-loop rebuild of the "
+                    "directions, Wolfe tests with rounding allowances, affine maps of the problem)",
+    "behaviour.": "the check compares runs with lbfgs-verify's own rebuild of the stopping rules or with a second "
+                  "run under other hyperparameters",
+    "conformance.": "the check compares the target with torch.optim.LBFGS on lbfgs-verify's own API scenarios",
+    "convergence.": "the check solves a set of suite problems for many steps and compares final values with "
+                    "published optima (the evidence lists the problems, not one run)",
+    "stopping.": "the check builds its tolerances from a first observed run",
+    "line_search.": "the check drives the line search with one-dimensional functions built by lbfgs-verify",
+    "portability.": "the check compares within a tolerance across thread counts or with stored golden traces",
+    "cuda.": "the check needs a CUDA device and the harness's device moves",
+    "resume.uses_saved_state": "the check compares a resumed run with a cold-started one on fixed scenarios",
+}
+"""Why a property's failures get no standalone script (by property ID or category prefix)."""
+
+
 def reproduction_for_failure(target: str, property_id: str, evidence: dict[str, Any], message: str) -> str:
     """The standalone script of one cause of a failed property, from its evidence (problem, hyperparameters,
-    steps, split); :class:`NoReproduction` when the property or its evidence does not allow one."""
-    if property_id not in _PROPERTY_BODIES:
-        raise NoReproduction(f"{property_id}: no standalone script is written for this property yet "
-                             f"(written for: {', '.join(SUPPORTED_PROPERTIES)})")
+    steps, split); :class:`NoReproduction`, saying why, when the property or its evidence does not allow one.
+
+    Three shapes of evidence: a split scenario (uninterrupted vs continued through a route, or a contract of
+    ``state_dict``/``load_state_dict`` at the split: :data:`_PROPERTY_BODIES`); an observed run whose step ``k``
+    violates the property's inequality (:data:`_OBSERVED_CHECKS`); an exception the target raised at step ``k``
+    of a plain run from the start (:data:`PLAIN_RUN_PROPERTIES`)."""
+    assertion = f"{property_id}: {message}"
+    raised = _raised_at_step(evidence, property_id) is not None
+    if property_id in _PROPERTY_BODIES and not raised:
+        return _split_reproduction(target, property_id, evidence, assertion)
+    plain = property_id in PLAIN_RUN_PROPERTIES or property_id in CHANGED_FROM_STEP
+    if (property_id in _OBSERVED_CHECKS and "exception" not in evidence) or (plain and raised) \
+            or property_id == "behaviour.change_history_size":
+        problem, source, hyperparameters = _scenario_parts(property_id, evidence)
+        body = _OBSERVED_CHECKS.get(property_id, _RAISE_IN_PLAIN_RUN)
+        if raised and property_id != "behaviour.change_history_size":
+            body = _RAISE_IN_PLAIN_RUN
+        return reproduction_script(Reproduction(
+            target=target, problem_source=source, start=_start_values(problem), dtype=problem.dtype,
+            hyperparameters=hyperparameters, split=0, n_after=0, kind="observed", body=(body,), assertion=assertion,
+            definitions=_observed_constants(property_id, evidence, hyperparameters)))
+    reason = next((why for key, why in _WHY_NOT_STANDALONE.items() if property_id.startswith(key)),
+                  "no writer knows this property's evidence")
+    if "exception" in evidence:
+        reason = (f"the target raised {evidence['exception']} during {evidence.get('action', 'the check')}, not in "
+                  "a plain run from the start that the evidence describes")
+    raise NoReproduction(f"{property_id}: no standalone script is written for this property ({reason}; written for: "
+                         f"{', '.join(SUPPORTED_PROPERTIES)}, and any exception at step k of a plain run)")
+
+
+def _split_reproduction(target: str, property_id: str, evidence: dict[str, Any], assertion: str) -> str:
+    """A reproduction of the uninterrupted run against a continuation (or a contract) at the split."""
     missing = [k for k in ("problem", "hyperparameters", "steps") if k not in evidence]
     split = evidence.get("split", evidence.get("boundary"))
     if missing or split is None:
         raise NoReproduction(f"{property_id}: the evidence lacks {', '.join(missing) or 'the split'}")
-    problem = problem_from_name(str(evidence["problem"]))
+    problem, source, hyperparameters = _scenario_parts(property_id, evidence)
     kind, text = _PROPERTY_BODIES[property_id]
-    start = _start_values(problem)
     n_after = int(evidence.get("later_steps", int(evidence["steps"]) - int(split)))
+    definitions = ""
+    if property_id == "state.load_validates_size":
+        definitions = _other_problem(evidence)
+    elif property_id == "seed.load_restores_hyperparameters":
+        from lbfgs_verify.properties.state import _other_hyperparameters
+
+        other = _own_arguments(target, _other_hyperparameters(hyperparameters))
+        definitions = "OTHER_HYPERPARAMETERS = {" + ", ".join(f"{k!r}: {literal(v)}" for k, v in other.items()) + "}\n"
     return reproduction_script(Reproduction(
-        target=target, problem_source=problem_source(problem), start=start, dtype=problem.dtype,
-        hyperparameters={k: _evaluate(v) for k, v in evidence["hyperparameters"].items()},
-        split=int(split), n_after=max(n_after, 1), kind="valid" if kind == "route" else "custom",
-        route=text if kind == "route" else None, body=(text,) if kind == "custom" else (),
-        assertion=f"{property_id}: {message}",
-        definitions=_other_problem(evidence) if property_id == "state.load_validates_size" else ""))
+        target=target, problem_source=source, start=_start_values(problem), dtype=problem.dtype,
+        hyperparameters=hyperparameters, split=int(split), n_after=max(n_after, 1),
+        kind="valid" if kind == "route" else "custom", route=text if kind == "route" else None,
+        body=(text,) if kind == "custom" else (), assertion=assertion, definitions=definitions))

@@ -76,7 +76,8 @@ class Budget:
         profile: the hypothesis profile used by the checks.
         max_examples: examples per hypothesis-driven check (overrides the profile's).
         steps: length of the trajectories that resume and trace checks record.
-        full_continuations: how many random split points get a full continuation (all get the one-step check).
+        full_continuations: how many random split points a resume chain loads at and continues from to the end
+            (all get the one-step check).
         problems: how many suite problems the convergence checks visit (``None``: all).
     """
 
@@ -298,6 +299,7 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
         skip_from_file,
         skip_reason,
     )
+    from lbfgs_verify.recordings import shared_recordings
 
     start = time.perf_counter()
     reason = needs_reason(prop.needs, ctx.lacks) or skip_from_file(prop.id, ctx.skips)
@@ -306,7 +308,7 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
     run_ctx = replace(ctx, target=guarded(ctx.target, ctx.lacks)) if ctx.lacks else ctx
     hits: set[str] = set()
     try:
-        with lacking(ctx.lacks), recording_hits() as hits:
+        with lacking(ctx.lacks), recording_hits() as hits, shared_recordings():
             prop.check(run_ctx)
     except PropertySkipped as exc:
         return PropertyResult(prop.id, Status.SKIP, str(exc), seconds=time.perf_counter() - start)

@@ -554,7 +554,8 @@ def check_change_max_iter(ctx: CheckContext) -> None:
                        f"after param_groups[0]['max_iter'] was set to {expected}")
                 raise obs.fail(f"step {step.index}: max_iter = {expected} ({how}) but the step made {moves} "
                                f"iterations (distinct moves; {step.calls} closure calls; no line search, "
-                               "tolerances 0)", step=step.index, max_iter=expected, moves=moves, calls=step.calls)
+                               "tolerances 0)", step=step.index, max_iter=expected, moves=moves, calls=step.calls,
+                               schedule=schedule)
 
     run()
 

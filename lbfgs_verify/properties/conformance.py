@@ -29,11 +29,11 @@ from lbfgs_verify.engine import (
     Scenario,
     comparison_environment,
     divergence_failure,
-    record_run,
     step_divergence,
 )
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
 from lbfgs_verify.properties.resume import check_transport
+from lbfgs_verify.recordings import uninterrupted
 from lbfgs_verify.strategies import make_problem, scenarios
 from lbfgs_verify.targets import Target
 
@@ -64,8 +64,8 @@ def check_trajectory(ctx: CheckContext) -> None:
     @given(scenario=scenarios(ctx.budget.steps))
     def check(scenario: Scenario) -> None:
         with comparison_environment(ctx.threads):
-            expected = record_run(torch_lbfgs, scenario, device=ctx.device)
-            actual = record_run(ctx.target, scenario, device=ctx.device)
+            expected = uninterrupted(torch_lbfgs, scenario, device=ctx.device)
+            actual = uninterrupted(ctx.target, scenario, device=ctx.device)
             divergence = step_divergence(expected.trace.steps, actual.trace.steps)
             if divergence is not None:
                 raise divergence_failure("the target's run differs from torch.optim.LBFGS's", scenario, divergence,

@@ -80,11 +80,18 @@ def settings_for(lacks: frozenset[str] = frozenset()) -> dict[str, Any]:
 
 
 def solve(target: Any, problem: Problem, settings: dict[str, Any] | None = None) -> tuple[float, Observation]:
-    """Run ``target`` on ``problem`` with :data:`SETTINGS`; the final objective value and the observation."""
-    with quiet_known_warnings():
-        obs = observe(target, problem, SETTINGS if settings is None else settings, MAX_STEPS,
-                      stop_when=lambda step: not step.moved)
-        return problem.value(obs.params), obs
+    """Run ``target`` on ``problem`` with :data:`SETTINGS`; the final objective value and the observation
+    (one run per check for both properties that judge it: :func:`lbfgs_verify.recordings.shared_result`)."""
+    from lbfgs_verify.recordings import shared_result
+
+    chosen = SETTINGS if settings is None else settings
+
+    def run() -> tuple[float, Observation]:
+        with quiet_known_warnings():
+            obs = observe(target, problem, chosen, MAX_STEPS, stop_when=lambda step: not step.moved)
+            return problem.value(obs.params), obs
+
+    return shared_result("convergence.solve", target, (problem.name, repr(sorted(chosen.items()))), run)
 
 
 def visited_problems(ctx: CheckContext) -> list[Problem]:

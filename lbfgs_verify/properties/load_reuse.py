@@ -18,45 +18,27 @@ Recording and resuming: :mod:`lbfgs_verify.engine`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lbfgs_verify.bitwise import clone_structure, first_difference
 from lbfgs_verify.engine import (
+    SAME_DICT,
     RecordedRun,
     Scenario,
-    Transport,
-    call_target,
     comparison_environment,
     difference_evidence,
     divergence_failure,
-    record_run,
     resume_run,
     step_divergence,
 )
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
+from lbfgs_verify.recordings import uninterrupted
 from lbfgs_verify.strategies import scenarios, split_points
 
 
-def _snapshot(optimizer: Any, params: Any) -> Any:
-    return clone_structure(call_target("optimizer.state_dict()", optimizer.state_dict))
-
-
-def _load_same_object(payload: Any, scenario: Scenario, target: Any, params: Any) -> tuple[Any, Any]:
-    optimizer = call_target("constructing the new optimizer", lambda: scenario.make_optimizer(target, params))
-    call_target("new_optimizer.load_state_dict(saved) (the same in-memory dict each time)",
-                lambda: optimizer.load_state_dict(payload))
-    return optimizer, params
-
-
-SAME_DICT = Transport("the same in-memory state_dict, loaded as is", _snapshot, _load_same_object)
-"""Save: a harness-made snapshot of ``state_dict()``; restore: ``load_state_dict`` of that very object."""
-
-
-def _record(ctx: CheckContext, scenario: Scenario) -> RecordedRun:
-    return record_run(ctx.target, scenario, save=SAME_DICT.save, device=ctx.device)
+def _record(ctx: CheckContext, scenario: Scenario, steps: int | None = None) -> RecordedRun:
+    return uninterrupted(ctx.target, scenario, SAME_DICT, device=ctx.device, steps=steps)
 
 
 @register(
@@ -72,16 +54,20 @@ def check_loaded_dict_untouched(ctx: CheckContext) -> None:
     def run(scenario: Scenario, data: st.DataObject) -> None:
         split = data.draw(split_points(scenario.steps), label="split")
         with comparison_environment(ctx.threads):
-            saved = _record(ctx, scenario)
+            saved = _record(ctx, scenario, split + 1)  # the payload at the split is all that is needed
             payload = saved.payloads[split]
             kept = clone_structure(payload)
-            resume_run(ctx.target, scenario, saved, split, SAME_DICT, scenario.steps - split, device=ctx.device)
+            # Looked at after every step, so that the run stops at the first change.
+            stepped = resume_run(ctx.target, scenario, saved, split, SAME_DICT, scenario.steps - split,
+                                 device=ctx.device,
+                                 stop=lambda _: first_difference(kept, payload, "loaded_dict") is not None)
         difference = first_difference(kept, payload, "loaded_dict")
         if difference is not None:
             raise PropertyFailed(
                 f"the dict handed to load_state_dict changed while the loaded optimizer stepped "
-                f"{scenario.steps - split} time(s): {difference}\n  {scenario.describe()}; split after {split} "
-                f"step(s)", {**scenario.evidence(), "split": split, **difference_evidence(difference)})
+                f"{len(stepped)} time(s): {difference}\n  {scenario.describe()}; split after {split} "
+                f"step(s)", {**scenario.evidence(), "split": split, "steps_after_load": len(stepped),
+                             **difference_evidence(difference)})
 
     run()
 

@@ -194,7 +194,7 @@ def check_golden_traces(ctx: CheckContext) -> None:
     from lbfgs_verify.golden_traces import TORCH_FILE, compare_file, golden_traces_dir
 
     select = "x0*1,float64]/wolfe" if ctx.budget.name == "quick" else None
-    report = compare_file(golden_traces_dir() / TORCH_FILE, target=ctx.target.spec, select=select)
+    report = compare_file(golden_traces_dir() / TORCH_FILE, target=ctx.target, select=select)
     environment = [c for c in report.environment_changes if not c.startswith("optimizer ")]
     bad = report.changed if not environment else [r for r in report.runs if not r.within_tolerance]
     if bad:

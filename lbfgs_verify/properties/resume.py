@@ -6,7 +6,10 @@ for byte (:func:`lbfgs_verify.trace.trace_divergence`). The target's state forma
 own ``state_dict()``/``load_state_dict()`` are used and only its own runs are compared.
 
 Every split point is checked cheaply (from the state saved before step ``k``, one step must reproduce
-step ``k`` exactly) and ``budget.full_continuations`` random split points are continued to the end.
+step ``k`` exactly), and ``budget.full_continuations`` random split points form one resume chain
+(:func:`lbfgs_verify.engine.resume_chain`): restored at the first, continued to the end, re-saved through the
+same transport and restored afresh at each later one, so that each is a load followed by a run to the end.
+The uninterrupted run is shared with the other properties of the check (:mod:`lbfgs_verify.recordings`).
 Before resuming, what a resumed process would not share is disturbed: the global RNGs are reseeded, the
 parameters are fresh tensors, and the saved payload is materialised anew for every restore, so no tensor
 is shared with the saving optimizer.
@@ -43,13 +46,14 @@ from lbfgs_verify.engine import (
     divergence_failure,
     fresh_params,
     params_at,
-    record_run,
+    resume_chain,
     resume_run,
     resume_seed,
     state_after_load,
     step_divergence,
 )
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
+from lbfgs_verify.recordings import uninterrupted
 from lbfgs_verify.strategies import hyperparameters, learning_rates, make_problem, scenarios, split_points
 
 
@@ -63,8 +67,8 @@ def check_transport(
     loader: Any = None,
     expected: Any = None,
 ) -> None:
-    """Every split point (one step) and ``budget.full_continuations`` random splits (to the end) of generated
-    scenarios must continue bitwise after ``transport``.
+    """Every split point (one step) and a resume chain through ``budget.full_continuations`` random splits (to
+    the end) of generated scenarios must continue bitwise after ``transport``.
 
     By default the target saves, loads and provides the expected (uninterrupted) run; conformance checks
     pass other ``saver``/``loader``/``expected`` optimizers (torch.optim.LBFGS) for state interchange.
@@ -78,9 +82,12 @@ def check_transport(
     @given(scenario=strategy if strategy is not None else scenarios(ctx.budget.steps), data=st.data())
     def check(scenario: Scenario, data: st.DataObject) -> None:
         with comparison_environment(ctx.threads):
-            saved = record_run(saver, scenario, save=transport.save, device=ctx.device)
-            reference = saved if expected is saver else record_run(expected, scenario, device=ctx.device)
             for split in range(scenario.steps):
+                # Recorded as far as needed (one more step per split): a failure at an early split costs
+                # only the steps before it.
+                saved = uninterrupted(saver, scenario, transport, device=ctx.device, steps=split + 1)
+                reference = (saved if expected is saver
+                             else uninterrupted(expected, scenario, device=ctx.device, steps=split + 1))
                 resumed = resume_run(loader, scenario, saved, split, transport, 1, device=ctx.device)
                 divergence = step_divergence(reference.trace.steps[split:split + 1], resumed)
                 if divergence is not None:
@@ -91,15 +98,21 @@ def check_transport(
             count = min(ctx.budget.full_continuations, scenario.steps)
             splits = data.draw(st.lists(split_points(scenario.steps), min_size=count, max_size=count, unique=True),
                                label="full-continuation splits")
-            for split in splits:
-                n = scenario.steps - split
-                resumed = resume_run(loader, scenario, saved, split, transport, n, device=ctx.device)
-                divergence = step_divergence(reference.trace.steps[split:], resumed)
-                if divergence is not None:
-                    raise divergence_failure(label + " (full continuation)", scenario, divergence,
-                                             split=split, transport=transport.name,
-                                             **state_after_load(loader, scenario, saved, split, transport,
-                                                                ctx.device))
+            if not splits:
+                return
+            chain = sorted(splits)
+            expected_steps = reference.trace.steps[chain[0]:]
+            resumed = resume_chain(loader, scenario, saved, chain, transport, device=ctx.device,
+                                   expected=expected_steps)
+            divergence = step_divergence(expected_steps, resumed)
+            if divergence is not None:
+                load = max(s for s in chain if s <= divergence.step)
+                reloads = [s for s in chain[1:] if s <= divergence.step]
+                how = (f" (continued from the split; re-saved and re-loaded through the same transport at "
+                       f"{', '.join(map(str, reloads))})" if reloads else " (full continuation)")
+                diagnosis = {} if reloads else state_after_load(loader, scenario, saved, load, transport, ctx.device)
+                raise divergence_failure(label + how, scenario, divergence, split=chain[0], chain=chain,
+                                         last_load=load, transport=transport.name, **diagnosis)
 
     check()
 
@@ -194,9 +207,10 @@ def check_uses_saved_state(ctx: CheckContext) -> None:
             if not allowed(features_of_problem(scenario.problem) | features_of_hyperparameters(
                     scenario.hyperparameters)):
                 continue
-            reference = record_run(ctx.target, scenario, save=TORCH_SAVE.save, device=ctx.device)
+            reference = uninterrupted(ctx.target, scenario, TORCH_SAVE, device=ctx.device)
             n = scenario.steps - split
-            resumed = resume_run(ctx.target, scenario, reference, split, TORCH_SAVE, n, device=ctx.device)
+            resumed = resume_run(ctx.target, scenario, reference, split, TORCH_SAVE, n, device=ctx.device,
+                                 expected=reference.trace.steps[split:])
             divergence = step_divergence(reference.trace.steps[split:], resumed)
             if divergence is not None:
                 raise divergence_failure("resumed run differs from the uninterrupted run", scenario, divergence,

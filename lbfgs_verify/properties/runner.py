@@ -254,12 +254,15 @@ def run_check(
     properties: Sequence[Property] | None = None,
     lacks: Iterable[str] | str | None = None,
     skips: dict[str, str] | None = None,
+    jobs: int = 1,
 ) -> RunReport:
     """Run the selected properties of level ``mode`` against ``target`` and collect a :class:`RunReport`.
 
     ``lacks`` (features, or a comma string) is merged with the target's ``lbfgs_verify_lacks`` attribute;
-    ``skips`` maps property IDs or prefixes to reasons (a skips file)."""
+    ``skips`` maps property IDs or prefixes to reasons (a skips file). With ``jobs`` > 1 the properties run
+    in that many worker processes (:func:`run_in_processes`); the verdicts are those of a serial run."""
     from lbfgs_verify.engine import comparison_environment
+    from lbfgs_verify.recordings import shared_recordings
 
     if mode not in LEVELS:
         raise ValueError(f"unknown level {mode!r}; choose from {', '.join(LEVELS)}")
@@ -272,14 +275,81 @@ def run_check(
     ctx = CheckContext(target=target, mode=mode, budget=chosen_budget, device=device, threads=threads,
                        lacks=all_lacks, skips=dict(skips or {}))
     start = time.perf_counter()
-    for prop in selected:
-        with comparison_environment(threads):
-            result = run_property(prop, ctx)
-        report.results.append(result)
-        if on_result is not None:
-            on_result(result)
+    if jobs > 1 and len(selected) > 1:
+        report.results = run_in_processes(target, mode, chosen_budget, threads, selected, device, sorted(all_lacks),
+                                          dict(skips or {}), jobs, on_result)
+        report.seconds = time.perf_counter() - start
+        return report
+    with shared_recordings():
+        for prop in selected:
+            with comparison_environment(threads):
+                result = run_property(prop, ctx)
+            report.results.append(result)
+            if on_result is not None:
+                on_result(result)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def property_groups(selected: Sequence[Property], jobs: int) -> list[list[Property]]:
+    """``selected`` in at most ``jobs`` groups for worker processes. Properties of one category stay together
+    where they can (they draw the same scenarios and share their recordings,
+    :mod:`lbfgs_verify.recordings`); categories are dealt largest first to the least loaded group, a category
+    larger than an even share being split."""
+    share = max(1, -(-len(selected) // jobs))
+    by_category: dict[str, list[Property]] = {}
+    for prop in selected:
+        by_category.setdefault(prop.id.split(".")[0], []).append(prop)
+    chunks = [members[i:i + share] for members in by_category.values() for i in range(0, len(members), share)]
+    groups: list[list[Property]] = [[] for _ in range(min(jobs, len(selected)))]
+    for chunk in sorted(chunks, key=len, reverse=True):
+        min(groups, key=len).extend(chunk)
+    return [g for g in groups if g]
+
+
+def _run_group(spec: str, mode: str, budget: Budget, threads: int, ids: list[str], device: str, lacks: list[str],
+               skips: dict[str, str]) -> list[PropertyResult]:
+    """Worker process: load the target by its spec and run the properties ``ids`` (shared recordings inside)."""
+    from lbfgs_verify.targets import load_target
+
+    load_all()
+    report = run_check(load_target(spec), mode, budget, threads=threads, properties=[REGISTRY[i] for i in ids],
+                       device=device, lacks=lacks, skips=skips)
+    return report.results
+
+
+def run_in_processes(
+    target: Target, mode: str, budget: Budget, threads: int, selected: Sequence[Property], device: str,
+    lacks: list[str], skips: dict[str, str], jobs: int, on_result: Callable[[PropertyResult], None] | None = None,
+) -> list[PropertyResult]:
+    """Run ``selected`` in ``jobs`` spawned processes (:mod:`concurrent.futures`; spawned, not forked: a forked
+    child of a process whose OpenMP pool has run can hang). Each process loads the target from its spec, so
+    the target must be importable by it. Results come back in selection order; ``on_result`` sees each group
+    as it finishes. Every property draws the same examples as in one process (derandomized profiles seed each
+    property by its own test function), so the verdicts are those of a serial run."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from lbfgs_verify.targets import TargetLoadError, load_target
+
+    try:
+        loadable = load_target(target.spec).factory is target.factory
+    except TargetLoadError:
+        loadable = False
+    if not loadable:
+        raise ValueError(f"jobs={jobs}: the target {target.spec!r} cannot be loaded by its spec in a worker process; "
+                         f"run with jobs=1 or give an importable module:attr")
+    groups = property_groups(selected, jobs)
+    by_id: dict[str, PropertyResult] = {}
+    with ProcessPoolExecutor(max_workers=len(groups), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_group, target.spec, mode, budget, threads, [p.id for p in group], device, lacks,
+                               skips) for group in groups]
+        for future in as_completed(futures):
+            for result in future.result():
+                by_id[result.property] = result
+                if on_result is not None:
+                    on_result(result)
+    return [by_id[p.id] for p in selected]
 
 
 BASELINE_SPEC = "torch.optim:LBFGS"
@@ -293,7 +363,7 @@ def baseline_marker(report: RunReport, property_id: str) -> str:
     return f" ({report.baseline_version} fails this too)"
 
 
-def mark_baseline_failures(report: RunReport, target: Target, *, device: str = "cpu") -> None:
+def mark_baseline_failures(report: RunReport, target: Target, *, device: str = "cpu", jobs: int = 1) -> None:
     """Which failures of ``report`` torch.optim.LBFGS of the installed torch shares: it is run on the failed
     property IDs only, at the same level, budget, thread count and declared lacks (so the derandomized ci and
     quick budgets draw the same examples); a target that is torch.optim.LBFGS itself is not run twice."""
@@ -309,7 +379,8 @@ def mark_baseline_failures(report: RunReport, target: Target, *, device: str = "
         report.baseline = {pid: True for pid in failed}
         return
     baseline = run_check(load_target(BASELINE_SPEC), report.mode, report.budget, threads=report.threads,
-                         properties=[REGISTRY[pid] for pid in failed], device=device, lacks=sorted(report.lacks))
+                         properties=[REGISTRY[pid] for pid in failed], device=device, lacks=sorted(report.lacks),
+                         jobs=jobs)
     report.baseline = {r.property: r.status == Status.FAIL for r in baseline.results}
 
 

@@ -42,6 +42,7 @@ from lbfgs_verify.engine import (
 )
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
 from lbfgs_verify.properties.resume import check_transport
+from lbfgs_verify.recordings import uninterrupted
 from lbfgs_verify.strategies import generated_problem, make_problem, scenarios
 
 
@@ -126,8 +127,8 @@ def check_load_independence(ctx: CheckContext) -> None:
     @given(scenario=scenarios(steps), data=st.data())
     def check(scenario: Scenario, data: st.DataObject) -> None:
         with comparison_environment(ctx.threads):
-            reference = record_run(ctx.target, scenario)
             split = data.draw(st.integers(1, scenario.steps - 1), label="split")
+            reference = uninterrupted(ctx.target, scenario, steps=split)
             source = record_run(ctx.target, scenario, steps=split, label="source")
             loaded_params = fresh_params(params_at(reference.trace, split), reference.params)
             loaded = call_target("constructing the optimizer to load into",
@@ -136,6 +137,7 @@ def check_load_independence(ctx: CheckContext) -> None:
             call_target("loaded.load_state_dict(source.state_dict()) in memory", lambda: loaded.load_state_dict(state),
                         scenario)
             for index in range(split, scenario.steps):
+                reference = uninterrupted(ctx.target, scenario, steps=index + 1)  # extended as far as compared
                 for name, optimizer, params, other in (("loaded", loaded, loaded_params, "source"),
                                                        ("source", source.optimizer, source.params, "loaded")):
                     disturb_global_rng(index)
@@ -244,7 +246,7 @@ def check_load_validates_size(ctx: CheckContext) -> None:
         for case, source_scenario, victim_scenario in _mismatched_cases():
             source = record_run(ctx.target, source_scenario)
             saved = _snapshot(call_target("source.state_dict()", source.optimizer.state_dict, source_scenario))
-            reference = record_run(ctx.target, victim_scenario)
+            reference = uninterrupted(ctx.target, victim_scenario)
             split = victim_scenario.steps - 1
             victim = record_run(ctx.target, victim_scenario, steps=split, label="victim")
             before = _snapshot(call_target("state_dict()", victim.optimizer.state_dict, victim_scenario))
