@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lbfgs_verify import reference
 from lbfgs_verify.bitwise import first_difference
 from lbfgs_verify.engine import (
     DEEPCOPY_OPTIMIZER,
@@ -25,7 +26,6 @@ from lbfgs_verify.engine import (
 )
 from lbfgs_verify.evidence import PropertyFailed
 from lbfgs_verify.recordings import shared_recordings, uninterrupted
-from lbfgs_verify.reference import LBFGS as ReferenceLBFGS
 from lbfgs_verify.strategies import make_problem
 from lbfgs_verify.targets import Target
 
@@ -136,7 +136,7 @@ def test_a_failing_step_is_raised_for_every_longer_request() -> None:
 
 
 def test_resume_chain_is_the_uninterrupted_run_for_a_correct_optimizer() -> None:
-    target = Target("lbfgs_verify.reference:LBFGS", ReferenceLBFGS)
+    target = Target("lbfgs_verify.reference:LBFGS", reference.LBFGS)
     with comparison_environment(1), shared_recordings():
         run = uninterrupted(target, SCENARIO, TORCH_SAVE)
         steps = resume_chain(target, SCENARIO, run, [4, 1, 3], TORCH_SAVE)

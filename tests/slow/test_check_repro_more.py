@@ -45,7 +45,7 @@ PEERS = {
     "qqn": ("examples.peers.qqn_lbfgs:QQNLBFGS", "qqn_torch",
             {"mathematics.strong_wolfe", "resume.deepcopy_optimizer", "resume.pickle_optimizer",
              "seed.load_restores_hyperparameters", "state.load_independence", "state.load_validates_size",
-             "state.same_dict_loaded_twice", "state.snapshot"}),
+             "state.loaded_dict_untouched", "state.same_dict_loaded_twice", "state.snapshot"}),
 }
 """Peer -> (target, package, the failures at --budget quick that get a script; docs/peers.md). qqn's
 convergence.reaches_f_star is reported without one (suite problems solved for many steps)."""
