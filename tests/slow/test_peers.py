@@ -82,8 +82,9 @@ PEERS: dict[str, Peer] = {
          r"^state\.(loaded_dict_untouched|same_dict_loaded_twice): ": "load_shares_state.py sqnm",
          r"^state\.snapshot: ": "state_dict_is_live.py sqnm",
          r"^state\.round_trip_exact: ": "sqnm_round_trip_changes_dtype.py",
-         # the same cast seen one step after a resume: the resumed history is float64, the uninterrupted float32
-         r"^resume\.[a-z_]+: .*(s_hist|y_hist): dtype torch\.float32 != torch\.float64":
+         # the same cast, one step after a resume: the resumed history in the parameters' dtype, the uninterrupted
+         # one in float32
+         r"^(resume|seed|state)\.[a-z_]+: .*(s_hist|y_hist): dtype torch\.float32 != torch\.(float64|b?float16)":
              "sqnm_round_trip_changes_dtype.py"}),
     "torch-strong-wolfe": Peer(
         "examples.peers.torch_strong_wolfe:TorchStrongWolfe", "torch",
