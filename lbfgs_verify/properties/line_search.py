@@ -299,6 +299,11 @@ def check_budget_without_wolfe_point(ctx: CheckContext) -> None:
     run()
 
 
+SEARCH_TOLERANCE_CHANGE = 1e-9
+"""The bracket-width tolerance of torch's ``_strong_wolfe``: ``step()`` calls it without its own ``tolerance_change``,
+so the default 1e-9 applies whatever the hyperparameter (torch/optim/lbfgs.py)."""
+
+
 def _one_search(ctx: CheckContext, case: LineCase, alpha0: float, scale: float = 1.0, **extra: Any) -> Any:
     """One ``step()`` (``max_iter=1``, ``strong_wolfe``, ``lr = α₀``) on ``case``: the observed run and its trials."""
     hp = {"lr": alpha0, "max_iter": 1, "max_eval": MAX_EVAL, "line_search_fn": "strong_wolfe", **extra}
@@ -319,20 +324,22 @@ def _shown(trials: list[float]) -> str:
     needs=('strong_wolfe',),
     title="the bracketing phase follows torch's rules on functions built for them: on a straight line every "
           "extrapolation goes to the upper bound 10·t; a trial exactly as high as the previous one ends the "
-          "extrapolation and the next trial lies between them; a bracket exactly tolerance_change wide is still zoomed",
+          "extrapolation and the next trial lies between them; a bracket exactly as wide as the search's tolerance "
+          "1e-9 is still zoomed",
     catches="an extrapolation that does not go to the bound where the cubic has no minimiser (the d₂² >= 0 test "
             "written > 0, a midpoint, another growth factor), the bracketing test φ(α_i) >= φ(α_{i-1}) written "
             "strictly or started late, the bracket-width test written <= (a search that gives up on a bracket "
-            "exactly tolerance_change wide)",
+            "exactly as wide as its tolerance)",
 )
 def check_extrapolation_schedule(ctx: CheckContext) -> None:
     """torch/optim/lbfgs.py ``_strong_wolfe`` (N&W Alg. 3.5 as Lua's lswolfe does it): on ``φ(α) = -α`` the cubic
     through two points with slope -1 is the line itself (d₂² = d₁² - g₁g₂ = 0 exactly), unbounded below, so each
     extrapolation goes to the bound 10·t; on :func:`step_up` the third trial 100α₀ is exactly as high as the second
     10α₀, which brackets ("φ(α_i) >= φ(α_{i-1})", ties included), so the fourth trial is inside (10α₀, 100α₀); the
-    zoom stops only on a bracket strictly narrower than ``tolerance_change`` (``|Δt|·max|d| < tolerance_change``),
-    so on a quadratic with α* = α₀/4 and ``tolerance_change = α₀`` it still tries α*. α₀ = 2ᵏ and the scales 1 and
-    8 keep every point and value exact."""
+    zoom stops only on a bracket strictly narrower than its tolerance (``|Δt|·max|d| < 1e-9``: torch's ``step()``
+    does not pass its ``tolerance_change`` to the search), so from α₀ = 1e-9 on a function that jumps up at α₀/2
+    (slope -1, so the bracket [0, α₀] is exactly 1e-9 wide) it still zooms. α₀ = 2ᵏ and the scales 1 and 8 keep
+    every point and value exact."""
 
     @_settings(ctx)
     @given(k=st.integers(-4, 4), scale=st.sampled_from((1.0, 8.0)))
@@ -358,13 +365,14 @@ def check_extrapolation_schedule(ctx: CheckContext) -> None:
                            f"φ(α_(i-1))); the next trial must lie between them, it is {trials[3]:.10g}; trials "
                            f"{_shown(trials)}", alpha0=alpha0, trials=trials[:8])
 
-        small = alpha0 / 64  # α₀ < 1 so that tolerance_change = α₀ passes torch's descent test gᵀd < -tolerance_change
-        obs, trials = _one_search(ctx, quadratic_with_minimizer(small / 4), small, 1.0, tolerance_change=small)
+        # torch's search is called without the step's tolerance_change: its bracket test uses the default 1e-9
+        tiny = SEARCH_TOLERANCE_CHANGE
+        obs, trials = _one_search(ctx, step_up(tiny / 2, 1.0), tiny, 1.0)
         if len(trials) < 2:
-            raise obs.fail(f"on a quadratic with α* = α₀/4, α₀ = {small:g} failing sufficient decrease and "
-                           f"tolerance_change = α₀, the bracket [0, α₀] is exactly tolerance_change wide, not "
-                           f"narrower: the search must zoom (try α*); it made only the trials {_shown(trials)}",
-                           alpha0=small, trials=trials[:8])
+            raise obs.fail(f"on φ(α) = -α + [α >= α₀/2] from α₀ = {tiny:g} (failing sufficient decrease), the "
+                           f"bracket [0, α₀] is exactly as wide as the search's tolerance 1e-9, not narrower: the "
+                           f"search must zoom; it made only the trials {_shown(trials)}",
+                           alpha0=tiny, trials=trials[:8])
 
     run()
 
@@ -377,7 +385,9 @@ def _acceptable(f: float, g: float, x: float, f0: float, g0: float) -> bool:
 @register(
     "line_search.accepts_boundary_points",
     category="line_search",
-    level="properties",
+    level="semantics",
+    why="torch.optim.LBFGS's constants c₁ = 1e-4, c₂ = 0.9 and its first trial α₀ = lr·min(1, 1/||g||₁): a correct "
+        "search with a stricter c₂ rightly goes on past these boundary points",
     needs=('strong_wolfe',),
     title="a strong-Wolfe search stops at the first trial that satisfies both conditions with equality allowed "
           "(exactly on the sufficient-decrease line, or with |φ'| exactly c₂·|φ'(0)|) and is lower than every earlier "
