@@ -10,7 +10,9 @@
 # Stage 2: every stage-1 survivor against bitwise conformance with torch.optim.LBFGS (tests/mutation_conformance/),
 #          to tell mutants that change only bits from truly equivalent ones.
 #
-# Usage: scripts/mutation.sh [all|search|reference]     (default all; needs mutmut: pip install -e ".[mutation]")
+# Usage: scripts/mutation.sh [all|search|reference] [MUTANT_NAME_GLOB ...]
+#        (default all; needs mutmut: pip install -e ".[mutation]"; globs restrict the run to those mutants, e.g.
+#        the survivors of an earlier run: 'lbfgs_verify.line_search.strong_wolfe.x_strong_wolfe__mutmut_213')
 #        MUTATION_JOBS=2 LBFGS_VERIFY_MUTATION_BUDGET=ci scripts/mutation.sh search
 # Writes mutation-run.log, mutation-results.txt and mutation-report.txt (all git-ignored), and mutants/.
 set -euo pipefail
@@ -21,8 +23,10 @@ case "${1:-all}" in
     all) names=() ;;
     search) names=("lbfgs_verify.line_search.strong_wolfe.*") ;;
     reference) names=("lbfgs_verify.reference.lbfgs.*") ;;
-    *) echo "usage: $0 [all|search|reference]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|search|reference] [MUTANT_NAME_GLOB ...]" >&2; exit 2 ;;
 esac
+shift $(( $# > 0 ? 1 : 0 ))
+if (( $# > 0 )); then names=("$@"); fi
 "$PY" -c "import mutmut" 2>/dev/null || { echo "mutmut is not installed: pip install -e '.[mutation]'" >&2; exit 2; }
 
 rm -rf mutants
