@@ -28,10 +28,18 @@ def read_results(path: Path) -> dict[str, str]:
     return out
 
 
+CONFORMANCE_STAGE = {
+    "lbfgs_verify.line_search.strong_wolfe": ["tests/mutation_conformance/test_conformance_kill.py"],
+    "lbfgs_verify.reference.lbfgs": ["tests/mutation_conformance"],
+}
+"""The bitwise tests each mutated module's survivors face: the search's on the line problems; the reference's all."""
+
+
 def killed_by_conformance(name: str) -> bool:
     """Run the conformance stage with ``name`` active; a failure (exit 1) kills it."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/mutation_conformance"],
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         *CONFORMANCE_STAGE.get(module_of(name), ["tests/mutation_conformance"])],
         cwd="mutants", env={**os.environ, "MUTANT_UNDER_TEST": name}, capture_output=True, text=True, check=False,
         timeout=900)
     return done.returncode != 0
