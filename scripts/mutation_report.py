@@ -1,15 +1,20 @@
 """Score of a mutmut run and the second (conformance) stage for its survivors; called by scripts/mutation.sh.
 
-Reads ``mutmut results --all true`` (one ``name: status`` per line), runs every survivor of stage 1 against
-``tests/mutation_conformance/`` inside ``mutants/`` (mutmut's trampolines pick the mutant from the
-``MUTANT_UNDER_TEST`` environment variable), and prints the figures and the survivors of both stages.
+Reads ``mutmut results --all true`` (one ``name: status`` per line), keeps the mutants matching the patterns
+given after the file (all when none), runs every survivor of stage 1 against ``tests/mutation_conformance/``
+inside ``mutants/`` (mutmut's trampolines pick the mutant from the ``MUTANT_UNDER_TEST`` environment variable),
+and prints the figures per mutated file and in total, and the survivors of both stages.
+
+Usage: ``python scripts/mutation_report.py mutation-results.txt ['lbfgs_verify.reference.lbfgs.*' ...]``
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,42 +28,64 @@ def read_results(path: Path) -> dict[str, str]:
     return out
 
 
+CONFORMANCE_STAGE = {
+    "lbfgs_verify.line_search.strong_wolfe": ["tests/mutation_conformance/test_conformance_kill.py"],
+    "lbfgs_verify.reference.lbfgs": ["tests/mutation_conformance"],
+}
+"""The bitwise tests each mutated module's survivors face: the search's on the line problems; the reference's all."""
+
+
 def killed_by_conformance(name: str) -> bool:
     """Run the conformance stage with ``name`` active; a failure (exit 1) kills it."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/mutation_conformance"],
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         *CONFORMANCE_STAGE.get(module_of(name), ["tests/mutation_conformance"])],
         cwd="mutants", env={**os.environ, "MUTANT_UNDER_TEST": name}, capture_output=True, text=True, check=False,
         timeout=900)
     return done.returncode != 0
 
 
-def main(results_file: str) -> int:
-    results = read_results(Path(results_file))
-    counts = Counter(results.values())
-    total = len(results)
-    killed = counts.get("killed", 0) + counts.get("timeout", 0)  # a mutant that hangs the search is caught too
+def module_of(name: str) -> str:
+    """``lbfgs_verify.reference.lbfgs.x_step__mutmut_3`` -> ``lbfgs_verify.reference.lbfgs``."""
+    return name.rsplit(".", 1)[0]
+
+
+def main(results_file: str, patterns: list[str]) -> int:
+    results = {name: status for name, status in read_results(Path(results_file)).items()
+               if not patterns or any(fnmatch.fnmatch(name, p) for p in patterns)}
+    budget = os.environ.get("LBFGS_VERIFY_MUTATION_BUDGET", "quick")
+    killed_statuses = ("killed", "timeout")  # a mutant that hangs the search is caught too
+    for module in sorted({module_of(n) for n in results}):
+        counts = Counter(status for name, status in results.items() if module_of(name) == module)
+        total = sum(counts.values())
+        killed = sum(counts.get(s, 0) for s in killed_statuses)
+        other = {s: c for s, c in counts.items() if s not in (*killed_statuses, "survived")}
+        print(f"stage 1 (budget {budget}) {module}: {total} mutants, {killed} killed "
+              f"({counts.get('timeout', 0)} by timeout), {counts.get('survived', 0)} survived, other {other}; "
+              f"score {killed / total:.1%}", flush=True)
     survivors = sorted(name for name, status in results.items() if status == "survived")
-    other = {s: c for s, c in counts.items() if s not in ("killed", "survived", "timeout")}
-    print(f"stage 1 (properties mode, budget {os.environ.get('LBFGS_VERIFY_MUTATION_BUDGET', 'quick')}): "
-          f"{total} mutants, {killed} killed ({counts.get('timeout', 0)} by timeout), {len(survivors)} survived, "
-          f"other {other}; "
-          f"score {killed / total:.1%}" if total else "no mutants", flush=True)
     second = {}
+    start = time.perf_counter()
     for i, name in enumerate(survivors, 1):  # progress as it goes: a partial run still gives figures
         second[name] = killed_by_conformance(name)
-        print(f"  [{i}/{len(survivors)}] {name.rsplit('.', 1)[-1]}: "
-              f"{'killed' if second[name] else 'survived'} by conformance", flush=True)
-    conformance_killed = sorted(n for n, k in second.items() if k)
-    both = sorted(n for n, k in second.items() if not k)
-    print(f"stage 2 (bitwise conformance): {len(conformance_killed)} of {len(survivors)} survivors killed")
-    print("survivors of stage 1 killed by conformance (bits change, no property violated):")
-    for name in conformance_killed:
+        print(f"  [{i}/{len(survivors)}] {name}: {'killed' if second[name] else 'survived'} by conformance",
+              flush=True)
+    print(f"stage 2 (bitwise conformance): {sum(second.values())} of {len(survivors)} survivors killed "
+          f"in {time.perf_counter() - start:.0f} s")
+    for module in sorted({module_of(n) for n in results}):
+        total = sum(1 for n in results if module_of(n) == module)
+        killed = sum(1 for n, s in results.items() if module_of(n) == module and s in killed_statuses)
+        by_conformance = sum(1 for n, k in second.items() if module_of(n) == module and k)
+        print(f"{module}: {total} mutants; stage 1 killed {killed}, stage 2 {by_conformance}; "
+              f"{total - killed - by_conformance} survive both")
+    print("survivors of stage 1 killed by conformance (bits change, no property of the first stage violated):")
+    for name in sorted(n for n, k in second.items() if k):
         print(f"  {name}")
-    print("survivors of both stages (candidates for equivalence):")
-    for name in both:
+    print("survivors of both stages (equivalent, or not reached by any property):")
+    for name in sorted(n for n, k in second.items() if not k):
         print(f"  {name}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

@@ -15,6 +15,11 @@ Scaling by ``κ > 0`` changes neither the sufficient-decrease nor the curvature 
 - :func:`curvature_at_far_end`: a function whose first trial fails sufficient decrease and whose points
   satisfying the strong curvature condition lie only in the far part of the bracket ``[0, α₀]``, next to
   α₀; a zoom that updates the wrong end or stops at the near end ends without a Wolfe point.
+- :func:`step_up`, :func:`on_sufficient_decrease_line`, :func:`curvature_boundary`, :func:`shallow_kink`,
+  :func:`plateau`: piecewise-linear functions whose breakpoints and values are exact in binary floating point
+  (for α₀ a power of two), built to take the paths of the search that smooth functions never take: two trials of
+  exactly equal value, a trial exactly on the sufficient-decrease line or exactly at |φ'| = c₂·|φ'(0)|, a
+  bracket whose low end fails sufficient decrease, a zoom over a flat stretch.
 """
 
 from __future__ import annotations
@@ -129,6 +134,71 @@ def linear_descent() -> LineCase:
         return -a
 
     return LineCase("linear_descent", phi, "constructed: no strong-Wolfe point exists (N&W Alg. 3.5 never brackets)")
+
+
+SUFFICIENT_DECREASE_C1 = 1e-4
+CURVATURE_C2 = 0.9
+"""N&W eq. 3.7's constants as torch's ``_strong_wolfe`` uses them (the boundaries below are built on them)."""
+
+
+def step_up(at: float, jump: float) -> LineCase:
+    """``φ(α) = -α + jump·[α >= at]``: slope -1 everywhere (no strong-Wolfe point), a jump up at ``at``. With
+    ``at = 50·α₀, jump = 90·α₀`` the trials α₀, 10α₀, 100α₀ of an extrapolation by 10 give φ(100α₀) = φ(10α₀)
+    exactly: a trial exactly as high as the previous one (N&W Alg. 3.5: "φ(α_i) >= φ(α_{i-1})" brackets)."""
+
+    def phi(a: Tensor) -> Tensor:
+        return -a + jump * (a >= at).to(a.dtype)
+
+    return LineCase(f"step_up[at={at:g},jump={jump:g}]", phi,
+                    "constructed: two trials of exactly equal value (N&W Alg. 3.5, the test φ(α_i) >= φ(α_{i-1}))")
+
+
+def on_sufficient_decrease_line(start: float, end: float) -> LineCase:
+    """``φ(α) = -α`` before ``start``, ``-c₁·α`` (exactly on the sufficient-decrease line, slope -c₁ so the curvature
+    condition holds) on ``[start, end)``, then rising with slope 1: every trial in ``[start, end)`` satisfies both
+    strong Wolfe conditions, sufficient decrease with equality (N&W eq. 3.7a is ``<=``)."""
+    c1 = SUFFICIENT_DECREASE_C1
+
+    def phi(a: Tensor) -> Tensor:
+        return torch.where(a < start, -a, torch.where(a < end, -c1 * a, -c1 * end + (a - end)))
+
+    return LineCase(f"on_sufficient_decrease_line[start={start:g},end={end:g}]", phi,
+                    "constructed: trials exactly on the sufficient-decrease line (N&W eq. 3.7a, non-strict)")
+
+
+def curvature_boundary(at: float) -> LineCase:
+    """``φ(α) = -α`` before ``at``, then ``-at + c₂·(α - at)``: past the kink the slope is exactly
+    c₂·|φ'(0)| = 0.9, the boundary of the strong curvature condition (N&W eq. 3.7b is ``<=``)."""
+    c2 = CURVATURE_C2
+
+    def phi(a: Tensor) -> Tensor:
+        return torch.where(a < at, -a, -at + c2 * (a - at))
+
+    return LineCase(f"curvature_boundary[at={at:g}]", phi,
+                    "constructed: slope exactly c₂·|φ'(0)| past a kink (N&W eq. 3.7b, non-strict)")
+
+
+def shallow_kink(depth: float, rise: float) -> LineCase:
+    """``φ(α) = max(-α, -depth + rise·(α - depth))``: the minimum -depth at α = depth, then a slow rise. For
+    depth = 2⁻²⁰ and α₀ >= 1 the first trial fails sufficient decrease yet lies below φ(0), and so do the zoom's
+    first trials: a bracket whose low (lower-valued) end fails sufficient decrease, where torch reorders the ends
+    after each high-end update (docs/torch-2.13-lbfgs.md, defect 9)."""
+
+    def phi(a: Tensor) -> Tensor:
+        return torch.maximum(-a, -depth + rise * (a - depth))
+
+    return LineCase(f"shallow_kink[depth={depth:g},rise={rise:g}]", phi,
+                    "constructed: both ends of the bracket fail sufficient decrease (N&W Alg. 3.6)")
+
+
+def plateau(at: float) -> LineCase:
+    """``φ(α) = -α`` up to ``at``, then flat at ``-at``: zoom trials on the flat stretch are exactly as high as the
+    low end (N&W Alg. 3.6: "φ(α_j) >= φ(α_lo)" makes them the high end)."""
+
+    def phi(a: Tensor) -> Tensor:
+        return torch.where(a <= at, -a, -at + 0 * a)
+
+    return LineCase(f"plateau[at={at:g}]", phi, "constructed: zoom trials as high as the low end (N&W Alg. 3.6)")
 
 
 def line_problem(case: LineCase, scale: float = 1.0) -> Problem:

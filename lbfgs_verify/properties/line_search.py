@@ -33,14 +33,19 @@ from hypothesis import strategies as st
 from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import Evaluation, observe, scalar, state_counters, wolfe_check
 from lbfgs_verify.problems.line_functions import (
+    CURVATURE_C2,
     MORE_THUENTE_FUNCTIONS,
     MORE_THUENTE_STARTS,
+    SUFFICIENT_DECREASE_C1,
     LineCase,
     armijo_without_step_length,
     curvature_at_far_end,
+    curvature_boundary,
     line_problem,
     linear_descent,
+    on_sufficient_decrease_line,
     quadratic_with_minimizer,
+    step_up,
 )
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
 
@@ -290,6 +295,142 @@ def check_budget_without_wolfe_point(ctx: CheckContext) -> None:
         if counters is not None and counters.get("func_evals") != total:
             raise obs.fail(f"after 2 steps with {total} closure calls the state's func_evals is "
                            f"{counters.get('func_evals')}", calls=total, func_evals=counters.get("func_evals"))
+
+    run()
+
+
+SEARCH_TOLERANCE_CHANGE = 1e-9
+"""The bracket-width tolerance of torch's ``_strong_wolfe``: ``step()`` calls it without its own ``tolerance_change``,
+so the default 1e-9 applies whatever the hyperparameter (torch/optim/lbfgs.py)."""
+
+
+def _one_search(ctx: CheckContext, case: LineCase, alpha0: float, scale: float = 1.0, **extra: Any) -> Any:
+    """One ``step()`` (``max_iter=1``, ``strong_wolfe``, ``lr = α₀``) on ``case``: the observed run and its trials."""
+    hp = {"lr": alpha0, "max_iter": 1, "max_eval": MAX_EVAL, "line_search_fn": "strong_wolfe", **extra}
+    with quiet_known_warnings():
+        obs = observe(ctx.target, line_problem(case, scale), hp, 1)
+    return obs, [float(e.x[0]) for e in obs.steps[0].evaluations[1:]]
+
+
+def _shown(trials: list[float]) -> str:
+    return ", ".join(f"{t:.10g}" for t in trials[:8]) + (" ..." if len(trials) > 8 else "")
+
+
+@register(
+    "line_search.extrapolation_schedule",
+    category="line_search",
+    level="semantics",
+    why=_WHY_SEMANTICS + "; its extrapolation interval [t + 0.01·(t - t_prev), 10·t] and its strict bracket-width test",
+    needs=('strong_wolfe',),
+    title="the bracketing phase follows torch's rules on functions built for them: on a straight line every "
+          "extrapolation goes to the upper bound 10·t; a trial exactly as high as the previous one ends the "
+          "extrapolation and the next trial lies between them; a bracket exactly as wide as the search's tolerance "
+          "1e-9 is still zoomed",
+    catches="an extrapolation that does not go to the bound where the cubic has no minimiser (the d₂² >= 0 test "
+            "written > 0, a midpoint, another growth factor), the bracketing test φ(α_i) >= φ(α_{i-1}) written "
+            "strictly or started late, the bracket-width test written <= (a search that gives up on a bracket "
+            "exactly as wide as its tolerance)",
+)
+def check_extrapolation_schedule(ctx: CheckContext) -> None:
+    """torch/optim/lbfgs.py ``_strong_wolfe`` (N&W Alg. 3.5 as Lua's lswolfe does it): on ``φ(α) = -α`` the cubic
+    through two points with slope -1 is the line itself (d₂² = d₁² - g₁g₂ = 0 exactly), unbounded below, so each
+    extrapolation goes to the bound 10·t; on :func:`step_up` the third trial 100α₀ is exactly as high as the second
+    10α₀, which brackets ("φ(α_i) >= φ(α_{i-1})", ties included), so the fourth trial is inside (10α₀, 100α₀); the
+    zoom stops only on a bracket strictly narrower than its tolerance (``|Δt|·max|d| < 1e-9``: torch's ``step()``
+    does not pass its ``tolerance_change`` to the search), so from α₀ = 1e-9 on a function that jumps up at α₀/2
+    (slope -1, so the bracket [0, α₀] is exactly 1e-9 wide) it still zooms. α₀ = 2ᵏ and the scales 1 and 8 keep
+    every point and value exact."""
+
+    @_settings(ctx)
+    @given(k=st.integers(-4, 4), scale=st.sampled_from((1.0, 8.0)))
+    @example(k=0, scale=1.0)
+    @example(k=-2, scale=8.0)
+    def run(k: int, scale: float) -> None:
+        alpha0 = 2.0 ** k
+        obs, trials = _one_search(ctx, linear_descent(), alpha0, scale, max_eval=8)
+        growth = [b / a for a, b in itertools.pairwise(trials)]
+        if len(trials) < 2 or any(abs(r - 10.0) > 1e-12 for r in growth):
+            raise obs.fail(f"on the straight line φ(α) = -α from α₀ = {alpha0:g} every extrapolation must go to the "
+                           f"bound 10·t (the cubic through two points of a line has no minimiser); trials "
+                           f"{_shown(trials)}", alpha0=alpha0, trials=trials[:8])
+
+        obs, trials = _one_search(ctx, step_up(50 * alpha0, 90 * alpha0), alpha0, scale)
+        expected = [alpha0, 10 * alpha0, 100 * alpha0]
+        if len(trials) < 4 or any(abs(t - e) > 1e-12 * e for t, e in zip(trials, expected, strict=False)):
+            raise obs.fail(f"on φ(α) = -α + 90α₀·[α >= 50α₀] from α₀ = {alpha0:g} the search must extrapolate "
+                           f"α₀, 10α₀, 100α₀ and go on; trials {_shown(trials)}", alpha0=alpha0, trials=trials[:8])
+        if not 10 * alpha0 < trials[3] < 100 * alpha0:
+            raise obs.fail(f"on φ(α) = -α + 90α₀·[α >= 50α₀] from α₀ = {alpha0:g} the third trial 100α₀ is exactly as "
+                           f"high as the second, 10α₀, which ends the extrapolation (N&W Alg. 3.5: φ(α_i) >= "
+                           f"φ(α_(i-1))); the next trial must lie between them, it is {trials[3]:.10g}; trials "
+                           f"{_shown(trials)}", alpha0=alpha0, trials=trials[:8])
+
+        # torch's search is called without the step's tolerance_change: its bracket test uses the default 1e-9
+        tiny = SEARCH_TOLERANCE_CHANGE
+        obs, trials = _one_search(ctx, step_up(tiny / 2, 1.0), tiny, 1.0)
+        if len(trials) < 2:
+            raise obs.fail(f"on φ(α) = -α + [α >= α₀/2] from α₀ = {tiny:g} (failing sufficient decrease), the "
+                           f"bracket [0, α₀] is exactly as wide as the search's tolerance 1e-9, not narrower: the "
+                           f"search must zoom; it made only the trials {_shown(trials)}",
+                           alpha0=tiny, trials=trials[:8])
+
+    run()
+
+
+def _acceptable(f: float, g: float, x: float, f0: float, g0: float) -> bool:
+    """N&W eq. 3.7 with its non-strict inequalities, on exact values: ``f <= f0 + c₁·x·g0``, ``|g| <= c₂·|g0|``."""
+    return f <= f0 + SUFFICIENT_DECREASE_C1 * x * g0 and abs(g) <= CURVATURE_C2 * abs(g0)
+
+
+@register(
+    "line_search.accepts_boundary_points",
+    category="line_search",
+    level="semantics",
+    why="torch.optim.LBFGS's constants c₁ = 1e-4, c₂ = 0.9 and its first trial α₀ = lr·min(1, 1/||g||₁): a correct "
+        "search with a stricter c₂ rightly goes on past these boundary points",
+    needs=('strong_wolfe',),
+    title="a strong-Wolfe search stops at the first trial that satisfies both conditions with equality allowed "
+          "(exactly on the sufficient-decrease line, or with |φ'| exactly c₂·|φ'(0)|) and is lower than every earlier "
+          "point, as the first trial and as a trial of the zoom",
+    catches="the strong Wolfe conditions written with strict inequalities (f < f0 + c₁·α·φ'(0), |φ'| < c₂·|φ'(0)|), "
+            "in the extrapolation or in the zoom: the search rejects a point that satisfies them and goes on",
+)
+def check_accepts_boundary_points(ctx: CheckContext) -> None:
+    """Nocedal & Wright eq. 3.7 are ``<=``: a trial on the boundary is acceptable, and Algorithms 3.5 and 3.6 stop at
+    an acceptable trial that is lower than the earlier ones (torch/optim/lbfgs.py ``_strong_wolfe``: ``f_new >
+    loss + c1·t·gtd`` rejects, ``abs(gtd_new) <= -c2·gtd`` accepts). The functions
+    (:func:`~lbfgs_verify.problems.line_functions.on_sufficient_decrease_line`,
+    :func:`~lbfgs_verify.problems.line_functions.curvature_boundary`) put the first trial α₀ = 2ᵏ, or the zoom's
+    trials, exactly on a boundary; with power-of-two scales the test and the harness compute the same numbers."""
+
+    @_settings(ctx)
+    @given(k=st.integers(-4, 4), scale=st.sampled_from((1.0, 8.0)), which=st.integers(0, 3))
+    @example(k=0, scale=1.0, which=0)
+    @example(k=0, scale=1.0, which=1)
+    @example(k=0, scale=1.0, which=2)
+    @example(k=0, scale=1.0, which=3)
+    def run(k: int, scale: float, which: int) -> None:
+        alpha0 = 2.0 ** k
+        case = (on_sufficient_decrease_line(alpha0 / 2, 4 * alpha0), curvature_boundary(3 * alpha0 / 4),
+                on_sufficient_decrease_line(alpha0 / 16, 15 * alpha0 / 16), curvature_boundary(alpha0 / 8))[which]
+        obs, _ = _one_search(ctx, case, alpha0, scale)
+        step = obs.steps[0]
+        start = step.start
+        f0, g0 = float(start.loss), float(start.g[0])
+        lowest = f0
+        for i, e in enumerate(step.evaluations[1:], 1):
+            x, f, g = float(e.x[0]), float(e.loss), float(e.g[0])
+            if f < lowest and _acceptable(f, g, x, f0, g0):
+                if i != len(step.evaluations) - 1 or float(step.x_after[0]) != x:
+                    raise obs.fail(
+                        f"on {case.name} from α₀ = {alpha0:g} trial {i} at α = {x:.10g} satisfies the strong Wolfe "
+                        f"conditions (φ = {f!r} <= φ(0) + c₁·α·φ'(0) = {f0 + SUFFICIENT_DECREASE_C1 * x * g0!r}, "
+                        f"|φ'| = {abs(g)!r} <= c₂·|φ'(0)| = {CURVATURE_C2 * abs(g0)!r}, equality allowed by N&W eq. "
+                        f"3.7) and is the lowest point so far, but the search went on ({step.calls} closure calls) "
+                        f"and accepted α = {float(step.x_after[0]):.10g}",
+                        function=case.name, alpha0=alpha0, trial=i, at=x, calls=step.calls)
+                return
+            lowest = min(lowest, f)
 
     run()
 

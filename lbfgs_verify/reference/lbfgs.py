@@ -184,6 +184,11 @@ class LBFGS(torch.optim.Optimizer):
         Returns what the first evaluation returned (at the parameters the step started from), like torch.
         The state is read from and written to ``self.state[params[0]]`` at the points torch does.
         """
+        return self._iterate(closure)
+
+    def _iterate(self, closure: Callable[[], Any]) -> Any:
+        """The body of :meth:`step`, under ``torch.no_grad()`` (kept undecorated so that mutation testing, which
+        skips decorated functions, reaches it: docs/mutation.md)."""
         if len(self.param_groups) != 1:
             raise ValueError(f"LBFGS supports exactly one parameter group, the optimizer has {len(self.param_groups)}"
                              " (add_param_group added one); torch.optim.LBFGS raises AssertionError here")

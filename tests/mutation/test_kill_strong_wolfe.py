@@ -24,6 +24,8 @@ KILL_SET = (
     "line_search.curvature_at_far_end",
     "line_search.interpolation_exact_on_quadratics",
     "line_search.budget_without_wolfe_point",
+    "line_search.extrapolation_schedule",
+    "line_search.accepts_boundary_points",
     "behaviour.max_eval",
     "behaviour.stop_reasons",
     "behaviour.func_evals",

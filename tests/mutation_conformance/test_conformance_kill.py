@@ -22,8 +22,14 @@ from lbfgs_verify.problems.line_functions import (
     LineCase,
     armijo_without_step_length,
     curvature_at_far_end,
+    curvature_boundary,
     line_problem,
+    linear_descent,
+    on_sufficient_decrease_line,
+    plateau,
     quadratic_with_minimizer,
+    shallow_kink,
+    step_up,
 )
 from lbfgs_verify.reference import LBFGS
 from lbfgs_verify.targets import Target
@@ -32,6 +38,13 @@ CASES: list[tuple[LineCase, float]] = [(c, a) for c in MORE_THUENTE_FUNCTIONS fo
 CASES += [(armijo_without_step_length(10.0), 10.0), (curvature_at_far_end(10.0, 0.9), 10.0),
           (curvature_at_far_end(300.0, 0.7), 300.0), (quadratic_with_minimizer(1.0), 4.0),
           (quadratic_with_minimizer(3.0), 50.0), (quadratic_with_minimizer(2.0), 0.01)]
+# the paths smooth functions never take: equal trial values (in the extrapolation, and against the low end of the
+# zoom), a bracket whose low end fails sufficient decrease (the ends reordered after a high-end update), trials on
+# the boundaries of the strong Wolfe conditions, a straight line
+CASES += [(linear_descent(), 1.0), (step_up(5.0, 9.0), 1.0), (step_up(50.0, 90.0), 1.0), (plateau(10.0), 1.0),
+          (shallow_kink(2.0**-20, 2.0**-21), 64.0), (shallow_kink(2.0**-20, 2.0**-21), 1.0),
+          (on_sufficient_decrease_line(0.5, 4.0), 1.0), (on_sufficient_decrease_line(1 / 16, 15 / 16), 1.0),
+          (curvature_boundary(0.75), 1.0), (curvature_boundary(0.125), 1.0), (curvature_boundary(0.25), 1.0)]
 
 
 def _run(factory: type, case: LineCase, alpha0: float, max_eval: int) -> list[torch.Tensor]:

@@ -21,6 +21,7 @@ from lbfgs_verify import reference
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, PropertyResult, Status, load_all, run_property
 from lbfgs_verify.targets import Target
 from tests.quality.blind_spot_bugs import BLIND_SPOT_CORRECT, BLIND_SPOT_MUTANTS
+from tests.quality.search_mutants import SEARCH_MUTANTS
 
 load_all()
 
@@ -51,8 +52,8 @@ def _ids(case: tuple[type, str]) -> str:
 
 
 def test_every_new_property_is_registered_and_has_a_mutant() -> None:
-    assert len(NEW_PROPERTIES) == 8, NEW_PROPERTIES
-    caught = {pid for ids in BLIND_SPOT_MUTANTS.values() for pid in ids}
+    assert len(NEW_PROPERTIES) == 10, NEW_PROPERTIES
+    caught = {pid for ids in BLIND_SPOT_MUTANTS.values() for pid in ids} | set(SEARCH_MUTANTS.values())
     assert set(NEW_PROPERTIES) | set(LOAD_REUSE) <= caught
 
 
