@@ -94,6 +94,22 @@ def solve(target: Any, problem: Problem, settings: dict[str, Any] | None = None)
     return shared_result("convergence.solve", target, (problem.name, repr(sorted(chosen.items()))), run)
 
 
+def _solve_visited(ctx: CheckContext, settings: dict[str, Any]) -> tuple[list[tuple[Problem, float, Observation]],
+                                                                        list[str]]:
+    """:func:`solve` on each of :func:`visited_problems`: ``(problem, final value, observation)`` for those that
+    ran, and one line per problem whose run raised."""
+    solved: list[tuple[Problem, float, Observation]] = []
+    crashes: list[str] = []
+    for problem in visited_problems(ctx):
+        try:
+            f, obs = solve(ctx.target, problem, settings)
+        except PropertyFailed as exc:
+            crashes.append(_crash_line(problem, exc))
+            continue
+        solved.append((problem, f, obs))
+    return solved, crashes
+
+
 def visited_problems(ctx: CheckContext) -> list[Problem]:
     """:func:`convergence_problems` of the budget, without those that use a feature the target lacks."""
     from lbfgs_verify.capabilities import features_of_problem
@@ -133,14 +149,9 @@ def check_reaches_f_star(ctx: CheckContext) -> None:
     :func:`f_star_tolerance`. All failures (values missed and exceptions raised) are collected and reported
     together."""
     failures = []
-    crashes: list[str] = []
     settings = settings_for(ctx.lacks)
-    for problem in visited_problems(ctx):
-        try:
-            f, obs = solve(ctx.target, problem, settings)
-        except PropertyFailed as exc:
-            crashes.append(_crash_line(problem, exc))
-            continue
+    solved, crashes = _solve_visited(ctx, settings)
+    for problem, f, obs in solved:
         assert problem.f_star is not None
         gap = f - problem.f_star
         tol = f_star_tolerance(problem.f_star)
@@ -173,14 +184,9 @@ def check_agrees_with_torch(ctx: CheckContext) -> None:
     and the target's must satisfy |f_target - f_torch| <= 1e-8·max(1, |f*|). Closer than the f* test where
     f* is published with few digits. All failures (values and exceptions) are collected."""
     failures = []
-    crashes: list[str] = []
     settings = settings_for(ctx.lacks)
-    for problem in visited_problems(ctx):
-        try:
-            f, obs = solve(ctx.target, problem, settings)
-        except PropertyFailed as exc:
-            crashes.append(_crash_line(problem, exc))
-            continue
+    solved, crashes = _solve_visited(ctx, settings)
+    for problem, f, obs in solved:
         f_torch = torch_result(problem.name)
         assert problem.f_star is not None
         tol = 1e-8 * max(1.0, abs(problem.f_star))
