@@ -361,33 +361,47 @@ def _fit_history(state: dict[str, Any], history_size: int) -> None:
 
 
 def _is_real(value: Any) -> bool:
+    kind = type(value)
+    if kind is float or kind is int:  # the common case, without the slower ABC check (step() calls this)
+        return True
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _check_lr(lr: Any, where: str) -> None:
-    if isinstance(lr, Tensor):
+def _label(where: str, key: str | None) -> str:
+    return where if key is None else f"{where}[{key!r}]"
+
+
+def _check_lr(lr: Any, where: str, key: str | None = None) -> None:
+    if _is_real(lr):
+        pass
+    elif isinstance(lr, Tensor):
         if lr.numel() != 1:
-            raise ValueError(f"{where} must be a number or a 1-element tensor, got shape {tuple(lr.shape)}")
+            raise ValueError(f"{_label(where, key)} must be a number or a 1-element tensor, got shape "
+                             f"{tuple(lr.shape)}")
         if lr.dtype == torch.bool or lr.is_complex():
-            raise TypeError(f"{where} must be a real tensor, got dtype {lr.dtype}")
-    elif not _is_real(lr):
-        raise TypeError(f"{where} must be a real number or a 1-element tensor, got {type(lr).__name__}")
+            raise TypeError(f"{_label(where, key)} must be a real tensor, got dtype {lr.dtype}")
+    else:
+        raise TypeError(f"{_label(where, key)} must be a real number or a 1-element tensor, got {type(lr).__name__}")
     if not lr >= 0.0:
-        raise ValueError(f"Invalid learning rate: {lr} ({where} must be >= 0)")
+        raise ValueError(f"Invalid learning rate: {lr} ({_label(where, key)} must be >= 0)")
 
 
-def _check_count(value: Any, where: str) -> None:
+def _check_count(value: Any, where: str, key: str | None = None) -> None:
     if not _is_real(value):
-        raise TypeError(f"{where} must be a real number (int, float or numpy scalar), got {type(value).__name__}")
+        raise TypeError(f"{_label(where, key)} must be a real number (int, float or numpy scalar), got "
+                        f"{type(value).__name__}")
 
 
-def _check_tolerance(value: Any, where: str) -> None:
+def _check_tolerance(value: Any, where: str, key: str | None = None) -> None:
+    if _is_real(value):
+        return
     if isinstance(value, Tensor):
         if value.numel() != 1 or value.dtype == torch.bool or value.is_complex():
-            raise TypeError(f"{where} must be a real number or a real 1-element tensor, got a {value.dtype} tensor "
-                            f"of shape {tuple(value.shape)}")
-    elif not _is_real(value):
-        raise TypeError(f"{where} must be a real number or a 1-element tensor, got {type(value).__name__}")
+            raise TypeError(f"{_label(where, key)} must be a real number or a real 1-element tensor, got a "
+                            f"{value.dtype} tensor of shape {tuple(value.shape)}")
+    else:
+        raise TypeError(f"{_label(where, key)} must be a real number or a 1-element tensor, got "
+                        f"{type(value).__name__}")
 
 
 def check_options(group: Mapping[str, Any], where: str) -> None:
@@ -397,13 +411,14 @@ def check_options(group: Mapping[str, Any], where: str) -> None:
     missing = [k for k in HYPERPARAMETER_KEYS if k not in group]
     if missing:
         raise ValueError(f"{where} is missing {missing}")
-    _check_lr(group["lr"], f"{where}['lr']")
-    for key in ("max_iter", "max_eval"):
-        _check_count(group[key], f"{where}[{key!r}]")
-    for key in ("tolerance_grad", "tolerance_change"):
-        _check_tolerance(group[key], f"{where}[{key!r}]")
+    _check_lr(group["lr"], where, "lr")
+    _check_count(group["max_iter"], where, "max_iter")
+    _check_count(group["max_eval"], where, "max_eval")
+    _check_tolerance(group["tolerance_grad"], where, "tolerance_grad")
+    _check_tolerance(group["tolerance_change"], where, "tolerance_change")
     history_size = group["history_size"]
-    if not isinstance(history_size, numbers.Integral) or isinstance(history_size, bool):
+    if type(history_size) is not int and (not isinstance(history_size, numbers.Integral)
+                                          or isinstance(history_size, bool)):
         raise TypeError(f"{where}['history_size'] must be an int >= 1, got {type(history_size).__name__}")
     if history_size < 1:
         raise ValueError(f"{where}['history_size'] must be an int >= 1, got {history_size}")
