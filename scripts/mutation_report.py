@@ -2,8 +2,9 @@
 
 Reads ``mutmut results --all true`` (one ``name: status`` per line), keeps the mutants matching the patterns
 given after the file (all when none), runs every survivor of stage 1 against ``tests/mutation_conformance/``
-inside ``mutants/`` (mutmut's trampolines pick the mutant from the ``MUTANT_UNDER_TEST`` environment variable),
-and prints the figures per mutated file and in total, and the survivors of both stages.
+inside ``mutants/``, ``MUTATION_JOBS`` at a time (mutmut's trampolines pick the mutant from the
+``MUTANT_UNDER_TEST`` environment variable), and prints the figures per mutated file and in total, and the
+survivors of both stages.
 
 Usage: ``python scripts/mutation_report.py mutation-results.txt ['lbfgs_verify.reference.lbfgs.*' ...]``
 """
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -64,12 +66,15 @@ def main(results_file: str, patterns: list[str]) -> int:
               f"({counts.get('timeout', 0)} by timeout), {counts.get('survived', 0)} survived, other {other}; "
               f"score {killed / total:.1%}", flush=True)
     survivors = sorted(name for name, status in results.items() if status == "survived")
-    second = {}
+    second: dict[str, bool] = {}
     start = time.perf_counter()
-    for i, name in enumerate(survivors, 1):  # progress as it goes: a partial run still gives figures
-        second[name] = killed_by_conformance(name)
-        print(f"  [{i}/{len(survivors)}] {name}: {'killed' if second[name] else 'survived'} by conformance",
-              flush=True)
+    jobs = max(1, int(os.environ.get("MUTATION_JOBS", "1")))
+    with ThreadPoolExecutor(jobs) as pool:  # each survivor runs in its own pytest process
+        verdicts = pool.map(killed_by_conformance, survivors)
+        for i, (name, killed) in enumerate(zip(survivors, verdicts, strict=True), 1):  # progress as it goes
+            second[name] = killed
+            print(f"  [{i}/{len(survivors)}] {name}: {'killed' if killed else 'survived'} by conformance",
+                  flush=True)
     print(f"stage 2 (bitwise conformance): {sum(second.values())} of {len(survivors)} survivors killed "
           f"in {time.perf_counter() - start:.0f} s")
     for module in sorted({module_of(n) for n in results}):
