@@ -23,6 +23,7 @@ docs/torch-2.13-lbfgs.md):
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Sequence
@@ -574,32 +575,46 @@ def check_change_max_iter(ctx: CheckContext) -> None:
 )
 def check_change_history_size(ctx: CheckContext) -> None:
     """One-iteration steps without line search (the ``mathematics.two_loop_direction`` model); after ``k``
-    steps with ``h1`` pairs, ``history_size`` is set to ``h2`` (smaller or larger) and the remaining directions
-    must equal the two-loop rebuild with the ``h2`` newest pairs (relative 1e-6). torch.optim.LBFGS 2.13 raises
-    IndexError here (its ``al`` buffer keeps the old length); lbfgs_verify.reference.LBFGS keeps the newest
-    pairs."""
+    steps with ``h1`` pairs, ``history_size`` is set to ``h2`` and the remaining directions must equal the
+    two-loop rebuild with the ``h2`` newest pairs (relative 1e-6). Every example runs it three ways: lowered
+    below the pairs held at the change, lowered and saved at once (``load_state_dict(state_dict())`` on the
+    same optimizer: the saved memory must fit the new size), and raised. torch.optim.LBFGS 2.13 raises
+    IndexError after a lowering (its ``al`` buffer keeps the old length); lbfgs_verify.reference.LBFGS keeps the
+    newest pairs."""
     n_steps = max(8, ctx.budget.steps)
 
     @_settings(ctx)
-    @given(problem=_float64_problems(), h1=st.integers(1, 5), h2=st.integers(1, 5), k=st.integers(2, 5),
-           lr=lr_choices((1, 0.5)))
-    def run(problem: Problem, h1: int, h2: int, k: int, lr: float) -> None:
-        if h1 == h2:
-            h2 = h1 + 2
-        hp = {"lr": lr, "max_iter": 1, "history_size": h1, "line_search_fn": None}
+    @given(problem=_float64_problems(), small=st.integers(1, 3), extra=st.integers(1, 3),
+           later=st.integers(1, 3), lr=lr_choices((1, 0.5)))
+    def run(problem: Problem, small: int, extra: int, later: int, lr: float) -> None:
+        large = small + extra
+        k = small + 1 + later  # k - 1 > small pairs are held at the change when lowering
+        for h1, h2, round_trip in ((large, small, False), (large, small, True), (small, large, False)):
+            hp = {"lr": lr, "max_iter": 1, "history_size": h1, "line_search_fn": None}
 
-        def change(step: int, optimizer: Any) -> None:
-            if step == k:
-                set_hyperparameter(optimizer, "history_size", h2)
+            def change(step: int, optimizer: Any, h1: int = h1, h2: int = h2, round_trip: bool = round_trip) -> None:
+                if step == k:
+                    set_hyperparameter(optimizer, "history_size", h2)
+                    if round_trip:
+                        try:
+                            optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+                        except Exception as exc:  # the target's own state must load back
+                            raise PropertyFailed(
+                                f"the optimizer's own state_dict(), saved right after history_size {h1} → {h2}, "
+                                f"does not load back: {type(exc).__name__}: {exc}",
+                                {"h1": h1, "h2": h2, "exception": type(exc).__name__}) from exc
 
-        try:
-            with quiet_known_warnings():
-                obs = observe(ctx.target, problem, hp, n_steps, before_step=change)
-            sizes = [h1 if i < k else h2 for i in range(len(obs.steps))]
-            check_directions(obs, sizes)
-        except PropertyFailed as exc:
-            raise PropertyFailed(f"after param_groups[0]['history_size'] {h1} → {h2} before step {k}: {exc}",
-                                 {**exc.evidence, "h1": h1, "h2": h2, "changed_before_step": k}) from None
+            how = f"param_groups[0]['history_size'] {h1} → {h2} before step {k}" + (
+                ", then load_state_dict(state_dict()) on the same optimizer" if round_trip else "")
+            try:
+                with quiet_known_warnings():
+                    obs = observe(ctx.target, problem, hp, n_steps, before_step=change)
+                sizes = [h1 if i < k else h2 for i in range(len(obs.steps))]
+                check_directions(obs, sizes)
+            except PropertyFailed as exc:
+                raise PropertyFailed(f"after {how}: {exc}", {**exc.evidence, "h1": h1, "h2": h2,
+                                                            "changed_before_step": k, "round_trip": round_trip}
+                                     ) from None
 
     run()
 
