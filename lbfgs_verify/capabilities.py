@@ -28,6 +28,7 @@ FEATURES: dict[str, str] = {
     "tolerance_change": "tolerance_change other than the default",
     "history_size_change": "editing param_groups[0]['history_size'] between step() calls",
     "no_grad_params": "parameters that never receive a gradient (p.grad stays None)",
+    "sparse_gradients": "parameters whose .grad is a sparse tensor (torch.nn.Embedding(sparse=True))",
     "several_tensors": "more than one parameter tensor",
 }
 """Every feature a target may declare it lacks, with what it means."""
@@ -118,6 +119,8 @@ def features_of_problem(problem: Any) -> frozenset[str]:
     tags = getattr(problem, "tags", frozenset())
     if "unused-param" in tags or "+unused" in getattr(problem, "name", ""):
         used.add("no_grad_params")
+    if "sparse-grad" in tags:
+        used.add("sparse_gradients")
     return frozenset(used)
 
 

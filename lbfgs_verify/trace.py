@@ -28,8 +28,10 @@ def flat(tensors: Sequence[Tensor]) -> Tensor:
 
 
 def flat_grad(params: Sequence[Tensor]) -> Tensor:
-    """The gradients of ``params`` as one float64 vector; a missing gradient counts as zeros (torch's rule)."""
-    return flat([p.grad if p.grad is not None else torch.zeros_like(p) for p in params])
+    """The gradients of ``params`` as one float64 vector; a missing gradient counts as zeros and a sparse one
+    as its dense equivalent (torch's rules, ``torch/optim/lbfgs.py`` ``_gather_flat_grad``)."""
+    return flat([torch.zeros_like(p) if p.grad is None else p.grad.to_dense() if p.grad.is_sparse else p.grad
+                 for p in params])
 
 
 @dataclass

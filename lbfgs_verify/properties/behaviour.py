@@ -669,6 +669,70 @@ def check_no_grad_params(ctx: CheckContext) -> None:
     run()
 
 
+def sparse_embedding_problem(seed: int, rows: int, dim: int, dtype: torch.dtype, *, sparse: bool) -> Problem:
+    """Rows of a table ``E`` (rows × dim) picked by ``torch.nn.functional.embedding`` and fitted through a vector
+    ``w``: ``½‖E[idx] w - b‖² + 0.05 (‖E[idx]‖² + ‖w‖²)``, every row but one picked once. With ``sparse=True``
+    ``E.grad`` is a sparse tensor (the gradient of ``nn.Embedding(sparse=True)``), otherwise the same values dense
+    (the picked rows are distinct, so both hold exactly the same numbers)."""
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(rows, dim, generator=g, dtype=torch.float64).to(dtype)
+    w = torch.randn(dim, generator=g, dtype=torch.float64).to(dtype)
+    idx = torch.randperm(rows, generator=g)[: rows - 1]
+    b = torch.randn(rows - 1, generator=g, dtype=torch.float64).to(dtype)
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        chosen = torch.nn.functional.embedding(idx, params[0], sparse=sparse)
+        r = chosen @ params[1] - b
+        return 0.5 * (r * r).sum() + 0.05 * ((chosen * chosen).sum() + (params[1] * params[1]).sum())
+
+    kind = "sparse" if sparse else "dense"
+    return Problem(name=f"sparse_embedding[seed={seed},rows={rows},dim={dim},{str(dtype).removeprefix('torch.')},"
+                        f"{kind} grad]", dimension=rows * dim + dim, dtype=dtype, start=(table, w),
+                   objective=objective, source="lbfgs_verify (behaviour.sparse_gradients)",
+                   tags=frozenset({"sparse-grad"} if sparse else ()))
+
+
+@register(
+    "behaviour.sparse_gradients",
+    category="behaviour",
+    needs=("sparse_gradients", "several_tensors"),
+    title="a parameter with a sparse gradient (nn.Embedding(sparse=True)) steps exactly as with the same "
+          "gradient dense",
+    catches="p.grad.view(-1) on a sparse gradient (RuntimeError), a sparse gradient read as zero or as its "
+            "stored values only, offsets that shift after a sparse parameter",
+)
+def check_sparse_gradients(ctx: CheckContext) -> None:
+    """torch densifies a sparse gradient (``_gather_flat_grad``: ``p.grad.to_dense().view(-1)``), so a run on
+    an embedding table with ``sparse=True`` must be the run with the same gradient dense: the same losses and
+    the same parameters after every step (``torch.equal``; the rows are picked once each, so the two
+    gradients hold the same numbers). With and without line search."""
+    n_steps = max(3, ctx.budget.steps // 2)
+
+    @_settings(ctx)
+    @given(seed=st.integers(0, 2**16), rows=st.integers(2, 6), dim=st.integers(1, 3),
+           dtype=st.sampled_from((torch.float32, torch.float64)), max_iter=st.integers(1, 4),
+           history_size=st.integers(1, 4), line_search=st.sampled_from((None, "strong_wolfe")))
+    def run(seed: int, rows: int, dim: int, dtype: torch.dtype, max_iter: int, history_size: int,
+            line_search: str | None) -> None:
+        hp = {"max_iter": max_iter, "history_size": history_size, "line_search_fn": line_search}
+        dense = sparse_embedding_problem(seed, rows, dim, dtype, sparse=False)
+        sparse = sparse_embedding_problem(seed, rows, dim, dtype, sparse=True)
+        with quiet_known_warnings():
+            expected = observe(ctx.target, dense, hp, n_steps)
+            got = observe(ctx.target, sparse, hp, n_steps)
+        for want, step in zip(expected.steps, got.steps, strict=False):
+            if step.returned != want.returned or not torch.equal(step.x_after, want.x_after):
+                delta = float((step.x_after - want.x_after).abs().max())
+                raise got.fail(f"step {step.index}: with the table's gradient sparse the step returned "
+                               f"{step.returned!r} and moved to a point max|Δ| = {delta:.3g} away from the run with "
+                               f"the same gradient dense (returned {want.returned!r})", step=step.index,
+                               max_delta=delta)
+        if len(got.steps) != len(expected.steps):
+            raise got.fail(f"{len(got.steps)} step(s) with the sparse gradient, {len(expected.steps)} dense")
+
+    run()
+
+
 def _at_minimum(problem: Problem) -> Problem:
     return replace(problem, name=f"{problem.name}@x*", start=(torch.tensor([0.5, -1.0, 2.0, 1.5],
                                                                            dtype=problem.dtype),))

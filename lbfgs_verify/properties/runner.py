@@ -448,6 +448,7 @@ _FEATURE_MARKERS: dict[str, str] = {
     "float16": r"\bfloat16",
     "bfloat16": r"bfloat16",
     "no_grad_params": r"\+unused|_with_unused",
+    "sparse_gradients": r"sparse_embedding",
 }
 """How a feature shows in a failing example's problem name or hyperparameters (for the suggestion only)."""
 

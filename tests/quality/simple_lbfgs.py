@@ -157,10 +157,12 @@ class SimpleLBFGS:
         return torch.view_as_real(p) if p.is_complex() else p
 
     def _gather_grad(self) -> Tensor:
-        """The gradient as one flat vector; a parameter without gradient contributes zeros."""
+        """The gradient as one flat vector; a parameter without gradient contributes zeros, a sparse one its dense
+        values."""
         parts = []
         for p in self.params:
             g = p.grad if p.grad is not None else torch.zeros_like(p)
+            g = g.to_dense() if g.is_sparse else g
             parts.append(self._real(g).reshape(-1))
         return torch.cat(parts)
 

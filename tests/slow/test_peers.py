@@ -75,6 +75,7 @@ PEERS: dict[str, Peer] = {
         {DEEPCOPY: "deepcopy_loses_attributes.py sqnm",
          r"RuntimeError at sqnm/optim/sqn_base\.py:\d+ in _two_loop_recursion": "sqnm_float64_crash.py",
          r"RuntimeError at sqnm/optim/sqn_base\.py:\d+ in _add_param_vector": "sqnm_params_without_grad.py",
+         r"NotImplementedError at sqnm/utils/param\.py:\d+ in grad_vec": "sqnm_sparse_gradient.py",
          r"^mathematics\.first_direction: ": "sqnm_params_without_grad.py",
          r"^behaviour\.no_grad_params: ": "sqnm_params_without_grad.py",
          r"^behaviour\.converged_no_move: ": "sqnm_nan_at_minimum.py",

@@ -1,0 +1,59 @@
+"""``behaviour.sparse_gradients`` against planted bugs of a sparse gradient (closing the mutants of the reference's
+sparse branch, docs/mutation.md): read as zeros, or as its stored values only; correct variants pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from lbfgs_verify.properties import BUDGETS, CheckContext, Status, run_property
+from lbfgs_verify.properties.base import REGISTRY, load_all
+from lbfgs_verify.reference import LBFGS
+from lbfgs_verify.targets import Target
+from tests.quality.simple_lbfgs import SimpleLBFGS
+
+load_all()
+
+
+class SparseGradientAsZero(SimpleLBFGS):
+    """Bug: a sparse gradient counts as no gradient (zeros)."""
+
+    def _gather_grad(self) -> Tensor:
+        parts = [torch.zeros_like(p).reshape(-1) if p.grad is None or p.grad.is_sparse else
+                 self._real(p.grad).reshape(-1) for p in self.params]
+        return torch.cat(parts)
+
+
+class SparseGradientValuesOnly(SimpleLBFGS):
+    """Bug: a sparse gradient contributes its stored values only, zero-padded (the rows land in the wrong place)."""
+
+    def _gather_grad(self) -> Tensor:
+        parts = []
+        for p in self.params:
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            if g.is_sparse:
+                values = g.coalesce().values().reshape(-1)
+                g = torch.cat([values, values.new_zeros(p.numel() - values.numel())])
+            parts.append(self._real(g).reshape(-1))
+        return torch.cat(parts)
+
+
+def _status(cls: type, budget: str) -> tuple[Status, str]:
+    ctx = CheckContext(Target(f"{__name__}:{cls.__name__}", cls), budget=BUDGETS[budget])
+    result = run_property(REGISTRY["behaviour.sparse_gradients"], ctx)
+    return result.status, result.detail
+
+
+@pytest.mark.parametrize("budget", ["quick", "ci"])
+@pytest.mark.parametrize("mutant", [SparseGradientAsZero, SparseGradientValuesOnly])
+def test_sparse_gradient_bugs_fail(mutant: type, budget: str) -> None:
+    status, detail = _status(mutant, budget)
+    assert status is Status.FAIL, (status, detail)
+    assert "sparse" in detail, detail
+
+
+@pytest.mark.parametrize("correct", [LBFGS, SimpleLBFGS, torch.optim.LBFGS])
+def test_correct_optimizers_pass(correct: type) -> None:
+    status, detail = _status(correct, "ci")
+    assert status is Status.PASS, detail
