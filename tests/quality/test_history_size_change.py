@@ -9,13 +9,10 @@ from typing import Any
 import pytest
 
 import lbfgs_verify.reference.lbfgs as reference_module
-from lbfgs_verify.properties import BUDGETS, CheckContext, Status, run_property
-from lbfgs_verify.properties.base import REGISTRY, load_all
+from lbfgs_verify.properties import Status
 from lbfgs_verify.reference import LBFGS
 from lbfgs_verify.reference.checkpoint import snapshot_state_dict
-from lbfgs_verify.targets import Target
-
-load_all()
+from tests.quality.verdict import verdict
 
 
 class KeepsPairsBeyondLoweredSize(LBFGS):
@@ -38,8 +35,7 @@ class SavesPairsBeyondLoweredSize(LBFGS):
 
 
 def _status(cls: type, budget: str) -> tuple[Status, str]:
-    ctx = CheckContext(Target(f"{__name__}:{cls.__name__}", cls), mode="semantics", budget=BUDGETS[budget])
-    result = run_property(REGISTRY["behaviour.change_history_size"], ctx)
+    result = verdict(cls, "behaviour.change_history_size", budget, mode="semantics")
     return result.status, result.detail
 
 

@@ -7,13 +7,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from lbfgs_verify.properties import BUDGETS, CheckContext, Status, run_property
-from lbfgs_verify.properties.base import REGISTRY, load_all
+from lbfgs_verify.properties import Status
 from lbfgs_verify.reference import LBFGS
-from lbfgs_verify.targets import Target
 from tests.quality.simple_lbfgs import SimpleLBFGS
-
-load_all()
+from tests.quality.verdict import verdict
 
 
 class SparseGradientAsZero(SimpleLBFGS):
@@ -40,8 +37,7 @@ class SparseGradientValuesOnly(SimpleLBFGS):
 
 
 def _status(cls: type, budget: str) -> tuple[Status, str]:
-    ctx = CheckContext(Target(f"{__name__}:{cls.__name__}", cls), budget=BUDGETS[budget])
-    result = run_property(REGISTRY["behaviour.sparse_gradients"], ctx)
+    result = verdict(cls, "behaviour.sparse_gradients", budget, mode="properties")
     return result.status, result.detail
 
 
