@@ -34,19 +34,17 @@ class SavesPairsBeyondLoweredSize(LBFGS):
         return snapshot_state_dict(self)
 
 
-def _status(cls: type, budget: str) -> tuple[Status, str]:
-    result = verdict(cls, "behaviour.change_history_size", budget, mode="semantics")
-    return result.status, result.detail
+PROPERTY = "behaviour.change_history_size"
 
 
 @pytest.mark.parametrize("budget", ["quick", "ci"])
 @pytest.mark.parametrize("mutant", [KeepsPairsBeyondLoweredSize, SavesPairsBeyondLoweredSize])
 def test_lowered_history_size_bugs_fail(mutant: type, budget: str) -> None:
-    status, detail = _status(mutant, budget)
-    assert status is Status.FAIL, (status, detail)
-    assert "history_size" in detail and "→" in detail, detail
+    result = verdict(mutant, PROPERTY, budget, mode="semantics")
+    assert result.status is Status.FAIL, (result.status, result.detail)
+    assert "history_size" in result.detail and "→" in result.detail, result.detail
 
 
 def test_reference_passes_history_size_changes() -> None:
-    status, detail = _status(LBFGS, "ci")
-    assert status is Status.PASS, detail
+    result = verdict(LBFGS, PROPERTY, mode="semantics")
+    assert result.status is Status.PASS, result.detail

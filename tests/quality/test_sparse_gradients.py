@@ -36,20 +36,18 @@ class SparseGradientValuesOnly(SimpleLBFGS):
         return torch.cat(parts)
 
 
-def _status(cls: type, budget: str) -> tuple[Status, str]:
-    result = verdict(cls, "behaviour.sparse_gradients", budget, mode="properties")
-    return result.status, result.detail
+PROPERTY = "behaviour.sparse_gradients"
 
 
 @pytest.mark.parametrize("budget", ["quick", "ci"])
 @pytest.mark.parametrize("mutant", [SparseGradientAsZero, SparseGradientValuesOnly])
 def test_sparse_gradient_bugs_fail(mutant: type, budget: str) -> None:
-    status, detail = _status(mutant, budget)
-    assert status is Status.FAIL, (status, detail)
-    assert "sparse" in detail, detail
+    result = verdict(mutant, PROPERTY, budget)
+    assert result.status is Status.FAIL, (result.status, result.detail)
+    assert "sparse" in result.detail, result.detail
 
 
 @pytest.mark.parametrize("correct", [LBFGS, SimpleLBFGS, torch.optim.LBFGS])
 def test_correct_optimizers_pass(correct: type) -> None:
-    status, detail = _status(correct, "ci")
-    assert status is Status.PASS, detail
+    result = verdict(correct, PROPERTY)
+    assert result.status is Status.PASS, result.detail
