@@ -121,6 +121,22 @@ def plan_gradient(its: list[Iteration], g0: float) -> StopPlan | None:
     return _plan([i.gradient for i in its], before)
 
 
+def plan_gradient_reached(its: list[Iteration], g0: float) -> StopPlan | None:
+    """τ (tolerance_grad) equal to max|g_k| exactly, at the latest ``k`` where it is a new strict minimum
+    (``max|g_k| < max|g_i|`` for ``i < k`` and ``i = 0``): torch's ``<=`` test must stop there."""
+    plan = None
+    for k, it in enumerate(its[:-1], start=1):
+        before = min([g0, *[i.gradient for i in its[: k - 1]]])
+        if it.gradient < before:
+            plan = StopPlan(k, it.gradient, it.gradient, before)
+    return plan
+
+
+def plan_gradient_at_start(its: list[Iteration], g0: float) -> StopPlan | None:
+    """τ (tolerance_grad) equal to max|g_0| exactly: the step must return after its first evaluation."""
+    return StopPlan(0, g0, g0, math.inf) if g0 > 0 and its else None
+
+
 def _scaled(problem: Problem, factor: float) -> Problem:
     objective = problem.objective
 
@@ -162,6 +178,11 @@ def _check_stop(ctx: CheckContext, *, scale: float, which: str,
         calls, expected = obs.steps[0].calls, plan.k + 1
         if calls != expected:
             what = "did not stop there" if calls > expected else "stopped earlier"
+            if plan.k == 0:
+                raise obs.fail(
+                    f"with {tolerance_key}={plan.tolerance!r}, exactly max|g_0| at the start of the step, the step "
+                    f"must return after its first closure call (the test is max|g| <= {tolerance_key}); it made "
+                    f"{calls}", iteration=0, tolerance=plan.tolerance, calls=calls, expected_calls=1)
             raise obs.fail(
                 f"with {tolerance_key}={plan.tolerance:.6g} the step must stop after iteration {plan.k}: the "
                 f"{test} reached {plan.low:.6g} <= {tolerance_key} there (the other stopping tests stay above "
@@ -225,3 +246,21 @@ def check_step_size(ctx: CheckContext) -> None:
 def check_gradient(ctx: CheckContext) -> None:
     _check_stop(ctx, scale=1.0, which="stopping.gradient", planner=plan_gradient, tolerance_key="tolerance_grad",
                 test="gradient max|g_k|")
+
+
+@register(
+    "stopping.gradient_equal_to_tolerance",
+    category="stopping",
+    level="semantics",
+    why=_WHY_SEMANTICS,
+    title="max|g| equal to tolerance_grad exactly stops the step (the test is <=): at its start, before any "
+          "move, and after the iteration that reaches it",
+    catches="the gradient test written with < instead of <= (at the start of the step or after an iteration)",
+)
+def check_gradient_equal_to_tolerance(ctx: CheckContext) -> None:
+    """The gradients are the closure's own, so ``max|g_k|`` is known exactly (the max of absolute values rounds
+    nothing, in any dtype) and ``tolerance_grad`` can be set to it: torch compares with ``<=`` at the start of
+    a step and after every iteration (torch/optim/lbfgs.py ``opt_cond``)."""
+    for planner in (plan_gradient_at_start, plan_gradient_reached):
+        _check_stop(ctx, scale=1.0, which="stopping.gradient_equal_to_tolerance", planner=planner,
+                    tolerance_key="tolerance_grad", test="gradient max|g_k|")
