@@ -35,6 +35,7 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lbfgs_verify.capabilities import active_lacks
 from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import (
     TORCH_DEFAULTS,
@@ -786,12 +787,19 @@ def check_converged_no_move(ctx: CheckContext) -> None:
             "the closure's tensor, or None",
 )
 def check_returns_first_loss(ctx: CheckContext) -> None:
-    """torch returns ``orig_loss``, the closure's first return value of the step. Compared as floats, exactly."""
+    """torch returns ``orig_loss``, the closure's first return value of the step, whatever ends the step: each
+    example ends its steps on ``max_iter``, on ``max_eval``, on ``tolerance_change`` (1e-3: the move or the loss
+    change) or on ``tolerance_grad`` (1e-2), as far as the target has those options. Compared as floats,
+    exactly."""
 
     @_settings(ctx)
-    @given(problem=problems(), max_iter=st.integers(1, 4), line_search=st.sampled_from((None, "strong_wolfe")))
-    def run(problem: Problem, max_iter: int, line_search: str | None) -> None:
-        hp = {"max_iter": max_iter, "line_search_fn": line_search}
+    @given(problem=problems(), max_iter=st.integers(1, 4), line_search=st.sampled_from((None, "strong_wolfe")),
+           stop=st.sampled_from(("max_iter", "max_eval", "tolerance_change", "tolerance_grad")))
+    def run(problem: Problem, max_iter: int, line_search: str | None, stop: str) -> None:
+        hp: dict[str, Any] = {"max_iter": max_iter, "line_search_fn": line_search}
+        if stop != "max_iter" and stop not in active_lacks():  # max_iter large: the step ends on the other test
+            hp.update({"max_iter": 20, "max_eval": max_iter} if stop == "max_eval" else
+                      {"max_iter": 20, stop: 1e-3 if stop == "tolerance_change" else 1e-2})
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, hp, 3)
         for step in obs.steps:

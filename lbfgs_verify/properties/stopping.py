@@ -27,10 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import torch
 from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lbfgs_verify.capabilities import active_lacks
 from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import Observation, first_step_length, observe
 from lbfgs_verify.problems.base import Problem
@@ -254,13 +256,59 @@ def check_gradient(ctx: CheckContext) -> None:
     level="semantics",
     why=_WHY_SEMANTICS,
     title="max|g| equal to tolerance_grad exactly stops the step (the test is <=): at its start, before any "
-          "move, and after the iteration that reaches it",
+          "move, and after the iteration that reaches it, with and without line search",
     catches="the gradient test written with < instead of <= (at the start of the step or after an iteration)",
 )
 def check_gradient_equal_to_tolerance(ctx: CheckContext) -> None:
     """The gradients are the closure's own, so ``max|g_k|`` is known exactly (the max of absolute values rounds
     nothing, in any dtype) and ``tolerance_grad`` can be set to it: torch compares with ``<=`` at the start of
-    a step and after every iteration (torch/optim/lbfgs.py ``opt_cond``)."""
+    a step and after every iteration, with or without line search (torch/optim/lbfgs.py ``opt_cond``)."""
     for planner in (plan_gradient_at_start, plan_gradient_reached):
         _check_stop(ctx, scale=1.0, which="stopping.gradient_equal_to_tolerance", planner=planner,
                     tolerance_key="tolerance_grad", test="gradient max|g_k|")
+    if "strong_wolfe" not in active_lacks():
+        _check_gradient_after_search(ctx)
+
+
+SEARCH_BUDGET = 200
+"""``max_eval`` of the strong-Wolfe runs: large enough that no search of a few iterations ends on its budget."""
+
+
+def _check_gradient_after_search(ctx: CheckContext) -> None:
+    """With ``strong_wolfe``: steps of ``max_iter = 1 .. k`` from the same start give the accepted point of
+    every iteration ``i`` (where the step with ``max_iter = i`` ends) and its gradient; when ``max|g_k|`` is a
+    new strict minimum, a step with ``max_iter = k + 3`` and ``tolerance_grad = max|g_k|`` must end exactly
+    where the ``max_iter = k`` step ended, after as many closure calls."""
+
+    @ctx.settings(report_multiple_bugs=False)
+    @given(problem=_problems(1.0), lr=st.sampled_from((1, 0.5)), history_size=st.integers(1, 5),
+           k=st.integers(1, 4))
+    def run(problem: Problem, lr: float, history_size: int, k: int) -> None:
+        hp = {"lr": lr, "max_eval": SEARCH_BUDGET, "tolerance_grad": 0.0, "tolerance_change": 0.0,
+              "history_size": history_size, "line_search_fn": "strong_wolfe"}
+        ends = []
+        with quiet_known_warnings():
+            for max_iter in range(1, k + 1):
+                step = observe(ctx.target, problem, {**hp, "max_iter": max_iter}, 1).steps[0]
+                reached = [e for e in step.evaluations if torch.equal(e.x, step.x_after)]
+                if not reached:
+                    note(f"max_iter={max_iter}: the step ended on a point it never evaluated")
+                    return
+                ends.append((step, float(reached[-1].g.abs().max())))
+        g0 = float(ends[0][0].start.g.abs().max())
+        step_k, g_k = ends[-1]
+        if not g_k < min([g0, *[g for _, g in ends[:-1]]]):
+            note(f"max|g| at the accepted point of iteration {k} ({g_k!r}) is not below every earlier one")
+            return
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, {**hp, "max_iter": k + 3, "tolerance_grad": g_k}, 1)
+        got = obs.steps[0]
+        if got.calls != step_k.calls or not torch.equal(got.x_after, step_k.x_after):
+            raise obs.fail(
+                f"with line_search_fn='strong_wolfe' and tolerance_grad={g_k!r}, exactly max|g| at the point the "
+                f"line search accepted in iteration {k}, the step must end there after {step_k.calls} closure calls "
+                f"(as the step with max_iter={k} did); it made {got.calls} and ended "
+                f"{'elsewhere' if not torch.equal(got.x_after, step_k.x_after) else 'at the same point'}",
+                iteration=k, tolerance=g_k, calls=got.calls, expected_calls=step_k.calls)
+
+    run()

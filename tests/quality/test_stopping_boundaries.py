@@ -1,6 +1,7 @@
-"""``stopping.gradient_equal_to_tolerance`` against the gradient test written with ``<`` (a survivor of the
-mutation run of the reference, docs/mutation.md), at the start of a step and after an iteration; the reference,
-torch and the simple L-BFGS pass."""
+"""Stops planted wrong (survivors of the mutation run of the reference, docs/mutation.md):
+``stopping.gradient_equal_to_tolerance`` against the gradient test written with ``<`` at the start of a step and
+after an iteration, ``behaviour.returns_first_loss`` against a step that returns nothing when a test ends it;
+the reference, torch and the simple L-BFGS pass."""
 
 from __future__ import annotations
 
@@ -33,8 +34,18 @@ class StrictGradientTestAfterIteration(SimpleLBFGS):
         return bool(g.abs().max() < hp["tolerance_grad"]) or super()._stop(g=g, hp=loose, **rest)
 
 
+class NoGradientTestAfterSearch(SimpleLBFGS):
+    """Bug: after a strong-Wolfe line search the gradient test is skipped (``opt_cond`` left unset)."""
+
+    def _stop(self, *, g: Tensor, hp: dict[str, Any], **rest: Any) -> bool:
+        if hp["line_search_fn"] == "strong_wolfe":
+            hp = {**hp, "tolerance_grad": -1.0}
+        return super()._stop(g=g, hp=hp, **rest)
+
+
 @pytest.mark.parametrize("budget", ["quick", "ci"])
-@pytest.mark.parametrize("mutant", [StrictGradientTestAtStart, StrictGradientTestAfterIteration])
+@pytest.mark.parametrize("mutant", [StrictGradientTestAtStart, StrictGradientTestAfterIteration,
+                                    NoGradientTestAfterSearch])
 def test_strict_gradient_tests_fail(mutant: type, budget: str) -> None:
     result = verdict(mutant, PROPERTY, budget, mode="semantics")
     assert result.status is Status.FAIL, (result.status, result.detail)
@@ -45,3 +56,25 @@ def test_strict_gradient_tests_fail(mutant: type, budget: str) -> None:
 def test_correct_optimizers_pass(correct: type) -> None:
     result = verdict(correct, PROPERTY, mode="semantics")
     assert result.status is Status.PASS, result.detail
+
+
+class ReturnsNothingWhenATestStops(SimpleLBFGS):
+    """Bug: a step that ends on max_eval or a tolerance (not on max_iter) returns None (a ``return`` where torch
+    has ``break``: a survivor of the mutation run of the reference)."""
+
+    def _stop(self, **tests: Any) -> bool:
+        stop = super()._stop(**tests)
+        self.ended_early = stop and tests["iteration"] != tests["hp"]["max_iter"]
+        return stop
+
+    def step(self, closure: Any) -> Any:
+        self.ended_early = False
+        loss = super().step(closure)
+        return None if self.ended_early else loss
+
+
+@pytest.mark.parametrize("budget", ["quick", "ci"])
+def test_a_step_ended_by_a_test_returns_the_first_loss(budget: str) -> None:
+    result = verdict(ReturnsNothingWhenATestStops, "behaviour.returns_first_loss", budget, mode="semantics")
+    assert result.status is Status.FAIL and "returned None" in result.detail, (result.status, result.detail)
+    assert verdict(SimpleLBFGS, "behaviour.returns_first_loss", budget, mode="semantics").status is Status.PASS
