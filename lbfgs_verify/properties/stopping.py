@@ -134,6 +134,20 @@ def plan_gradient_reached(its: list[Iteration], g0: float) -> StopPlan | None:
     return plan
 
 
+def plan_loss_change_reached(its: list[Iteration]) -> StopPlan | None:
+    """τ (tolerance_change) equal to |f_k - f_{k-1}| exactly, at the latest ``k`` where it is a new strict
+    minimum and every other test stays clear of τ (with the margin) up to ``k + 1``: torch's strict ``<`` must
+    *not* stop there (the step goes on past iteration ``k``)."""
+    plan = None
+    for k, it in enumerate(its[:-1], start=1):
+        tau = it.loss_change
+        earlier = [i.loss_change for i in its[: k - 1]]
+        others = [min(i.step, i.descent) for i in its[: k + 1]]
+        if tau > 0 and all(tau < x for x in earlier) and all(tau * (1 + MARGIN) < x for x in others):
+            plan = StopPlan(k, tau, tau, min(others))
+    return plan
+
+
 def plan_gradient_at_start(its: list[Iteration], g0: float) -> StopPlan | None:
     """τ (tolerance_grad) equal to max|g_0| exactly: the step must return after its first evaluation."""
     return StopPlan(0, g0, g0, math.inf) if g0 > 0 and its else None
@@ -251,23 +265,56 @@ def check_gradient(ctx: CheckContext) -> None:
 
 
 @register(
-    "stopping.gradient_equal_to_tolerance",
+    "stopping.equal_to_tolerance",
     category="stopping",
     level="semantics",
     why=_WHY_SEMANTICS,
     title="max|g| equal to tolerance_grad exactly stops the step (the test is <=): at its start, before any "
-          "move, and after the iteration that reaches it, with and without line search",
-    catches="the gradient test written with < instead of <= (at the start of the step or after an iteration)",
+          "move, and after the iteration that reaches it, with and without line search; a loss change equal to "
+          "tolerance_change does not (the test is <)",
+    catches="the gradient test written with < instead of <= (at the start of the step or after an iteration), "
+            "the loss-change test written with <= instead of <",
 )
-def check_gradient_equal_to_tolerance(ctx: CheckContext) -> None:
+def check_equal_to_tolerance(ctx: CheckContext) -> None:
     """The gradients are the closure's own, so ``max|g_k|`` is known exactly (the max of absolute values rounds
     nothing, in any dtype) and ``tolerance_grad`` can be set to it: torch compares with ``<=`` at the start of
     a step and after every iteration, with or without line search (torch/optim/lbfgs.py ``opt_cond``)."""
     for planner in (plan_gradient_at_start, plan_gradient_reached):
-        _check_stop(ctx, scale=1.0, which="stopping.gradient_equal_to_tolerance", planner=planner,
+        _check_stop(ctx, scale=1.0, which="stopping.equal_to_tolerance", planner=planner,
                     tolerance_key="tolerance_grad", test="gradient max|g_k|")
     if "strong_wolfe" not in active_lacks():
         _check_gradient_after_search(ctx)
+    if "tolerance_change" not in active_lacks():
+        _check_loss_change_at_tolerance(ctx)
+
+
+def _check_loss_change_at_tolerance(ctx: CheckContext) -> None:
+    """The losses are the closure's own Python floats, so ``|f_k - f_{k-1}|`` is known exactly: with
+    ``tolerance_change`` equal to it (and the move and the descent clear of it) torch's test
+    ``abs(loss - prev_loss) < tolerance_change`` does not fire, so the step goes on past iteration ``k``."""
+
+    @ctx.settings(report_multiple_bugs=False)
+    @given(problem=_problems(1e-4), lr=st.sampled_from((1, 0.5)), history_size=st.integers(1, 5))
+    def run(problem: Problem, lr: float, history_size: int) -> None:
+        hp = {"lr": lr, "max_iter": ITERATIONS, "max_eval": 2 * ITERATIONS, "tolerance_grad": 0.0,
+              "tolerance_change": 0.0, "history_size": history_size, "line_search_fn": None}
+        with quiet_known_warnings():
+            recorded = observe(ctx.target, problem, hp, 1)
+        its, _ = recorded_iterations(recorded, float(lr))
+        plan = plan_loss_change_reached(its)
+        if plan is None:
+            note("no iteration's loss change is a new minimum clear of the other tests")
+            return
+        with quiet_known_warnings():
+            obs = observe(ctx.target, problem, {**hp, "tolerance_change": plan.tolerance}, 1)
+        if obs.steps[0].calls <= plan.k + 1:
+            raise obs.fail(
+                f"with tolerance_change={plan.tolerance!r}, exactly the loss change |f_k - f_(k-1)| of iteration "
+                f"{plan.k}, the step must go on (the test is |Δf| < tolerance_change, strict; the move and the "
+                f"descent stay above {plan.high:.6g}); it stopped after {obs.steps[0].calls} closure calls",
+                iteration=plan.k, tolerance=plan.tolerance, calls=obs.steps[0].calls)
+
+    run()
 
 
 SEARCH_BUDGET = 200

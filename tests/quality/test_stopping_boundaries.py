@@ -1,6 +1,7 @@
 """Stops planted wrong (survivors of the mutation run of the reference, docs/mutation.md):
-``stopping.gradient_equal_to_tolerance`` against the gradient test written with ``<`` at the start of a step and
-after an iteration, ``behaviour.returns_first_loss`` against a step that returns nothing when a test ends it;
+``stopping.equal_to_tolerance`` against the gradient test written with ``<`` at the start of a step and
+after an iteration (with and without line search) and the loss-change test written with ``<=``;
+``behaviour.returns_first_loss`` against a step that returns nothing when a test ends it;
 the reference, torch and the simple L-BFGS pass."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from lbfgs_verify.reference import LBFGS
 from tests.quality.simple_lbfgs import SimpleLBFGS
 from tests.quality.verdict import verdict
 
-PROPERTY = "stopping.gradient_equal_to_tolerance"
+PROPERTY = "stopping.equal_to_tolerance"
 
 
 class StrictGradientTestAtStart(SimpleLBFGS):
@@ -43,13 +44,21 @@ class NoGradientTestAfterSearch(SimpleLBFGS):
         return super()._stop(g=g, hp=hp, **rest)
 
 
+class LooseLossChangeTest(SimpleLBFGS):
+    """Bug: the loss-change test is |f_k - f_(k-1)| <= tolerance_change (torch: strict <)."""
+
+    def _stop(self, *, loss: float, prev_loss: float, hp: dict[str, Any], **rest: Any) -> bool:
+        return abs(loss - prev_loss) <= hp["tolerance_change"] or super()._stop(loss=loss, prev_loss=prev_loss,
+                                                                                hp=hp, **rest)
+
+
 @pytest.mark.parametrize("budget", ["quick", "ci"])
 @pytest.mark.parametrize("mutant", [StrictGradientTestAtStart, StrictGradientTestAfterIteration,
-                                    NoGradientTestAfterSearch])
+                                    NoGradientTestAfterSearch, LooseLossChangeTest])
 def test_strict_gradient_tests_fail(mutant: type, budget: str) -> None:
     result = verdict(mutant, PROPERTY, budget, mode="semantics")
     assert result.status is Status.FAIL, (result.status, result.detail)
-    assert "tolerance_grad" in result.detail, result.detail
+    assert "tolerance_grad" in result.detail or "tolerance_change" in result.detail, result.detail
 
 
 @pytest.mark.parametrize("correct", [LBFGS, SimpleLBFGS, torch.optim.LBFGS])
