@@ -135,9 +135,6 @@ class LBFGS(torch.optim.Optimizer):
         """A typed view of ``self.state[params[0]]`` (same objects; nothing is copied or stored apart)."""
         return LBFGSState.view(self.state.get(self._params[0], {}))
 
-    def _numel(self) -> int:
-        return sum(2 * p.numel() if torch.is_complex(p) else p.numel() for p in self._params)
-
     def _gather_flat_grad(self) -> Tensor:
         views = []
         for p in self._params:
