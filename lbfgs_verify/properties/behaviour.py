@@ -621,6 +621,81 @@ def check_change_history_size(ctx: CheckContext) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
+# behaviour.accepts_what_torch_accepts
+# --------------------------------------------------------------------------------------------------------
+
+
+def _accepted_by_torch() -> list[tuple[str, dict[str, Any]]]:
+    """Hyperparameters torch.optim.LBFGS 2.13 builds with and steps with (measured: tests/fast), each with the
+    way users write them: numpy scalars from a config, tensors, a zero lr, max_eval = 0 without line search."""
+    import numpy as np
+
+    return [
+        ("lr=0", {"lr": 0}),
+        ("lr=numpy.float64(0.5)", {"lr": np.float64(0.5)}),
+        ("lr=numpy.float32(0.5)", {"lr": np.float32(0.5)}),
+        ("lr=torch.tensor(0.5)", {"lr": torch.tensor(0.5)}),
+        ("lr=torch.tensor([0.5]) (1-element, 1-dim)", {"lr": torch.tensor([0.5])}),
+        ("tolerance_grad=torch.tensor(1e-7), tolerance_change=torch.tensor(1e-9)",
+         {"tolerance_grad": torch.tensor(1e-7), "tolerance_change": torch.tensor(1e-9)}),
+        ("history_size=numpy.int64(5), max_iter=numpy.int64(3)",
+         {"history_size": np.int64(5), "max_iter": np.int64(3)}),
+        ("max_eval=0 without line search", {"max_iter": 3, "max_eval": 0}),
+        ("max_eval=1 with line_search_fn='strong_wolfe'", {"max_eval": 1, "line_search_fn": "strong_wolfe"}),
+    ]
+
+
+REJECTED_BY_TORCH: list[tuple[str, dict[str, Any]]] = [
+    ("lr=-1", {"lr": -1}),
+    ("lr=-0.5", {"lr": -0.5}),
+]
+"""Hyperparameters torch.optim.LBFGS 2.13 refuses at construction ("Invalid learning rate")."""
+
+
+@register(
+    "behaviour.accepts_what_torch_accepts",
+    category="behaviour",
+    level="semantics",
+    why="which spellings of a hyperparameter are accepted (numpy scalars, tensors, zero) is torch's interface, "
+        "not a property of L-BFGS",
+    title="hyperparameters torch.optim.LBFGS builds and steps with (numpy scalars, 0-dim and 1-element tensors, "
+          "lr = 0, max_eval = 0 without line search) build and step; a negative lr is refused at construction",
+    catches="numpy scalars or tensor hyperparameters refused (a drop-in replacement that breaks configs), a 1-element "
+            "lr tensor handed to add_ as alpha, lr = 0 refused, a negative lr accepted",
+)
+def check_accepts_what_torch_accepts(ctx: CheckContext) -> None:
+    """Each accepted set builds an optimizer on a 4-unknown float64 quadratic and makes 2 steps, which must end
+    on finite parameters; each refused set must raise at construction. The lists are torch 2.13's behaviour
+    (``tests/fast/test_behaviour_properties.py`` checks them against the installed torch)."""
+    lacks = active_lacks()
+    problem = make_problem("separable_quadratic", torch.float64)
+    for name, hp in _accepted_by_torch():
+        if ("strong_wolfe" in lacks and hp.get("line_search_fn")) or ("lr" in lacks and "lr" in hp) or (
+                "max_eval" in lacks and "max_eval" in hp):
+            continue
+        params = problem.make_params()
+        closure = problem.make_closure(params)
+        optimizer = call_target(f"constructing the optimizer with {name}",
+                                lambda hp=hp, params=params: ctx.target.make(params, **hp))
+        for k in range(2):
+            call_target(f"step {k} of an optimizer built with {name}",
+                        lambda optimizer=optimizer, closure=closure: optimizer.step(closure))
+        if not all(bool(torch.isfinite(p).all()) for p in params):
+            raise PropertyFailed(f"two steps with {name} (torch.optim.LBFGS runs them) left non-finite parameters",
+                                 {"hyperparameters": name})
+    if "lr" in lacks:
+        return
+    for name, hp in REJECTED_BY_TORCH:
+        params = problem.make_params()
+        try:
+            ctx.target.make(params, **hp)
+        except Exception:  # refused, as torch refuses it (ValueError "Invalid learning rate")
+            continue
+        raise PropertyFailed(f"the optimizer was built with {name}; torch.optim.LBFGS refuses it at construction "
+                             "(ValueError: Invalid learning rate)", {"hyperparameters": name})
+
+
+# --------------------------------------------------------------------------------------------------------
 # behaviour.no_grad_params / converged_no_move / returns_first_loss
 # --------------------------------------------------------------------------------------------------------
 

@@ -108,3 +108,22 @@ def test_change_history_size_reports_torchs_index_error_with_the_change() -> Non
     result = run_property(REGISTRY["behaviour.change_history_size"], CheckContext(TORCH, budget=BUDGETS["quick"]))
     assert result.status is Status.FAIL
     assert "IndexError" in result.detail and "lbfgs.py" in result.detail
+
+
+def test_accepts_what_torch_accepts_lists_are_torchs_behaviour() -> None:
+    """The hyperparameters behaviour.accepts_what_torch_accepts requires a target to accept are accepted by the
+    installed torch.optim.LBFGS (built, two steps, finite), and those it requires refused are refused."""
+    from lbfgs_verify.properties.behaviour import REJECTED_BY_TORCH, _accepted_by_torch
+    from lbfgs_verify.strategies import make_problem
+
+    problem = make_problem("separable_quadratic", torch.float64)
+    for name, hp in _accepted_by_torch():
+        params = problem.make_params()
+        closure = problem.make_closure(params)
+        optimizer = torch.optim.LBFGS(params, **hp)
+        for _ in range(2):
+            optimizer.step(closure)
+        assert all(bool(torch.isfinite(p).all()) for p in params), name
+    for _name, hp in REJECTED_BY_TORCH:
+        with pytest.raises(ValueError, match="Invalid learning rate"):
+            torch.optim.LBFGS(problem.make_params(), **hp)

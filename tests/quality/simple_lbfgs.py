@@ -195,7 +195,11 @@ class SimpleLBFGS:
 
     # --- hyperparameters -----------------------------------------------------------------------------------
     def _hyperparameters(self) -> dict[str, Any]:
-        return dict(self.param_groups[0])
+        """``param_groups[0]``, with a 1-element lr tensor of any shape as a 0-dim tensor (torch squeezes it)."""
+        hp = dict(self.param_groups[0])
+        if isinstance(hp["lr"], Tensor) and hp["lr"].dim() != 0:
+            hp["lr"] = hp["lr"].squeeze()
+        return hp
 
     # --- the pieces of an iteration --------------------------------------------------------------------------
     def _first_step_length(self, g: Tensor, lr: Any) -> Any:
