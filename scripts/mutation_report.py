@@ -4,7 +4,7 @@ Reads ``mutmut results --all true`` (one ``name: status`` per line), keeps the m
 given after the file (all when none), runs every survivor of stage 1 against ``tests/mutation_conformance/``
 inside ``mutants/``, ``MUTATION_JOBS`` at a time (mutmut's trampolines pick the mutant from the
 ``MUTANT_UNDER_TEST`` environment variable), and prints the figures per mutated file and in total, and the
-survivors of both stages.
+survivors of both stages; stage 3 runs the module's own unit tests (:data:`UNIT_STAGE`) on what survives both.
 
 Usage: ``python scripts/mutation_report.py mutation-results.txt ['lbfgs_verify.reference.lbfgs.*' ...]``
 """
@@ -37,14 +37,29 @@ CONFORMANCE_STAGE = {
 """The bitwise tests each mutated module's survivors face: the search's on the line problems; the reference's all."""
 
 
-def killed_by_conformance(name: str) -> bool:
-    """Run the conformance stage with ``name`` active; a failure (exit 1) kills it."""
+UNIT_STAGE = {
+    "lbfgs_verify.reference.lbfgs": ["tests/fast/test_reference_lbfgs.py"],
+}
+"""The module's own unit tests (its input validation and messages, which no property judges): stage 3."""
+
+
+def _fails(name: str, tests: list[str]) -> bool:
+    """Run ``tests`` in ``mutants/`` with ``name`` active; a failure (exit 1) kills it."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         *CONFORMANCE_STAGE.get(module_of(name), ["tests/mutation_conformance"])],
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:randomly", *tests],
         cwd="mutants", env={**os.environ, "MUTANT_UNDER_TEST": name}, capture_output=True, text=True, check=False,
         timeout=900)
     return done.returncode != 0
+
+
+def killed_by_conformance(name: str) -> bool:
+    """Run the conformance stage with ``name`` active; a failure (exit 1) kills it."""
+    return _fails(name, CONFORMANCE_STAGE.get(module_of(name), ["tests/mutation_conformance"]))
+
+
+def killed_by_unit_tests(name: str) -> bool:
+    """Run the module's unit tests (stage 3) with ``name`` active."""
+    return _fails(name, UNIT_STAGE[module_of(name)])
 
 
 def module_of(name: str) -> str:
@@ -83,6 +98,13 @@ def main(results_file: str, patterns: list[str]) -> int:
         by_conformance = sum(1 for n, k in second.items() if module_of(n) == module and k)
         print(f"{module}: {total} mutants; stage 1 killed {killed}, stage 2 {by_conformance}; "
               f"{total - killed - by_conformance} survive both")
+    third_candidates = sorted(n for n, k in second.items() if not k and module_of(n) in UNIT_STAGE)
+    with ThreadPoolExecutor(jobs) as pool:
+        third = dict(zip(third_candidates, pool.map(killed_by_unit_tests, third_candidates), strict=True))
+    print(f"stage 3 (the module's unit tests: {', '.join(sorted({t for v in UNIT_STAGE.values() for t in v}))}): "
+          f"{sum(third.values())} of {len(third)} survivors of stages 1 and 2 killed")
+    for name in sorted(third):
+        print(f"  {name}: {'killed' if third[name] else 'survived'} by the unit tests")
     print("survivors of stage 1 killed by conformance (bits change, no property of the first stage violated):")
     for name in sorted(n for n, k in second.items() if k):
         print(f"  {name}")
