@@ -173,7 +173,10 @@ def _problems(scale: float) -> st.SearchStrategy[Problem]:
 
 def _check_stop(ctx: CheckContext, *, scale: float, which: str,
                 planner: Callable[[list[Iteration], float], StopPlan | None], tolerance_key: str,
-                test: str) -> None:
+                test: str, must_stop: bool = True) -> None:
+    """One recorded step with both tolerances 0, a plan from it, the same step with the planned tolerance: it
+    must stop after the planned iteration (``must_stop``) or go on past it (a tolerance exactly at a strict
+    test's quantity)."""
     @ctx.settings(report_multiple_bugs=False)
     @given(problem=_problems(scale), lr=st.sampled_from((1, 0.5)), history_size=st.integers(1, 5))
     @example(problem=_scaled(generated_problem(11, [5, 4, 3]), scale), lr=1, history_size=3)
@@ -192,6 +195,14 @@ def _check_stop(ctx: CheckContext, *, scale: float, which: str,
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, stopping_hp, 1)
         calls, expected = obs.steps[0].calls, plan.k + 1
+        if not must_stop:
+            if calls <= expected:
+                raise obs.fail(
+                    f"with {tolerance_key}={plan.tolerance!r}, exactly the {test} of iteration {plan.k}, the step "
+                    f"must go on (the test is strict: < {tolerance_key}; the other tests stay above "
+                    f"{plan.high:.6g}); it stopped after {calls} closure calls", iteration=plan.k,
+                    tolerance=plan.tolerance, calls=calls)
+            return
         if calls != expected:
             what = "did not stop there" if calls > expected else "stopped earlier"
             if plan.k == 0:
@@ -284,37 +295,10 @@ def check_equal_to_tolerance(ctx: CheckContext) -> None:
                     tolerance_key="tolerance_grad", test="gradient max|g_k|")
     if "strong_wolfe" not in active_lacks():
         _check_gradient_after_search(ctx)
-    if "tolerance_change" not in active_lacks():
-        _check_loss_change_at_tolerance(ctx)
-
-
-def _check_loss_change_at_tolerance(ctx: CheckContext) -> None:
-    """The losses are the closure's own Python floats, so ``|f_k - f_{k-1}|`` is known exactly: with
-    ``tolerance_change`` equal to it (and the move and the descent clear of it) torch's test
-    ``abs(loss - prev_loss) < tolerance_change`` does not fire, so the step goes on past iteration ``k``."""
-
-    @ctx.settings(report_multiple_bugs=False)
-    @given(problem=_problems(1e-4), lr=st.sampled_from((1, 0.5)), history_size=st.integers(1, 5))
-    def run(problem: Problem, lr: float, history_size: int) -> None:
-        hp = {"lr": lr, "max_iter": ITERATIONS, "max_eval": 2 * ITERATIONS, "tolerance_grad": 0.0,
-              "tolerance_change": 0.0, "history_size": history_size, "line_search_fn": None}
-        with quiet_known_warnings():
-            recorded = observe(ctx.target, problem, hp, 1)
-        its, _ = recorded_iterations(recorded, float(lr))
-        plan = plan_loss_change_reached(its)
-        if plan is None:
-            note("no iteration's loss change is a new minimum clear of the other tests")
-            return
-        with quiet_known_warnings():
-            obs = observe(ctx.target, problem, {**hp, "tolerance_change": plan.tolerance}, 1)
-        if obs.steps[0].calls <= plan.k + 1:
-            raise obs.fail(
-                f"with tolerance_change={plan.tolerance!r}, exactly the loss change |f_k - f_(k-1)| of iteration "
-                f"{plan.k}, the step must go on (the test is |Δf| < tolerance_change, strict; the move and the "
-                f"descent stay above {plan.high:.6g}); it stopped after {obs.steps[0].calls} closure calls",
-                iteration=plan.k, tolerance=plan.tolerance, calls=obs.steps[0].calls)
-
-    run()
+    if "tolerance_change" not in active_lacks():  # |f_k - f_(k-1)| is exact (the closure's own floats)
+        _check_stop(ctx, scale=1e-4, which="stopping.equal_to_tolerance",
+                    planner=lambda its, g0: plan_loss_change_reached(its), tolerance_key="tolerance_change",
+                    test="loss change |f_k - f_(k-1)|", must_stop=False)
 
 
 SEARCH_BUDGET = 200
