@@ -253,7 +253,7 @@ def check_max_iter(ctx: CheckContext) -> None:
     why="torch's evaluation schedule: no closure call after the last iteration (another correct L-BFGS may "
         "evaluate the final point)",
     title="without line search and with no stopping test able to fire, a step runs exactly max_iter iterations: "
-          "max_iter closure calls, the last move not evaluated",
+          "max_iter closure calls, the last move not evaluated (max_eval < max_iter: exactly max_eval calls)",
     catches="off-by-one in max_iter, an extra closure call after the last iteration (torch: 're-evaluate "
             "function only if not in last iteration'), a closure called twice per iteration",
 )
@@ -262,15 +262,23 @@ def check_iterations(ctx: CheckContext) -> None:
     test counts the first call, so ``max_eval = max_iter`` — the default for max_iter < 4 — ends a step one
     iteration early): none of torch's early stops can fire on a non-stationary smooth problem (they need
     g = 0 or gᵀd >= 0). So each step must make exactly ``max_iter`` closure calls at distinct points (one at
-    the start, one after each move but the last) and end with one more, unevaluated, move. Float64 problems;
+    the start, one after each move but the last) and end with one more, unevaluated, move. Some examples set
+    ``max_eval = max_iter - 1`` instead: the step must then stop after exactly ``max_eval`` calls, at the last
+    evaluated point (torch tests ``current_evals >= max_eval`` after each iteration). Float64 problems;
     steps are checked while max|g| > 1e-6·max|g₀| (before convergence a move cannot vanish in rounding)."""
     n_steps = max(3, ctx.budget.steps // 2)
 
     @_settings(ctx)
     @given(problem=_float64_problems(), lr=lr_choices((1, 0.5)), max_iter=st.integers(1, 6),
-           history_size=st.integers(1, 5), eval_slack=st.sampled_from((1, 3)))
+           history_size=st.integers(1, 5), eval_slack=st.sampled_from((1, 3, -1)))
+    @example(problem=make_problem("rosenbrock"), lr=1, max_iter=5, history_size=3, eval_slack=-1)
     def run(problem: Problem, lr: float, max_iter: int, history_size: int, eval_slack: int) -> None:
-        hp = {"lr": lr, "max_iter": max_iter, "max_eval": max_iter + eval_slack, "history_size": history_size,
+        if eval_slack < 0 and (max_iter < 3 or "max_eval" in active_lacks()):
+            eval_slack = 1
+        max_eval = max_iter + eval_slack
+        binding = max_eval < max_iter  # current_evals >= max_eval fires after max_eval - 1 iterations
+        calls_wanted = max_eval if binding else max_iter
+        hp = {"lr": lr, "max_iter": max_iter, "max_eval": max_eval, "history_size": history_size,
               "line_search_fn": None, "tolerance_grad": 0.0, "tolerance_change": 0.0}
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, hp, n_steps)
@@ -280,18 +288,23 @@ def check_iterations(ctx: CheckContext) -> None:
             distinct = all(not torch.equal(a.x, b.x) for a, b in zip(step.evaluations, step.evaluations[1:],
                                                                      strict=False))
             moved_last = not torch.equal(step.x_after, step.evaluations[-1].x)
-            if step.calls != max_iter or not distinct or not moved_last:
+            if step.calls != calls_wanted or not distinct or moved_last == binding:
                 what = []
-                if step.calls != max_iter:
-                    what.append(f"{step.calls} closure calls instead of max_iter = {max_iter}")
+                if step.calls != calls_wanted:
+                    what.append(f"{step.calls} closure calls instead of "
+                                + (f"max_eval = {max_eval}" if binding else f"max_iter = {max_iter}"))
                 if not distinct:
                     what.append("two consecutive calls at the same point (a second evaluation of one iterate)")
-                if not moved_last:
+                if moved_last == binding:
                     what.append("the step ended at an evaluated point (the last iteration's move is evaluated or "
-                                "missing)")
+                                "missing)" if not binding else "the step ended on an unevaluated move")
+                rule = (f"with max_eval = {max_eval} < max_iter = {max_iter} a step stops once it has made max_eval "
+                        "closure calls (current_evals >= max_eval, the first call counted), at an evaluated point"
+                        if binding else "a step runs exactly max_iter iterations, evaluating after every move but "
+                        "the last")
                 raise obs.fail(f"step {step.index}: {'; '.join(what)} — without line search and with both "
-                               "tolerances 0 a step runs exactly max_iter iterations, evaluating after every move "
-                               "but the last", step=step.index, calls=step.calls, max_iter=max_iter)
+                               f"tolerances 0 {rule}", step=step.index, calls=step.calls, max_iter=max_iter,
+                               max_eval=max_eval)
 
     run()
 

@@ -1,7 +1,8 @@
 """Stops planted wrong (survivors of the mutation run of the reference, docs/mutation.md):
 ``stopping.equal_to_tolerance`` against the gradient test written with ``<`` at the start of a step and
 after an iteration (with and without line search) and the loss-change test written with ``<=``;
-``behaviour.returns_first_loss`` against a step that returns nothing when a test ends it;
+``behaviour.returns_first_loss`` against a step that returns nothing when a test ends it; ``behaviour.iterations``
+against a max_eval test written with ``>``;
 the reference, torch and the simple L-BFGS pass."""
 
 from __future__ import annotations
@@ -87,3 +88,17 @@ def test_a_step_ended_by_a_test_returns_the_first_loss(budget: str) -> None:
     result = verdict(ReturnsNothingWhenATestStops, "behaviour.returns_first_loss", budget, mode="semantics")
     assert result.status is Status.FAIL and "returned None" in result.detail, (result.status, result.detail)
     assert verdict(SimpleLBFGS, "behaviour.returns_first_loss", budget, mode="semantics").status is Status.PASS
+
+
+class MaxEvalTestStrict(SimpleLBFGS):
+    """Bug: a step stops on its evaluation budget only once it has made more than max_eval calls (> for >=)."""
+
+    def _stop(self, *, evals: int, hp: dict[str, Any], **rest: Any) -> bool:
+        return evals > hp["max_eval"] or super()._stop(evals=evals, hp={**hp, "max_eval": float("inf")}, **rest)
+
+
+@pytest.mark.parametrize("budget", ["quick", "ci"])
+def test_a_binding_max_eval_ends_the_step_after_exactly_max_eval_calls(budget: str) -> None:
+    result = verdict(MaxEvalTestStrict, "behaviour.iterations", budget, mode="semantics")
+    assert result.status is Status.FAIL and "max_eval" in result.detail, (result.status, result.detail)
+    assert verdict(SimpleLBFGS, "behaviour.iterations", budget, mode="semantics").status is Status.PASS
