@@ -682,6 +682,13 @@ def check_accepts_what_torch_accepts(ctx: CheckContext) -> None:
     (``tests/fast/test_behaviour_properties.py`` checks them against the installed torch)."""
     lacks = active_lacks()
     problem = make_problem("separable_quadratic", torch.float64)
+    try:
+        _check_accepted_and_refused(ctx, problem, lacks)
+    except PropertyFailed as exc:
+        raise PropertyFailed(f"{exc}\n  problem={problem.name}", {**exc.evidence, "problem": problem.name}) from None
+
+
+def _check_accepted_and_refused(ctx: CheckContext, problem: Problem, lacks: frozenset[str]) -> None:
     for name, hp in _accepted_by_torch():
         if ("strong_wolfe" in lacks and hp.get("line_search_fn")) or ("lr" in lacks and "lr" in hp) or (
                 "max_eval" in lacks and "max_eval" in hp):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -167,6 +168,121 @@ class DirectionOverflowsToNaN(SimpleLBFGS):
         return torch.full_like(d, float("nan")) if self.n_iter >= 5 else d
 
 
+# Found by the mutation run of the reference (docs/mutation.md): stops at a tolerance's exact value, steps ended
+# by max_eval or a tolerance, sparse gradients, the hyperparameter spellings torch accepts.
+
+
+class StrictGradientTestAtStart(SimpleLBFGS):
+    """Bug: at the start of a step the gradient test is max|g| < tolerance_grad."""
+
+    def _converged(self, g: Tensor, tolerance_grad: float) -> bool:
+        return bool(g.abs().max() < tolerance_grad)
+
+
+class StrictGradientTestAfterIteration(SimpleLBFGS):
+    """Bug: after an iteration the gradient test is max|g| < tolerance_grad."""
+
+    def _stop(self, *, g: Tensor, hp: dict[str, Any], **rest: Any) -> bool:
+        loose = {**hp, "tolerance_grad": -1.0}  # the inherited tests without the gradient one
+        return bool(g.abs().max() < hp["tolerance_grad"]) or super()._stop(g=g, hp=loose, **rest)
+
+
+class NoGradientTestAfterSearch(SimpleLBFGS):
+    """Bug: after a strong-Wolfe line search the gradient test is skipped (``opt_cond`` left unset)."""
+
+    def _stop(self, *, g: Tensor, hp: dict[str, Any], **rest: Any) -> bool:
+        if hp["line_search_fn"] == "strong_wolfe":
+            hp = {**hp, "tolerance_grad": -1.0}
+        return super()._stop(g=g, hp=hp, **rest)
+
+
+class LooseLossChangeTest(SimpleLBFGS):
+    """Bug: the loss-change test is |f_k - f_(k-1)| <= tolerance_change (torch: strict <)."""
+
+    def _stop(self, *, loss: float, prev_loss: float, hp: dict[str, Any], **rest: Any) -> bool:
+        return abs(loss - prev_loss) <= hp["tolerance_change"] or super()._stop(loss=loss, prev_loss=prev_loss,
+                                                                                hp=hp, **rest)
+
+
+class ReturnsNothingWhenATestStops(SimpleLBFGS):
+    """Bug: a step that ends on max_eval or a tolerance (not on max_iter) returns None (a ``return`` where torch
+    has ``break``: a survivor of the mutation run of the reference)."""
+
+    def _stop(self, **tests: Any) -> bool:
+        stop = super()._stop(**tests)
+        self.ended_early = stop and tests["iteration"] != tests["hp"]["max_iter"]
+        return stop
+
+    def step(self, closure: Any) -> Any:
+        self.ended_early = False
+        loss = super().step(closure)
+        return None if self.ended_early else loss
+
+
+class MaxEvalTestStrict(SimpleLBFGS):
+    """Bug: a step stops on its evaluation budget only once it has made more than max_eval calls (> for >=)."""
+
+    def _stop(self, *, evals: int, hp: dict[str, Any], **rest: Any) -> bool:
+        return evals > hp["max_eval"] or super()._stop(evals=evals, hp={**hp, "max_eval": float("inf")}, **rest)
+
+
+class SparseGradientAsZero(SimpleLBFGS):
+    """Bug: a sparse gradient counts as no gradient (zeros)."""
+
+    def _gather_grad(self) -> Tensor:
+        parts = [torch.zeros_like(p).reshape(-1) if p.grad is None or p.grad.is_sparse else
+                 self._real(p.grad).reshape(-1) for p in self.params]
+        return torch.cat(parts)
+
+
+class SparseGradientValuesOnly(SimpleLBFGS):
+    """Bug: a sparse gradient contributes its stored values only, zero-padded (the rows land in the wrong place)."""
+
+    def _gather_grad(self) -> Tensor:
+        parts = []
+        for p in self.params:
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            if g.is_sparse:
+                values = g.coalesce().values().reshape(-1)
+                g = torch.cat([values, values.new_zeros(p.numel() - values.numel())])
+            parts.append(self._real(g).reshape(-1))
+        return torch.cat(parts)
+
+
+class LrTensorNotSqueezed(SimpleLBFGS):
+    """Bug: a 1-element lr tensor of shape (1,) is used as it is (add_ refuses it as alpha)."""
+
+    def _hyperparameters(self) -> dict[str, Any]:
+        return dict(self.param_groups[0])
+
+
+class RefusesNumpyScalars(SimpleLBFGS):
+    """Bug: numpy scalars (a config's values) are refused."""
+
+    def __init__(self, params: Any, **hyperparameters: Any) -> None:
+        bad = [k for k, v in hyperparameters.items() if isinstance(v, np.generic)]
+        if bad:
+            raise TypeError(f"{bad} must be Python numbers")
+        super().__init__(params, **hyperparameters)
+
+
+class RefusesZeroLr(SimpleLBFGS):
+    """Bug: lr = 0 is refused (torch builds and steps with it)."""
+
+    def __init__(self, params: Any, lr: float | Tensor = 1, **hyperparameters: Any) -> None:
+        if float(lr) <= 0.0:
+            raise ValueError("lr must be positive")
+        super().__init__(params, lr=lr, **hyperparameters)
+
+
+class AcceptsNegativeLr(SimpleLBFGS):
+    """Bug: a negative lr is accepted (and walks uphill)."""
+
+    def __init__(self, params: Any, lr: float | Tensor = 1, **hyperparameters: Any) -> None:
+        super().__init__(params, lr=abs(lr), **hyperparameters)
+        self.param_groups[0]["lr"] = lr
+
+
 BLIND_SPOT_MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     NoLossChangeStop: ("stopping.loss_change",),
     StepTestOnDirection: ("stopping.step_size",),
@@ -178,6 +294,18 @@ BLIND_SPOT_MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     CubicOtherRoot: ("line_search.interpolation_exact_on_quadratics",),
     LineSearchBudgetOffByOne: ("line_search.budget_without_wolfe_point",),
     DirectionOverflowsToNaN: ("mathematics.quadratic_termination", "convergence.reaches_f_star"),
+    StrictGradientTestAtStart: ("stopping.equal_to_tolerance",),
+    StrictGradientTestAfterIteration: ("stopping.equal_to_tolerance",),
+    NoGradientTestAfterSearch: ("stopping.equal_to_tolerance",),
+    LooseLossChangeTest: ("stopping.equal_to_tolerance",),
+    ReturnsNothingWhenATestStops: ("behaviour.returns_first_loss",),
+    MaxEvalTestStrict: ("behaviour.iterations",),
+    SparseGradientAsZero: ("behaviour.sparse_gradients",),
+    SparseGradientValuesOnly: ("behaviour.sparse_gradients",),
+    LrTensorNotSqueezed: ("behaviour.accepts_what_torch_accepts",),
+    RefusesNumpyScalars: ("behaviour.accepts_what_torch_accepts",),
+    RefusesZeroLr: ("behaviour.accepts_what_torch_accepts",),
+    AcceptsNegativeLr: ("behaviour.accepts_what_torch_accepts",),
 }
 
 BLIND_SPOT_CORRECT: dict[type[SimpleLBFGS], tuple[str, ...]] = {

@@ -24,6 +24,7 @@ from lbfgs_verify.properties.base import (
 )
 from lbfgs_verify.targets import Target
 from tests.quality import planted_bugs
+from tests.quality.blind_spot_bugs import BLIND_SPOT_MUTANTS
 from tests.quality.planted_bugs import CONVENTION_CONTROLS, CONVENTIONS, CORRECT_VARIANTS, MUTANTS
 
 load_all()
@@ -139,9 +140,11 @@ def test_convention_control_passes_properties_and_fails_semantics(control: type)
 
 
 def test_every_mathematics_behaviour_convergence_property_catches_some_mutant() -> None:
-    """No property of these categories is without a planted bug (or a convention control, for the semantics
-    properties) that it is shown to catch."""
-    caught = {pid for ids in MUTANTS.values() for pid in ids} | set(CONTROL_CATCHES.values())
+    """No property of these categories is without a planted bug (here, or among the blind-spot mutants of
+    ``tests/quality/blind_spot_bugs.py``; or a convention control, for the semantics properties) that it is
+    shown to catch."""
+    caught = ({pid for ids in MUTANTS.values() for pid in ids} | set(CONTROL_CATCHES.values())
+              | {pid for ids in BLIND_SPOT_MUTANTS.values() for pid in ids})
     mine = {pid for pid in REGISTRY if pid.split(".")[0] in MY_CATEGORIES}
     uncovered = mine - caught - {"convergence.reaches_f_star", "convergence.agrees_with_torch"}
     assert not uncovered, f"properties without a planted bug: {sorted(uncovered)}"

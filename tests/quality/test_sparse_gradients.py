@@ -5,36 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import Tensor
 
 from lbfgs_verify.properties import Status
 from lbfgs_verify.reference import LBFGS
+from tests.quality.blind_spot_bugs import SparseGradientAsZero, SparseGradientValuesOnly
 from tests.quality.simple_lbfgs import SimpleLBFGS
 from tests.quality.verdict import verdict
-
-
-class SparseGradientAsZero(SimpleLBFGS):
-    """Bug: a sparse gradient counts as no gradient (zeros)."""
-
-    def _gather_grad(self) -> Tensor:
-        parts = [torch.zeros_like(p).reshape(-1) if p.grad is None or p.grad.is_sparse else
-                 self._real(p.grad).reshape(-1) for p in self.params]
-        return torch.cat(parts)
-
-
-class SparseGradientValuesOnly(SimpleLBFGS):
-    """Bug: a sparse gradient contributes its stored values only, zero-padded (the rows land in the wrong place)."""
-
-    def _gather_grad(self) -> Tensor:
-        parts = []
-        for p in self.params:
-            g = p.grad if p.grad is not None else torch.zeros_like(p)
-            if g.is_sparse:
-                values = g.coalesce().values().reshape(-1)
-                g = torch.cat([values, values.new_zeros(p.numel() - values.numel())])
-            parts.append(self._real(g).reshape(-1))
-        return torch.cat(parts)
-
 
 PROPERTY = "behaviour.sparse_gradients"
 
