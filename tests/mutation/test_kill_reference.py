@@ -14,8 +14,8 @@ import os
 
 import pytest
 
-from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, Status, load_all, run_property
-from lbfgs_verify.targets import Target
+from lbfgs_verify.properties.base import REGISTRY, Status, load_all
+from tests.quality.verdict import verdict
 
 load_all()
 
@@ -35,7 +35,5 @@ def test_kill_set_is_the_single_target_suite() -> None:
 def test_reference_passes(property_id: str) -> None:
     from lbfgs_verify.reference import LBFGS
 
-    target = Target("lbfgs_verify.reference:LBFGS", LBFGS)
-    context = CheckContext(target, mode="semantics", budget=BUDGETS[BUDGET])
-    result = run_property(REGISTRY[property_id], context)
+    result = verdict(LBFGS, property_id, BUDGET, mode="semantics")
     assert result.status in (Status.PASS, Status.SKIP), f"{property_id}: {result.status.value}\n{result.detail}"

@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, Status, load_all, run_property
-from lbfgs_verify.targets import Target
+from lbfgs_verify.properties.base import REGISTRY, Status, load_all
+from tests.quality.verdict import verdict
 
 load_all()
 
@@ -29,7 +29,5 @@ BUDGET = os.environ.get("LBFGS_VERIFY_MUTATION_BUDGET", "quick")
 def test_reference_is_bitwise_torch(property_id: str) -> None:
     from lbfgs_verify.reference import LBFGS
 
-    target = Target("lbfgs_verify.reference:LBFGS", LBFGS)
-    context = CheckContext(target, mode="conformance", budget=BUDGETS[BUDGET])
-    result = run_property(REGISTRY[property_id], context)
+    result = verdict(LBFGS, property_id, BUDGET, mode="conformance")
     assert result.status in (Status.PASS, Status.SKIP), f"{property_id}: {result.status.value}\n{result.detail}"
