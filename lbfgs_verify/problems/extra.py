@@ -537,3 +537,26 @@ def extra_problems(dtype: torch.dtype = torch.float64) -> list[Problem]:
         rosenbrock_chained(2, dtype=dtype),
         rosenbrock_chained(10, dtype=dtype),
     ]
+
+
+def sparse_embedding_problem(seed: int, rows: int, dim: int, dtype: torch.dtype, *, sparse: bool) -> Problem:
+    """Rows of a table ``E`` (rows × dim) picked by ``torch.nn.functional.embedding`` and fitted through a vector
+    ``w``: ``½‖E[idx] w - b‖² + 0.05 (‖E[idx]‖² + ‖w‖²)``, every row but one picked once. With ``sparse=True``
+    ``E.grad`` is a sparse tensor (the gradient of ``nn.Embedding(sparse=True)``), otherwise the same values dense
+    (the picked rows are distinct, so both hold exactly the same numbers)."""
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(rows, dim, generator=g, dtype=torch.float64).to(dtype)
+    w = torch.randn(dim, generator=g, dtype=torch.float64).to(dtype)
+    idx = torch.randperm(rows, generator=g)[: rows - 1]
+    b = torch.randn(rows - 1, generator=g, dtype=torch.float64).to(dtype)
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        chosen = torch.nn.functional.embedding(idx, params[0], sparse=sparse)
+        r = chosen @ params[1] - b
+        return 0.5 * (r * r).sum() + 0.05 * ((chosen * chosen).sum() + (params[1] * params[1]).sum())
+
+    kind = "sparse" if sparse else "dense"
+    return Problem(name=f"sparse_embedding[seed={seed},rows={rows},dim={dim},{str(dtype).removeprefix('torch.')},"
+                        f"{kind} grad]", dimension=rows * dim + dim, dtype=dtype, start=(table, w),
+                   objective=objective, source="lbfgs_verify (behaviour.sparse_gradients)",
+                   tags=frozenset({"sparse-grad"} if sparse else ()))
