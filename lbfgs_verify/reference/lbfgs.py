@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Iterable, Mapping
+from math import nan
 from typing import Any
 
 import torch
@@ -78,12 +79,34 @@ def two_loop_direction(
     q = flat_grad.neg()
     for i in range(num_old - 1, -1, -1):  # newest to oldest: α_i = ρ_i s_iᵀ q;  q ← q - α_i y_i
         al[i] = old_stps[i].dot(q) * ro[i]
-        q.add_(old_dirs[i], alpha=-al[i])
+        q.add_(old_dirs[i], alpha=-al[i].item())  # = torch's alpha=-al[i], without a tensor negation
     r = torch.mul(q, H_diag)  # r = H₀ q
+    scalar_difference = r.dtype in _EXACT_SCALAR_DTYPES and r.device.type == "cpu"
     for i in range(num_old):  # oldest to newest: β = ρ_i y_iᵀ r;  r ← r + s_i (α_i - β)
         be_i = old_dirs[i].dot(r) * ro[i]
-        r.add_(old_stps[i], alpha=al[i] - be_i)
+        al_i = al[i]
+        alpha = al_i.item() - be_i.item() if scalar_difference and al_i.dtype is be_i.dtype is r.dtype else nan
+        if alpha != alpha:  # not taken, or NaN: a NaN's sign and payload are the kernel's, so torch's expression
+            alpha = al_i - be_i
+        r.add_(old_stps[i], alpha=alpha)  # = torch's alpha=al[i] - be_i (see _EXACT_SCALAR_DTYPES)
     return r
+
+
+_EXACT_SCALAR_DTYPES = (torch.float32, torch.float64)
+"""Dtypes for which ``two_loop_direction`` may form α_i - β_i as Python floats and keep torch's bits.
+
+``Tensor.add_`` turns a tensor ``alpha`` into a Python number with ``.item()``, and the kernel rounds it to the
+tensor's compute type (float32 for float32, float64 for float64, on the CPU and on CUDA). Torch subtracts the
+two 0-dim tensors in their dtype first. In float64 that is the same IEEE subtraction as Python's. For float32
+operands, the double difference rounded to float32 by the kernel equals the float32 difference: a double has
+more than 2·24 + 2 significand bits, so the second rounding cannot change the first (Figueroa, "When is double
+rounding innocuous?", SIGNUM Newsletter 30(3), 1995). Half and bfloat16 keep torch's tensor expression: CUDA
+computes them in float32, where that argument fails, and the test covers them on the CPU as the fallback.
+On a GPU each ``.item()`` is a synchronisation, so the shortcut is taken on the CPU only. Every result but NaN is
+fixed by IEEE 754; a NaN's sign and payload are not (NaN - NaN keeps the first operand's in Python and the second's
+in torch's CPU kernel, measured), so a NaN difference is formed by torch's expression. The negation in the first
+loop flips the sign bit in both, NaN included, so it is always done on the Python number. Pinned by
+``tests/fast/test_reference_lbfgs.py::test_two_loop_scalar_shortcut_keeps_torchs_bits``."""
 
 
 class LBFGS(torch.optim.Optimizer):
@@ -255,7 +278,14 @@ class LBFGS(torch.optim.Optimizer):
 
             if prev_flat_grad is None:
                 prev_flat_grad = flat_grad.clone(memory_format=torch.contiguous_format)
-            else:
+            elif prev_flat_grad.dtype is flat_grad.dtype and prev_flat_grad.device == flat_grad.device:
+                # flat_grad is a new tensor nothing writes to: keep it instead of torch's copy_ into the old one.
+                # Where the old one is the stored one, the copy_ shows in the state at once (a closure raising later
+                # in this step leaves it there), so store the new one at once too.
+                if state.get("prev_flat_grad") is prev_flat_grad:
+                    state["prev_flat_grad"] = flat_grad
+                prev_flat_grad = flat_grad
+            else:  # a state set by hand in another dtype or device: torch's copy_ keeps it there
                 prev_flat_grad.copy_(flat_grad)
             prev_loss = loss
 

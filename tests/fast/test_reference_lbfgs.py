@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,11 +13,11 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import assume, given, note
+from hypothesis import assume, example, given, note
 from hypothesis import strategies as st
 
 from lbfgs_verify.bitwise import clone_structure, first_difference, shares_storage
-from lbfgs_verify.reference import LBFGS
+from lbfgs_verify.reference import LBFGS, two_loop_direction
 
 # --------------------------------------------------------------------------------------------------------
 # Generated problems and hyperparameters
@@ -149,6 +150,53 @@ def test_full_and_rolling_histories_are_exercised() -> None:
     assert len(opt.lbfgs_state.old_dirs) == 2 and opt.lbfgs_state.n_iter > 3
     expected, _, _ = run(torch.optim.LBFGS, problem, hyper, 1)
     assert_same(expected, record, "rolling history run")
+
+
+def _torch_two_loop(flat_grad: torch.Tensor, old_dirs: list[torch.Tensor], old_stps: list[torch.Tensor],
+                    ro: list[Any], H_diag: Any, al: list[Any]) -> torch.Tensor:
+    """torch 2.13's two-loop recursion as torch/optim/lbfgs.py writes it (tensor alphas)."""
+    q = flat_grad.neg()
+    for i in range(len(old_dirs) - 1, -1, -1):
+        al[i] = old_stps[i].dot(q) * ro[i]
+        q.add_(old_dirs[i], alpha=-al[i])
+    r = torch.mul(q, H_diag)
+    for i in range(len(old_dirs)):
+        be_i = old_dirs[i].dot(r) * ro[i]
+        r.add_(old_stps[i], alpha=al[i] - be_i)
+    return r
+
+
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 40), m=st.integers(1, 12),
+       dtype=st.sampled_from([torch.float64, torch.float32, torch.bfloat16, torch.float16]),
+       ro_dtype=st.sampled_from([None, torch.float64, torch.float32]), spread=st.integers(0, 40),
+       poison=st.sampled_from([None, math.nan, -math.nan, math.inf, -math.inf]), poisoned=st.integers(0, 12))
+@example(seed=0, n=3, m=2, dtype=torch.float64, ro_dtype=None, spread=0, poison=math.nan, poisoned=12)
+def test_two_loop_scalar_shortcut_keeps_torchs_bits(seed: int, n: int, m: int, dtype: torch.dtype,
+                                                   ro_dtype: torch.dtype | None, spread: int, poison: float | None,
+                                                   poisoned: int) -> None:
+    """two_loop_direction forms α_i - β_i as Python floats for float32/float64 (one tensor op less per pair): the
+    direction and every stored α_i stay torch's bits, for pairs whose scales differ by up to 2**spread (so that
+    α_i - β_i needs the correct rounding), in every dtype, with ρ of another dtype (the tensor fallback), and with
+    a NaN or infinity in the gradient or a pair (NaN signs and payloads are the kernel's)."""
+    g = torch.Generator().manual_seed(seed)
+    limit = 8 if dtype in (torch.bfloat16, torch.float16) else spread
+
+    def scaled(k: int) -> torch.Tensor:
+        return (torch.randn(n, generator=g, dtype=torch.float64) * 2.0 ** (k % (limit + 1) - limit // 2)).to(dtype)
+
+    old_stps = [scaled(3 * i) for i in range(m)]
+    old_dirs = [s * (1 + torch.rand(n, generator=g, dtype=torch.float64)).to(dtype) for s in old_stps]
+    ro = [(1.0 / y.dot(s)).to(ro_dtype or dtype) for y, s in zip(old_dirs, old_stps, strict=True)]
+    flat_grad, H_diag = scaled(7), old_dirs[-1].dot(old_stps[-1]) / old_dirs[-1].dot(old_dirs[-1])
+    if poison is not None:  # the gradient (poisoned >= m) or one stored step
+        (flat_grad if poisoned >= m else old_stps[poisoned])[seed % n] = poison
+    note(f"dtype={dtype} ro dtype={ro[0].dtype} n={n} m={m}")
+    expected_al: list[Any] = [None] * m
+    actual_al: list[Any] = [None] * m
+    expected = _torch_two_loop(flat_grad, old_dirs, old_stps, ro, H_diag, expected_al)
+    actual = two_loop_direction(flat_grad, old_dirs, old_stps, ro, H_diag, actual_al)
+    assert_same(expected, actual, "direction")
+    assert_same(expected_al, actual_al, "al")
 
 
 def test_same_constructor_defaults_as_torch() -> None:
