@@ -7,14 +7,15 @@ torch/optim/lbfgs.py (2.13) ends the iterations of a ``step()``, after moving an
 - ``max|t·d| <= tolerance_change`` (the step),
 - ``max|g_k| <= tolerance_grad`` (the gradient; also tested once at the start of the step),
 
-and before moving when ``gᵀd > -tolerance_change``. The tolerances are chosen from a recorded run of the
-target itself: one ``step()`` with ``max_iter=12``, both tolerances 0 and no line search evaluates the
-closure at ``x_0, ..., x_11`` (black box, :mod:`lbfgs_verify.observe`), which gives for every iteration ``k``
-the loss change, the step ``max|x_k - x_{k-1}|``, ``gᵀd = g_{k-1}ᵀ(x_k - x_{k-1})/t_k`` and ``max|g_k|``
-(``t_1 = min(1, 1/||g_0||₁)·lr``, later ``t_k = lr``). For each test we look for the latest iteration ``k``
-at which a tolerance ``τ`` makes that test, and no other, fire first (with a margin of 1e-3 relative on both
-sides so that rounding cannot move the decision), set ``τ`` to the geometric mean of its bounds, and run the
-same step again: it must make exactly ``k + 1`` closure calls (the run is deterministic up to the stop).
+and before moving when ``gᵀd > -tolerance_change`` (the descent test). The tolerances are chosen from a recorded
+run of the target itself: one ``step()`` with ``max_iter=12``, both tolerances 0 and no line search evaluates the
+closure at ``x_0, ..., x_11`` (black box, :mod:`lbfgs_verify.observe`), which gives for every iteration ``k`` the
+loss change, the step ``max|x_k - x_{k-1}|``, ``gᵀd = g_{k-1}ᵀ(x_k - x_{k-1})/t_k`` and ``max|g_k|`` (``t_1 =
+min(1, 1/||g_0||₁)·lr``, later ``t_k = lr``). For each test we look for the latest iteration ``k`` at which a
+tolerance ``τ`` makes that test, and no other, fire first (with a margin of 1e-3 relative on both sides so that
+rounding cannot move the decision), set ``τ`` to the geometric mean of its bounds, and run the same step again: it
+must make exactly ``k + 1`` closure calls (``k`` for the descent test, made before the move; the run is
+deterministic up to the stop).
 
 Problems are scaled (f·10⁻⁴ for the loss change, f·10⁴ for the step) so that the tested quantity is the
 smallest of the three for a while.
@@ -117,6 +118,14 @@ def plan_step(its: list[Iteration]) -> StopPlan | None:
     return _plan([i.step for i in its], [min(a, b) for a, b in zip(before, others, strict=True)])
 
 
+def plan_descent(its: list[Iteration]) -> StopPlan | None:
+    """τ (tolerance_change) with -gᵀd_k < τ (the descent test fires at the start of iteration ``k``, before
+    moving), and for i < k: -gᵀd_i >= τ, step_i > τ, Δf_i >= τ (no test fired before)."""
+    descents = [i.descent for i in its]
+    before = [math.inf, *_running_min([min(i.descent, i.step, i.loss_change) for i in its])[:-1]]
+    return _plan(descents, before)
+
+
 def plan_gradient(its: list[Iteration], g0: float) -> StopPlan | None:
     """τ (tolerance_grad, tolerance_change = 0) with max|g_k| <= τ < max|g_i| for i < k (and i = 0)."""
     before = _running_min([g0, *[i.gradient for i in its]])[:-1]
@@ -173,10 +182,11 @@ def _problems(scale: float) -> st.SearchStrategy[Problem]:
 
 def _check_stop(ctx: CheckContext, *, scale: float, which: str,
                 planner: Callable[[list[Iteration], float], StopPlan | None], tolerance_key: str,
-                test: str, must_stop: bool = True) -> None:
+                test: str, must_stop: bool = True, before_moving: bool = False) -> None:
     """One recorded step with both tolerances 0, a plan from it, the same step with the planned tolerance: it
     must stop after the planned iteration (``must_stop``) or go on past it (a tolerance exactly at a strict
-    test's quantity)."""
+    test's quantity). ``before_moving``: the test is made at the start of iteration ``k``, so the step ends
+    with ``k`` closure calls (``x_0 .. x_{k-1}``), not ``k + 1``."""
     @ctx.settings(report_multiple_bugs=False)
     @given(problem=_problems(scale), lr=st.sampled_from((1, 0.5)), history_size=st.integers(1, 5))
     @example(problem=_scaled(generated_problem(11, [5, 4, 3]), scale), lr=1, history_size=3)
@@ -194,7 +204,7 @@ def _check_stop(ctx: CheckContext, *, scale: float, which: str,
         stopping_hp = {**hp, tolerance_key: plan.tolerance}
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, stopping_hp, 1)
-        calls, expected = obs.steps[0].calls, plan.k + 1
+        calls, expected = obs.steps[0].calls, plan.k if before_moving else plan.k + 1
         if not must_stop:
             if calls <= expected:
                 raise obs.fail(
@@ -210,8 +220,10 @@ def _check_stop(ctx: CheckContext, *, scale: float, which: str,
                     f"with {tolerance_key}={plan.tolerance!r}, exactly max|g_0| at the start of the step, the step "
                     f"must return after its first closure call (the test is max|g| <= {tolerance_key}); it made "
                     f"{calls}", iteration=0, tolerance=plan.tolerance, calls=calls, expected_calls=1)
+            where = f"at the start of iteration {plan.k}, before moving" if before_moving else (
+                f"after iteration {plan.k}")
             raise obs.fail(
-                f"with {tolerance_key}={plan.tolerance:.6g} the step must stop after iteration {plan.k}: the "
+                f"with {tolerance_key}={plan.tolerance:.6g} the step must stop {where}: the "
                 f"{test} reached {plan.low:.6g} <= {tolerance_key} there (the other stopping tests stay above "
                 f"{plan.high:.6g} until then), so {expected} closure calls; the step made {calls}: it {what} "
                 f"(recorded with both tolerances 0: {recorded.steps[0].calls} calls)",
@@ -258,6 +270,24 @@ def check_loss_change(ctx: CheckContext) -> None:
 def check_step_size(ctx: CheckContext) -> None:
     _check_stop(ctx, scale=1e4, which="stopping.step_size", planner=lambda its, g0: plan_step(its),
                 tolerance_key="tolerance_change", test="step max|t·d|")
+
+
+@register(
+    "stopping.descent_test",
+    category="stopping",
+    level="semantics",
+    why=_WHY_SEMANTICS,
+    needs=('tolerance_change',),
+    title="a step stops at the start of the first iteration whose direction is not a descent direction by "
+          "tolerance_change (gᵀd > -tolerance_change), before moving or evaluating (for a value the run reaches)",
+    catches="the descent test missing, written as gᵀd > +tolerance_change or with the gradient's norm, made after "
+            "the move, or followed by one more evaluation",
+)
+def check_descent_test(ctx: CheckContext) -> None:
+    """torch/optim/lbfgs.py: ``if gtd > -tolerance_change: break`` right after the direction and the step length
+    are chosen (Nocedal & Wright §3.1: a step is only taken along a descent direction)."""
+    _check_stop(ctx, scale=1e-4, which="stopping.descent_test", planner=lambda its, g0: plan_descent(its),
+                tolerance_key="tolerance_change", test="descent -gᵀd", before_moving=True)
 
 
 @register(

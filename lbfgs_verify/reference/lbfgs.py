@@ -3,8 +3,12 @@
 The iteration is L-BFGS as in Nocedal & Wright, *Numerical Optimization* (2nd ed.), Algorithm 7.5, with the
 two-loop recursion of Algorithm 7.4 for the direction, H₀ = γI with γ = sᵀy/yᵀy (eq. 7.20), and either a
 fixed step or the strong-Wolfe search of :mod:`lbfgs_verify.line_search.strong_wolfe`. Every floating-point
-operation is the one ``torch/optim/lbfgs.py`` performs, in the same order, so that parameters and state agree
-to the bit with torch on the same device and thread count.
+operation is the one ``torch/optim/lbfgs.py`` performs, in the same order and rounded to the same dtype, so that
+parameters and state agree to the bit with torch on the same device and thread count. Two things are done with
+less work than torch, each proven to give its bits: the two-loop's step coefficients are Python numbers where
+torch makes 0-dim tensors first (:data:`_EXACT_SCALAR_DTYPES`), and the new flat gradient is kept as
+``prev_flat_grad`` instead of being copied into the old one. That is what makes the reference no slower than
+torch (README, "Speed").
 
 The state lives where torch keeps it, ``optimizer.state[params[0]]``, with torch's keys, types and insertion
 order, and is mutated the way torch mutates it (so even a step whose closure raised leaves the same state), so

@@ -204,6 +204,14 @@ class LooseLossChangeTest(SimpleLBFGS):
                                                                                 hp=hp, **rest)
 
 
+class DescentTestSignFlipped(SimpleLBFGS):
+    """Bug: the descent test is gᵀd > +tolerance_change, so it never fires on a descent direction (mutant 222 of
+    the reference's ``_iterate`` in the mutation run, killed then only by the bitwise stage)."""
+
+    def _not_descent(self, gtd: Tensor, tolerance_change: float) -> bool:
+        return bool(gtd > tolerance_change)
+
+
 class ReturnsNothingWhenATestStops(SimpleLBFGS):
     """Bug: a step that ends on max_eval or a tolerance (not on max_iter) returns None (a ``return`` where torch
     has ``break``: a survivor of the mutation run of the reference)."""
@@ -298,6 +306,7 @@ BLIND_SPOT_MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     StrictGradientTestAfterIteration: ("stopping.equal_to_tolerance",),
     NoGradientTestAfterSearch: ("stopping.equal_to_tolerance",),
     LooseLossChangeTest: ("stopping.equal_to_tolerance",),
+    DescentTestSignFlipped: ("stopping.descent_test",),
     ReturnsNothingWhenATestStops: ("behaviour.returns_first_loss",),
     MaxEvalTestStrict: ("behaviour.iterations",),
     SparseGradientAsZero: ("behaviour.sparse_gradients",),
