@@ -32,7 +32,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def _rounds(n: int, m: int) -> int:
     work = n * m
-    return 400 if work <= 1e5 else 200 if work <= 1e6 else 100 if work <= 1e7 else 40
+    return 400 if work <= 1e5 else 200 if work <= 1e6 else 100 if work <= 1e7 else 120
 
 
 def read_bandwidth(dtype: torch.dtype = torch.float64, nbytes: int = 256 * 2**20, repeats: int = 5) -> float:
