@@ -38,7 +38,8 @@ def run_benchmarks(directory: Path, out_json: Path, *, targets: Sequence[str], m
     env = {k: v for k, v in os.environ.items() if not k.startswith(XDIST_ENV_PREFIX)}
     env[TARGETS_ENV_VAR] = ",".join(targets)
     command = [sys.executable, "-m", "pytest", str(directory), "--benchmark-only", f"--benchmark-json={out_json}",
-               f"--benchmark-max-time={max_time}", "--benchmark-min-rounds=3", "-q", "-p", "no:cacheprovider",
+               f"--benchmark-max-time={max_time}", "--benchmark-min-rounds=3", "--benchmark-warmup=on",
+               "-q", "-p", "no:cacheprovider",
                "-p", "no:randomly"]
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
@@ -57,9 +58,15 @@ INTERLEAVED_RATIO = "median_ratio_reference_over_torch"
 (``benchmarks/test_reference_vs_torch.py``): their ratio is taken as measured there."""
 
 
+PAIRED_RATIO = "median_ratio_to_torch_paired"
+"""``extra_info`` key of a benchmark of one optimizer that also ran it in turn with torch.optim.LBFGS
+(``benchmarks/test_step_speed.py``): the median of those per-pair ratios, preferred to a ratio of two medians."""
+
+
 def benchmark_ratios(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per benchmark of a pytest-benchmark JSON: median seconds and ratio to torch's run (the median of
-    torch's run with the same other parameters, or the interleaved ratio a benchmark recorded itself)."""
+    """One row per benchmark of a pytest-benchmark JSON: median seconds and ratio to torch's run (the interleaved
+    or paired ratio a benchmark recorded itself, else over the median of torch's run with the same other
+    parameters)."""
     rows = []
     for bench in data.get("benchmarks", []):
         params = dict(bench.get("params") or {})
@@ -70,7 +77,8 @@ def benchmark_ratios(data: Mapping[str, Any]) -> list[dict[str, Any]]:
             "[" + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) + "]" if params else "")
         rows.append({"case": case, "optimizer": optimizer, "median_seconds": float(bench["stats"]["median"]),
                      "rounds": int(bench["stats"].get("rounds", 0)),
-                     "ratio_to_torch": float(extra[INTERLEAVED_RATIO]) if interleaved else None})
+                     "ratio_to_torch": float(extra[INTERLEAVED_RATIO]) if interleaved else (
+                         float(extra[PAIRED_RATIO]) if PAIRED_RATIO in extra else None)})
     torch_median = {r["case"]: r["median_seconds"] for r in rows if r["optimizer"] == TORCH_NAME}
     for row in rows:
         base = torch_median.get(row["case"])

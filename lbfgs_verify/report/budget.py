@@ -37,9 +37,9 @@ class ReportBudget:
 
 REPORT_BUDGETS: dict[str, ReportBudget] = {
     "quick": ReportBudget("quick", max_iter=1000, bitwise_problems=4, bitwise_steps=4, resume_steps=6,
-                          fuzz_examples=6, benchmark_max_time=0.1),
+                          fuzz_examples=6, benchmark_max_time=0.5),
     "ci": ReportBudget("ci", max_iter=5000, bitwise_problems=43, bitwise_steps=6, resume_steps=10,
-                       fuzz_examples=20, benchmark_max_time=0.5),
+                       fuzz_examples=20, benchmark_max_time=1.0),
     "thorough": ReportBudget("thorough", max_iter=15000, bitwise_problems=10**6, bitwise_steps=10, resume_steps=25,
-                             fuzz_examples=60, benchmark_max_time=1.0),
+                             fuzz_examples=60, benchmark_max_time=2.0),
 }

@@ -342,7 +342,11 @@ def _benchmarks(report: Mapping[str, Any], plots: Mapping[str, Any]) -> Section:
         blocks.append(Paragraph(bench["note"]))
     if bench["rows"]:
         blocks.append(Paragraph(f"pytest-benchmark (`{bench['source']}`), median of each benchmark divided by "
-                                "torch.optim.LBFGS's median with the same parameters; timings on a shared machine."))
+                                "torch.optim.LBFGS's median with the same parameters (or, for a benchmark that "
+                                "runs both in turn, the median of its per-pair ratios); timings on a shared "
+                                "machine, where runs timed one after the other drift by a few percent: "
+                                "`benchmarks/test_reference_vs_torch.py` times the reference and torch interleaved "
+                                "(`--benchmark-json` reads its output)."))
         blocks.append(Table(["case", "optimizer", "median seconds", "rounds", "ratio to torch"],
                             [[cell(r["case"]), cell(r["optimizer"]), cell(r["median_seconds"]), cell(r["rounds"]),
                               cell(r["ratio_to_torch"])] for r in bench["rows"]]))

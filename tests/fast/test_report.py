@@ -373,10 +373,15 @@ def test_benchmark_ratios_divide_by_torch_of_the_same_case() -> None:
         {"name": "test_a[y-mine]", "params": {"optimizer": "mine", "n": 2}, "stats": {"median": 3.0, "rounds": 5}},
         {"name": "test_b[3]", "params": {"n": 3}, "stats": {"median": 9.0, "rounds": 5},
          "extra_info": {"median_ratio_reference_over_torch": 0.75}},  # both timed interleaved in one benchmark
+        {"name": "test_a[z-torch.optim.LBFGS]", "params": {"optimizer": "torch.optim.LBFGS", "n": 4},
+         "stats": {"median": 2.0, "rounds": 5}},
+        {"name": "test_a[z-mine]", "params": {"optimizer": "mine", "n": 4}, "stats": {"median": 3.0, "rounds": 5},
+         "extra_info": {"median_ratio_to_torch_paired": 0.9}},  # run in turn with torch: preferred to 3/2
     ]}
     rows = {(r["case"], r["optimizer"]): r["ratio_to_torch"] for r in benchmark_ratios(data)}
     assert rows == {("test_a[n=1]", "torch.optim.LBFGS"): 1.0, ("test_a[n=1]", "mine"): 1.5,
-                    ("test_a[n=2]", "mine"): None, ("test_b[n=3]", "lbfgs_verify.reference.LBFGS"): 0.75}
+                    ("test_a[n=2]", "mine"): None, ("test_b[n=3]", "lbfgs_verify.reference.LBFGS"): 0.75,
+                    ("test_a[n=4]", "torch.optim.LBFGS"): 1.0, ("test_a[n=4]", "mine"): 0.9}
 
 
 def test_benchmarks_run_when_the_report_is_built_inside_an_xdist_worker(tmp_path: Path,
@@ -391,6 +396,8 @@ def test_benchmarks_run_when_the_report_is_built_inside_an_xdist_worker(tmp_path
     rows = benchmark_ratios(json.loads(out.read_text(encoding="utf-8")))
     assert {r["optimizer"] for r in rows} == {"torch.optim.LBFGS", "lbfgs_verify.reference.LBFGS"}
     assert all(r["rounds"] >= 3 and r["ratio_to_torch"] > 0 for r in rows)
+    paired = json.loads(out.read_text(encoding="utf-8"))["benchmarks"]
+    assert all(("median_ratio_to_torch_paired" in b["extra_info"]) == ("reference" in b["name"]) for b in paired)
 
 
 @pytest.mark.parametrize("argv, message", [
