@@ -17,8 +17,8 @@ rounding cannot move the decision), set ``τ`` to the geometric mean of its boun
 must make exactly ``k + 1`` closure calls (``k`` for the descent test, made before the move; the run is
 deterministic up to the stop).
 
-Problems are scaled (f·10⁻⁴ for the loss change, f·10⁴ for the step) so that the tested quantity is the
-smallest of the three for a while.
+Problems are scaled (f·10⁻⁴ for the loss change and the descent test, f·10⁴ for the step) so that the tested
+quantity is the smallest of the others for a while.
 """
 
 from __future__ import annotations
