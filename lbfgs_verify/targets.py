@@ -4,12 +4,19 @@ A target is a class or factory with ``torch.optim.LBFGS``'s constructor
 ``(params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, tolerance_change=1e-9, history_size=100,
 line_search_fn=None)`` whose result has ``step(closure)``, ``state_dict()`` and ``load_state_dict()``, or one that
 translates those arguments to its own names (:data:`ARGUMENTS_ATTRIBUTE`).
+
+The module is looked up as ``python -m`` looks it up: the current working directory comes first on ``sys.path``
+(docs.python.org, "The initialization of the sys.path module search path"), so ``lbfgs-verify check
+myopt:MyLBFGS`` and ``pytest --pyargs lbfgs_verify.suite --lbfgs-target myopt:MyLBFGS`` find ``./myopt.py``
+without ``PYTHONPATH``.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
+import sysconfig
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,8 +91,50 @@ def option_names(factory: Any) -> dict[str, str]:
     return names
 
 
+CONSTRUCTOR_HINT = (
+    "lbfgs-verify builds the target as torch.optim.LBFGS is built: TARGET(params, lr=, max_iter=, max_eval=, "
+    "tolerance_grad=, tolerance_change=, history_size=, line_search_fn=). Three ways to adapt a constructor that "
+    "differs: (1) a factory function `def make(params, **torch_kwargs): return MyOpt(params, <your names>)` and "
+    "check module:make; (2) a static method `lbfgs_verify_arguments(torch_kwargs) -> your kwargs` on the class "
+    "(raise TypeError for an option you have no counterpart of, and declare it with --lacks); (3) a subclass "
+    "with torch's constructor, as the adapters in examples/peers/ (e.g. examples/peers/torchmin_lbfgs.py) do."
+)
+"""What a constructor mismatch (a ``TypeError`` building the target with torch's arguments) says to do."""
+
+
+def constructor_hint(exc: BaseException) -> str:
+    """:data:`CONSTRUCTOR_HINT` after a ``TypeError`` raised building the target, else nothing."""
+    return f" -- {CONSTRUCTOR_HINT}" if isinstance(exc, TypeError) else ""
+
+
+def working_directory_first() -> None:
+    """Put the current working directory first on ``sys.path`` unless it is there already, as ``python -m``
+    does (docs.python.org/3/library/sys_path_init.html)."""
+    cwd = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path):
+        sys.path.insert(0, cwd)
+
+
+def import_directory(spec: str) -> str | None:
+    """The directory ``spec``'s top-level module was imported from (the folder holding ``myopt.py`` or the
+    package folder), when it is not one the interpreter searches anyway (standard library, site-packages);
+    ``None`` for those and for modules without a file. A reproduction script puts it on ``sys.path``."""
+    top = spec.partition(":")[0].split(".")[0]
+    module = sys.modules.get(top)
+    location = getattr(module, "__file__", None)
+    if not location:
+        return None
+    path = os.path.dirname(os.path.abspath(location))
+    if os.path.basename(location).startswith("__init__."):
+        path = os.path.dirname(path)
+    installed = {os.path.abspath(p) for key in ("stdlib", "platstdlib", "purelib", "platlib")
+                 if (p := sysconfig.get_paths().get(key))}
+    return None if path in installed else path
+
+
 def load_target(spec: str | None = None) -> Target:
-    """Import ``module:attr`` (``attr`` may be dotted); with no spec, read ``LBFGS_VERIFY_TARGET``."""
+    """Import ``module:attr`` (``attr`` may be dotted) with the working directory first on ``sys.path``
+    (:func:`working_directory_first`); with no spec, read ``LBFGS_VERIFY_TARGET``."""
     if spec is None:
         spec = os.environ.get(TARGET_ENV_VAR)
         if not spec:
@@ -98,11 +147,15 @@ def load_target(spec: str | None = None) -> Target:
     module_name, _, attr_path = spec.partition(":")
     if not module_name or not attr_path:
         raise TargetLoadError(f"target {spec!r} must be written module:attr, e.g. torch.optim:LBFGS")
+    working_directory_first()
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:  # ImportError and whatever the module raises while importing
+        where = (f" (searched the working directory {os.getcwd()} first, then sys.path: run from the folder that "
+                 f"holds {module_name.split('.')[0]}.py or its package, or install it)"
+                 if isinstance(exc, ModuleNotFoundError) and module_name.startswith(str(exc.name)) else "")
         raise TargetLoadError(f"cannot import module {module_name!r} of target {spec!r}: "
-                              f"{type(exc).__name__}: {exc}") from exc
+                              f"{type(exc).__name__}: {exc}{where}") from exc
     for part in attr_path.split("."):
         try:
             obj = getattr(obj, part)

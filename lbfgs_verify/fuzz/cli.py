@@ -1,8 +1,9 @@
 """``lbfgs-verify fuzz TARGET [--examples N] [--seed S] [--json PATH] [--routes ...] [--classes ...] [--lacks ...]
 [--database DIR|redis://HOST:PORT|none]``.
 
-Progress on the terminal, then the route x outcome and class x outcome matrices, then each finding with its
-shrunk example and a standalone reproduction. Exit 0: no finding; 1: findings; 2: usage (bad target,
+Progress (one line per route and class, on stderr), then the route x outcome and class x outcome matrices (once,
+on stdout, with a legend saying which outcomes are defects), then each finding with its shrunk example and a
+standalone reproduction. Exit 0: no finding; 1: findings; 2: usage (bad target,
 unknown route/class/feature, unusable database).
 """
 
@@ -82,12 +83,41 @@ def open_database(spec: str) -> Any:
     return DirectoryBasedExampleDatabase(spec)
 
 
+OUTCOME_MEANINGS: dict[str, str] = {
+    "exact": "the continuation is bitwise the uninterrupted run",
+    "diverged": "the continuation differs from the uninterrupted run",
+    "crashed": "the route raised",
+    "rejected-at-load": "load_state_dict refused the damaged state, optimizer unchanged",
+    "warned-at-load": "loaded with a warning",
+    "absorbed": "loaded silently, the continuation is exact anyway",
+    "error-at-step": "loaded silently, a later step() raised",
+    "silent": "loaded silently and the run went elsewhere",
+    "rejected-but-changed": "refused at load after changing the optimizer",
+    "code-executed": "a hostile pickle ran code",
+}
+"""One line per outcome for the legend (the classification is :mod:`lbfgs_verify.fuzz.outcomes`)."""
+
+
+def legend_lines(outcomes: list[str] | None = None) -> list[str]:
+    """Which outcomes are defects (counted as findings, exit 1) and which are fine, with what each means;
+    ``outcomes`` limits the legend to the columns shown."""
+    from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, FINDINGS, VALID_OUTCOMES
+
+    shown = [o for o in (*VALID_OUTCOMES, *CORRUPT_OUTCOMES) if outcomes is None or o in outcomes]
+    lines = ["Cells count generated cases ('.' = none). Outcomes marked * are defects (findings, exit 1):"]
+    width = max((len(o) for o in shown), default=0)
+    lines += [f"  {'*' if o in FINDINGS else ' '} {o:<{width}}  {OUTCOME_MEANINGS[o]}" for o in shown]
+    return lines
+
+
 def matrix_lines(report: FuzzReport) -> list[str]:
-    """The route x outcome and class x outcome tables, as printed."""
+    """The route x outcome and class x outcome tables, as printed (defect columns marked ``*``), and the
+    legend of the outcomes shown."""
     from lbfgs_verify.engine import ROUTES
-    from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, VALID_OUTCOMES
+    from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, FINDINGS, VALID_OUTCOMES
 
     lines: list[str] = []
+    shown: list[str] = []
     matrix = report.matrix()
     for title, rows, columns in (("route", matrix["routes"], VALID_OUTCOMES),
                                  ("class", matrix["classes"], CORRUPT_OUTCOMES)):
@@ -96,14 +126,19 @@ def matrix_lines(report: FuzzReport) -> list[str]:
             continue
         width = max(len(title), *(len(n) for n in names))
         used = [c for c in columns if any(c in rows.get(n, {}) for n in names)] or list(columns[:1])
-        lines.append(f"{title:<{width}}  " + "  ".join(f"{c:>{max(len(c), 3)}}" for c in used))
+        shown += used
+        heads = [("*" if c in FINDINGS else "") + c for c in used]
+        lines.append(f"{title:<{width}}  " + "  ".join(f"{h:>{max(len(h), 3)}}" for h in heads))
         for name in names:
             if name in report.skipped and not rows.get(name):
                 lines.append(f"{name:<{width}}  skipped: {report.skipped[name]}")
                 continue
-            cells = "  ".join(f"{rows[name].get(c, 0) or '.':>{max(len(c), 3)}}" for c in used)
+            cells = "  ".join(f"{rows[name].get(c, 0) or '.':>{max(len(h), 3)}}"
+                              for c, h in zip(used, heads, strict=True))
             lines.append(f"{name:<{width}}  {cells}")
         lines.append("")
+    if shown:
+        lines += [*legend_lines(shown), ""]
     return lines
 
 
@@ -142,9 +177,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"lbfgs-verify fuzz {target.spec}: {args.examples} example(s) per route and per class, seed {args.seed}"
           + (f", lacks {', '.join(sorted(lacks))}" if lacks else ""), flush=True)
 
-    def progress(kind: str, name: str, counts: dict[str, int]) -> None:
-        summary = ", ".join(f"{outcome} {n}" for outcome, n in counts.items()) or "nothing drawn"
-        print(f"  {'route' if kind == 'valid' else 'class'} {name}: {summary}", flush=True)
+    def progress(kind: str, name: str, counts: dict[str, int]) -> None:  # the counts go in the matrix, once
+        done = sum(counts.values())
+        print(f"  {'route' if kind == 'valid' else 'class'} {name}: {done} case(s) done", file=sys.stderr, flush=True)
 
     report = run_fuzz(target, examples=args.examples, seed=args.seed, routes=args.routes, classes=args.classes,
                       lacks=lacks, on_progress=progress, database=database, threads=args.threads)
