@@ -21,8 +21,6 @@ parameter), pytorch #111508.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -48,22 +46,8 @@ from lbfgs_verify.engine import (
 )
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
 from lbfgs_verify.strategies import hyperparameters, learning_rates, make_problem, scenarios
+from lbfgs_verify.tolerances import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, Tolerance, first_violation
 from lbfgs_verify.trace import StepRecord
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """``|actual - expected| <= atol + rtol * |expected|`` elementwise."""
-
-    rtol: float
-    atol: float
-
-    def __str__(self) -> str:
-        return f"rtol {self.rtol:g}, atol {self.atol:g}"
-
-
-FLOAT64_TOLERANCE = Tolerance(rtol=1e-9, atol=1e-10)
-FLOAT32_TOLERANCE = Tolerance(rtol=1e-4, atol=1e-4)
 
 
 def require_cuda() -> str:
@@ -82,30 +66,6 @@ def _device_scenarios(steps: int) -> st.SearchStrategy[Scenario]:
         hyperparameter_strategy=hyperparameters(lr=learning_rates(tensor_dtypes=(torch.float64,), values=(1.0, 0.5)),
                                                 allow_defaults=False),
     )
-
-
-def first_violation(expected: Sequence[StepRecord], actual: Sequence[StepRecord], tolerance: Tolerance) -> str | None:
-    """The first step/parameter where ``actual`` leaves ``tolerance`` around ``expected`` (read on the CPU)."""
-    for e, a in zip(expected, actual, strict=True):
-        for i, (x, y) in enumerate(zip(e.params, a.params, strict=True)):
-            x64 = _real64(x)
-            y64 = _real64(y)
-            if x64.shape != y64.shape:
-                return f"step {e.index}: params[{i}] shape {tuple(x.shape)} != {tuple(y.shape)}"
-            excess = (y64 - x64).abs() - (tolerance.atol + tolerance.rtol * x64.abs())
-            if not bool(torch.isfinite(y64).all()) or bool((excess > 0).any()):
-                worst = int(torch.nan_to_num(excess, nan=float("inf")).reshape(-1).argmax())
-                return (f"step {e.index}: params[{i}] element {worst}: {x64.reshape(-1)[worst].item()!r} (CPU) vs "
-                        f"{y64.reshape(-1)[worst].item()!r}; max |diff| {float((y64 - x64).abs().max()):.3g} "
-                        f"exceeds {tolerance}")
-    return None
-
-
-def _real64(t: Tensor) -> Tensor:
-    t = t.detach().cpu()
-    if t.is_complex():
-        t = torch.view_as_real(t)
-    return t.to(torch.float64)
 
 
 def check_cpu_state_to_device_on(ctx: CheckContext, device: str) -> None:
