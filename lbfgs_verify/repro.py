@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lbfgs_verify.targets import TargetLoadError, load_target, own_arguments
+from lbfgs_verify.targets import TargetLoadError, import_directory, load_target, own_arguments
 
 __all__ = ["ROUTE_SNIPPETS", "SUPPORTED_PROPERTIES", "NoReproduction", "Reproduction", "literal", "problem_from_name",
            "problem_source", "reproduction_for_failure", "reproduction_script"]
@@ -480,6 +480,21 @@ def _own_arguments(spec: str, hyperparameters: dict[str, Any]) -> dict[str, Any]
     return own_arguments(factory, hyperparameters)
 
 
+def _target_path(spec: str) -> str:
+    """Lines that put the directory the target was imported from on ``sys.path`` (the script may be run from
+    elsewhere), when that is not where the interpreter looks anyway (:func:`lbfgs_verify.targets.import_directory`)."""
+    try:
+        load_target(spec)
+    except TargetLoadError:
+        return ""
+    directory = import_directory(spec)
+    if directory is None:
+        return ""
+    module = spec.partition(":")[0]
+    return (f"import sys\n\nTARGET_DIRECTORY = {directory!r}  # where lbfgs-verify imported {module} from\n"
+            "if TARGET_DIRECTORY not in sys.path:\n    sys.path.insert(0, TARGET_DIRECTORY)\n")
+
+
 def reproduction_script(reproduction: Reproduction) -> str:
     """The standalone script (text) for ``reproduction``; it imports only torch, the standard library and
     the target."""
@@ -515,7 +530,7 @@ import pickle
 import warnings
 
 import torch
-from {module} import {attr.split('.')[0]} as _target_root
+{_target_path(reproduction.target)}from {module} import {attr.split('.')[0]} as _target_root
 
 Optimizer = _target_root{''.join('.' + part for part in attr.split('.')[1:])}
 torch.set_num_threads(1)

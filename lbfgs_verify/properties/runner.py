@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from lbfgs_verify.properties.base import (
@@ -84,6 +85,8 @@ def interface_problem(target: Target, lacks: Iterable[str] = ()) -> str | None:
     ``no_line_search``) and return an object with ``step``, ``state_dict`` and ``load_state_dict``."""
     import torch
 
+    from lbfgs_verify.targets import constructor_hint
+
     line_search = "strong_wolfe" if "no_line_search" in frozenset(lacks) else None
     arguments = {"lr": 1, "max_iter": 20, "max_eval": None, "tolerance_grad": 1e-7, "tolerance_change": 1e-9,
                  "history_size": 100, "line_search_fn": line_search}
@@ -92,7 +95,7 @@ def interface_problem(target: Target, lacks: Iterable[str] = ()) -> str | None:
     except Exception as exc:
         return (f"{target.spec}([tensor], lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, "
                 f"tolerance_change=1e-9, history_size=100, line_search_fn={line_search!r}) raised "
-                f"{type(exc).__name__}: {exc}")
+                f"{type(exc).__name__}: {exc}{constructor_hint(exc)}")
     missing = [m for m in ("step", "state_dict", "load_state_dict") if not callable(getattr(optimizer, m, None))]
     if missing:
         return (f"{target.spec}(...) returned a {type(optimizer).__name__} without {', '.join(missing)}: not an "
@@ -122,7 +125,7 @@ def profile_description(budget: Budget) -> str:
     """``hypothesis profile ci (derandomized), max_examples 15`` -- what makes the run reproducible."""
     settings = budget.settings()
     seed = "derandomized: the same examples every run" if settings.derandomize else (
-        "random examples: a failure prints @reproduce_failure to replay it")
+        "random examples: --repro DIR writes each failure as a standalone script")
     return f"hypothesis profile {budget.profile} ({seed}), max_examples {budget.max_examples}"
 
 
@@ -142,7 +145,11 @@ class RunReport:
     lacks_sources: dict[str, list[str]] = field(default_factory=dict)
     skips: dict[str, str] = field(default_factory=dict)
     baseline: dict[str, bool] = field(default_factory=dict)
-    """Property ID -> whether torch.optim.LBFGS (``baseline_version``) fails it too; only failed IDs are asked."""
+    """Property ID -> whether torch.optim.LBFGS (``baseline_version``) fails it too *for the same cause* (every
+    cause of the target's failure has a cause of torch's with the same fingerprint and condition,
+    :meth:`Cause.same_cause_as`); only failed IDs are asked."""
+    baseline_same_cause: dict[str, list[bool]] = field(default_factory=dict)
+    """Property ID -> for each of the target's causes, whether torch's failure of that property has it too."""
     baseline_version: str = ""
 
     @property
@@ -176,7 +183,8 @@ class RunReport:
             "threads": self.threads,
             "versions": self.versions,
             "results": [{**r.to_json(), "title": REGISTRY[r.property].title if r.property in REGISTRY else "",
-                         "baseline_fails": self.baseline.get(r.property)} for r in self.results],
+                         "baseline_fails": self.baseline.get(r.property),
+                         "baseline_same_cause": self.baseline_same_cause.get(r.property)} for r in self.results],
             "baseline": {"target": BASELINE_SPEC, "version": self.baseline_version} if self.baseline_version else None,
             "summary": self.counts(),
             "shared_causes": [group.to_json() for group in shared_causes(self.results)],
@@ -235,9 +243,13 @@ def table_header(id_width: int) -> str:
 
 
 def table_row(result: PropertyResult, id_width: int, reason_width: int = 140) -> str:
+    """One line of the terminal table. A long reason is cut after its last whole clause that fits (never inside
+    a value) and points to the details, which hold it in full."""
     reason = result.reason
     if len(reason) > reason_width:
-        reason = reason[: reason_width - 3] + "..."
+        head = reason[:reason_width]
+        cut = max(head.rfind("; "), head.rfind(": "), head.rfind(" ("))
+        reason = (head[:cut] if cut > reason_width // 3 else head[:head.rfind(" ")]) + " ... (details below)"
     return (f"{result.property:<{id_width}}  {STATUS_LABEL[result.status]:<6}  {result.seconds:>5.1f}s  "
             f"{reason}").rstrip()
 
@@ -357,48 +369,67 @@ BASELINE_SPEC = "torch.optim:LBFGS"
 
 
 def baseline_marker(report: RunReport, property_id: str) -> str:
-    """``" (torch 2.13.0 fails this too)"`` for a failure the baseline shares, else ``""``."""
+    """``" (torch 2.13.0 fails this too, same cause)"`` for a failure the baseline shares, else ``""``."""
     if not report.baseline.get(property_id):
         return ""
-    return f" ({report.baseline_version} fails this too)"
+    return f" ({report.baseline_version} fails this too, same cause)"
 
 
 def mark_baseline_failures(report: RunReport, target: Target, *, device: str = "cpu", jobs: int = 1) -> None:
-    """Which failures of ``report`` torch.optim.LBFGS of the installed torch shares: it is run on the failed
-    property IDs only, at the same level, budget, thread count and declared lacks (so the derandomized ci and
-    quick budgets draw the same examples); a target that is torch.optim.LBFGS itself is not run twice."""
+    """Which failures of ``report`` torch.optim.LBFGS of the installed torch shares *for the same cause*: it
+    is run on the failed property IDs only, at the same level, budget, thread count and declared lacks (so
+    the derandomized ci and quick budgets draw the same examples), and a failure is torch's too only where
+    torch's failure of that property has the same fingerprint and condition (:meth:`Cause.same_cause_as`):
+    a user's own bug on a property torch also fails is the user's. Checking torch.optim.LBFGS itself marks
+    nothing (there is no baseline to compare it with)."""
     import torch
 
     from lbfgs_verify.targets import load_target
 
-    failed = [r.property for r in report.results if r.status == Status.FAIL]
+    failed = [r for r in report.results if r.status == Status.FAIL]
+    if target.factory is torch.optim.LBFGS:
+        report.baseline_version = ""
+        return
     report.baseline_version = f"torch {torch.__version__.split('+')[0]}"
     if not failed:
         return
-    if target.factory is torch.optim.LBFGS:
-        report.baseline = {pid: True for pid in failed}
-        return
     baseline = run_check(load_target(BASELINE_SPEC), report.mode, report.budget, threads=report.threads,
-                         properties=[REGISTRY[pid] for pid in failed], device=device, lacks=sorted(report.lacks),
-                         jobs=jobs)
-    report.baseline = {r.property: r.status == Status.FAIL for r in baseline.results}
+                         properties=[REGISTRY[r.property] for r in failed], device=device,
+                         lacks=sorted(report.lacks), jobs=jobs)
+    torch_causes = {r.property: r.causes for r in baseline.results if r.status == Status.FAIL}
+    for result in failed:
+        theirs = torch_causes.get(result.property, [])
+        same = [any(cause.same_cause_as(other) for other in theirs) for cause in result.causes]
+        report.baseline_same_cause[result.property] = same
+        report.baseline[result.property] = bool(same) and all(same)
+
+
+def baseline_count_line(report: RunReport) -> str:
+    """``"9 failures: 7 are yours, 2 are also torch 2.13.0's (same cause)"`` (empty without a baseline)."""
+    failed = [r.property for r in report.results if r.status == Status.FAIL]
+    if not report.baseline_version or not failed:
+        return ""
+    theirs = [pid for pid in failed if report.baseline.get(pid)]
+    return (f"{len(failed)} failure{'s' if len(failed) != 1 else ''}: {len(failed) - len(theirs)} "
+            f"{'are' if len(failed) - len(theirs) != 1 else 'is'} yours, {len(theirs)} "
+            f"{'are' if len(theirs) != 1 else 'is'} also {report.baseline_version}'s (same cause)")
 
 
 def print_baseline(report: RunReport, out: TextIO | None = None) -> None:
-    """The failures the installed torch.optim.LBFGS shares (known defects of the baseline)."""
+    """How many failures are the target's own and which the installed torch.optim.LBFGS shares (same cause)."""
     out = sys.stdout if out is None else out
+    line = baseline_count_line(report)
+    if not line:
+        return
     shared = [pid for pid, fails in report.baseline.items() if fails]
-    if not report.baseline_version or not any(r.status == Status.FAIL for r in report.results):
-        return
     print("", file=out)
-    if not shared:
-        print(f"Known failures of the baseline: {report.baseline_version}'s LBFGS passes every property "
-              "failed here", file=out)
-        return
-    print(f"Known failures of the baseline ({BASELINE_SPEC}, {report.baseline_version}), "
-          f"{len(shared)} of {len(report.baseline)} failures:", file=out)
+    print(f"Baseline ({BASELINE_SPEC}, {report.baseline_version}): {line}", file=out)
     for pid in shared:
-        print(f"  - {pid}: {report.baseline_version} fails this too", file=out)
+        print(f"  - {pid}: {report.baseline_version} fails this too (same cause)", file=out)
+    partly = [pid for pid, same in report.baseline_same_cause.items() if any(same) and not all(same)]
+    for pid in partly:
+        print(f"  - {pid}: {report.baseline_version} shares {sum(report.baseline_same_cause[pid])} of its "
+              f"{len(report.baseline_same_cause[pid])} causes; the others are yours", file=out)
 
 
 def print_report_details(report: RunReport, out: TextIO | None = None, max_lines: int = 60) -> None:
@@ -409,11 +440,20 @@ def print_report_details(report: RunReport, out: TextIO | None = None, max_lines
         return
     print("", file=out)
     print("Details of failures and errors:", file=out)
+    first_seen: dict[str, str] = {}  # fingerprint -> the property whose detail shows it
     for result in bad:
         print(f"\n[{STATUS_LABEL[result.status]}] {result.property}: {REGISTRY[result.property].title}"
               f"{baseline_marker(report, result.property)}", file=out)
-        texts = [result.detail] if len(result.causes) <= 1 else [
-            f"cause {i} of {len(result.causes)} ({c.key}): {c.detail}" for i, c in enumerate(result.causes, 1)]
+        print(f"    catches: {REGISTRY[result.property].catches}", file=out)
+        texts = []
+        for i, cause in enumerate(result.causes or [None], 1):
+            prefix = f"cause {i} of {len(result.causes)} ({cause.key}): " if len(result.causes) > 1 else ""
+            if cause is not None and cause.key in first_seen:
+                texts.append(f"{prefix}the same cause as {first_seen[cause.key]} (shown there): {cause.summary}")
+                continue
+            if cause is not None and not cause.key.startswith(f"{result.property}:"):
+                first_seen[cause.key] = result.property
+            texts.append(prefix + (cause.detail if cause is not None and len(result.causes) > 1 else result.detail))
         for text in texts:
             lines = text.splitlines()
             for line in lines[:max_lines]:
@@ -424,7 +464,7 @@ def print_report_details(report: RunReport, out: TextIO | None = None, max_lines
 
 @dataclass
 class SharedCause:
-    """Properties that fail for one and the same cause (same exception type and origin)."""
+    """Properties that fail for one and the same cause (one fingerprint: :func:`condition_fingerprint`)."""
 
     key: str
     properties: list[str]
@@ -434,7 +474,7 @@ class SharedCause:
     def describe(self) -> str:
         hint = (f" — if that is a known limitation, declare `--lacks {','.join(self.suggested_lacks)}` to see "
                 "verdicts on the rest" if self.suggested_lacks else "")
-        return (f"{len(self.properties)} propert{'y' if len(self.properties) == 1 else 'ies'} fail because "
+        return (f"{len(self.properties)} propert{'y' if len(self.properties) == 1 else 'ies'} fail for one cause: "
                 f"{self.key}: {self.summary}{hint} ({', '.join(self.properties)})")
 
     def to_json(self) -> dict[str, Any]:
@@ -465,8 +505,8 @@ def _suggested_lacks(details: Sequence[str]) -> list[str]:
 
 
 def shared_causes(results: Sequence[PropertyResult]) -> list[SharedCause]:
-    """Causes that an exception raised by the target gives to more than one property, most shared first
-    (a crash that fails many properties is named once, with the properties it fails)."""
+    """Causes (fingerprints: an exception site, a control run's diagnosis, or one first difference) that fail
+    more than one property, most shared first: one root cause is named once, with the properties it fails."""
     groups: dict[str, list[tuple[str, Any]]] = {}
     for result in results:
         if result.status not in (Status.FAIL, Status.ERROR):
@@ -477,7 +517,8 @@ def shared_causes(results: Sequence[PropertyResult]) -> list[SharedCause]:
                 continue
             seen.add(cause.key)
             groups.setdefault(cause.key, []).append((result.property, cause))
-    out = [SharedCause(key, [pid for pid, _ in members], members[0][1].summary,
+    out = [SharedCause(key, [pid for pid, _ in members],
+                       members[0][1].evidence.get("diagnosis_detail") or members[0][1].summary,
                        _suggested_lacks([c.detail for _, c in members]))
            for key, members in groups.items() if len(members) > 1]
     return sorted(out, key=lambda g: (-len(g.properties), g.key))
@@ -493,6 +534,30 @@ def print_shared_causes(report: RunReport, out: TextIO | None = None) -> None:
     print("Failures grouped by shared cause:", file=out)
     for group in groups:
         print(f"  - {group.describe()}", file=out)
+
+
+def write_reproductions(report: RunReport, directory: Path, out: TextIO | None = None) -> None:
+    """One standalone script per cause of each failure (``PROPERTY.py``, ``PROPERTY-2.py``...) in ``directory``,
+    or why none is written (``check --repro DIR`` and the plugin's ``--lbfgs-repro DIR``)."""
+    from lbfgs_verify.repro import NoReproduction, reproduction_for_failure
+
+    out = sys.stdout if out is None else out
+    failures = [r for r in report.results if r.status == Status.FAIL]
+    if not failures:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"\nReproductions (run each with plain python; it fails while the defect is there) in {directory}:",
+          file=out)
+    for result in failures:
+        for index, cause in enumerate(result.causes, 1):
+            name = result.property + ("" if index == 1 else f"-{index}") + ".py"
+            try:
+                script = reproduction_for_failure(report.target, result.property, cause.evidence, cause.summary)
+            except NoReproduction as exc:
+                print(f"  - {result.property}: no script ({exc})", file=out)
+                continue
+            (directory / name).write_text(script, encoding="utf-8")
+            print(f"  - {directory / name}", file=out)
 
 
 def summary_line(report: RunReport) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from lbfgs_verify.targets import TARGET_ENV_VAR, Target, TargetLoadError, load_target
+from lbfgs_verify.targets import TARGET_ENV_VAR, Target, TargetLoadError, import_directory, load_target
 
 
 def test_loads_a_class_by_module_and_attribute() -> None:
@@ -78,3 +79,17 @@ def test_a_factory_function_is_a_target() -> None:
 def test_version_comes_from_the_top_level_package() -> None:
     assert load_target("torch.optim:LBFGS").version == torch.__version__
     assert load_target("lbfgs_verify.reference:LBFGS").version == __import__("lbfgs_verify").__version__
+
+
+def test_working_directory_comes_first_as_with_python_m(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cwd_only_optimizer_module.py").write_text("import torch\nLBFGS = torch.optim.LBFGS\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    assert load_target("cwd_only_optimizer_module:LBFGS").factory is torch.optim.LBFGS
+    assert sys.path[0] == str(tmp_path)
+    assert import_directory("cwd_only_optimizer_module:LBFGS") == str(tmp_path)
+
+
+def test_import_directory_is_none_for_installed_packages() -> None:
+    load_target("torch.optim:LBFGS")
+    assert import_directory("torch.optim:LBFGS") is None
