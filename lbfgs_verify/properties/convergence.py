@@ -12,11 +12,25 @@ calls, ending early once a step no longer moves the parameters.
 Tolerance (:func:`f_star_tolerance`): f - f* <= 1e-8·max(1, |f*|) + 5e-6·|f*|. The second term covers
 optima published with 6 significant digits (MGH 1981 prints e.g. 85822.2 for Brown and Dennis); measured on
 torch 2.13 the worst case is 1.9e-8 relative on that problem.
+
+Two claims are made of these runs:
+
+- ``convergence.reaches_f_star`` (level ``properties``): the run ends at the tabulated f* **or at a local
+  minimum** (:func:`local_minimum_defect`): max|g| <= :data:`GRADIENT_TOLERANCE`·max(1, |f|) and no direction of
+  negative curvature, i.e. the smallest eigenvalue of the float64 Hessian at the end point (autograd,
+  ``torch.autograd.functional.hessian``) is >= -:data:`CURVATURE_TOLERANCE`·max(1, |λmax|) (Nocedal & Wright,
+  *Numerical Optimization* 2nd ed., Theorem 2.3: the second-order necessary conditions). A nonconvex problem may
+  have several minima (MGH 1981 tabulates the global one, or one of them): an L-BFGS whose first step is
+  t = lr ends in another minimum of Broyden banded (n = 10, f = 3.06, max|g| = 1e-7, Hessian eigenvalues 0.22 to
+  63) and is correct. The Hessian is computed only for runs that miss f*.
+- ``convergence.reaches_tabulated_f_star`` (level ``semantics``): the tabulated f* itself, which torch.optim.LBFGS
+  reaches on every problem visited (its first step, t = min(1, 1/||g||₁)·lr, leads there).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import torch
@@ -54,6 +68,17 @@ PRIORITY = (
     "mgh21_extended_rosenbrock",
 )
 """Visited first (so the ``quick`` budget sees varied problems): name prefixes in order."""
+
+
+GRADIENT_TOLERANCE = 1e-5
+"""A run that misses f* must end with max|g| <= 1e-5·max(1, |f|). Measured on torch 2.13 with :data:`SETTINGS`,
+the largest final max|g| over the suite is 5.9e-6 (Brown badly scaled, Hessian eigenvalues up to 2e12, which
+reaches f* anyway); the other problems end below 2e-6."""
+
+CURVATURE_TOLERANCE = 1e-8
+"""The smallest Hessian eigenvalue at a local minimum may be as low as -1e-8·max(1, |λmax|): rank-deficient
+problems (MGH 33 and 34, linear rank 1) have exact zero eigenvalues that float64 rounding gives as -5e-11
+next to λmax = 1e6."""
 
 
 def f_star_tolerance(f_star: float) -> float:
@@ -133,21 +158,107 @@ def _summary(obs: Observation) -> str:
     return f"{len(obs.steps)} step(s), {calls} closure calls"
 
 
+def _flat_view(params: list[torch.Tensor]) -> tuple[torch.Tensor, Any]:
+    """The parameters as one float64 vector (complex ones as real and imaginary parts) and the map back."""
+    shapes = [(p.shape, p.is_complex()) for p in params]
+    x = torch.cat([(torch.view_as_real(p.detach()) if p.is_complex() else p.detach()).reshape(-1).to(torch.float64)
+                   for p in params])
+
+    def unflatten(v: torch.Tensor) -> list[torch.Tensor]:
+        out, offset = [], 0
+        for shape, is_complex in shapes:
+            n = shape.numel() * (2 if is_complex else 1)
+            piece = v[offset:offset + n]
+            offset += n
+            out.append(torch.view_as_complex(piece.reshape(*shape, 2)) if is_complex else piece.reshape(shape))
+        return out
+
+    return x, unflatten
+
+
+def local_minimum_defect(problem: Problem, params: list[torch.Tensor]) -> str | None:
+    """Why the point ``params`` is not a local minimum of ``problem`` (``None`` when it is one): max|g| above
+    :data:`GRADIENT_TOLERANCE`·max(1, |f|), or a Hessian eigenvalue below -:data:`CURVATURE_TOLERANCE`·max(1,
+    |λmax|) (N&W Theorem 2.3, second-order necessary conditions; float64 autograd Hessian)."""
+    x, unflatten = _flat_view(params)
+    if not bool(torch.isfinite(x).all()):
+        return "the parameters are not finite"
+
+    def objective(v: torch.Tensor) -> torch.Tensor:
+        return problem.objective(unflatten(v))
+
+    point = x.clone().requires_grad_(True)
+    value = objective(point)
+    (grad,) = torch.autograd.grad(value, point)
+    f, g_max = float(value), float(grad.abs().max())
+    if not (math.isfinite(f) and g_max <= GRADIENT_TOLERANCE * max(1.0, abs(f))):
+        return f"max|g| = {g_max:.3g} > {GRADIENT_TOLERANCE:g}·max(1, |f|) (f = {f:.6g}): not a stationary point"
+    hessian = torch.autograd.functional.hessian(objective, x)
+    eigenvalues = torch.linalg.eigvalsh((hessian + hessian.T) / 2)
+    low, high = float(eigenvalues[0]), float(eigenvalues[-1])
+    if not low >= -CURVATURE_TOLERANCE * max(1.0, abs(high)):
+        return (f"the Hessian has the eigenvalue {low:.3g} < -{CURVATURE_TOLERANCE:g}·max(1, |λmax| = {abs(high):.3g}):"
+                f" a direction of negative curvature (max|g| = {g_max:.3g}): a saddle point or a maximum, not a "
+                "local minimum")
+    return None
+
+
 @register(
     "convergence.reaches_f_star",
     category="convergence",
     needs=("strong_wolfe",),
-    why="any correct L-BFGS with a strong-Wolfe search reaches the published minimum",
-    title="on the suite problems expected to reach f*, the final value satisfies f - f* <= 1e-8·max(1,|f*|) + "
-          "5e-6·|f*| (float64, strong_wolfe)",
+    why="any correct L-BFGS with a strong-Wolfe search converges to a stationary point that is not a saddle "
+        "(N&W Theorems 3.2 and 2.3); which minimum of a nonconvex problem it reaches depends on its first step",
+    title="on the suite problems expected to reach f*, the run ends at the tabulated f* (f - f* <= "
+          "1e-8·max(1,|f*|) + 5e-6·|f*|) or at a local minimum: max|g| <= 1e-5·max(1,|f|) and the float64 "
+          "Hessian's smallest eigenvalue >= -1e-8·max(1,|λmax|) (strong_wolfe)",
     catches="anything that keeps the iteration from converging: wrong directions, a broken line search, "
-            "premature stops, lost curvature information",
+            "premature stops, lost curvature information, a run that ends on a saddle point",
 )
 def check_reaches_f_star(ctx: CheckContext) -> None:
     """Each problem of :func:`convergence_problems` (``budget.problems`` of them) is solved from its start with
-    :data:`SETTINGS`; the published f* (MGH 1981 / the problem's own closed form) must be reached within
-    :func:`f_star_tolerance`. All failures (values missed and exceptions raised) are collected and reported
-    together."""
+    :data:`SETTINGS`; a run that misses the published f* (:func:`f_star_tolerance`) must end at a local minimum
+    (:func:`local_minimum_defect`). All failures (points that are neither, and exceptions raised) are collected
+    and reported together."""
+    failures = []
+    settings = settings_for(ctx.lacks)
+    solved, crashes = _solve_visited(ctx, settings)
+    for problem, f, obs in solved:
+        assert problem.f_star is not None
+        gap = f - problem.f_star
+        tol = f_star_tolerance(problem.f_star)
+        if gap <= tol:
+            continue
+        defect = local_minimum_defect(problem, obs.params)
+        if defect is not None:
+            failures.append((problem.name, f, problem.f_star, gap, tol, defect, _summary(obs)))
+    if failures or crashes:
+        lines = [f"{name}: f = {f:.12g}, f* = {fs:.12g}, f - f* = {gap:.3g} > {tol:.3g}, and {defect} ({summary})"
+                 for name, f, fs, gap, tol, defect, summary in failures] + crashes
+        raise PropertyFailed(
+            f"{len(failures) + len(crashes)} problem(s) did not reach f* nor a local minimum with {settings}, at "
+            f"most {MAX_STEPS} steps ({len(crashes)} of them raised):\n  " + "\n  ".join(lines),
+            {"settings": {k: repr(v) for k, v in settings.items()},
+             "failures": [{"problem": n, "f": f, "f_star": fs, "gap": g, "tolerance": t, "not_a_minimum": d}
+                          for n, f, fs, g, t, d, _ in failures], "raised": crashes})
+
+
+@register(
+    "convergence.reaches_tabulated_f_star",
+    category="convergence",
+    level="semantics",
+    needs=("strong_wolfe",),
+    why="on nonconvex problems the tabulated f* is one minimum among several; torch.optim.LBFGS's first step "
+        "t = min(1, 1/||g||₁)·lr leads to it on every problem visited, another correct first step may not",
+    title="on the suite problems expected to reach f*, the final value satisfies f - f* <= 1e-8·max(1,|f*|) + "
+          "5e-6·|f*| (float64, strong_wolfe)",
+    catches="anything that keeps the iteration from converging, and a run that converges to another local minimum "
+            "than torch's where the tabulated one is the global one",
+)
+def check_reaches_tabulated_f_star(ctx: CheckContext) -> None:
+    """Same runs as ``convergence.reaches_f_star`` (shared); the published f* (MGH 1981 / the problem's own
+    closed form) must be reached within :func:`f_star_tolerance`. All failures (values missed and exceptions
+    raised) are collected and reported together."""
     failures = []
     settings = settings_for(ctx.lacks)
     solved, crashes = _solve_visited(ctx, settings)
@@ -180,8 +291,8 @@ def check_reaches_f_star(ctx: CheckContext) -> None:
             "regressions against the implementation users compare with",
 )
 def check_agrees_with_torch(ctx: CheckContext) -> None:
-    """Same problems and settings as ``convergence.reaches_f_star``; torch.optim.LBFGS's final value (cached)
-    and the target's must satisfy |f_target - f_torch| <= 1e-8·max(1, |f*|). Closer than the f* test where
+    """Same problems and settings as ``convergence.reaches_f_star`` (shared runs); torch.optim.LBFGS's final value
+    (cached) and the target's must satisfy |f_target - f_torch| <= 1e-8·max(1, |f*|). Closer than the f* test where
     f* is published with few digits. All failures (values and exceptions) are collected."""
     failures = []
     settings = settings_for(ctx.lacks)
