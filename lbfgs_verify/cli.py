@@ -391,6 +391,7 @@ def _check(args: argparse.Namespace) -> int:
         table_header,
         table_row,
         target_version,
+        write_reproductions,
     )
     from lbfgs_verify.targets import TARGET_ENV_VAR, TargetLoadError, load_target
 
@@ -452,31 +453,8 @@ def _check(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
         print(f"\nJSON report written to {args.json}")
     if args.repro is not None:
-        _write_reproductions(report, args.repro)
+        write_reproductions(report, args.repro)
     return report.exit_code
-
-
-def _write_reproductions(report: object, directory: Path) -> None:
-    """One script per cause of each failure (``PROPERTY.py``, ``PROPERTY-2.py``...), or why none is written."""
-    from lbfgs_verify.properties.base import Status
-    from lbfgs_verify.repro import NoReproduction, reproduction_for_failure
-
-    failures = [r for r in report.results if r.status == Status.FAIL]  # type: ignore[attr-defined]
-    if not failures:
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    print(f"\nReproductions (run each with plain python; it fails while the defect is there) in {directory}:")
-    for result in failures:
-        for index, cause in enumerate(result.causes, 1):
-            name = result.property + ("" if index == 1 else f"-{index}") + ".py"
-            try:
-                script = reproduction_for_failure(report.target, result.property, cause.evidence,  # type: ignore
-                                                  cause.summary)
-            except NoReproduction as exc:
-                print(f"  - {result.property}: no script ({exc})")
-                continue
-            (directory / name).write_text(script, encoding="utf-8")
-            print(f"  - {directory / name}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,7 @@ import random
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,11 +161,83 @@ def quiet_known_warnings() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def comparison_environment(threads: int) -> Iterator[None]:
+def comparison_environment(threads: int, level: str | None = None) -> Iterator[None]:
     """:func:`isolated_global_rng` + :func:`thread_count` + :func:`quiet_known_warnings`: wrap every bitwise
-    comparison in this."""
-    with isolated_global_rng(), thread_count(threads), quiet_known_warnings():
+    comparison in this. With the check's ``level``, optimizer state is compared as that level demands
+    (:func:`state_zero_sign_for`)."""
+    with isolated_global_rng(), thread_count(threads), quiet_known_warnings(), state_zero_sign(
+            state_zero_sign_for(level) if level is not None else current_state_zero_sign()):
         yield
+
+
+# --------------------------------------------------------------------------------------------------------
+# Signed zeros in optimizer state, and notes
+# --------------------------------------------------------------------------------------------------------
+
+_STATE_ZERO_SIGN: ContextVar[str] = ContextVar("lbfgs_verify_state_zero_sign", default="bitwise")
+_NOTES: ContextVar[list[str] | None] = ContextVar("lbfgs_verify_notes", default=None)
+MAX_NOTES = 10
+"""Notes kept per property (the first ones; the same note is kept once)."""
+
+
+def state_zero_sign_for(level: str) -> str:
+    """How optimizer state compares at ``level``: ``ignore`` (+0.0 == -0.0, noted) at ``properties`` and
+    ``semantics``, ``bitwise`` at ``conformance``. Parameters, losses and closure values are always bitwise.
+
+    Why: IEEE 754-2019 §6.3 leaves the sign of a zero to the operation (``-g`` of a zero gradient is -0.0,
+    ``0.0 * -1`` too); a zero entry of ``d`` or ``s`` moves nothing, so a correct optimizer whose resumed state
+    holds -0.0 where the uninterrupted one holds 0.0 follows the same parameters. Only ``conformance`` claims
+    torch's bytes (docs/properties.md, "Signed zeros")."""
+    return "bitwise" if level == "conformance" else "ignore"
+
+
+@contextlib.contextmanager
+def state_zero_sign(mode: str) -> Iterator[None]:
+    """Within the block, :func:`state_difference` and :func:`step_divergence` compare state in ``mode``
+    (:data:`lbfgs_verify.bitwise.ZERO_SIGN_MODES`)."""
+    from lbfgs_verify.bitwise import ZERO_SIGN_MODES
+
+    if mode not in ZERO_SIGN_MODES:
+        raise ValueError(f"zero-sign mode must be one of {', '.join(ZERO_SIGN_MODES)}, got {mode!r}")
+    token = _STATE_ZERO_SIGN.set(mode)
+    try:
+        yield
+    finally:
+        _STATE_ZERO_SIGN.reset(token)
+
+
+def current_state_zero_sign() -> str:
+    """The zero-sign mode in force for optimizer state (``bitwise`` outside any :func:`state_zero_sign`)."""
+    return _STATE_ZERO_SIGN.get()
+
+
+@contextlib.contextmanager
+def collecting_notes() -> Iterator[list[str]]:
+    """Collect :func:`add_note` calls made inside the block (the property runner keeps them on the result)."""
+    notes: list[str] = []
+    token = _NOTES.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(token)
+
+
+def add_note(text: str) -> None:
+    """Record an observation that is not a failure (e.g. a state entry that differs only in the sign of zero);
+    ignored outside :func:`collecting_notes`, kept once, at most :data:`MAX_NOTES`."""
+    notes = _NOTES.get()
+    if notes is not None and text not in notes and len(notes) < MAX_NOTES:
+        notes.append(text)
+
+
+def state_difference(expected: Any, actual: Any, path: str = "state_dict") -> Difference | None:
+    """:func:`lbfgs_verify.bitwise.first_difference` for optimizer state in the mode in force
+    (:func:`state_zero_sign`); a difference only in the sign of zeros is a note (:func:`add_note`)."""
+    notes: list[str] = []
+    difference = first_difference(expected, actual, path, zero_sign=current_state_zero_sign(), notes=notes)
+    for text in notes:
+        add_note(text)
+    return difference
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -198,15 +271,20 @@ def difference_evidence(difference: Difference) -> dict[str, Any]:
             "ulps": _json_number(difference.ulps), "max_abs": _json_number(difference.max_abs)}
 
 
+_DIAGNOSIS_KEYS = ("diagnosis", "diagnosis_detail", "control")
+
+
 def divergence_failure(
     what: str, scenario: Scenario, divergence: Divergence, *, split: int | None = None, **extra: Any
 ) -> PropertyFailed:
     """A :class:`PropertyFailed` naming the problem, hyperparameters, split, first differing step, key, ULPs."""
     where = f"; split after {split} step(s)" if split is not None else ""
-    extras = "".join(f"; {k}={v}" for k, v in extra.items())
+    extras = "".join(f"; {k}={v}" for k, v in extra.items() if k not in _DIAGNOSIS_KEYS)
+    diagnosis = (f"\n  diagnosis ({extra.get('control', 'control run')}): {extra['diagnosis_detail']}"
+                 if extra.get("diagnosis_detail") else "")
     message = (f"{what}: first difference at step {divergence.step}: {divergence.difference}\n"
-               f"  {scenario.describe()}{where}{extras}")
-    evidence = {**scenario.evidence(), "split": split, "first_differing_step": divergence.step,
+               f"  {scenario.describe()}{where}{extras}{diagnosis}")
+    evidence = {**scenario.evidence(), "condition": what, "split": split, "first_differing_step": divergence.step,
                 **difference_evidence(divergence.difference), **extra}
     return PropertyFailed(message, evidence)
 
@@ -526,7 +604,7 @@ def state_after_load(
     try:
         params = fresh_params(params_at(saved.trace, split), saved.params, device)
         optimizer, _ = transport.restore(saved.payloads[split], scenario, loader, params)
-        difference = first_difference(saved.trace.steps[split - 1].state, optimizer.state_dict(), "state_dict")
+        difference = state_difference(saved.trace.steps[split - 1].state, optimizer.state_dict(), "state_dict")
     except Exception as exc:
         return {"state_right_after_load": f"could not be read: {type(exc).__name__}: {exc}"}
     if difference is None:
@@ -534,12 +612,55 @@ def state_after_load(
     return {"state_right_after_load": f"already differs from the saved state: {difference}"}
 
 
+COLD_START = "cold start"
+"""The ``diagnosis`` of a failed resume whose continuation equals a fresh optimizer started at the split."""
+
+COLD_START_EXPLANATION = ("the resumed run equals a cold start from the split (a fresh optimizer at the split's "
+                          "parameters, nothing loaded): the saved state is not used on load, or something the "
+                          "optimizer relies on is not saved (a counter or the history kept outside state_dict())")
+
+
+def cold_start_diagnosis(
+    target: Any, scenario: Scenario, reference: RecordedRun, split: int, resumed: Sequence[StepRecord],
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Differential control for a resumed run that left the uninterrupted one: a *cold start* (a new optimizer on
+    the split's parameters, nothing loaded) run for as many steps as ``resumed`` holds.
+
+    When the resumed steps equal the cold start's (parameters, returned losses, closure calls and losses,
+    bitwise; the state is not compared: counters may differ) while the cold start itself differs from the
+    uninterrupted run, the load had no effect: ``{"diagnosis": "cold start", ...}``. Otherwise ``{}`` (the
+    failure is something else, or the control could not run)."""
+    if split <= 0 or not resumed:
+        return {}
+    expected = reference.trace.steps[split:split + len(resumed)]
+    if len(expected) < len(resumed):
+        return {}
+    try:
+        params = fresh_params(params_at(reference.trace, split), reference.params, device)
+        disturb_global_rng(resume_seed(split))
+        optimizer = scenario.make_optimizer(target, params)
+        cold = continue_run(optimizer, params, scenario, split, len(resumed), "cold start")
+    except Exception:
+        return {}
+    if step_divergence(cold, resumed, compare_state=False) is not None:
+        return {}
+    if step_divergence(expected, cold, compare_state=False) is None:
+        return {}  # the cold start follows the uninterrupted run: nothing tells a lost state apart here
+    return {"diagnosis": COLD_START, "diagnosis_detail": COLD_START_EXPLANATION,
+            "control": f"cold start from step {split}, {len(resumed)} step(s)"}
+
+
 def step_divergence(expected: Sequence[StepRecord], actual: Sequence[StepRecord], *,
                     compare_state: bool = True) -> Divergence | None:
-    """First bitwise difference between two step sequences: params, returned loss, state, then closure calls."""
-    expected_trace = Trace("expected", "", {}, [], list(expected))
-    actual_trace = Trace("actual", "", {}, [], list(actual))
-    divergence = trace_divergence(expected_trace, actual_trace, compare_state=compare_state)
+    """First bitwise difference between two step sequences: params, returned loss, state, then closure calls.
+
+    The state is compared in the zero-sign mode in force (:func:`state_zero_sign`; bitwise by default)."""
+    if compare_state and current_state_zero_sign() != "bitwise":
+        divergence = _divergence_with_state_mode(expected, actual)
+    else:
+        divergence = trace_divergence(Trace("expected", "", {}, [], list(expected)),
+                                      Trace("actual", "", {}, [], list(actual)), compare_state=compare_state)
     if divergence is not None:
         return divergence
     for e, a in zip(expected, actual, strict=False):
@@ -550,6 +671,23 @@ def step_divergence(expected: Sequence[StepRecord], actual: Sequence[StepRecord]
                                       "closure losses")
         if difference is not None:
             return Divergence(e.index, difference)
+    return None
+
+
+def _divergence_with_state_mode(expected: Sequence[StepRecord], actual: Sequence[StepRecord]) -> Divergence | None:
+    """:func:`lbfgs_verify.trace.trace_divergence` (params, returned loss, state per step, then the length) with
+    the state compared by :func:`state_difference`."""
+    for e, a in zip(expected, actual, strict=False):
+        difference = first_difference(e.params, a.params, "params")
+        if difference is None:
+            difference = first_difference(e.returned, a.returned, "returned loss")
+        if difference is None and e.state is not None and a.state is not None:
+            difference = state_difference(e.state, a.state, "state_dict")
+        if difference is not None:
+            return Divergence(e.index, difference)
+    if len(expected) != len(actual):
+        return Divergence(min(len(expected), len(actual)),
+                          Difference("steps", "length", f"{len(expected)} recorded steps != {len(actual)}"))
     return None
 
 

@@ -435,6 +435,64 @@ def explain_direction(
     return names
 
 
+def _pairs_at(xs: Sequence[Tensor], gs: Sequence[Tensor], history_sizes: Sequence[int], k: int,
+              threshold: float = CURVATURE_THRESHOLD) -> list[tuple[Tensor, Tensor]]:
+    """The memory the correct rule holds at iterate ``k``: the ``history_sizes[k]`` newest pairs with yᵀs above
+    the threshold, oldest first (as :func:`rebuild_directions`)."""
+    memory: list[tuple[Tensor, Tensor]] = []
+    for j in range(1, k + 1):
+        s, y = xs[j] - xs[j - 1], gs[j] - gs[j - 1]
+        if float(y @ s) > threshold:
+            memory.append((s, y))
+        h = max(0, history_sizes[j])
+        memory = memory[len(memory) - h:] if h else []
+    return memory
+
+
+def _gamma_formulas(pairs: Sequence[tuple[Tensor, Tensor]]) -> dict[str, float]:
+    """Values of the initial scaling γ (H₀ = γI) that implementations compute, right (N&W eq. 7.20) or wrong."""
+    out: dict[str, float] = {"γ = 1": 1.0}
+    named = [("the newest pair", pairs[-1])]
+    if len(pairs) > 1:
+        named += [("the second-newest pair (one pair late)", pairs[-2]), ("the oldest pair", pairs[0])]
+    for where, (s, y) in named:
+        ss, sy, yy = float(s @ s), float(s @ y), float(y @ y)
+        for formula, value in (("sᵀy/yᵀy", sy / yy if yy else math.inf), ("yᵀy/sᵀy", yy / sy if sy else math.inf),
+                               ("sᵀs/sᵀy", ss / sy if sy else math.inf), ("sᵀy/sᵀs", sy / ss if ss else math.inf)):
+            out.setdefault(f"γ = {formula} of {where}", value)
+    return out
+
+
+def explain_gamma(
+    xs: Sequence[Tensor], gs: Sequence[Tensor], history_sizes: Sequence[int], k: int, observed: Tensor,
+    tolerance: float,
+) -> str | None:
+    """Whether the observed direction at iterate ``k`` is the two-loop direction with the right pairs but another
+    initial scaling γ. The two-loop output is affine in γ (Nocedal & Wright Alg. 7.4: r = γq, then the second
+    loop is linear in r), so d(γ) = d₀ + γ·d₁; the γ that fits the observation is found by least squares and, if
+    d(γ) then matches within ``tolerance``, named after the formula that gives it (or given as a number)."""
+    pairs = _pairs_at(xs, gs, history_sizes, k)
+    if not pairs:
+        return None
+    d0 = two_loop(gs[k], pairs, 0.0)
+    d1 = two_loop(gs[k], pairs, 1.0) - d0
+    denominator = float(d1 @ d1)
+    if not denominator or not math.isfinite(denominator):
+        return None
+    fitted = float(d1 @ (observed.to(d1.dtype) - d0)) / denominator
+    if not math.isfinite(fitted) or relative_difference(observed.to(d1.dtype), d0 + fitted * d1) > tolerance:
+        return None
+    formulas = _gamma_formulas(pairs)
+    right = formulas["γ = sᵀy/yᵀy of the newest pair"]
+    matches = [name for name, value in formulas.items()
+               if math.isfinite(value) and abs(value - fitted) <= 1e3 * tolerance * max(abs(value), abs(fitted))]
+    if any(name == "γ = sᵀy/yᵀy of the newest pair" for name in matches):
+        return None  # the scaling is right; the difference is elsewhere
+    named = f"{matches[0]}" if matches else "no usual formula"
+    return (f"the initial scaling γ: the direction is the two-loop one from the right pairs with γ = {fitted:.6g} "
+            f"({named}) instead of sᵀy/yᵀy of the newest pair = {right:.6g}")
+
+
 def relative_difference(a: Tensor, b: Tensor) -> float:
     """``max|a - b| / max|b|`` over the finite entries (inf when ``b`` is zero and ``a`` is not).
 

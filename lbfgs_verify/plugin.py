@@ -35,7 +35,7 @@ from lbfgs_verify.targets import TARGET_ENV_VAR
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from lbfgs_verify.properties.base import CheckContext
+    from lbfgs_verify.properties.base import CheckContext, PropertyResult
 
 MODES = ("properties", "semantics", "conformance")
 BUDGETS = ("quick", "ci", "thorough")
@@ -68,6 +68,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="torch thread count for every run, default 1 (ini: lbfgs_threads)")
     group.addoption("--lbfgs-only", dest="lbfgs_only", action="append", default=None, metavar="ID",
                     help="only property IDs equal to or starting with ID (repeatable; ini: lbfgs_only)")
+    group.addoption("--lbfgs-repro", dest="lbfgs_repro", default=None, metavar="DIR",
+                    help="write one standalone reproduction script per failure cause into DIR (as check --repro)")
+    group.addoption("--lbfgs-no-baseline", dest="lbfgs_no_baseline", action="store_true", default=False,
+                    help="do not run torch.optim.LBFGS on the failed properties to mark the failures it shares "
+                         "(as check --no-baseline)")
     parser.addini("lbfgs_target", f"optimizer to check, module:attr (or set {TARGET_ENV_VAR})", default=None)
     parser.addini("lbfgs_level", "lbfgs_verify level: properties, semantics or conformance", default=None)
     parser.addini("lbfgs_mode", "another name of lbfgs_level", default=None)
@@ -228,3 +233,57 @@ def lbfgs_check_context(pytestconfig: pytest.Config) -> Iterator[CheckContext]:
         yield CheckContext(target=target, mode=settings.mode, budget=BUDGET_OBJECTS[settings.budget],
                            threads=settings.threads, lacks=lacks, skips=dict(settings.skips))
 
+
+
+RESULTS_KEY = pytest.StashKey[list]()
+"""Where the suite's tests leave their :class:`~lbfgs_verify.properties.base.PropertyResult` for the summary."""
+
+
+@pytest.fixture(scope="session")
+def lbfgs_results(pytestconfig: pytest.Config) -> list[PropertyResult]:
+    """The results of the suite's tests in this session (the same records ``lbfgs-verify check`` collects)."""
+    return pytestconfig.stash.setdefault(RESULTS_KEY, [])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    """What ``lbfgs-verify check`` prints after its table, for the same results: the baseline marks (torch
+    fails this too, same cause), the failures grouped by cause, and ``--lbfgs-repro`` scripts. One behaviour,
+    two faces: the functions are :mod:`lbfgs_verify.properties.runner`'s (a run under pytest-xdist keeps its
+    results in the workers: this summary is then left out)."""
+    results = config.stash.get(RESULTS_KEY, [])
+    if not results:
+        return
+    import io
+    from pathlib import Path
+
+    from lbfgs_verify.properties.base import BUDGETS as BUDGET_OBJECTS
+    from lbfgs_verify.properties.runner import (
+        RunReport,
+        library_versions,
+        mark_baseline_failures,
+        print_baseline,
+        print_shared_causes,
+        summary_line,
+        target_version,
+        write_reproductions,
+    )
+    from lbfgs_verify.targets import load_target
+
+    settings = suite_settings(config)
+    target = load_target(settings.target)  # type: ignore[arg-type]
+    report = RunReport(target.spec, target_version(target), settings.mode, BUDGET_OBJECTS[settings.budget],
+                       settings.threads, library_versions(), list(results),
+                       lacks=frozenset(f for fs in _lacks_sources(settings, target).values() for f in fs))
+    if not config.getoption("lbfgs_no_baseline"):
+        mark_baseline_failures(report, target)
+    text = io.StringIO()
+    print(summary_line(report).split(" in ")[0], file=text)
+    print_baseline(report, text)
+    print_shared_causes(report, text)
+    repro = config.getoption("lbfgs_repro")
+    if repro:
+        write_reproductions(report, Path(repro), text)
+    terminalreporter.write_sep("=", "lbfgs-verify summary")
+    for line in text.getvalue().splitlines():
+        terminalreporter.write_line(line)

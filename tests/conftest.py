@@ -22,6 +22,7 @@ torch.set_num_threads(1)
 SHARED_FIXTURE_MODULES = frozenset({
     "tests/fast/test_check_repro.py",
     "tests/fast/test_report.py",
+    "tests/fast/test_verdicts.py",
     "tests/slow/test_lbfgsb_bounded_mgh.py",
     "tests/slow/test_lbfgsb_mgh.py",
     "tests/slow/test_scipy_suite_routed.py",

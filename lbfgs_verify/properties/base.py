@@ -183,8 +183,24 @@ class Cause:
     detail: str
     evidence: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def fingerprint(self) -> str:
+        """What makes two failures one cause (the same as :attr:`key`): the exception site, a control run's
+        diagnosis, or the first differing step with its problem, state key and values."""
+        return self.key
+
+    def same_cause_as(self, other: Cause) -> bool:
+        """Whether ``other`` (a failure of another optimizer, e.g. the torch baseline, on the same property) has
+        this cause: the same fingerprint and the same violated condition. An exception counts as the same
+        where its type and message agree (the site differs between a copy of torch's code and torch)."""
+        if self.evidence.get("exception") or other.evidence.get("exception"):
+            return ((self.evidence.get("exception"), self.evidence.get("message"))
+                    == (other.evidence.get("exception"), other.evidence.get("message")))
+        return self.key == other.key and self.evidence.get("condition") == other.evidence.get("condition")
+
     def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "summary": self.summary, "detail": self.detail, "evidence": self.evidence}
+        return {"key": self.key, "fingerprint": self.fingerprint, "summary": self.summary, "detail": self.detail,
+                "evidence": self.evidence}
 
 
 @dataclass
@@ -198,6 +214,8 @@ class PropertyResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     causes: list[Cause] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Observations that are not failures (e.g. a state entry that differs only in the sign of zero)."""
 
     @property
     def reason(self) -> str:
@@ -209,7 +227,7 @@ class PropertyResult:
     def to_json(self) -> dict[str, Any]:
         return {"property": self.property, "status": self.status.value, "detail": self.detail,
                 "evidence": self.evidence, "seconds": round(self.seconds, 3),
-                "causes": [c.to_json() for c in self.causes]}
+                "causes": [c.to_json() for c in self.causes], "notes": list(self.notes)}
 
 
 REGISTRY: dict[str, Property] = {}
@@ -299,6 +317,7 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
         skip_from_file,
         skip_reason,
     )
+    from lbfgs_verify.engine import collecting_notes
     from lbfgs_verify.recordings import shared_recordings
 
     start = time.perf_counter()
@@ -308,7 +327,7 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
     run_ctx = replace(ctx, target=guarded(ctx.target, ctx.lacks)) if ctx.lacks else ctx
     hits: set[str] = set()
     try:
-        with lacking(ctx.lacks), recording_hits() as hits, shared_recordings():
+        with lacking(ctx.lacks), recording_hits() as hits, shared_recordings(), collecting_notes() as notes:
             prop.check(run_ctx)
     except PropertySkipped as exc:
         return PropertyResult(prop.id, Status.SKIP, str(exc), seconds=time.perf_counter() - start)
@@ -329,7 +348,7 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
         cause = cause_of(prop, exc)
         return PropertyResult(prop.id, Status.ERROR, cause.detail, cause.evidence, time.perf_counter() - start,
                               [cause])
-    return PropertyResult(prop.id, Status.PASS, "", seconds=time.perf_counter() - start)
+    return PropertyResult(prop.id, Status.PASS, "", seconds=time.perf_counter() - start, notes=notes)
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
@@ -364,15 +383,35 @@ def cause_of(prop: Property, exc: BaseException) -> Cause:
     else:
         frames = traceback.extract_tb(exc.__traceback__)
         where = f"{frames[-1].name}:{frames[-1].lineno}" if frames else type(exc).__name__
-        key = f"{prop.id}: {where}"
+        key = condition_fingerprint(prop.id, where, evidence)
     summary = message.splitlines()[0] if message else type(exc).__name__
     notes = _notes(exc)
     detail = f"{message}\n{notes}".rstrip() if notes else message
     return Cause(key, summary, detail, evidence)
 
 
+def condition_fingerprint(property_id: str, where: str, evidence: dict[str, Any]) -> str:
+    """The fingerprint of a violated condition (docs/properties.md, "One cause, one message"):
+
+    - a control run's diagnosis (``evidence["diagnosis"]``, e.g. a resumed run equal to a cold start) is the
+      cause, whichever property ran into it: ``"diagnosis: cold start"``;
+    - a run that left the run it must follow is fingerprinted by where it first differs: the problem, the first
+      differing step, the key and the values (``"rosenbrock[...]: step 3: state_dict.state[0].d: ..."``), so
+      that properties drawing the same scenario and hitting the same difference are one cause;
+    - anything else by the property and the place that checks it (never shared)."""
+    if evidence.get("diagnosis"):
+        return f"diagnosis: {evidence['diagnosis']}"
+    if evidence.get("first_differing_step") is not None and evidence.get("path"):
+        return (f"{evidence.get('problem', '?')}: step {evidence['first_differing_step']}: {evidence['path']}: "
+                f"{evidence.get('difference', '')}")
+    return f"{property_id}: {where}"
+
+
 def _notes(exc: BaseException) -> str:
     """hypothesis' notes (the shrunk falsifying example), without the lines that point into the harness."""
     notes = getattr(exc, "__notes__", None) or []
-    kept = [n for n in notes if not n.startswith(("Explanation:", "The test ", "    # "))]
+    # hypothesis' "@reproduce_failure(...) as a decorator on your test function" means nothing to a user who has
+    # no test function: the CLI and the plugin offer a standalone script instead (--repro / --lbfgs-repro).
+    kept = [n for n in notes if not n.startswith(("Explanation:", "The test ", "    # "))
+            and "reproduce_failure" not in n]
     return "".join(f"{n}\n" for n in kept)

@@ -35,6 +35,7 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lbfgs_verify.bitwise import same_values
 from lbfgs_verify.capabilities import features_of_problem, reject_lacked
 from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import (
@@ -42,6 +43,7 @@ from lbfgs_verify.observe import (
     Observation,
     ObservedStep,
     explain_direction,
+    explain_gamma,
     first_step_length,
     flat,
     move_difference,
@@ -272,6 +274,9 @@ def check_directions(obs: Observation, history_sizes: Sequence[int], *, first: i
         if not r <= DIRECTION_TOLERANCE:
             hs = list(history_sizes[:k + 1])
             explained = explain_direction([*xs, step.x_after], gs, hs, obs.eps, k, observed, 1e-4)
+            if not explained:
+                gamma = explain_gamma([*xs, step.x_after], gs, hs, k, observed, 1e-4)
+                explained = [gamma] if gamma else []
             hint = (f"; it matches: {'; '.join(explained)}" if explained else
                     "; it matches none of the usual mistakes (γ, history length, curvature test, ρ, sign)")
             raise obs.fail(
@@ -321,11 +326,11 @@ def iterations_as_steps(obs: Observation) -> Observation:
     step = obs.steps[0]
     evaluations = []
     for e in step.evaluations:
-        if evaluations and torch.equal(evaluations[-1].x, e.x):
+        if evaluations and same_values(evaluations[-1].x, e.x):
             continue
         evaluations.append(e)
     max_iter = int(step.hyperparameters.get("max_iter", 20))
-    if len(evaluations) > max_iter and torch.equal(evaluations[-1].x, step.x_after):
+    if len(evaluations) > max_iter and same_values(evaluations[-1].x, step.x_after):
         evaluations = evaluations[:-1]
     pseudo = []
     for i, e in enumerate(evaluations):
@@ -451,7 +456,7 @@ def check_descent_direction(ctx: CheckContext) -> None:
             else:
                 moves = [(0, step.start, x) for x in [*points[1:2], step.x_after]]
             for i, start, end_x in moves:
-                if torch.equal(start.x, end_x) or not bool(torch.isfinite(end_x).all()):
+                if same_values(start.x, end_x) or not bool(torch.isfinite(end_x).all()):
                     continue
                 gtp = float(start.g @ (end_x - start.x))
                 slack = _descent_slack(start, end_x, obs.eps)
@@ -480,7 +485,7 @@ def _bracket_collapsed(evaluations: Sequence[Evaluation], tolerance_change: floa
     "line-search bracket is so small" exit (``abs(bracket[1] - bracket[0]) * d_norm < tolerance_change``)."""
     xs: list[Tensor] = []
     for e in evaluations:  # a re-evaluation of a point already seen (e.g. the start) is no bracket
-        if not any(torch.equal(e.x, x) for x in xs):
+        if not any(same_values(e.x, x) for x in xs):
             xs.append(e.x)
     for i in range(len(xs)):
         for j in range(i + 1, len(xs)):
@@ -562,7 +567,7 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
             if not step.moved:
                 continue
             end = following.start
-            if not torch.equal(end.x, step.x_after):
+            if not same_values(end.x, step.x_after):
                 raise obs.fail(f"step {step.index + 1} evaluated the closure first at another point than the "
                                "parameters left by the previous step", step=step.index + 1)
             check = wolfe_check(step.start, end, obs.eps)

@@ -40,6 +40,7 @@ from lbfgs_verify.engine import (
     Scenario,
     Transport,
     call_target,
+    cold_start_diagnosis,
     comparison_environment,
     continue_run,
     disturb_global_rng,
@@ -81,7 +82,7 @@ def check_transport(
     @ctx.settings()
     @given(scenario=strategy if strategy is not None else scenarios(ctx.budget.steps), data=st.data())
     def check(scenario: Scenario, data: st.DataObject) -> None:
-        with comparison_environment(ctx.threads):
+        with comparison_environment(ctx.threads, ctx.level):
             for split in range(scenario.steps):
                 # Recorded as far as needed (one more step per split): a failure at an early split costs
                 # only the steps before it.
@@ -94,7 +95,9 @@ def check_transport(
                     raise divergence_failure(label + " (one step after the split)", scenario, divergence,
                                              split=split, transport=transport.name,
                                              **state_after_load(loader, scenario, saved, split, transport,
-                                                                ctx.device))
+                                                                ctx.device),
+                                             **cold_start_diagnosis(loader, scenario, reference, split, resumed,
+                                                                    ctx.device))
             count = min(ctx.budget.full_continuations, scenario.steps)
             splits = data.draw(st.lists(split_points(scenario.steps), min_size=count, max_size=count, unique=True),
                                label="full-continuation splits")
@@ -111,6 +114,8 @@ def check_transport(
                 how = (f" (continued from the split; re-saved and re-loaded through the same transport at "
                        f"{', '.join(map(str, reloads))})" if reloads else " (full continuation)")
                 diagnosis = {} if reloads else state_after_load(loader, scenario, saved, load, transport, ctx.device)
+                diagnosis.update(cold_start_diagnosis(loader, scenario, reference, load, resumed[load - chain[0]:],
+                                                      ctx.device))
                 raise divergence_failure(label + how, scenario, divergence, split=chain[0], chain=chain,
                                          last_load=load, transport=transport.name, **diagnosis)
 
@@ -202,7 +207,7 @@ def check_uses_saved_state(ctx: CheckContext) -> None:
     from lbfgs_verify.capabilities import allowed, features_of_hyperparameters, features_of_problem
 
     informative = 0
-    with comparison_environment(ctx.threads):
+    with comparison_environment(ctx.threads, ctx.level):
         for scenario, split in _SAVED_STATE_SCENARIOS:
             if not allowed(features_of_problem(scenario.problem) | features_of_hyperparameters(
                     scenario.hyperparameters)):

@@ -630,6 +630,15 @@ def properties_markdown() -> str:
         lines.append(f"- `{level}` ({count} properties): {_LEVEL_INTRO[level]}")
     lines += [
         "",
+        "## Signed zeros",
+        "",
+        "At `properties` and `semantics`, parameters, returned losses and closure values are compared bitwise (the",
+        "sign of zero included), but optimizer state entries (`state_dict()` values) compare with +0.0 equal to",
+        "-0.0: IEEE 754 leaves the sign of a zero to the operation (`-g` of a zero gradient is -0.0), and a zero",
+        "entry of a direction or step moves no parameter. A difference only in the sign of zero in the state is",
+        "reported as a note on the passing property (`notes` in `--json`), not as a failure. `conformance` stays",
+        "bitwise everywhere: torch's bytes, zeros' signs included.",
+        "",
         "## Declared capabilities",
         "",
         "A target may declare features it lacks (`--lacks F1,F2`; pytest `--lbfgs-lacks` or ini `lbfgs_lacks`;",

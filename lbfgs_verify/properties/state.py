@@ -21,13 +21,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.bitwise import first_difference
 from lbfgs_verify.engine import (
     TORCH_SAVE,
     RecordedRun,
     Scenario,
     Transport,
     call_target,
+    cold_start_diagnosis,
     comparison_environment,
     continue_run,
     difference_evidence,
@@ -36,6 +36,7 @@ from lbfgs_verify.engine import (
     fresh_params,
     params_at,
     record_run,
+    state_difference,
     step_divergence,
     torch_load_bytes,
     torch_save_bytes,
@@ -79,7 +80,7 @@ def check_round_trip_exact(ctx: CheckContext) -> None:
                                {"lr": torch.tensor(0.25, dtype=torch.float64), "max_iter": 2, "history_size": 2,
                                 "line_search_fn": "strong_wolfe"}, steps))
     def check(scenario: Scenario) -> None:
-        with comparison_environment(ctx.threads):
+        with comparison_environment(ctx.threads, ctx.level):
             run = record_run(ctx.target, scenario, steps=0)
             closure = scenario.problem.make_closure(run.params)
             for boundary in range(scenario.steps + 1):
@@ -95,7 +96,7 @@ def check_round_trip_exact(ctx: CheckContext) -> None:
                                          scenario)
                     call_target("load_state_dict", lambda f=fresh, s=loaded: f.load_state_dict(s), scenario)
                     got = call_target("state_dict() of the loaded optimizer", fresh.state_dict, scenario)
-                    difference = first_difference(expected, got, "state_dict")
+                    difference = state_difference(expected, got, "state_dict")
                     if difference is not None:
                         raise PropertyFailed(
                             f"state_dict after a round trip ({route}) differs from the saved one after {boundary} "
@@ -112,6 +113,36 @@ def check_round_trip_exact(ctx: CheckContext) -> None:
 # --------------------------------------------------------------------------------------------------------
 
 
+def _load_in_memory(ctx: CheckContext, scenario: Scenario, split: int) -> tuple[RecordedRun, Any, list[Tensor]]:
+    """A source run of ``split`` steps and a new optimizer that loaded ``source.state_dict()`` in memory."""
+    reference = uninterrupted(ctx.target, scenario, steps=split)
+    source = record_run(ctx.target, scenario, steps=split, label="source")
+    loaded_params = fresh_params(params_at(reference.trace, split), reference.params)
+    loaded = call_target("constructing the optimizer to load into",
+                         lambda: scenario.make_optimizer(ctx.target, loaded_params), scenario)
+    state = call_target("source.state_dict()", source.optimizer.state_dict, scenario)
+    call_target("loaded.load_state_dict(source.state_dict()) in memory", lambda: loaded.load_state_dict(state),
+                scenario)
+    return source, loaded, loaded_params
+
+
+def _alone(ctx: CheckContext, scenario: Scenario, split: int, name: str, n_steps: int) -> tuple[Any, list[Any]]:
+    """Differential control of ``state.load_independence``: the same in-memory load, then only the ``name``
+    optimizer steps (``n_steps`` times) while the other never does. The first divergence from the
+    uninterrupted run (or ``None``) and the steps made (up to that divergence)."""
+    source, loaded, loaded_params = _load_in_memory(ctx, scenario, split)
+    optimizer, params = (loaded, loaded_params) if name == "loaded" else (source.optimizer, source.params)
+    expected = uninterrupted(ctx.target, scenario, steps=split + n_steps).trace.steps[split:]
+    steps: list[Any] = []
+    for index in range(split, split + n_steps):
+        disturb_global_rng(index)  # as in the property's own loop
+        steps += continue_run(optimizer, params, scenario, index, 1, f"{name} alone")
+        divergence = step_divergence(expected[:len(steps)], steps)
+        if divergence is not None:
+            return divergence, steps
+    return None, steps
+
+
 @register(
     "state.load_independence",
     category="state",
@@ -121,21 +152,18 @@ def check_round_trip_exact(ctx: CheckContext) -> None:
             "H_diag, prev_flat_grad and the history: pytorch #196083, #147288; facts defect #1)",
 )
 def check_load_independence(ctx: CheckContext) -> None:
+    """Sharing is named only after a clean control (docs/properties.md, "Differential controls"): the diverging
+    optimizer, run again after the same load while the other one never steps, must follow the uninterrupted
+    run. If it does not, the difference belongs to the load itself and is reported as a resume difference (with
+    the cold-start diagnosis where it applies)."""
     steps = max(ctx.budget.steps, 3)
 
     @ctx.settings()
     @given(scenario=scenarios(steps), data=st.data())
     def check(scenario: Scenario, data: st.DataObject) -> None:
-        with comparison_environment(ctx.threads):
+        with comparison_environment(ctx.threads, ctx.level):
             split = data.draw(st.integers(1, scenario.steps - 1), label="split")
-            reference = uninterrupted(ctx.target, scenario, steps=split)
-            source = record_run(ctx.target, scenario, steps=split, label="source")
-            loaded_params = fresh_params(params_at(reference.trace, split), reference.params)
-            loaded = call_target("constructing the optimizer to load into",
-                                 lambda: scenario.make_optimizer(ctx.target, loaded_params), scenario)
-            state = call_target("source.state_dict()", source.optimizer.state_dict, scenario)
-            call_target("loaded.load_state_dict(source.state_dict()) in memory", lambda: loaded.load_state_dict(state),
-                        scenario)
+            source, loaded, loaded_params = _load_in_memory(ctx, scenario, split)
             for index in range(split, scenario.steps):
                 reference = uninterrupted(ctx.target, scenario, steps=index + 1)  # extended as far as compared
                 for name, optimizer, params, other in (("loaded", loaded, loaded_params, "source"),
@@ -143,13 +171,22 @@ def check_load_independence(ctx: CheckContext) -> None:
                     disturb_global_rng(index)
                     record = continue_run(optimizer, params, scenario, index, 1, name)
                     divergence = step_divergence(reference.trace.steps[index:index + 1], record)
-                    if divergence is not None:
-                        after = ("its own first step" if index == split and name == "loaded"
-                                 else f"the {other} optimizer stepped")
+                    if divergence is None:
+                        continue
+                    control, alone = _alone(ctx, scenario, split, name, index - split + 1)
+                    if control is None:
                         raise divergence_failure(
-                            f"the {name} optimizer no longer follows the uninterrupted run after {after} "
-                            f"(in-memory load_state_dict shares state?)", scenario, divergence, split=split,
-                            stepped_first="loaded")
+                            f"the {name} optimizer no longer follows the uninterrupted run once the {other} "
+                            f"optimizer has stepped, though it does when the {other} never steps: the two share "
+                            f"state after an in-memory load_state_dict", scenario, divergence, split=split,
+                            stepped_first="loaded", control=f"the {name} optimizer alone follows the run")
+                    diagnosis = (cold_start_diagnosis(ctx.target, scenario, reference, split, alone)
+                                 if name == "loaded" else {})
+                    raise divergence_failure(
+                        f"the {name} optimizer differs from the uninterrupted run even when the {other} never "
+                        f"steps: the in-memory load itself differs (a resume difference, see resume.*), not "
+                        f"sharing", scenario, control, split=split, control_run=f"the {name} optimizer alone",
+                        **diagnosis)
 
     check()
 
@@ -170,7 +207,7 @@ def check_snapshot(ctx: CheckContext) -> None:
     @ctx.settings()
     @given(scenario=scenarios(ctx.budget.steps))
     def check(scenario: Scenario) -> None:
-        with comparison_environment(ctx.threads):
+        with comparison_environment(ctx.threads, ctx.level):
             returned: list[tuple[int, Any, Any]] = []
 
             def keep(optimizer: Any, params: list[Tensor]) -> None:
@@ -180,7 +217,7 @@ def check_snapshot(ctx: CheckContext) -> None:
             run = record_run(ctx.target, scenario, save=keep)
             keep(run.optimizer, run.params)
             for boundary, state, snapshot in returned:
-                difference = first_difference(snapshot, state, "state_dict")
+                difference = state_difference(snapshot, state, "state_dict")
                 if difference is not None:
                     later = len(returned) - 1 - boundary
                     raise PropertyFailed(
@@ -242,7 +279,7 @@ whose size depends on the parameters (it restarts its memory, say), so there is 
         "size-dependent part passes (the load is accepted and step() runs)",
 )
 def check_load_validates_size(ctx: CheckContext) -> None:
-    with comparison_environment(ctx.threads):
+    with comparison_environment(ctx.threads, ctx.level):
         for case, source_scenario, victim_scenario in _mismatched_cases():
             source = record_run(ctx.target, source_scenario)
             saved = _snapshot(call_target("source.state_dict()", source.optimizer.state_dict, source_scenario))
@@ -267,7 +304,7 @@ def check_load_validates_size(ctx: CheckContext) -> None:
                 )
             after = _snapshot(call_target("state_dict() after the failed load", victim.optimizer.state_dict,
                                           victim_scenario))
-            difference = first_difference(before, after, "state_dict")
+            difference = state_difference(before, after, "state_dict")
             if difference is None:
                 steps = continue_run(victim.optimizer, victim.params, victim_scenario, split, 1, "after failed load")
                 divergence = step_divergence(reference.trace.steps[split:], steps)

@@ -27,11 +27,12 @@ from lbfgs_verify.properties.base import REGISTRY, CheckContext, Status, run_pro
 __all__ = ["test_property"]
 
 
-def test_property(lbfgs_property: str, lbfgs_check_context: CheckContext) -> None:
+def test_property(lbfgs_property: str, lbfgs_check_context: CheckContext, lbfgs_results: list) -> None:
     """The property ``lbfgs_property`` holds for the configured target."""
     prop = REGISTRY[lbfgs_property]
     with comparison_environment(lbfgs_check_context.threads):
         result = run_property(prop, lbfgs_check_context)
+    lbfgs_results.append(result)  # for the plugin's summary: baseline marks, grouped causes, reproductions
     if result.status is Status.SKIP:
         pytest.skip(f"{prop.id}: {result.detail}")
     if result.status is not Status.PASS:
