@@ -3,19 +3,42 @@
 "Bitwise" means bytes: dtype, shape and raw memory must agree. ``numpy.testing.assert_array_equal`` is not
 enough: it treats NaN == NaN and +0.0 == -0.0 as equal. Containers are compared structurally and Python
 types must agree too (an ``int`` 1 is not a ``float`` 1.0 in a state dict: it changes later arithmetic).
+
+One relaxation exists, chosen by the caller (:data:`ZERO_SIGN_MODES`): with ``zero_sign="ignore"`` +0.0 and
+-0.0 compare equal and every such place is reported in ``notes`` instead. The property suite uses it for
+optimizer *state* at the ``properties`` and ``semantics`` levels only (IEEE 754-2019 §6.3: the sign of a zero
+result depends on the operation — ``-g`` of a zero gradient is -0.0 — and a zero direction or step moves no
+parameter; parameters and losses stay bitwise, and ``conformance`` stays bitwise everywhere).
+
+ULP distances are exact up to one binade (2^p units for a p-bit significand); beyond that the count says
+nothing (a sign change or a NaN on one side), so :class:`Difference` prints "> 2^52 ULP, sign differs" and
+the like instead of the raw count.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
 _ORDERED_INT = {8: torch.int64, 4: torch.int32, 2: torch.int16}
+
+ZERO_SIGN_MODES = ("bitwise", "ignore")
+"""How :func:`first_difference` treats +0.0 against -0.0: ``bitwise`` (different bytes, a difference) or
+``ignore`` (equal; each place is appended to ``notes``)."""
+
+_SIGNIFICAND_BITS = {torch.float64: 52, torch.float32: 23, torch.float16: 10, torch.bfloat16: 7,
+                     torch.complex128: 52, torch.complex64: 23}
+
+
+def ulp_cap(dtype: torch.dtype) -> int:
+    """The exponent ``p`` of the largest meaningful ULP count 2^p for ``dtype`` (its significand bits): a larger
+    distance spans more than a binade and means a sign change, an infinity or a factor of 2 or more."""
+    return _SIGNIFICAND_BITS.get(dtype, 52)
 
 
 @dataclass(frozen=True)
@@ -26,9 +49,12 @@ class Difference:
         path: where, e.g. ``state[0].old_dirs[3]`` or ``params[1]``.
         kind: ``type``, ``dtype``, ``shape``, ``device``, ``length``, ``keys`` or ``value``.
         detail: a one-line human description.
-        ulps: the largest distance in units in the last place over the elements (``None`` when not numeric,
-            ``math.inf`` when one side is NaN and the other is not).
-        max_abs: the largest absolute difference over the elements (``None`` when not numeric).
+        ulps: the largest distance in units in the last place over the elements (``None`` when not a floating
+            value, ``math.inf`` when one side is NaN and the other is not).
+        max_abs: the largest absolute difference over the elements (``None`` when not numeric; for integer and
+            bool tensors the integer distance).
+        ulps_text: how :attr:`ulps` reads (``"3 ULP"``, ``"> 2^52 ULP, sign differs"``, ``"NaN on one side"``);
+            empty when there is no ULP distance.
     """
 
     path: str
@@ -36,16 +62,33 @@ class Difference:
     detail: str
     ulps: float | None = None
     max_abs: float | None = None
+    ulps_text: str = ""
 
     def __str__(self) -> str:
-        extra = ""
+        parts = []
         if self.ulps is not None:
-            extra = f" ({_fmt_ulps(self.ulps)} ULP, max |diff| {self.max_abs:.3g})"
+            parts.append(self.ulps_text or describe_ulps(self.ulps))
+        if self.max_abs is not None:
+            parts.append(f"max |diff| {_fmt_number(self.max_abs)}")
+        extra = f" ({', '.join(parts)})" if parts else ""
         return f"{self.path}: {self.detail}{extra}"
 
 
-def _fmt_ulps(ulps: float) -> str:
-    return "inf" if math.isinf(ulps) else f"{int(ulps)}"
+def _fmt_number(value: float | int) -> str:
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 2**53):
+        return str(int(value))
+    return f"{value:.3g}"
+
+
+def describe_ulps(ulps: float, dtype: torch.dtype = torch.float64, why: str = "") -> str:
+    """``ulps`` as a reader can use it: the count up to 2^p (:func:`ulp_cap`), else ``"> 2^p ULP"`` with
+    ``why`` (e.g. ``"sign differs"``); a NaN against a number is ``"NaN on one side"``."""
+    if math.isinf(ulps) or math.isnan(ulps):
+        return "NaN on one side"
+    cap = ulp_cap(dtype)
+    if ulps > 2**cap:
+        return f"> 2^{cap} ULP" + (f", {why}" if why else "")
+    return f"{int(ulps)} ULP"
 
 
 def dense(t: Tensor) -> Tensor:
@@ -98,17 +141,33 @@ def ulp_distance(a: Tensor, b: Tensor) -> float:
     if a.is_complex():
         a, b = torch.view_as_real(a), torch.view_as_real(b)
     if not a.is_floating_point():
-        return float((a.to(torch.int64) - b.to(torch.int64)).abs().max()) if a.numel() else 0.0
+        return float(_integer_distance(a, b)) if a.numel() else 0.0
     if a.numel() == 0:
         return 0.0
+    return float(_ulp_distances(a, b).max())
+
+
+def _ulp_distances(a: Tensor, b: Tensor) -> Tensor:
+    """Elementwise ULP distances (float64; ``inf`` where exactly one side is NaN, 0 for identical NaN bytes) of
+    dense real floating tensors. Keys of opposite signs are added in float64: ``inf`` vs ``-inf`` overflows
+    int64 (2·0x7ff0… > 2^63)."""
     nan_a, nan_b = torch.isnan(a), torch.isnan(b)
-    if bool((nan_a ^ nan_b).any()):
-        return math.inf
     oa, ob = _ordered(a), _ordered(b)
-    both_nan = nan_a & nan_b
-    dist = (oa - ob).abs()
-    dist = torch.where(both_nan & (oa == ob), torch.zeros_like(dist), dist)
-    return float(dist.max())
+    same_sign = (oa < 0) == (ob < 0)
+    exact = torch.where(same_sign, oa - ob, torch.zeros_like(oa)).abs().to(torch.float64)
+    wide = oa.to(torch.float64).abs() + ob.to(torch.float64).abs()
+    dist = torch.where(same_sign, exact, wide)
+    dist = torch.where(nan_a & nan_b & (oa == ob), torch.zeros_like(dist), dist)
+    return torch.where(nan_a ^ nan_b, torch.full_like(dist, math.inf), dist)
+
+
+def _integer_distance(a: Tensor, b: Tensor) -> int:
+    """The largest |a - b| of integer or bool tensors, exact (Python integers: int64 differences overflow)."""
+    differ = (a != b).reshape(-1).nonzero().reshape(-1)
+    if not differ.numel():
+        return 0
+    fa, fb = a.reshape(-1)[differ].tolist(), b.reshape(-1)[differ].tolist()
+    return max(abs(int(x) - int(y)) for x, y in zip(fa, fb, strict=True))
 
 
 def bytes_equal(a: Tensor, b: Tensor) -> bool:
@@ -120,8 +179,27 @@ def bytes_equal(a: Tensor, b: Tensor) -> bool:
     return torch.equal(_as_bytes(a), _as_bytes(b))
 
 
-def tensor_difference(a: Tensor, b: Tensor, path: str = "tensor", *, check_device: bool = False) -> Difference | None:
-    """The difference between two tensors, or ``None`` when they are bitwise equal."""
+def same_values(a: Tensor, b: Tensor) -> bool:
+    """``torch.equal`` (values: +0.0 == -0.0), except that a NaN equals a NaN with the same bytes: two runs that
+    reach the same NaN are at the same point (``torch.equal`` says they differ, as NaN != NaN)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.numel() == 0 or torch.equal(a, b):
+        return True
+    ra, rb = dense(a), dense(b)
+    if ra.is_complex():
+        ra, rb = torch.view_as_real(ra), torch.view_as_real(rb)
+    if not ra.is_floating_point():
+        return False
+    ra, rb = ra.reshape(-1), rb.reshape(-1)
+    return bool(((ra == rb) | _same_bytes(ra, rb)).all())
+
+
+def tensor_difference(a: Tensor, b: Tensor, path: str = "tensor", *, check_device: bool = False,
+                      zero_sign: str = "bitwise", notes: list[str] | None = None) -> Difference | None:
+    """The difference between two tensors, or ``None`` when they are bitwise equal (with ``zero_sign="ignore"``:
+    equal up to the sign of zeros, each such tensor noted in ``notes``). Never raises on valid tensors."""
+    _check_zero_sign(zero_sign)
     if a.dtype != b.dtype:
         return Difference(path, "dtype", f"dtype {a.dtype} != {b.dtype}")
     if a.shape != b.shape:
@@ -134,15 +212,68 @@ def tensor_difference(a: Tensor, b: Tensor, path: str = "tensor", *, check_devic
     if ac.is_complex():
         ac, bc = torch.view_as_real(ac), torch.view_as_real(bc)
     if ac.is_floating_point():
+        zero_sign_only = bytes_equal(_positive_zeros(ac), _positive_zeros(bc))
+        if zero_sign_only and zero_sign == "ignore":
+            if notes is not None:
+                flat_a, flat_b = ac.reshape(-1), bc.reshape(-1)
+                count = int((~_same_bytes(flat_a, flat_b)).sum())
+                notes.append(f"{path}: differs only in the sign of zero ({count} element(s); "
+                             f"{_where(flat_a, flat_b, ac.dim()).strip()}); +0.0 and -0.0 compare equal in "
+                             "optimizer state at this level")
+            return None
+        if zero_sign == "ignore":
+            ac, bc = _positive_zeros(ac), _positive_zeros(bc)
+        flat_a, flat_b = ac.reshape(-1), bc.reshape(-1)
         diff = (ac.to(torch.float64) - bc.to(torch.float64)).abs()
         finite = diff[torch.isfinite(diff)]
         max_abs = float(finite.max()) if finite.numel() else math.inf
-        flat_a, flat_b = ac.reshape(-1), bc.reshape(-1)
-        first = _first_unequal_index(flat_a, flat_b)
-        where = f" first at element {first}: {flat_a[first].item()!r} vs {flat_b[first].item()!r}" if ac.dim() else (
-            f": {ac.item()!r} vs {bc.item()!r}")
-        return Difference(path, "value", "values differ" + where, ulps=ulp_distance(ac, bc), max_abs=max_abs)
-    return Difference(path, "value", "values differ", ulps=ulp_distance(ac, bc), max_abs=None)
+        distances = _ulp_distances(flat_a, flat_b)
+        worst = int(distances.argmax())
+        ulps = float(distances[worst])
+        text = ("1 ULP, only the sign of zero differs" if zero_sign_only
+                else describe_ulps(ulps, a.dtype, _why_far(flat_a[worst], flat_b[worst])))
+        return Difference(path, "value", "values differ" + _where(flat_a, flat_b, ac.dim(), ": "), ulps=ulps,
+                          max_abs=max_abs, ulps_text=text)
+    flat_a, flat_b = ac.reshape(-1), bc.reshape(-1)
+    where = _where(flat_a, flat_b, ac.dim(), ": ")
+    differing = int((flat_a != flat_b).sum())
+    return Difference(path, "value", f"values differ{where}; {differing} of {flat_a.numel()} element(s) differ",
+                      max_abs=_integer_distance(flat_a, flat_b))
+
+
+def _where(flat_a: Tensor, flat_b: Tensor, dim: int, lead: str = "") -> str:
+    """``first at element i: x vs y`` (``x vs y`` for a 0-dim tensor) for the first elements whose bytes differ."""
+    first = _first_unequal_index(flat_a, flat_b)
+    values = f"{flat_a[first].item()!r} vs {flat_b[first].item()!r}"
+    return f" first at element {first}: {values}" if dim else f"{lead}{values}"
+
+
+def _check_zero_sign(zero_sign: str) -> None:
+    if zero_sign not in ZERO_SIGN_MODES:
+        raise ValueError(f"zero_sign must be one of {', '.join(ZERO_SIGN_MODES)}, got {zero_sign!r}")
+
+
+def _positive_zeros(t: Tensor) -> Tensor:
+    """``t`` with every -0.0 replaced by +0.0 (other bytes, NaN payloads included, kept)."""
+    return torch.where(t == 0, torch.zeros_like(t), t)
+
+
+def _same_bytes(a: Tensor, b: Tensor) -> Tensor:
+    """Elementwise: do the bytes of the elements of two flat same-dtype tensors agree?"""
+    ra = _as_bytes(a).reshape(a.numel(), -1)
+    rb = _as_bytes(b).reshape(b.numel(), -1)
+    return (ra == rb).all(dim=1)
+
+
+def _why_far(x: Tensor, y: Tensor) -> str:
+    """Why two floats are more than a binade apart, for :func:`describe_ulps`."""
+    if bool(torch.isinf(x)) or bool(torch.isinf(y)):
+        return "infinite on one side" if bool(torch.isinf(x)) != bool(torch.isinf(y)) else "sign differs"
+    if bool(torch.isnan(x)) and bool(torch.isnan(y)):
+        return "NaN payloads differ"
+    if bool(torch.signbit(x)) != bool(torch.signbit(y)):
+        return "sign differs"
+    return "a factor of 2 or more apart"
 
 
 def _first_unequal_index(a: Tensor, b: Tensor) -> int:
@@ -152,17 +283,21 @@ def _first_unequal_index(a: Tensor, b: Tensor) -> int:
     return int(unequal[0, 0]) if unequal.numel() else 0
 
 
-def first_difference(a: Any, b: Any, path: str = "value", *, check_device: bool = False) -> Difference | None:
+def first_difference(a: Any, b: Any, path: str = "value", *, check_device: bool = False,
+                     zero_sign: str = "bitwise", notes: list[str] | None = None) -> Difference | None:
     """Depth-first structural comparison; returns the first :class:`Difference` or ``None`` when identical.
 
     Tensors are compared by bytes; Python scalars by type and value (floats by bits, so ``-0.0 != 0.0``
     and NaN equals NaN); mappings by their key sets then values in key order; sequences by type, length,
-    then items.
+    then items. With ``zero_sign="ignore"`` +0.0 equals -0.0 (in tensors and Python floats) and every place
+    where only that differs is appended to ``notes`` (:data:`ZERO_SIGN_MODES`).
     """
+    _check_zero_sign(zero_sign)
+    same = {"check_device": check_device, "zero_sign": zero_sign, "notes": notes}
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
             return Difference(path, "type", f"type {type(a).__name__} != {type(b).__name__}")
-        return tensor_difference(a, b, path, check_device=check_device)
+        return tensor_difference(a, b, path, **same)
     if type(a) is not type(b):
         return Difference(path, "type", f"type {type(a).__name__} ({a!r}) != {type(b).__name__} ({b!r})")
     if isinstance(a, Mapping):
@@ -171,8 +306,7 @@ def first_difference(a: Any, b: Any, path: str = "value", *, check_device: bool 
             return Difference(path, "keys", f"keys differ: only left {sorted(map(str, ka - kb))}, "
                                             f"only right {sorted(map(str, kb - ka))}")
         for k in sorted(a, key=str):
-            d = first_difference(a[k], b[k], f"{path}[{k!r}]" if not isinstance(k, str) else f"{path}.{k}",
-                                 check_device=check_device)
+            d = first_difference(a[k], b[k], f"{path}[{k!r}]" if not isinstance(k, str) else f"{path}.{k}", **same)
             if d is not None:
                 return d
         return None
@@ -180,15 +314,21 @@ def first_difference(a: Any, b: Any, path: str = "value", *, check_device: bool 
         if len(a) != len(b):
             return Difference(path, "length", f"length {len(a)} != {len(b)}")
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            d = first_difference(x, y, f"{path}[{i}]", check_device=check_device)
+            d = first_difference(x, y, f"{path}[{i}]", **same)
             if d is not None:
                 return d
         return None
     if isinstance(a, float):
         if (a == b and math.copysign(1.0, a) == math.copysign(1.0, b)) or (math.isnan(a) and math.isnan(b)):
             return None
-        ulps = ulp_distance(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64))
-        return Difference(path, "value", f"{a!r} != {b!r}", ulps=ulps, max_abs=abs(a - b))
+        if a == b == 0 and zero_sign == "ignore":
+            if notes is not None:
+                notes.append(f"{path}: differs only in the sign of zero ({a!r} vs {b!r}); +0.0 and -0.0 compare "
+                             "equal in optimizer state at this level")
+            return None
+        d = tensor_difference(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64), path)
+        assert d is not None  # the bits differ: neither equal with the same sign nor both NaN
+        return replace(d, detail=f"{a!r} != {b!r}")
     if a != b:
         return Difference(path, "value", f"{a!r} != {b!r}")
     return None

@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
 from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
+from lbfgs_verify.bitwise import same_values
 from lbfgs_verify.capabilities import active_lacks
 from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import Observation, first_step_length, observe
@@ -351,7 +351,7 @@ def _check_gradient_after_search(ctx: CheckContext) -> None:
         with quiet_known_warnings():
             for max_iter in range(1, k + 1):
                 step = observe(ctx.target, problem, {**hp, "max_iter": max_iter}, 1).steps[0]
-                reached = [e for e in step.evaluations if torch.equal(e.x, step.x_after)]
+                reached = [e for e in step.evaluations if same_values(e.x, step.x_after)]
                 if not reached:
                     note(f"max_iter={max_iter}: the step ended on a point it never evaluated")
                     return
@@ -364,12 +364,12 @@ def _check_gradient_after_search(ctx: CheckContext) -> None:
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, {**hp, "max_iter": k + 3, "tolerance_grad": g_k}, 1)
         got = obs.steps[0]
-        if got.calls != step_k.calls or not torch.equal(got.x_after, step_k.x_after):
+        if got.calls != step_k.calls or not same_values(got.x_after, step_k.x_after):
             raise obs.fail(
                 f"with line_search_fn='strong_wolfe' and tolerance_grad={g_k!r}, exactly max|g| at the point the "
                 f"line search accepted in iteration {k}, the step must end there after {step_k.calls} closure calls "
                 f"(as the step with max_iter={k} did); it made {got.calls} and ended "
-                f"{'elsewhere' if not torch.equal(got.x_after, step_k.x_after) else 'at the same point'}",
+                f"{'elsewhere' if not same_values(got.x_after, step_k.x_after) else 'at the same point'}",
                 iteration=k, tolerance=g_k, calls=got.calls, expected_calls=step_k.calls)
 
     run()
