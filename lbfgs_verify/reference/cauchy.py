@@ -41,6 +41,48 @@ def ordered_sum(values: np.ndarray) -> float:
     return float(np.add.accumulate(np.concatenate(([0.0], values)))[-1])
 
 
+_CHUNK = 16384
+"""Rows per block of :func:`sequential_dots` (the block's products stay in the cache)."""
+
+
+def sequential_dots(rows: list[np.ndarray], v: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """[0.0 + r[0]·v[0] + r[1]·v[1] + … for r in rows], each summed left to right like the C loops of ``formk`` /
+    ``subsm`` (``temp = temp + a[k]*b[k]``), for all rows in one pass over v. With a list of vectors, the array
+    (len(v), len(rows)) of every row against every vector, in the same pass.
+
+    The products of a block of entries go into a (block + 1, ·) array whose first row is the sums so far, and
+    ``np.add.reduce(·, axis=0)`` adds the rows of that array in order: a reduction over the outer axis of a
+    C-contiguous array runs as ``out[j] = out[j] + a[i, j]`` for i = 0, 1, … (numpy's pairwise summation applies
+    only along the contiguous axis; checked in ``tests/fast/test_lbfgsb_kernels.py``). The columns are summed side
+    by side, so the time is that of streaming the rows rather than one addition's latency per entry.
+    """
+    vectors = v if isinstance(v, list) else [v]
+    k = len(rows)
+    if k == 0 or not vectors:
+        return np.zeros((len(vectors), k) if isinstance(v, list) else 0)
+    n = vectors[0].shape[0]
+    size = max(1, min(n, _CHUNK))
+    block = np.empty((size + 1, k * len(vectors)))
+    sums = np.zeros(k * len(vectors))
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        block[0] = sums
+        out = block[1:stop - start + 1]
+        for i, vector in enumerate(vectors):
+            part = vector[start:stop]
+            for j, row in enumerate(rows):
+                np.multiply(row[start:stop], part, out=out[:, i * k + j])
+        sums = np.add.reduce(block[:stop - start + 1], axis=0)
+    return sums.reshape(len(vectors), k) if isinstance(v, list) else sums
+
+
+def sequential_rows_sum(first: np.ndarray, terms: list[np.ndarray]) -> np.ndarray:
+    """((first + terms[0]) + terms[1]) + … elementwise, in that order (one C statement's additions per entry)."""
+    if not terms:
+        return first.copy()
+    return np.add.reduce(np.stack([first, *terms]), axis=0)
+
+
 def daxpy(a: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """y + a·x by scipy's BLAS ``daxpy`` (it may fuse the multiply-add; plain numpy would not)."""
     if y.size == 0:
@@ -310,5 +352,7 @@ __all__ = [
     "generalized_cauchy_point",
     "heap_next_breakpoint",
     "ordered_sum",
+    "sequential_dots",
+    "sequential_rows_sum",
     "trtrs_upper",
 ]

@@ -78,7 +78,7 @@ from lbfgs_verify.reference.box import (
     project,
 )
 from lbfgs_verify.reference.box import projected_gradient_norm as box_projected_gradient_norm
-from lbfgs_verify.reference.cauchy import generalized_cauchy_point
+from lbfgs_verify.reference.cauchy import generalized_cauchy_point, sequential_dots
 from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict, warn_non_finite
 from lbfgs_verify.reference.subspace import (
     factor_reduced_matrix,
@@ -87,6 +87,9 @@ from lbfgs_verify.reference.subspace import (
     subspace_step,
     update_inner_products,
 )
+
+_ddot = scipy_blas.ddot
+_dnrm2 = scipy_blas.dnrm2
 
 EPSMACH = 2.220446049250313e-16
 """Machine epsilon as ``__lbfgsb.c`` hard-codes it (``epsmach``): the skip rule and ``tol = factr * epsmach``."""
@@ -268,20 +271,109 @@ def scipy_status(state: LBFGSBState, options: LBFGSBOptions) -> int:
 
 def _blas_dot(a: Tensor, b: Tensor) -> float:
     """``ddot`` from scipy's BLAS (the routine ``__lbfgsb.c`` calls; its summation order)."""
-    return float(scipy_blas.ddot(a.numpy(), b.numpy()))
+    return float(_ddot(a.numpy(), b.numpy()))
 
 
 def _blas_nrm2(a: Tensor) -> float:
     """``dnrm2`` from scipy's BLAS."""
-    return float(scipy_blas.dnrm2(a.numpy()))
+    return float(_dnrm2(a.numpy()))
 
 
-def _sequential_dots(columns: Tensor, v: Tensor) -> list[float]:
-    """[Σ_k columns[k, j] · v[k] for each j], each summed left to right like the C loops of ``formk``/``subsm``.
+class _PairProducts:
+    """Inner products of the stored pairs, each computed once (``matupd``/``formk`` compute only the new pair's).
 
-    ``torch.cumsum`` on the CPU accumulates strictly in order in float64 (checked in the tests).
+    scipy keeps ``ss``, ``sy`` and ``wn1`` and adds one row and column per new pair; the state here holds only the
+    pairs, so this table follows the pairs by the identity (and in-place version) of their tensors: pairs it has
+    seen keep their products (shifted when older pairs left), a pair it has not seen gets them computed, the same
+    way as before. Copies and pickles of a state start with an empty table.
+
+    Tables (k × k, k pairs, oldest first): ``yy[j, i]`` = y_j·y_i and ``sy_loop[j, i]`` = s_j·y_i (j ≤ i) summed in
+    order over all variables (``formk`` without bounds); ``ss_blas[i, j]`` = ddot(s_i, s_j) (i < j) and
+    ``sy_blas[i, j]`` = ddot(s_i, y_j) (i > j) (``matupd``).
     """
-    return torch.cumsum(columns * v.unsqueeze(1), dim=0)[-1].tolist()
+
+    __slots__ = ("blas_known", "loop_known", "pairs", "ss_blas", "sy_blas", "sy_loop", "yy")
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[Tensor, Tensor, int, int]] = []
+        self.yy = self.sy_loop = self.ss_blas = self.sy_blas = np.zeros((0, 0))
+        self.loop_known = self.blas_known = np.zeros(0, dtype=bool)
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return (_PairProducts, ())
+
+    def sync(self, s_history: list[Tensor], y_history: list[Tensor]) -> None:
+        """Follow the pairs to ``s_history``/``y_history``: keep the products of a run of pairs seen before."""
+        old, k = self.pairs, len(s_history)
+        if len(old) == k and all(p[0] is s and p[1] is y and p[2] == s._version and p[3] == y._version
+                                 for p, s, y in zip(old, s_history, y_history, strict=True)):
+            return
+        offset, keep = 0, 0
+        if k:
+            for index, pair in enumerate(old):
+                if pair[0] is s_history[0] and pair[1] is y_history[0]:
+                    offset = index
+                    break
+            while offset + keep < len(old) and keep < k:
+                s, y, s_version, y_version = old[offset + keep]
+                if not (s is s_history[keep] and y is y_history[keep] and s_version == s._version
+                        and y_version == y._version):
+                    break
+                keep += 1
+        kept = slice(offset, offset + keep)
+
+        def carried(table: np.ndarray) -> np.ndarray:
+            new = np.zeros((k, k))
+            new[:keep, :keep] = table[kept, kept]
+            return new
+
+        self.yy, self.sy_loop = carried(self.yy), carried(self.sy_loop)
+        self.ss_blas, self.sy_blas = carried(self.ss_blas), carried(self.sy_blas)
+        loop_known, blas_known = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
+        loop_known[:keep], blas_known[:keep] = self.loop_known[kept], self.blas_known[kept]
+        self.loop_known, self.blas_known = loop_known, blas_known
+        self.pairs = [(s, y, s._version, y._version) for s, y in zip(s_history, y_history, strict=True)]
+
+    def loop_products(self, extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``yy`` and ``sy_loop`` (upper triangles valid), computing the missing columns, and the dots of
+        [y_0 … y_k, s_0 … s_k] with ``extra`` summed the same way (in the same pass as the newest column)."""
+        missing = np.flatnonzero(~self.loop_known).tolist()
+        k = len(self.pairs)
+        all_rows = [p[1].numpy() for p in self.pairs] + [p[0].numpy() for p in self.pairs]
+        extra_dots = None
+        for i in missing:
+            if i == k - 1:
+                both = sequential_dots(all_rows, [self.pairs[i][1].numpy(), extra])
+                dots, extra_dots = both[0], both[1]
+                dots = np.concatenate([dots[:k], dots[k:]])
+            else:
+                dots = sequential_dots(all_rows[: i + 1] + all_rows[k: k + i + 1], self.pairs[i][1].numpy())
+            self.yy[: i + 1, i] = dots[: i + 1]
+            self.sy_loop[: i + 1, i] = dots[-(i + 1):]
+            self.loop_known[i] = True
+        if extra_dots is None:
+            extra_dots = sequential_dots(all_rows, extra)
+        return self.yy, self.sy_loop, extra_dots
+
+    def blas_products(self) -> tuple[np.ndarray, np.ndarray]:
+        """``ss_blas`` (strict upper triangle) and ``sy_blas`` (strict lower triangle), computing missing ones."""
+        for p in np.flatnonzero(~self.blas_known).tolist():
+            s_p = self.pairs[p][0].numpy()
+            for i in range(p):
+                self.ss_blas[i, p] = float(_ddot(self.pairs[i][0].numpy(), s_p))
+                self.sy_blas[p, i] = float(_ddot(s_p, self.pairs[i][1].numpy()))
+            self.blas_known[p] = True
+        return self.ss_blas, self.sy_blas
+
+
+def _pair_products(state: LBFGSBState) -> _PairProducts:
+    """The state's table of pair products, following its current pairs (not a field of the state)."""
+    products = state.__dict__.get("_pair_products")
+    if products is None:
+        products = _PairProducts()
+        state.__dict__["_pair_products"] = products
+    products.sync(state.s_history, state.y_history)
+    return products
 
 
 def projected_gradient_norm(g: Tensor) -> float:
@@ -322,6 +414,12 @@ def _trtrs_upper(factor: np.ndarray, rhs: np.ndarray, *, transpose: bool) -> tup
 
 
 def _quasi_newton_point(state: LBFGSBState) -> Tensor | None:
+    """:func:`_quasi_newton_point_unchecked` with IEEE results and no numpy warnings (C arithmetic does not warn)."""
+    with np.errstate(all="ignore"):
+        return _quasi_newton_point_unchecked(state)
+
+
+def _quasi_newton_point_unchecked(state: LBFGSBState) -> Tensor | None:
     """z = x - H g from the compact L-BFGS representation, or ``None`` if a factorization fails.
 
     The subspace step of Byrd–Lu–Nocedal–Zhu (1995) eq. (5.11) with every variable free (Z = I), in the compact
@@ -331,30 +429,24 @@ def _quasi_newton_point(state: LBFGSBState) -> Tensor | None:
     """
     col = state.memory_size
     theta = state.theta
-    S = torch.stack(state.s_history, dim=1)
-    Y = torch.stack(state.y_history, dim=1)
 
-    # formk: upper-left block Y'Y/θ + D, upper-right block from R (the strictly lower part of SᵀY is 0 here).
-    upper_left = np.zeros((col, col), order="F")
-    upper_right = np.zeros((col, col), order="F")
-    for i in range(col):
-        y_dots = _sequential_dots(Y, state.y_history[i])  # y_i · y_j
-        s_dots = _sequential_dots(Y, state.s_history[i])  # s_i · y_j
-        for j in range(i + 1):
-            upper_left[j, i] = c_div(y_dots[j], theta)
-        for j in range(i):
-            upper_right[j, i] = -0.0  # -(L_a)_{ij}: no active variables, so -(0.0)
-        for j in range(i, col):
-            upper_right[j, i] = s_dots[j]
-        upper_left[i, i] = upper_left[i, i] + state.sy_history[i]
-    factor_11, ok = _potrf_upper(upper_left)
+    # formk: upper-left block Y'Y/θ + D, upper-right block from R (the strictly lower part of SᵀY is 0 here):
+    # (R)_{ij} = s_j·y_i for i >= j, and -(L_a)_{ij} = -(0.0) above (no active variables).
+    r = np.negative(state.g.numpy())
+    yy, sy_loop, wv = _pair_products(state).loop_products(r)  # wv = [Yᵀr; Sᵀr] (subsm), same pass
+    upper_left = np.triu(yy / theta)  # c_div: IEEE division
+    upper_left[range(col), range(col)] += state.sy_history
+    upper_right = np.where(np.tri(col, dtype=bool), sy_loop.T, -0.0)
+    factor_11, ok = _potrf_upper(np.asfortranarray(upper_left))
     if not ok:
         return None
-    solved_12, _ = _trtrs_upper(factor_11, upper_right, transpose=True)
+    solved_12, _ = _trtrs_upper(factor_11, np.asfortranarray(upper_right), transpose=True)
     lower_right = np.zeros((col, col), order="F")
+    zero_theta = 0.0 * theta
     for a in range(col):
+        column_a = solved_12[:, a]
         for b in range(a, col):
-            lower_right[a, b] = 0.0 * theta + float(scipy_blas.ddot(solved_12[:, a], solved_12[:, b]))
+            lower_right[a, b] = zero_theta + float(_ddot(column_a, solved_12[:, b]))
     factor_22, ok = _potrf_upper(lower_right)
     if not ok:
         return None
@@ -364,10 +456,9 @@ def _quasi_newton_point(state: LBFGSBState) -> Tensor | None:
     middle[col:, col:] = factor_22
 
     # subsm with every variable free: r = -g, wv = [Yᵀr; θ Sᵀr], two triangular solves, then the update.
-    direction = -state.g
-    wv = np.empty(2 * col)
-    wv[:col] = _sequential_dots(Y, direction)
-    wv[col:] = [theta * v for v in _sequential_dots(S, direction)]
+    y_rows = [t.numpy() for t in state.y_history]
+    s_rows = [t.numpy() for t in state.s_history]
+    wv[col:] = theta * wv[col:]
     wv, ok = _trtrs_upper(middle, wv, transpose=True)
     if not ok:
         return None
@@ -375,10 +466,35 @@ def _quasi_newton_point(state: LBFGSBState) -> Tensor | None:
     wv, ok = _trtrs_upper(middle, wv, transpose=False)
     if not ok:
         return None
-    for j in range(col):
-        direction = direction + (Y[:, j] * float(wv[j])) / theta + S[:, j] * float(wv[col + j])
-    direction = direction * c_div(1.0, theta)
-    return state.x + direction
+    direction = _compact_update(r, y_rows, s_rows, wv, theta)
+    direction *= c_div(1.0, theta)
+    return torch.from_numpy(np.add(state.x.numpy(), direction))
+
+
+def _compact_update(r: np.ndarray, y_rows: list[np.ndarray], s_rows: list[np.ndarray], wv: np.ndarray,
+                    theta: float) -> np.ndarray:
+    """``subsm``: d = r, then for each pair j in order d = d + y_j·wv_j/θ + s_j·wv_{col+j}, entry by entry.
+
+    The terms of a block of entries are rows of one array that ``np.add.reduce(·, axis=0)`` adds in order
+    (:func:`~lbfgs_verify.reference.cauchy.sequential_dots` explains why that order is kept).
+    """
+    n, col = r.shape[0], len(y_rows)
+    out = np.empty(n)
+    size = max(1, min(n, 16384))
+    block = np.empty((2 * col + 1, size))
+    y_coefficients = wv[:col].tolist()
+    s_coefficients = wv[col:].tolist()
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        width = stop - start
+        block[0, :width] = r[start:stop]
+        for j in range(col):
+            term = block[2 * j + 1, :width]
+            np.multiply(y_rows[j][start:stop], y_coefficients[j], out=term)
+            np.divide(term, theta, out=term)
+            np.multiply(s_rows[j][start:stop], s_coefficients[j], out=block[2 * j + 2, :width])
+        np.add.reduce(block[:, :width], axis=0, out=out[start:stop])
+    return out
 
 
 def _middle_matrix_factorizes(state: LBFGSBState) -> bool:
@@ -388,12 +504,9 @@ def _middle_matrix_factorizes(state: LBFGSBState) -> bool:
 
 def _sy_matrix(state: LBFGSBState) -> np.ndarray:
     """SᵀY as ``matupd`` keeps it: diagonal ``sy_history``, below it s_i·y_k by BLAS ``ddot`` (i > k)."""
-    col = state.memory_size
-    sy = np.zeros((col, col))
-    for i in range(col):
-        sy[i, i] = state.sy_history[i]
-        for k in range(i):
-            sy[i, k] = _blas_dot(state.s_history[i], state.y_history[k])
+    _, sy_blas = _pair_products(state).blas_products()
+    sy = np.tril(sy_blas, -1)
+    sy[range(state.memory_size), range(state.memory_size)] = state.sy_history
     return sy
 
 
@@ -404,25 +517,19 @@ def _middle_matrix_factor(state: LBFGSBState) -> np.ndarray | None:
     diagonal (``sy_history``), the diagonal of SᵀS is ``ss_history``.
     """
     col, theta = state.memory_size, state.theta
-    s, y = state.s_history, state.y_history
-
-    def sy(i: int, k: int) -> float:
-        return state.sy_history[i] if i == k else _blas_dot(s[i], y[k])
-
-    def ss(i: int, j: int) -> float:
-        return state.ss_history[i] if i == j else _blas_dot(s[i], s[j])
-
-    t = np.zeros((col, col), order="F")
-    for j in range(col):
-        t[0, j] = theta * ss(0, j)
-    lower = {(i, k): sy(i, k) for i in range(col) for k in range(i)}
-    for i in range(1, col):
-        for j in range(i, col):
-            total = 0.0
-            for k in range(i):
-                total = total + c_div(lower[i, k] * lower[j, k], state.sy_history[k])
-            t[i, j] = total + theta * ss(i, j)
-    factor, ok = _potrf_upper(t)
+    ss_blas, sy_blas = _pair_products(state).blas_products()
+    ss = np.triu(ss_blas, 1)
+    ss[range(col), range(col)] = state.ss_history
+    lower = np.tril(sy_blas, -1)
+    with np.errstate(all="ignore"):
+        scaled = theta * ss
+        # totals[i, j] = Σ_{k<i} L_ik L_jk / D_k summed in order from 0.0 (exact zeros for k >= i change nothing).
+        terms = lower.T[:, :, None] * lower.T[:, None, :] / np.asarray(state.sy_history)[:, None, None]
+        terms[np.arange(col)[:, None] >= np.arange(col)[None, :], :] = 0.0
+        totals = np.add.reduce(np.concatenate([np.zeros((1, col, col)), terms]), axis=0)
+        t = np.triu(totals + scaled)
+    t[0] = scaled[0]
+    factor, ok = _potrf_upper(np.asfortranarray(t))
     return factor if ok else None
 
 
@@ -644,6 +751,7 @@ def iterate(
     """
     if state.stop is not None:
         raise RuntimeError(f"the run has stopped ({state.stop.value}); it does not iterate again")
+    _pair_products(state)  # created before the copy, so that work and state share it
     work = copy.copy(state)  # new lists on reset/update below; tensors are never modified in place
     constrained = box is not None and box.constrained
     if constrained:
