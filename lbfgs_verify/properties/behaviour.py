@@ -40,6 +40,7 @@ from lbfgs_verify.bitwise import bytes_equal, first_difference, same_values
 from lbfgs_verify.capabilities import active_lacks
 from lbfgs_verify.engine import quiet_known_warnings
 from lbfgs_verify.observe import (
+    CURVATURE_THRESHOLD,
     TORCH_DEFAULTS,
     ObservedStep,
     call_target,
@@ -52,6 +53,7 @@ from lbfgs_verify.observe import (
     scalar,
     set_hyperparameter,
     state_counters,
+    two_loop,
 )
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.problems.extra import sparse_embedding_problem
@@ -676,6 +678,105 @@ def check_change_history_size(ctx: CheckContext) -> None:
                 raise PropertyFailed(f"after {how}: {exc}", {**exc.evidence, "h1": h1, "h2": h2,
                                                             "changed_before_step": k, "round_trip": round_trip}
                                      ) from None
+
+    run()
+
+
+def _unit(v: Tensor) -> Tensor:
+    """``v`` scaled to max-norm 1 (directions compared regardless of the step length convention)."""
+    top = float(v.abs().max())
+    return v / top if top > 0 else v
+
+
+def lowered_history_candidates(xs: Sequence[Tensor], gs: Sequence[Tensor], k: int, h1: int, h2: int,
+                               eps: float) -> tuple[dict[str, Tensor], dict[str, Tensor], bool]:
+    """At iterate ``k``, right after ``history_size`` was lowered from ``h1`` to ``h2``: the directions a correct
+    L-BFGS may take (the two-loop with the ``h2`` newest pairs, or ``-g`` from an empty memory), the directions
+    from older pairs (the ``h2`` oldest held, or the ``h2 - 1`` oldest and the newest: for naming the mistake),
+    and whether a curvature decision was within rounding (then nothing is judged). Rebuilt as
+    :func:`lbfgs_verify.observe.rebuild_directions` does (N&W Alg. 7.4 and 7.5, γ from the newest pair used)."""
+    newest = rebuild_directions(xs[:k + 1], gs[:k + 1], [h1] * k + [h2], eps)[k]
+    held = rebuild_directions(xs[:k + 1], gs[:k + 1], [h1] * (k + 1), eps)[k]
+    allowed = {f"the two-loop direction from the {newest.pairs} newest pair(s)": newest.d,
+               "-g (an empty memory)": -gs[k]}
+    pairs = [(xs[j + 1] - xs[j], gs[j + 1] - gs[j]) for j in range(k)]
+    memory = [(sv, yv) for sv, yv in pairs if float(yv @ sv) > CURVATURE_THRESHOLD][-h1:]
+
+    def direction(chosen: list[tuple[Tensor, Tensor]]) -> Tensor:
+        s_new, y_new = chosen[-1]
+        return two_loop(gs[k], chosen, float(y_new @ s_new) / float(y_new @ y_new))
+
+    older: dict[str, Tensor] = {}
+    if len(memory) > h2 >= 1:
+        older[f"the {h2} oldest pair(s) held"] = direction(memory[:h2])
+        if h2 >= 2:
+            older[f"the {h2 - 1} oldest pair(s) held and the newest"] = direction(memory[:h2 - 1] + memory[-1:])
+    return allowed, older, newest.ambiguous or held.ambiguous
+
+
+@register(
+    "behaviour.lowered_history_uses_newest",
+    category="behaviour",
+    needs=("history_size_change", "no_line_search"),
+    title="after param_groups[0]['history_size'] is lowered between steps, the next direction is the two-loop "
+          "direction from the newest pairs or -g (an empty memory), whichever the optimizer's convention gives, "
+          "never one built from older pairs (compared up to a positive factor)",
+    catches="a lowered history_size that keeps the oldest pairs, a memory trimmed from the wrong end, a lowering "
+            "that is ignored (all pairs still used), step() raising after the change (torch 2.13: IndexError, "
+            "facts defect #4)",
+    why="convention-free form of behaviour.change_history_size: an L-BFGS that keeps its memory across step() "
+        "uses the newest pairs (N&W Alg. 7.5 discards the oldest), one that restarts its memory uses -g; no "
+        "correct L-BFGS uses pairs older than the newest history_size ones",
+)
+def check_lowered_history_uses_newest(ctx: CheckContext) -> None:
+    """One-iteration steps without line search, both tolerances 0, ``history_size`` ``h1`` for ``k`` steps (more
+    than ``h2`` pairs held), then ``h2 >= 2`` before step ``k``. The move of step ``k``, scaled to max-norm 1 (the
+    step length is a convention), must equal the two-loop direction from the ``h2`` newest observed pairs or
+    -g_k, likewise scaled, within relative max-norm 1e-6. When it does not, the message says whether it is the
+    direction from the oldest pairs. Not judged: a step that does not move, a curvature decision within
+    rounding of the 1e-10 threshold."""
+
+    @_settings(ctx)
+    @given(problem=_float64_problems(), small=st.integers(2, 3), extra=st.integers(1, 3), later=st.integers(1, 3),
+           lr=lr_choices((1, 0.5)))
+    @example(problem=make_problem("coupled_tensors"), small=2, extra=2, later=2, lr=0.5)
+    @example(problem=make_problem("rosenbrock"), small=2, extra=1, later=2, lr=0.5)
+    def run(problem: Problem, small: int, extra: int, later: int, lr: float) -> None:
+        h1, h2 = small + extra, small
+        k = h1 + later  # k pairs observed before step k, h1 > h2 of them held
+        hp = {"lr": lr, "max_iter": 1, "history_size": h1, "line_search_fn": None, "tolerance_grad": 0.0,
+              "tolerance_change": 0.0}
+
+        def change(step: int, optimizer: Any) -> None:
+            if step == k:
+                set_hyperparameter(optimizer, "history_size", h2)
+
+        with quiet_known_warnings():
+            try:
+                obs = observe(ctx.target, problem, hp, k + 1, before_step=change)
+            except PropertyFailed as exc:
+                raise PropertyFailed(f"after param_groups[0]['history_size'] {h1} → {h2} before step {k}: {exc}",
+                                     {**exc.evidence, "h1": h1, "h2": h2, "changed_before_step": k}) from None
+        if len(obs.steps) <= k or not all(step.moved for step in obs.steps):
+            return  # a step that did not move (converged, or non-finite): nothing to judge
+        xs = [step.start.x for step in obs.steps]
+        gs = [step.start.g for step in obs.steps]
+        allowed, older, ambiguous = lowered_history_candidates(xs, gs, k, h1, h2, obs.eps)
+        if ambiguous:
+            note("a curvature decision was within rounding of the 1e-10 threshold: not judged")
+            return
+        step = obs.steps[k]
+        observed = _unit(step.x_after - step.start.x)
+        distances = {name: relative_difference(observed, _unit(d)) for name, d in allowed.items()}
+        if min(distances.values()) <= 1e-6:
+            return
+        matches = [name for name, d in older.items() if relative_difference(observed, _unit(d)) <= 1e-6]
+        which = (f"it is the direction from {' / '.join(matches)}" if matches
+                 else "it matches no direction built from older pairs either")
+        raise obs.fail(
+            f"step {k}, right after param_groups[0]['history_size'] {h1} → {h2}: the move (scaled to max-norm 1) "
+            f"is not " + " nor ".join(f"{name} (relative max-norm {r:.3g})" for name, r in distances.items())
+            + f"; {which}", step=k, h1=h1, h2=h2, distances=distances)
 
     run()
 
