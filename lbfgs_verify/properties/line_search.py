@@ -24,6 +24,7 @@ Sources: Moré & Thuente, ACM TOMS 20(3) 1994, section 5 (test functions and sta
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import torch
@@ -111,6 +112,121 @@ def check_accepted_point(ctx: CheckContext, case: LineCase, alpha0: float, scale
 
 def _settings(ctx: CheckContext) -> Any:
     return ctx.settings(report_multiple_bugs=False)
+
+
+C1_FLOOR = 1e-10
+"""The sufficient-decrease constant that ``line_search.sufficient_decrease`` demands of a target that does not
+declare its own: far below any practical choice (N&W p. 33 recommend c₁ = 1e-4; torch, scipy's ``line_search``,
+Moré–Thuente's tests and MINPACK-2 ``dcsrch`` use 1e-4 or 1e-3), so that every correct strong-Wolfe or Armijo
+search meets it."""
+
+C1_ATTRIBUTE = "lbfgs_verify_c1"
+"""The optional attribute on a target class or factory declaring the c₁ of its sufficient-decrease test (a number
+in (0, 1)); ``line_search.sufficient_decrease`` then holds the target to it instead of :data:`C1_FLOOR`."""
+
+TAIL_GRADIENT = 1e-3
+"""|φ'(0)| of the shallow-tail draws: Moré–Thuente function 1 (tail φ(α) ≈ -2/α after normalising φ'(0) = -1)
+scaled so that f'(0) = -1e-3, started at α₀ from 2e5 to 1e6, i.e. with the step length t = α₀/1e-3 from 2e8 to 1e9.
+A test without the step length, f <= f₀ + c₁·gᵀd with c₁ = 1e-4, accepts α₀ there (f(α₀) ≈ -2e-3/α₀ <= -1e-10 =
+c₁·gᵀd, and |f'(α₀)| is tiny), but f(α₀) > f₀ + 1e-10·t·gᵀd = -1e-13·α₀ for α₀ > 1.42e5: the step is too long for
+any c₁ >= 1e-10. With the floor below c₁ = 1e-4 by 1e6, only steps t > 1e6 can tell."""
+
+
+def declared_c1(target: Any) -> float:
+    """The c₁ that ``target`` declares through :data:`C1_ATTRIBUTE` on its class or factory, else :data:`C1_FLOOR`.
+    A declared value that is not a number in (0, 1) raises ``ValueError`` naming the attribute."""
+    factory = getattr(target, "factory", target)
+    declared = getattr(factory, C1_ATTRIBUTE, None)
+    if declared is None:
+        return C1_FLOOR
+    try:
+        c1 = float(declared)
+    except (TypeError, ValueError):
+        c1 = math.nan
+    if isinstance(declared, bool) or not 0.0 < c1 < 1.0:
+        raise ValueError(f"{getattr(factory, '__qualname__', factory)}.{C1_ATTRIBUTE} = {declared!r}: the declared "
+                         "sufficient-decrease constant must be a number in (0, 1)")
+    return c1
+
+
+def tail_problem(scale: float = TAIL_GRADIENT) -> Any:
+    """Moré–Thuente function 1 as the one-unknown problem ``f(x) = scale·φ(x)/|φ'(0)|`` from x₀ = 0, with
+    ``scale < 1`` (a small gradient, so that the first trial x = lr·scale needs a step length t = lr > 1)."""
+    from lbfgs_verify.problems.base import Expectation, Problem
+
+    case = MORE_THUENTE_FUNCTIONS[0]
+    zero = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(case.phi(zero), zero)
+    kappa = 1.0 / abs(float(slope))
+
+    def objective(params: list[torch.Tensor]) -> torch.Tensor:
+        return scale * kappa * case.phi(params[0]).sum()
+
+    return Problem(name=f"line_{case.name}_tail[n=1,gradient={scale:g},float64]", dimension=1, dtype=torch.float64,
+                   start=(torch.zeros(1, dtype=torch.float64),), objective=objective,
+                   expectation=Expectation.STATIONARY_POINT, source=case.source, tags=frozenset({"line_search"}))
+
+
+def check_sufficient_decrease_at(ctx: CheckContext, problem: Any, lr: float, c1: float, what: str) -> None:
+    """One ``step()`` (``max_iter=1``, ``strong_wolfe``, ``max_eval=100``, ``lr``) on a one-unknown ``problem``:
+    the accepted point must satisfy f(x) <= f(x₀) + c₁·gᵀ(x - x₀) (N&W eq. 3.4 with p = t·d), up to rounding;
+    a bracket collapsed below torch's tolerance 1e-9 excuses it (torch 2.13 defect 9, see the module doc)."""
+    hp = {"lr": lr, "max_iter": 1, "max_eval": MAX_EVAL, "line_search_fn": "strong_wolfe"}
+    with quiet_known_warnings():
+        obs = observe(ctx.target, problem, hp, 1)
+    step = obs.steps[0]
+    end = _evaluate(problem, step.x_after)
+    check = wolfe_check(step.start, end, obs.eps, c1=c1)
+    if check.sufficient_decrease or _bracket_collapsed(step.evaluations, SEARCH_TOLERANCE_CHANGE):
+        return
+    trials = [float(e.x[0]) for e in step.evaluations[1:]]
+    shown = ", ".join(f"{t:.6g}" for t in trials[:8]) + (" ..." if len(trials) > 8 else "")
+    x0, x1 = float(step.start.x[0]), float(step.x_after[0])
+    raise obs.fail(
+        f"on {what} ({problem.name}, lr = {lr:.6g}) the step accepted x = {x1:.10g} where f(x) = {end.loss:.6g} > "
+        f"f(x₀) + c₁·gᵀ(x - x₀) = {step.start.loss + c1 * check.gtp:.6g} (c₁ = {c1:g}, "
+        f"{'declared by the target' if c1 != C1_FLOOR else 'the floor below any practical choice'}; gᵀ(x - x₀) = "
+        f"{check.gtp:.6g}, the step length t = {abs(x1 - x0) / max(float(step.start.g.abs().max()), 1e-300):.6g}): "
+        f"sufficient decrease fails by {check.decrease:.3g} (N&W eq. 3.4); trial points {shown}; {step.calls} "
+        f"closure calls", c1=c1, accepted=x1, lr=lr, decrease=check.decrease, trials=trials[:40], calls=step.calls)
+
+
+@register(
+    "line_search.sufficient_decrease",
+    category="line_search",
+    needs=("strong_wolfe",),
+    title="the point a strong-Wolfe step accepts satisfies sufficient decrease f(x) <= f(x₀) + c₁·gᵀ(x - x₀) with "
+          "c₁ = 1e-10 (or the target's declared lbfgs_verify_c1), on Moré–Thuente's six functions (α₀ from 1e-3 to "
+          "1e3) and on function 1's shallow tail with a small gradient (step length t from 2e8 to 1e9)",
+    catches="the Armijo test written without the step length (f <= f₀ + c₁·gᵀd instead of f₀ + c₁·t·gᵀd: it accepts "
+            "too long steps when t > 1), plain decrease (f < f₀), a search that returns its last trial when the "
+            "budget ends or the test fails",
+    why="N&W eq. 3.4 holds at every point any correct strong-Wolfe or Armijo search accepts, with its own c₁ >= "
+        "the floor; no first trial, interpolation or budget convention is assumed",
+)
+def check_sufficient_decrease(ctx: CheckContext) -> None:
+    """The shallow-tail draws (:data:`TAIL_GRADIENT`) start at α₀ = 2e5 and 1e6, then hypothesis draws α₀ in
+    [2e5, 1e6] or one of Moré–Thuente's functions at α₀ log-uniform in [1e-3, 1e3] (gradient scale 1, 10, 1000).
+    The c₁ is :func:`declared_c1` (:data:`C1_FLOOR` = 1e-10 unless the target declares its own)."""
+    c1 = declared_c1(ctx.target)
+    tail = tail_problem()
+    for alpha0 in (2e5, 1e6):
+        check_sufficient_decrease_at(ctx, tail, alpha0 / TAIL_GRADIENT, c1, "Moré–Thuente function 1's shallow tail")
+
+    @_settings(ctx)
+    @given(index=st.integers(-1, len(MORE_THUENTE_FUNCTIONS) - 1), position=st.floats(0, 1),
+           scale=st.sampled_from((1.0, 10.0, 1000.0)))
+    def run(index: int, position: float, scale: float) -> None:
+        if index < 0:
+            alpha0 = 2e5 * 5.0 ** position
+            check_sufficient_decrease_at(ctx, tail, alpha0 / TAIL_GRADIENT, c1,
+                                         "Moré–Thuente function 1's shallow tail")
+        else:
+            case = MORE_THUENTE_FUNCTIONS[index]
+            check_sufficient_decrease_at(ctx, line_problem(case, scale), float(10.0 ** (6 * position - 3)), c1,
+                                         f"{case.name} ({case.source})")
+
+    run()
 
 
 _WHY_SEMANTICS = (
