@@ -79,6 +79,9 @@ class Budget:
         full_continuations: how many random split points a resume chain loads at and continues from to the end
             (all get the one-step check).
         problems: how many suite problems the convergence checks visit (``None``: all).
+        resume_steps: length of the runs that the resume checks split (``None``: ``steps``); at least 10 at every
+            budget, so that a split falls after any step counter a target might keep acting on (a counter kept
+            outside ``state_dict()`` that changes the iteration after the 6th step is missed by 6-step runs).
     """
 
     name: str
@@ -87,6 +90,12 @@ class Budget:
     steps: int
     full_continuations: int
     problems: int | None
+    resume_steps: int | None = None
+
+    @property
+    def resume_length(self) -> int:
+        """The number of steps of a run that the resume checks split: ``resume_steps``, at least ``steps``."""
+        return max(self.steps, self.resume_steps or 0)
 
     def settings(self, **overrides: Any) -> Any:
         """hypothesis ``settings`` for this budget (profile + ``max_examples``), with overrides."""
@@ -103,7 +112,7 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "quick": Budget("quick", "quick", max_examples=3, steps=6, full_continuations=1, problems=6),
+    "quick": Budget("quick", "quick", max_examples=3, steps=6, full_continuations=1, problems=6, resume_steps=10),
     "ci": Budget("ci", "ci", max_examples=15, steps=10, full_continuations=3, problems=None),
     "thorough": Budget("thorough", "thorough", max_examples=200, steps=25, full_continuations=10, problems=None),
 }

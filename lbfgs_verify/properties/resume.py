@@ -80,7 +80,7 @@ def check_transport(
     label = what or f"run resumed through {transport.name} differs from the uninterrupted run"
 
     @ctx.settings()
-    @given(scenario=strategy if strategy is not None else scenarios(ctx.budget.steps), data=st.data())
+    @given(scenario=strategy if strategy is not None else scenarios(ctx.budget.resume_length), data=st.data())
     def check(scenario: Scenario, data: st.DataObject) -> None:
         with comparison_environment(ctx.threads, ctx.level):
             for split in range(scenario.steps):

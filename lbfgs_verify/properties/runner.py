@@ -681,8 +681,8 @@ def properties_markdown() -> str:
         *[f"| `{name}` | {_cell(text)} |" for name, text in FEATURES.items()],
         "",
         "Budgets (`--budget`): " + "; ".join(
-            f"`{b.name}`: {b.max_examples} examples per property, {b.steps} steps per run, {b.full_continuations} "
-            f"full continuation(s)" for b in BUDGETS.values()) + ".",
+            f"`{b.name}`: {b.max_examples} examples per property, {b.steps} steps per run ({b.resume_length} in the "
+            f"runs resume checks split), {b.full_continuations} full continuation(s)" for b in BUDGETS.values()) + ".",
         "",
     ]
     for category, props in by_category.items():
