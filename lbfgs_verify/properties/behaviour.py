@@ -320,12 +320,12 @@ def check_iterations(ctx: CheckContext) -> None:
 
 
 _TORCH_CALLS: dict[tuple[str, str, int], list[int]] = {}
-"""Closure calls per step of torch.optim.LBFGS on a scenario (the control of ``behaviour.max_eval``), cached."""
+"""Closure calls per step of torch.optim.LBFGS on a scenario (the controls of ``behaviour.max_eval``), cached."""
 
 
 def torch_calls_per_step(problem: Problem, hp: dict[str, Any], n_steps: int) -> list[int]:
-    """The closure calls that torch.optim.LBFGS makes in each ``step()`` of the same scenario (same problem,
-    hyperparameters and number of steps): the control run of ``behaviour.max_eval`` (cached per scenario)."""
+    """The closure calls that torch.optim.LBFGS makes in each ``step()`` of a scenario (problem, hyperparameters,
+    number of steps), cached; ``[]`` where torch raises."""
     from lbfgs_verify.targets import Target
 
     key = (problem.name, repr(sorted(hp.items(), key=lambda kv: kv[0])), n_steps)
@@ -337,6 +337,19 @@ def torch_calls_per_step(problem: Problem, hp: dict[str, Any], n_steps: int) -> 
         except PropertyFailed:  # torch cannot run the scenario: nothing measured, no allowance
             _TORCH_CALLS[key] = []
     return _TORCH_CALLS[key]
+
+
+def torch_max_eval_controls(problem: Problem, hp: dict[str, Any], n_steps: int) -> dict[str, list[int]]:
+    """The control runs of ``behaviour.max_eval``: torch.optim.LBFGS's calls per step on the same scenario, and
+    with the same hyperparameters on φ(α) = -α (:func:`~lbfgs_verify.problems.line_functions.linear_descent`: a
+    strong-Wolfe search never finds a point there, so its budget ends every search, and without line search
+    max_iter or max_eval ends the step). The second shows what torch's budget rule allows with these settings on
+    any trajectory: an L-BFGS with another first step meets a long search where torch's own run did not."""
+    from lbfgs_verify.problems.line_functions import line_problem, linear_descent
+
+    return {"the same scenario": torch_calls_per_step(problem, hp, n_steps),
+            "φ(α) = -α (the budget ends every search)": torch_calls_per_step(
+                line_problem(linear_descent()), hp, n_steps)}
 
 
 def _repeats_final_point(step: ObservedStep) -> bool:
@@ -351,8 +364,8 @@ def _repeats_final_point(step: ObservedStep) -> bool:
     category="behaviour",
     needs=("max_eval",),
     title="a step makes at most max_eval closure calls (one more only where torch.optim.LBFGS itself makes "
-          "max_eval + 1 on the same scenario, measured by a control run; a repeated evaluation of the point the "
-          "step ends at is not counted)",
+          "max_eval + 1 with the same hyperparameters, measured by control runs on the same scenario and on "
+          "φ(α) = -α; a repeated evaluation of the point the step ends at is not counted)",
     catches="max_eval ignored or applied per iteration instead of per step, the budget test written with > for >= "
             "(one call past max_eval), a line search with its own fixed budget, a closure called too often",
 )
@@ -360,10 +373,11 @@ def check_max_eval(ctx: CheckContext) -> None:
     """torch counts ``current_evals`` per step and stops once ``current_evals >= max_eval`` (torch/optim/lbfgs.py
     l. 507); its strong-Wolfe search gets ``max_ls = max_eval - current_evals`` trials after its first, so with a
     line search a step can make ``max_eval + 1`` calls (PyTorch's ``test_step_iteration`` counts 6 for
-    ``max_eval=5``), and without one only for ``max_eval = 1``. That allowance is not assumed: torch.optim.LBFGS
-    runs the same scenario as a control, and one call more than ``max_eval`` is allowed only if torch makes
-    ``max_eval + 1`` in some step of it. Large ``lr`` (10, 100) makes the strong-Wolfe search overshoot and zoom,
-    so that a search with its own budget shows."""
+    ``max_eval=5``), and without one only for ``max_eval = 1``. That allowance is not assumed: when a step makes
+    more than ``max_eval`` calls, torch.optim.LBFGS runs as a control with the same hyperparameters on the same
+    scenario and on φ(α) = -α (where the budget ends every search: :func:`torch_max_eval_controls`), and one call
+    more than ``max_eval`` is allowed only if torch makes ``max_eval + 1`` in some step of them. Large ``lr`` (10,
+    100) makes the strong-Wolfe search overshoot and zoom, so that a search with its own budget shows."""
     n_steps = max(3, ctx.budget.steps // 2)
     rosenbrock = make_problem("rosenbrock")
 
@@ -379,25 +393,24 @@ def check_max_eval(ctx: CheckContext) -> None:
               "history_size": history_size, "line_search_fn": line_search}
         with quiet_known_warnings():
             obs = observe(ctx.target, problem, hp, n_steps)
-        control: list[int] | None = None
+        controls: dict[str, list[int]] | None = None
         for step in obs.steps:
             final = 1 if _repeats_final_point(step) else 0
             if step.calls - final <= max_eval:
                 continue
-            if control is None:
-                control = torch_calls_per_step(problem, hp, n_steps)
-            allowed = max([max_eval, *control])
+            if controls is None:
+                controls = torch_max_eval_controls(problem, hp, n_steps)
+            allowed = max([max_eval, *(c for calls in controls.values() for c in calls)])
             if step.calls - final > allowed:
-                torch_line = (f"torch.optim.LBFGS makes at most {max(control)} per step on the same scenario "
-                              f"(calls per step {control})" if control else
-                              "torch.optim.LBFGS raised on the same scenario (no allowance measured)")
-                why = ("max_eval + 1, since torch.optim.LBFGS makes that many in a step of the same scenario"
+                torch_line = "; ".join(f"on {name} torch.optim.LBFGS makes {calls or 'nothing (it raised)'}"
+                                       for name, calls in controls.items())
+                why = ("max_eval + 1, since torch.optim.LBFGS makes that many in a step of a control run"
                        if allowed > max_eval else "max_eval")
                 raise obs.fail(f"step {step.index} made {step.calls} closure calls with max_eval = {max_eval}: at "
                                f"most {allowed} ({why}) are allowed"
                                + (", plus a repeated evaluation of the final point" if final else "")
-                               + f"; {torch_line}", step=step.index, calls=step.calls, max_eval=max_eval,
-                               allowed=allowed, torch_calls=control)
+                               + f" (closure calls per step: {torch_line})", step=step.index, calls=step.calls,
+                               max_eval=max_eval, allowed=allowed, torch_calls=controls)
 
     run()
 
