@@ -228,7 +228,7 @@ class CompactLBFGS(torch.optim.Optimizer):
         Y: list[Tensor] = []
         eps = torch.finfo(self._dtype).eps
         iterations = 0
-        while float(g.abs().max()) > tol_grad:
+        while g.numel() and float(g.abs().max()) > tol_grad:  # no unknowns: nothing to do
             d = self._compact_direction(S, Y, g)
             d = torch.where(mask, d, torch.zeros_like(d))  # no gradient: no move
             gtd = float(g @ d)
