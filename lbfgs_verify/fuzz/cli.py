@@ -92,6 +92,7 @@ OUTCOME_MEANINGS: dict[str, str] = {
     "absorbed": "loaded silently, the continuation is exact anyway",
     "error-at-step": "loaded silently, a later step() raised",
     "silent": "loaded silently and the run went elsewhere",
+    "every-load-diverges": "loaded silently; the undamaged state diverges too (a resume failure): not judged",
     "rejected-but-changed": "refused at load after changing the optimizer",
     "code-executed": "a hostile pickle ran code",
 }
@@ -186,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     for line in matrix_lines(report):
         print(line)
+    for note in report.notes:
+        print(f"note: {note}\n")
     findings = report.findings
     print(f"{len(findings)} finding(s) in {report.seconds:.0f} s" + (":" if findings else ""))
     for number, case in enumerate(findings, 1):

@@ -7,9 +7,12 @@ Corrupted states, per class, by what the target did: ``rejected-at-load`` (an ex
 ``load_state_dict`` or from ``torch.load(weights_only=True)``, optimizer unchanged), ``warned-at-load`` (a
 warning, load done), ``error-at-step`` (loaded silently, a later ``step()`` raised), ``silent`` (loaded
 silently and the run went elsewhere), ``absorbed`` (loaded silently and the continuation is exactly the
-uninterrupted run: the damage did not matter), ``rejected-but-changed`` (raised at load after changing the
-optimizer) and ``code-executed`` (a hostile pickle ran). The policy comes from issue 8 and the
-reference's contract: torch/optim/optimizer.py validates only group counts and parameter counts.
+uninterrupted run: the damage did not matter), ``every-load-diverges`` (loaded silently, but the undamaged
+state loaded the same way does not continue exactly either: the differential control says the resume fails
+whatever the damage, so the damage is judged only by whether it was refused; not a finding of the class),
+``rejected-but-changed`` (raised at load after changing the optimizer) and ``code-executed`` (a hostile pickle
+ran). ``silent`` and ``error-at-step`` are given only when the undamaged load continues exactly. The policy comes
+from issue 8 and the reference's contract: torch/optim/optimizer.py validates only group counts and parameter counts.
 """
 
 from __future__ import annotations
@@ -18,8 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 VALID_OUTCOMES: tuple[str, ...] = ("exact", "diverged", "crashed")
+EVERY_LOAD_DIVERGES = "every-load-diverges"
+"""A corruption loaded silently where the undamaged state, loaded the same way, does not continue exactly
+either (the differential control): the divergence is the resume's, not the damage's, so it is not a finding of
+the corruption class; the routes and ``resume.*`` report the resume failure."""
+
 CORRUPT_OUTCOMES: tuple[str, ...] = ("rejected-at-load", "warned-at-load", "absorbed", "error-at-step", "silent",
-                                     "rejected-but-changed", "code-executed")
+                                     EVERY_LOAD_DIVERGES, "rejected-but-changed", "code-executed")
 FINDINGS: frozenset[str] = frozenset({"diverged", "crashed", "error-at-step", "silent", "rejected-but-changed",
                                       "code-executed"})
 """Outcomes that are defects of the target (exit status 1)."""

@@ -40,13 +40,17 @@ from lbfgs_verify.engine import (
     record_run,
     step_divergence,
     torch_load_bytes,
+    torch_save_bytes,
 )
 from lbfgs_verify.evidence import PropertyFailed
 from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, HOSTILE_RUNS, Applied, Context, Corruption
-from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, FINDINGS, VALID_OUTCOMES, CaseOutcome
+from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, EVERY_LOAD_DIVERGES, FINDINGS, VALID_OUTCOMES, CaseOutcome
 from lbfgs_verify.fuzz.states import FuzzState, fuzz_states
 from lbfgs_verify.repro import Reproduction, reproduction_script
 from lbfgs_verify.targets import option_names
+
+EVERY_LOAD_MESSAGE = "every load diverges (the undamaged state too): a resume failure, see resume.*"
+"""Said once per campaign (:attr:`FuzzReport.notes`) when an undamaged load does not continue exactly."""
 
 ProgressFn = Callable[[str, str, dict[str, int]], None]
 """``on_progress(kind, name, outcome_counts)``: called when a route (kind ``valid``) or class (``corrupt``) is done."""
@@ -115,6 +119,26 @@ def _load_warnings(target: Any, state: FuzzState, params: list[torch.Tensor], sa
     return {str(w.message) for w in caught}
 
 
+def undamaged_load_difference(target: Any, state: FuzzState, source: Any, saved: dict[str, Any], delivery: str,
+                              uninterrupted: Any) -> str | None:
+    """The differential control of a corruption: the undamaged ``saved`` loaded the same way (in memory, or
+    through ``torch.save``/``torch.load(weights_only=True)``) into a fresh optimizer and continued. ``None`` when
+    it continues the uninterrupted run exactly; otherwise what went wrong (then no corruption of this state can
+    be blamed for a divergence: the resume itself fails, which the routes and ``resume.*`` report)."""
+    params = fresh_params(params_at(source.trace, state.split), source.params)
+    optimizer = state.scenario.make_optimizer(target, params)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        try:
+            payload = copy.deepcopy(saved) if delivery == "dict" else torch_load_bytes(torch_save_bytes(saved))
+            optimizer.load_state_dict(payload)
+            steps = continue_run(optimizer, params, state.scenario, state.split, state.n_after, "loaded")
+        except Exception as exc:
+            return f"raises: {_failure_text(exc)}"
+    divergence = step_divergence(uninterrupted.trace.steps[state.split:], steps, compare_state=False)
+    return None if divergence is None else f"differs at step {divergence.step}: {divergence.difference}"
+
+
 def _names(message: str, key: str) -> str:
     return "names the key" if key in message else f"does not name {key!r}"
 
@@ -145,6 +169,7 @@ def _corruption_outcome(target: Any, corruption: Corruption, state: FuzzState, d
         baseline = _load_warnings(target, state, params, copy.deepcopy(saved))
         context = Context(option_names(getattr(target, "factory", target)),
                           tuple(step.state for step in source.trace.steps if step.state is not None))
+        saved_clean = copy.deepcopy(saved)
         applied = corruption.apply(saved, draw, context)
         if applied is None:
             return None
@@ -193,14 +218,25 @@ def _corruption_outcome(target: Any, corruption: Corruption, state: FuzzState, d
             after_step = f"; then {_failure_text(step_error)}" if step_error is not None else ""
             return CaseOutcome("corrupt", corruption.name, "warned-at-load",
                                f"{text} [{_names(text, applied.key)}]{after_step}", example)
+        divergence = None
+        if step_error is None:
+            # The run decides (params, losses, closure calls): a correct target may carry an entry it does not use.
+            divergence = step_divergence(uninterrupted.trace.steps[state.split:], steps, compare_state=False)
+            if divergence is None:
+                return CaseOutcome("corrupt", corruption.name, "absorbed",
+                                   f"{applied.description}: loaded silently; the continuation is exact anyway",
+                                   example)
+        # Differential control: blame the damage only if the undamaged state, loaded the same way, continues exactly.
+        control = undamaged_load_difference(target, state, source, saved_clean, applied.delivery, uninterrupted)
+        if control is not None:
+            return CaseOutcome("corrupt", corruption.name, EVERY_LOAD_DIVERGES,
+                               f"{applied.description}: loaded silently, but the undamaged state loaded the same way "
+                               f"{control} too: {EVERY_LOAD_MESSAGE}; the damage is judged only by whether it was "
+                               "refused (it was not)", {**example, "undamaged_load": control})
         if step_error is not None:
             return CaseOutcome("corrupt", corruption.name, "error-at-step",
                                f"{applied.description}: loaded silently, then {_failure_text(step_error)}", example)
-        # The run decides (params, losses, closure calls): a correct target may carry an entry it does not use.
-        divergence = step_divergence(uninterrupted.trace.steps[state.split:], steps, compare_state=False)
-        if divergence is None:
-            return CaseOutcome("corrupt", corruption.name, "absorbed",
-                               f"{applied.description}: loaded silently; the continuation is exact anyway", example)
+        assert divergence is not None
         return CaseOutcome("corrupt", corruption.name, "silent",
                            f"{applied.description}: loaded without error or warning; the run differs from the "
                            f"uninterrupted one at step {divergence.step}: {divergence.difference}",
@@ -230,6 +266,8 @@ class FuzzReport:
     results: list[CaseOutcome] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """Said once per campaign, not per case (e.g. :data:`EVERY_LOAD_MESSAGE`)."""
 
     def matrix(self) -> dict[str, dict[str, dict[str, int]]]:
         """``{"routes": {route: {outcome: n}}, "classes": {class: {outcome: n}}}`` (zero counts left out)."""
@@ -247,7 +285,8 @@ class FuzzReport:
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "versions": self.versions, "examples": self.examples, "seed": self.seed,
                 "lacks": self.lacks, "seconds": round(self.seconds, 1),
-                "results": [r.to_json() for r in self.results], "matrix": self.matrix(), "skipped": self.skipped}
+                "results": [r.to_json() for r in self.results], "matrix": self.matrix(), "skipped": self.skipped,
+                "notes": self.notes}
 
 
 def library_versions(target: Any) -> dict[str, str]:
@@ -363,6 +402,12 @@ def run_fuzz(
 
     def finish(kind: str, name: str, counts: Counter[str], found: dict[str, CaseOutcome], order: Iterable[str]) -> None:
         report.counts[(kind, name)] = counts
+        if counts.get(EVERY_LOAD_DIVERGES):
+            classes = sorted(n for (k, n), c in report.counts.items() if k == "corrupt" and c.get(EVERY_LOAD_DIVERGES))
+            note = (f"{EVERY_LOAD_MESSAGE}. Cases of the corruption classes {', '.join(classes)} that loaded silently "
+                    f"are counted as {EVERY_LOAD_DIVERGES}, not as silent or error-at-step: only a refusal at load "
+                    "is judged there.")
+            report.notes[:] = [n for n in report.notes if not n.startswith(EVERY_LOAD_MESSAGE)] + [note]
         for outcome in order:
             if outcome in found:
                 case = found[outcome]

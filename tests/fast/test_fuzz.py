@@ -274,3 +274,42 @@ def test_help_does_not_import_torch() -> None:
     code = "import sys, lbfgs_verify.cli as c; c.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@settings(max_examples=3)
+@given(data=st.data())
+def test_a_corruption_is_judged_only_where_the_undamaged_load_continues_exactly(data: st.DataObject) -> None:
+    """Differential control (issue 19): torch's LBFGS keeping n_iter outside its state diverges after every load,
+    the undamaged one too, so a damaged counter (func_evals, or t = 1 as an int) that loads silently is not
+    blamed (``every-load-diverges``, not ``silent``); torch itself (its undamaged load is exact) is judged as usual."""
+    from lbfgs_verify.fuzz import evaluate_corruption
+    from lbfgs_verify.fuzz.outcomes import EVERY_LOAD_DIVERGES, FINDINGS
+    from lbfgs_verify.targets import Target
+    from tests.quality.property_claim_bugs import TorchLostIterationCounter
+
+    lost = Target("tests.quality.property_claim_bugs:TorchLostIterationCounter", TorchLostIterationCounter)
+    outcome = evaluate_corruption(lost, CORRUPTIONS["bad-counter"], _state(), data.draw)
+    assert outcome is not None and outcome.outcome == EVERY_LOAD_DIVERGES, outcome
+    assert EVERY_LOAD_DIVERGES not in FINDINGS
+    assert outcome.applied.key in ("func_evals", "t"), outcome.applied  # the integers torch's state keeps
+    assert "the undamaged state loaded the same way differs" in outcome.message
+    assert outcome.example["undamaged_load"].startswith("differs at step")
+    torch_outcome = evaluate_corruption(TORCH, CORRUPTIONS["non-finite"], _state(), data.draw)
+    assert torch_outcome is not None and torch_outcome.outcome != EVERY_LOAD_DIVERGES, torch_outcome
+
+
+def test_every_load_diverges_is_said_once() -> None:
+    from lbfgs_verify.fuzz.outcomes import EVERY_LOAD_DIVERGES
+    from lbfgs_verify.fuzz.runner import EVERY_LOAD_MESSAGE
+    from lbfgs_verify.targets import Target
+    from tests.quality.property_claim_bugs import TorchLostIterationCounter
+
+    lost = Target("tests.quality.property_claim_bugs:TorchLostIterationCounter", TorchLostIterationCounter)
+    report = run_fuzz(lost, examples=4, routes=["save-load"], classes=["bad-counter", "non-finite"])
+    classes = report.matrix()["classes"]
+    assert all("silent" not in counts for counts in classes.values()), classes
+    assert any(counts.get(EVERY_LOAD_DIVERGES) for counts in classes.values()), classes
+    assert [n for n in report.notes if n.startswith(EVERY_LOAD_MESSAGE)] == report.notes and len(report.notes) == 1
+    assert report.to_json()["notes"] == report.notes
+    assert report.matrix()["routes"]["save-load"].get("diverged", 0) >= 1  # the resume failure is still found
+    assert all(case.outcome != EVERY_LOAD_DIVERGES for case in report.findings)
