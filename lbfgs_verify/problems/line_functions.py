@@ -20,21 +20,32 @@ Scaling by ``κ > 0`` changes neither the sufficient-decrease nor the curvature 
   (for α₀ a power of two), built to take the paths of the search that smooth functions never take: two trials of
   exactly equal value, a trial exactly on the sufficient-decrease line or exactly at |φ'| = c₂·|φ'(0)|, a
   bracket whose low end fails sufficient decrease, a zoom over a flat stretch.
+
+Each ``φ`` is written once against the Python array API standard (its namespace is that of its argument,
+:func:`lbfgs_verify.problems.xp.namespace`): it evaluates torch tensors (autograd), numpy arrays and JAX arrays
+(``jit``, ``jax.grad``) alike, and :func:`line_problem`'s objective has the ``xp_value`` definition of
+:mod:`lbfgs_verify.problems.xp`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from lbfgs_verify.problems.base import Expectation, Problem
+from lbfgs_verify.problems.xp import TORCH_XP, namespace
 
-LineFunction = Callable[[Tensor], Tensor]
-"""``φ(α)`` on a float64 tensor, differentiable by autograd."""
+Array = Any
+"""A torch tensor, numpy array or JAX array."""
+
+LineFunction = Callable[[Array], Array]
+"""``φ(α)`` on a float64 array of any array API namespace (a tensor: differentiable by autograd)."""
 
 
 @dataclass(frozen=True)
@@ -49,17 +60,18 @@ class LineCase:
 _MT = "Moré & Thuente, ACM TOMS 20(3):286-307 (1994), section 5, function "
 
 
-def _mt1(a: Tensor, beta: float = 2.0) -> Tensor:
+def _mt1(a: Array, beta: float = 2.0) -> Array:
     return -a / (a * a + beta)
 
 
-def _mt2(a: Tensor, beta: float = 0.004) -> Tensor:
+def _mt2(a: Array, beta: float = 0.004) -> Array:
     return (a + beta) ** 5 - 2 * (a + beta) ** 4
 
 
-def _mt3(a: Tensor, beta: float = 0.01, ell: int = 39) -> Tensor:
-    phi0 = torch.where(a <= 1 - beta, 1 - a, torch.where(a >= 1 + beta, a - 1, (a - 1) ** 2 / (2 * beta) + beta / 2))
-    return phi0 + 2 * (1 - beta) / (ell * math.pi) * torch.sin(ell * math.pi / 2 * a)
+def _mt3(a: Array, beta: float = 0.01, ell: int = 39) -> Array:
+    xp = namespace(a)
+    phi0 = xp.where(a <= 1 - beta, 1 - a, xp.where(a >= 1 + beta, a - 1, (a - 1) ** 2 / (2 * beta) + beta / 2))
+    return phi0 + 2 * (1 - beta) / (ell * math.pi) * xp.sin(ell * math.pi / 2 * a)
 
 
 def _gamma(beta: float) -> float:
@@ -67,8 +79,9 @@ def _gamma(beta: float) -> float:
 
 
 def _mt_yanai(beta1: float, beta2: float) -> LineFunction:
-    def phi(a: Tensor) -> Tensor:
-        return _gamma(beta1) * torch.sqrt((1 - a) ** 2 + beta2 ** 2) + _gamma(beta2) * torch.sqrt(a ** 2 + beta1 ** 2)
+    def phi(a: Array) -> Array:
+        xp = namespace(a)
+        return _gamma(beta1) * xp.sqrt((1 - a) ** 2 + beta2 ** 2) + _gamma(beta2) * xp.sqrt(a ** 2 + beta1 ** 2)
     return phi
 
 
@@ -94,8 +107,8 @@ def armijo_without_step_length(alpha0: float = 10.0, c1: float = 1e-4) -> LineCa
         raise ValueError(f"α₀ must exceed 1 for the two tests to disagree, got {alpha0}")
     tau = alpha0 / math.log(alpha0 / (c1 * math.sqrt(alpha0)))
 
-    def phi(a: Tensor) -> Tensor:
-        return -a * torch.exp(-a / tau)
+    def phi(a: Array) -> Array:
+        return -a * namespace(a).exp(-a / tau)
 
     return LineCase(f"armijo_without_alpha[alpha0={alpha0:g}]", phi,
                     "constructed: N&W eq. 3.4 with and without the step length disagree at α₀")
@@ -109,8 +122,8 @@ def curvature_at_far_end(alpha0: float = 10.0, far: float = 0.9) -> LineCase:
     a = far * alpha0
     k = 2 * alpha0 / (alpha0 - a) ** 2
 
-    def phi(x: Tensor) -> Tensor:
-        return -x + k * torch.clamp(x - a, min=0) ** 2
+    def phi(x: Array) -> Array:
+        return -x + k * namespace(x).clip(x - a, min=0) ** 2
 
     return LineCase(f"curvature_at_far_end[alpha0={alpha0:g},far={far:g}]", phi,
                     "constructed: strong-Wolfe points only at the far end of the first bracket (N&W Alg. 3.6)")
@@ -120,7 +133,7 @@ def quadratic_with_minimizer(alpha_star: float) -> LineCase:
     """``φ(α) = (α - α*)² - α*²``: a parabola with its minimiser at α*. The cubic through two points with values
     and slopes of a quadratic is that quadratic (N&W eq. 3.59), so an interpolating zoom's first trial is α*."""
 
-    def phi(a: Tensor) -> Tensor:
+    def phi(a: Array) -> Array:
         return (a - alpha_star) ** 2 - alpha_star**2
 
     return LineCase(f"quadratic[alpha_star={alpha_star:g}]", phi, "constructed: N&W eq. 3.59 is exact on a quadratic")
@@ -130,7 +143,7 @@ def linear_descent() -> LineCase:
     """``φ(α) = -α``: every trial satisfies sufficient decrease and none the curvature condition (φ' = -1
     everywhere), so a strong-Wolfe search extrapolates until its evaluation budget is spent."""
 
-    def phi(a: Tensor) -> Tensor:
+    def phi(a: Array) -> Array:
         return -a
 
     return LineCase("linear_descent", phi, "constructed: no strong-Wolfe point exists (N&W Alg. 3.5 never brackets)")
@@ -146,8 +159,8 @@ def step_up(at: float, jump: float) -> LineCase:
     ``at = 50·α₀, jump = 90·α₀`` the trials α₀, 10α₀, 100α₀ of an extrapolation by 10 give φ(100α₀) = φ(10α₀)
     exactly: a trial exactly as high as the previous one (N&W Alg. 3.5: "φ(α_i) >= φ(α_{i-1})" brackets)."""
 
-    def phi(a: Tensor) -> Tensor:
-        return -a + jump * (a >= at).to(a.dtype)
+    def phi(a: Array) -> Array:
+        return -a + jump * namespace(a).astype(a >= at, a.dtype)
 
     return LineCase(f"step_up[at={at:g},jump={jump:g}]", phi,
                     "constructed: two trials of exactly equal value (N&W Alg. 3.5, the test φ(α_i) >= φ(α_{i-1}))")
@@ -159,8 +172,9 @@ def on_sufficient_decrease_line(start: float, end: float) -> LineCase:
     strong Wolfe conditions, sufficient decrease with equality (N&W eq. 3.7a is ``<=``)."""
     c1 = SUFFICIENT_DECREASE_C1
 
-    def phi(a: Tensor) -> Tensor:
-        return torch.where(a < start, -a, torch.where(a < end, -c1 * a, -c1 * end + (a - end)))
+    def phi(a: Array) -> Array:
+        xp = namespace(a)
+        return xp.where(a < start, -a, xp.where(a < end, -c1 * a, -c1 * end + (a - end)))
 
     return LineCase(f"on_sufficient_decrease_line[start={start:g},end={end:g}]", phi,
                     "constructed: trials exactly on the sufficient-decrease line (N&W eq. 3.7a, non-strict)")
@@ -171,8 +185,8 @@ def curvature_boundary(at: float) -> LineCase:
     c₂·|φ'(0)| = 0.9, the boundary of the strong curvature condition (N&W eq. 3.7b is ``<=``)."""
     c2 = CURVATURE_C2
 
-    def phi(a: Tensor) -> Tensor:
-        return torch.where(a < at, -a, -at + c2 * (a - at))
+    def phi(a: Array) -> Array:
+        return namespace(a).where(a < at, -a, -at + c2 * (a - at))
 
     return LineCase(f"curvature_boundary[at={at:g}]", phi,
                     "constructed: slope exactly c₂·|φ'(0)| past a kink (N&W eq. 3.7b, non-strict)")
@@ -184,8 +198,8 @@ def shallow_kink(depth: float, rise: float) -> LineCase:
     first trials: a bracket whose low (lower-valued) end fails sufficient decrease, where torch reorders the ends
     after each high-end update (docs/torch-2.13-lbfgs.md, defect 9)."""
 
-    def phi(a: Tensor) -> Tensor:
-        return torch.maximum(-a, -depth + rise * (a - depth))
+    def phi(a: Array) -> Array:
+        return namespace(a).maximum(-a, -depth + rise * (a - depth))
 
     return LineCase(f"shallow_kink[depth={depth:g},rise={rise:g}]", phi,
                     "constructed: both ends of the bracket fail sufficient decrease (N&W Alg. 3.6)")
@@ -195,8 +209,8 @@ def plateau(at: float) -> LineCase:
     """``φ(α) = -α`` up to ``at``, then flat at ``-at``: zoom trials on the flat stretch are exactly as high as the
     low end (N&W Alg. 3.6: "φ(α_j) >= φ(α_lo)" makes them the high end)."""
 
-    def phi(a: Tensor) -> Tensor:
-        return torch.where(a <= at, -a, -at + 0 * a)
+    def phi(a: Array) -> Array:
+        return namespace(a).where(a <= at, -a, -at + 0 * a)
 
     return LineCase(f"plateau[at={at:g}]", phi, "constructed: zoom trials as high as the low end (N&W Alg. 3.6)")
 
@@ -215,11 +229,24 @@ def line_problem(case: LineCase, scale: float = 1.0) -> Problem:
     if not float(slope) < 0:
         raise ValueError(f"{case.name}: φ'(0) = {float(slope)} is not a descent slope")
 
-    def objective(params: list[Tensor]) -> Tensor:
-        return scale * kappa * case.phi(params[0]).sum()
-
     return Problem(
         name=f"line_{case.name}[n=1,scale={scale:g},float64]", dimension=1, dtype=torch.float64,
-        start=(torch.zeros(1, dtype=torch.float64),), objective=objective,
+        start=(torch.zeros(1, dtype=torch.float64),), objective=LineObjective(case.phi, scale * kappa),
         expectation=Expectation.STATIONARY_POINT, source=case.source, tags=frozenset({"line_search"}),
     )
+
+
+@dataclass(frozen=True)
+class LineObjective:
+    """``factor·sum(φ(x))`` over the parameter list ``[x]`` (x of shape (1,)): the objective of :func:`line_problem`,
+    one definition for every array namespace (:mod:`lbfgs_verify.problems.xp`); calling it runs it in torch."""
+
+    phi: LineFunction
+    factor: float
+
+    def xp_value(self, xp: ModuleType, params: Sequence[Array]) -> Array:
+        """``factor·sum(φ(x))`` in namespace ``xp``."""
+        return self.factor * xp.sum(self.phi(params[0]))
+
+    def __call__(self, params: Sequence[Tensor]) -> Tensor:
+        return self.xp_value(TORCH_XP, params)

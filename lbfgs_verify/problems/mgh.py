@@ -1,9 +1,10 @@
-"""The 35 Moré–Garbow–Hillstrom test problems as residual functions in torch.
+"""The 35 Moré–Garbow–Hillstrom test problems as residual functions, one definition for torch, numpy and JAX.
 
 J. J. Moré, B. S. Garbow, K. E. Hillstrom, "Testing Unconstrained Optimization Software", ACM TOMS 7(1):17-41,
 1981 (doi:10.1145/355934.355936), section 3, problems (1)-(35); Algorithm 566 (TOMS 7(1):136-140) for the 18 of
-them it implements. Every objective is ``f(x) = sum_i r_i(x)^2`` with the residuals ``r`` written as vectorised,
-differentiable torch code that follows the dtype and device of ``x`` (gradients by autograd).
+them it implements. Every objective is ``f(x) = sum_i r_i(x)^2`` with the residuals ``r`` written once, as vectorised
+code against the Python array API standard (namespace ``xp``, :mod:`lbfgs_verify.problems.xp`): in torch (follows
+the dtype and device of ``x``, gradients by autograd), numpy and JAX (traceable under ``jit``, ``jax.grad``).
 
 Starting points, published optimal values and minimizers are *not* written here: they are read from the one
 golden file ``mgh_optima.toml`` (package ``lbfgs_verify.golden``, repository folder ``reference/``).
@@ -34,20 +35,25 @@ import math
 import operator
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from types import ModuleType
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from lbfgs_verify.problems.base import Expectation, Problem
+from lbfgs_verify.problems.xp import TORCH_XP, data_table, namespace
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
+
+Array = Any
+"""A torch tensor, numpy array or JAX array (the residuals are written against the array API standard)."""
 
 __all__ = [
     "MGH_NUMBERS",
@@ -326,9 +332,12 @@ _SQRT_1E_MINUS_5 = math.sqrt(1e-5)  # the penalty weight a = 1e-5 of problems 23
 _CONSTANTS: dict[tuple[str, torch.dtype, torch.device], Tensor] = {}
 
 
-def _data(x: Tensor, key: str, values: Any) -> Tensor:
-    """The data table ``key`` in the dtype and device of ``x``: computed in float64 once (``values`` may be a
-    zero-argument builder), rounded once to the dtype, then cached per (key, dtype, device)."""
+def _data(xp: ModuleType, x: Array, key: str, values: Any) -> Array:
+    """The data table ``key`` in namespace ``xp``, in the dtype and device of ``x``: computed in float64 once
+    (``values`` may be a zero-argument builder), rounded once to the dtype, then cached per (key, dtype, device);
+    numpy and JAX tables come from :func:`~lbfgs_verify.problems.xp.data_table` (the same rounding)."""
+    if xp is not TORCH_XP:
+        return data_table(xp, x, f"mgh:{key}", values)
     cache_key = (key, x.dtype, x.device)
     table = _CONSTANTS.get(cache_key)
     if table is None:
@@ -339,9 +348,14 @@ def _data(x: Tensor, key: str, values: Any) -> Tensor:
     return table
 
 
-def _index(x: Tensor, count: int, start: int = 1) -> Tensor:
+def _index(xp: ModuleType, x: Array, count: int, start: int = 1) -> Array:
     """``(start, start+1, ..., start+count-1)`` in the dtype of x."""
-    return _data(x, f"index{start}:{count}", lambda: [float(i) for i in range(start, start + count)])
+    return _data(xp, x, f"index{start}:{count}", lambda: [float(i) for i in range(start, start + count)])
+
+
+def _zero(xp: ModuleType, x: Array) -> Array:
+    """A one-entry zero vector like ``x`` (the padding of problems 28 and 30; no gradient flows into it)."""
+    return xp.zeros_like(x[:1])
 
 
 # Data tables of the paper (section 3), indexed i = 1..m.
@@ -362,264 +376,264 @@ _OSBORNE2_Y = (1.366, 1.191, 1.112, 1.013, 0.991, 0.885, 0.831, 0.847, 0.786, 0.
                0.729, 0.720, 0.636, 0.581, 0.428, 0.292, 0.162, 0.098, 0.054)  # fmt: skip
 
 
-def _r01_rosenbrock(x: Tensor, m: int) -> Tensor:
+def _r01_rosenbrock(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (1): r1 = 10(x2 - x1^2), r2 = 1 - x1."""
-    return torch.stack([10 * (x[1] - x[0] ** 2), 1 - x[0]])
+    return xp.stack([10 * (x[1] - x[0] ** 2), 1 - x[0]])
 
 
-def _r02_freudenstein_roth(x: Tensor, m: int) -> Tensor:
+def _r02_freudenstein_roth(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (2): r1 = -13 + x1 + ((5 - x2) x2 - 2) x2, r2 = -29 + x1 + ((x2 + 1) x2 - 14) x2."""
     x1, x2 = x[0], x[1]
-    return torch.stack([-13 + x1 + ((5 - x2) * x2 - 2) * x2, -29 + x1 + ((x2 + 1) * x2 - 14) * x2])
+    return xp.stack([-13 + x1 + ((5 - x2) * x2 - 2) * x2, -29 + x1 + ((x2 + 1) * x2 - 14) * x2])
 
 
-def _r03_powell_badly_scaled(x: Tensor, m: int) -> Tensor:
+def _r03_powell_badly_scaled(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (3): r1 = 1e4 x1 x2 - 1, r2 = exp(-x1) + exp(-x2) - 1.0001."""
-    return torch.stack([1e4 * x[0] * x[1] - 1, torch.exp(-x[0]) + torch.exp(-x[1]) - 1.0001])
+    return xp.stack([1e4 * x[0] * x[1] - 1, xp.exp(-x[0]) + xp.exp(-x[1]) - 1.0001])
 
 
-def _r04_brown_badly_scaled(x: Tensor, m: int) -> Tensor:
+def _r04_brown_badly_scaled(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (4): r1 = x1 - 1e6, r2 = x2 - 2e-6, r3 = x1 x2 - 2."""
-    return torch.stack([x[0] - 1e6, x[1] - 2e-6, x[0] * x[1] - 2])
+    return xp.stack([x[0] - 1e6, x[1] - 2e-6, x[0] * x[1] - 2])
 
 
-def _r05_beale(x: Tensor, m: int) -> Tensor:
+def _r05_beale(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (5): r_i = y_i - x1 (1 - x2^i), y = (1.5, 2.25, 2.625)."""
-    y = _data(x, "beale_y", (1.5, 2.25, 2.625))
-    return y - x[0] * (1 - x[1] ** _index(x, 3))
+    y = _data(xp, x, "beale_y", (1.5, 2.25, 2.625))
+    return y - x[0] * (1 - x[1] ** _index(xp, x, 3))
 
 
-def _r06_jennrich_sampson(x: Tensor, m: int) -> Tensor:
+def _r06_jennrich_sampson(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (6): r_i = 2 + 2i - (exp(i x1) + exp(i x2)), i = 1..m."""
-    i = _index(x, m)
-    return 2 + 2 * i - (torch.exp(i * x[0]) + torch.exp(i * x[1]))
+    i = _index(xp, x, m)
+    return 2 + 2 * i - (xp.exp(i * x[0]) + xp.exp(i * x[1]))
 
 
-def _r07_helical_valley(x: Tensor, m: int) -> Tensor:
+def _r07_helical_valley(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (7): r1 = 10(x3 - 10 theta), r2 = 10(sqrt(x1^2 + x2^2) - 1), r3 = x3.
 
     ``2 pi theta = arctan(x2/x1)`` for x1 > 0 and ``arctan(x2/x1) + pi`` for x1 < 0, i.e. theta in [-1/4, 3/4);
     for x1 = 0 theta = sign(x2)/4 as in Alg. 566.
     """
-    theta = torch.remainder(torch.atan2(x[1], x[0]) / (2 * math.pi) + 0.25, 1.0) - 0.25
-    radius = torch.sqrt(x[0] ** 2 + x[1] ** 2)
-    return torch.stack([10 * (x[2] - 10 * theta), 10 * (radius - 1), x[2]])
+    theta = xp.remainder(xp.atan2(x[1], x[0]) / (2 * math.pi) + 0.25, 1.0) - 0.25
+    radius = xp.sqrt(x[0] ** 2 + x[1] ** 2)
+    return xp.stack([10 * (x[2] - 10 * theta), 10 * (radius - 1), x[2]])
 
 
-def _r08_bard(x: Tensor, m: int) -> Tensor:
+def _r08_bard(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (8): r_i = y_i - (x1 + u_i / (v_i x2 + w_i x3)), u_i = i, v_i = 16 - i, w_i = min(u_i, v_i)."""
-    u = _index(x, 15)
+    u = _index(xp, x, 15)
     v = 16 - u
-    w = torch.minimum(u, v)
-    return _data(x, "bard_y", _BARD_Y) - (x[0] + u / (v * x[1] + w * x[2]))
+    w = xp.minimum(u, v)
+    return _data(xp, x, "bard_y", _BARD_Y) - (x[0] + u / (v * x[1] + w * x[2]))
 
 
-def _r09_gaussian(x: Tensor, m: int) -> Tensor:
+def _r09_gaussian(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (9): r_i = x1 exp(-x2 (t_i - x3)^2 / 2) - y_i, t_i = (8 - i)/2."""
-    t = (8 - _index(x, 15)) / 2
-    return x[0] * torch.exp(-x[1] * (t - x[2]) ** 2 / 2) - _data(x, "gaussian_y", _GAUSSIAN_Y)
+    t = (8 - _index(xp, x, 15)) / 2
+    return x[0] * xp.exp(-x[1] * (t - x[2]) ** 2 / 2) - _data(xp, x, "gaussian_y", _GAUSSIAN_Y)
 
 
-def _r10_meyer(x: Tensor, m: int) -> Tensor:
+def _r10_meyer(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (10): r_i = x1 exp(x2 / (t_i + x3)) - y_i, t_i = 45 + 5i."""
-    t = 45 + 5 * _index(x, 16)
-    return x[0] * torch.exp(x[1] / (t + x[2])) - _data(x, "meyer_y", _MEYER_Y)
+    t = 45 + 5 * _index(xp, x, 16)
+    return x[0] * xp.exp(x[1] / (t + x[2])) - _data(xp, x, "meyer_y", _MEYER_Y)
 
 
-def _r11_gulf(x: Tensor, m: int) -> Tensor:
+def _r11_gulf(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (11): r_i = exp(-|y_i - x2|^x3 / x1) - t_i, t_i = i/100, y_i = 25 + (-50 ln t_i)^(2/3)."""
-    t = _data(x, f"gulf_t{m}", lambda: [i / 100 for i in range(1, m + 1)])
-    y = _data(x, f"gulf_y{m}", lambda: [25 + (-50 * math.log(i / 100)) ** (2 / 3) for i in range(1, m + 1)])
-    return torch.exp(-(torch.abs(y - x[1]) ** x[2]) / x[0]) - t
+    t = _data(xp, x, f"gulf_t{m}", lambda: [i / 100 for i in range(1, m + 1)])
+    y = _data(xp, x, f"gulf_y{m}", lambda: [25 + (-50 * math.log(i / 100)) ** (2 / 3) for i in range(1, m + 1)])
+    return xp.exp(-(xp.abs(y - x[1]) ** x[2]) / x[0]) - t
 
 
-def _r12_box_3d(x: Tensor, m: int) -> Tensor:
+def _r12_box_3d(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (12): r_i = exp(-t_i x1) - exp(-t_i x2) - x3 (exp(-t_i) - exp(-10 t_i)), t_i = 0.1 i."""
-    t = _data(x, f"box_t{m}", lambda: [0.1 * i for i in range(1, m + 1)])
-    c = _data(x, f"box_c{m}", lambda: [math.exp(-0.1 * i) - math.exp(-float(i)) for i in range(1, m + 1)])
-    return torch.exp(-t * x[0]) - torch.exp(-t * x[1]) - x[2] * c
+    t = _data(xp, x, f"box_t{m}", lambda: [0.1 * i for i in range(1, m + 1)])
+    c = _data(xp, x, f"box_c{m}", lambda: [math.exp(-0.1 * i) - math.exp(-float(i)) for i in range(1, m + 1)])
+    return xp.exp(-t * x[0]) - xp.exp(-t * x[1]) - x[2] * c
 
 
-def _powell_singular_blocks(x: Tensor) -> Tensor:
+def _powell_singular_blocks(xp: ModuleType, x: Array) -> Array:
     """MGH (13)/(22) on blocks of four: x_a + 10 x_b, sqrt5 (x_c - x_d), (x_b - 2 x_c)^2, sqrt10 (x_a - x_d)^2."""
-    a, b, c, d = x.reshape(-1, 4).unbind(dim=1)
-    blocks = torch.stack([a + 10 * b, math.sqrt(5) * (c - d), (b - 2 * c) ** 2, math.sqrt(10) * (a - d) ** 2], dim=1)
-    return blocks.reshape(-1)
+    a, b, c, d = xp.unstack(xp.reshape(x, (-1, 4)), axis=1)
+    blocks = xp.stack([a + 10 * b, math.sqrt(5) * (c - d), (b - 2 * c) ** 2, math.sqrt(10) * (a - d) ** 2], axis=1)
+    return xp.reshape(blocks, (-1,))
 
 
-def _r13_powell_singular(x: Tensor, m: int) -> Tensor:
+def _r13_powell_singular(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (13): Powell singular function, n = m = 4."""
-    return _powell_singular_blocks(x)
+    return _powell_singular_blocks(xp, x)
 
 
-def _r14_wood(x: Tensor, m: int) -> Tensor:
+def _r14_wood(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (14): 10(x2 - x1^2), 1 - x1, sqrt90 (x4 - x3^2), 1 - x3, sqrt10 (x2 + x4 - 2), (x2 - x4)/sqrt10."""
-    x1, x2, x3, x4 = x.unbind()
-    return torch.stack([10 * (x2 - x1**2), 1 - x1, math.sqrt(90) * (x4 - x3**2), 1 - x3,
-                        math.sqrt(10) * (x2 + x4 - 2), (x2 - x4) / math.sqrt(10)])  # fmt: skip
+    x1, x2, x3, x4 = xp.unstack(x)
+    return xp.stack([10 * (x2 - x1**2), 1 - x1, math.sqrt(90) * (x4 - x3**2), 1 - x3,
+                     math.sqrt(10) * (x2 + x4 - 2), (x2 - x4) / math.sqrt(10)])  # fmt: skip
 
 
-def _r15_kowalik_osborne(x: Tensor, m: int) -> Tensor:
+def _r15_kowalik_osborne(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (15): r_i = y_i - x1 (u_i^2 + u_i x2) / (u_i^2 + u_i x3 + x4)."""
-    u = _data(x, "kowalik_osborne_u", _KOWALIK_OSBORNE_U)
-    y = _data(x, "kowalik_osborne_y", _KOWALIK_OSBORNE_Y)
+    u = _data(xp, x, "kowalik_osborne_u", _KOWALIK_OSBORNE_U)
+    y = _data(xp, x, "kowalik_osborne_y", _KOWALIK_OSBORNE_Y)
     return y - x[0] * (u**2 + u * x[1]) / (u**2 + u * x[2] + x[3])
 
 
-def _r16_brown_dennis(x: Tensor, m: int) -> Tensor:
+def _r16_brown_dennis(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (16): r_i = (x1 + t_i x2 - exp t_i)^2 + (x3 + x4 sin t_i - cos t_i)^2, t_i = i/5."""
-    t = _data(x, f"brown_dennis_t{m}", lambda: [i / 5 for i in range(1, m + 1)])
-    return (x[0] + t * x[1] - torch.exp(t)) ** 2 + (x[2] + x[3] * torch.sin(t) - torch.cos(t)) ** 2
+    t = _data(xp, x, f"brown_dennis_t{m}", lambda: [i / 5 for i in range(1, m + 1)])
+    return (x[0] + t * x[1] - xp.exp(t)) ** 2 + (x[2] + x[3] * xp.sin(t) - xp.cos(t)) ** 2
 
 
-def _r17_osborne1(x: Tensor, m: int) -> Tensor:
+def _r17_osborne1(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (17): r_i = y_i - (x1 + x2 exp(-t_i x4) + x3 exp(-t_i x5)), t_i = 10(i - 1)."""
-    t = 10 * _index(x, 33, start=0)
-    model = x[0] + x[1] * torch.exp(-t * x[3]) + x[2] * torch.exp(-t * x[4])
-    return _data(x, "osborne1_y", _OSBORNE1_Y) - model
+    t = 10 * _index(xp, x, 33, start=0)
+    model = x[0] + x[1] * xp.exp(-t * x[3]) + x[2] * xp.exp(-t * x[4])
+    return _data(xp, x, "osborne1_y", _OSBORNE1_Y) - model
 
 
 def _biggs_y(t: float) -> float:
     return math.exp(-t) - 5 * math.exp(-10 * t) + 3 * math.exp(-4 * t)
 
 
-def _r18_biggs_exp6(x: Tensor, m: int) -> Tensor:
+def _r18_biggs_exp6(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (18): r_i = x3 e^{-t_i x1} - x4 e^{-t_i x2} + x6 e^{-t_i x5} - y_i, t_i = i/10,
     y_i = e^{-t_i} - 5 e^{-10 t_i} + 3 e^{-4 t_i}."""
-    t = _data(x, f"biggs_t{m}", lambda: [0.1 * i for i in range(1, m + 1)])
-    y = _data(x, f"biggs_y{m}", lambda: [_biggs_y(0.1 * i) for i in range(1, m + 1)])
-    return x[2] * torch.exp(-t * x[0]) - x[3] * torch.exp(-t * x[1]) + x[5] * torch.exp(-t * x[4]) - y
+    t = _data(xp, x, f"biggs_t{m}", lambda: [0.1 * i for i in range(1, m + 1)])
+    y = _data(xp, x, f"biggs_y{m}", lambda: [_biggs_y(0.1 * i) for i in range(1, m + 1)])
+    return x[2] * xp.exp(-t * x[0]) - x[3] * xp.exp(-t * x[1]) + x[5] * xp.exp(-t * x[4]) - y
 
 
-def _r19_osborne2(x: Tensor, m: int) -> Tensor:
+def _r19_osborne2(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (19): r_i = y_i - (x1 e^{-t_i x5} + x2 e^{-(t_i - x9)^2 x6} + x3 e^{-(t_i - x10)^2 x7}
     + x4 e^{-(t_i - x11)^2 x8}), t_i = (i - 1)/10."""
-    t = _index(x, 65, start=0) / 10
-    model = (x[0] * torch.exp(-t * x[4]) + x[1] * torch.exp(-((t - x[8]) ** 2) * x[5])
-             + x[2] * torch.exp(-((t - x[9]) ** 2) * x[6]) + x[3] * torch.exp(-((t - x[10]) ** 2) * x[7]))  # fmt: skip
-    return _data(x, "osborne2_y", _OSBORNE2_Y) - model
+    t = _index(xp, x, 65, start=0) / 10
+    model = (x[0] * xp.exp(-t * x[4]) + x[1] * xp.exp(-((t - x[8]) ** 2) * x[5])
+             + x[2] * xp.exp(-((t - x[9]) ** 2) * x[6]) + x[3] * xp.exp(-((t - x[10]) ** 2) * x[7]))  # fmt: skip
+    return _data(xp, x, "osborne2_y", _OSBORNE2_Y) - model
 
 
-def _r20_watson(x: Tensor, m: int) -> Tensor:
+def _r20_watson(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (20): for i = 1..29, t_i = i/29: r_i = sum_{j>=2} (j-1) x_j t_i^{j-2} - (sum_j x_j t_i^{j-1})^2 - 1;
     r_30 = x1, r_31 = x2 - x1^2 - 1."""
     n = x.shape[0]
-    powers = _data(x, f"watson_powers{n}", lambda: [[(i / 29) ** k for k in range(n)] for i in range(1, 30)])
-    weighted = _index(x, n - 1) * x[1:]
+    powers = _data(xp, x, f"watson_powers{n}", lambda: [[(i / 29) ** k for k in range(n)] for i in range(1, 30)])
+    weighted = _index(xp, x, n - 1) * x[1:]
     r = powers[:, : n - 1] @ weighted - (powers @ x) ** 2 - 1
-    return torch.cat([r, torch.stack([x[0], x[1] - x[0] ** 2 - 1])])
+    return xp.concat([r, xp.stack([x[0], x[1] - x[0] ** 2 - 1])])
 
 
-def _r21_extended_rosenbrock(x: Tensor, m: int) -> Tensor:
+def _r21_extended_rosenbrock(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (21): r_{2i-1} = 10(x_{2i} - x_{2i-1}^2), r_{2i} = 1 - x_{2i-1}."""
     odd, even = x[0::2], x[1::2]
-    return torch.stack([10 * (even - odd**2), 1 - odd], dim=1).reshape(-1)
+    return xp.reshape(xp.stack([10 * (even - odd**2), 1 - odd], axis=1), (-1,))
 
 
-def _r22_extended_powell_singular(x: Tensor, m: int) -> Tensor:
+def _r22_extended_powell_singular(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (22): Powell singular (13) on each block of four variables."""
-    return _powell_singular_blocks(x)
+    return _powell_singular_blocks(xp, x)
 
 
-def _r23_penalty1(x: Tensor, m: int) -> Tensor:
+def _r23_penalty1(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (23): r_i = sqrt(1e-5)(x_i - 1), i <= n; r_{n+1} = sum_j x_j^2 - 1/4."""
-    return torch.cat([_SQRT_1E_MINUS_5 * (x - 1), (torch.sum(x**2) - 0.25).reshape(1)])
+    return xp.concat([_SQRT_1E_MINUS_5 * (x - 1), xp.reshape(xp.sum(x**2) - 0.25, (1,))])
 
 
-def _r24_penalty2(x: Tensor, m: int) -> Tensor:
+def _r24_penalty2(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (24): r_1 = x1 - 0.2; r_i = sqrt a (e^{x_i/10} + e^{x_{i-1}/10} - y_i), 2 <= i <= n,
     y_i = e^{i/10} + e^{(i-1)/10}; r_i = sqrt a (e^{x_{i-n+1}/10} - e^{-1/10}), n < i < 2n;
     r_{2n} = sum_j (n - j + 1) x_j^2 - 1; a = 1e-5."""
     n = x.shape[0]
-    e = torch.exp(x / 10)
-    y = _data(x, f"penalty2_y{n}", lambda: [math.exp(i / 10) + math.exp((i - 1) / 10) for i in range(2, n + 1)])
-    weights = _index(x, n).flip(0)
-    return torch.cat([
-        (x[0] - 0.2).reshape(1),
+    e = xp.exp(x / 10)
+    y = _data(xp, x, f"penalty2_y{n}", lambda: [math.exp(i / 10) + math.exp((i - 1) / 10) for i in range(2, n + 1)])
+    weights = xp.flip(_index(xp, x, n), axis=0)
+    return xp.concat([
+        xp.reshape(x[0] - 0.2, (1,)),
         _SQRT_1E_MINUS_5 * (e[1:] + e[:-1] - y),
         _SQRT_1E_MINUS_5 * (e[1:] - math.exp(-0.1)),
-        (torch.sum(weights * x**2) - 1).reshape(1),
+        xp.reshape(xp.sum(weights * x**2) - 1, (1,)),
     ])  # fmt: skip
 
 
-def _r25_variably_dimensioned(x: Tensor, m: int) -> Tensor:
+def _r25_variably_dimensioned(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (25): r_i = x_i - 1, i <= n; r_{n+1} = sum_j j (x_j - 1); r_{n+2} = (sum_j j (x_j - 1))^2."""
-    s = torch.sum(_index(x, x.shape[0]) * (x - 1))
-    return torch.cat([x - 1, torch.stack([s, s**2])])
+    s = xp.sum(_index(xp, x, x.shape[0]) * (x - 1))
+    return xp.concat([x - 1, xp.stack([s, s**2])])
 
 
-def _r26_trigonometric(x: Tensor, m: int) -> Tensor:
+def _r26_trigonometric(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (26): r_i = n - sum_j cos x_j + i (1 - cos x_i) - sin x_i."""
     n = x.shape[0]
-    cos = torch.cos(x)
-    return n - torch.sum(cos) + _index(x, n) * (1 - cos) - torch.sin(x)
+    cos = xp.cos(x)
+    return n - xp.sum(cos) + _index(xp, x, n) * (1 - cos) - xp.sin(x)
 
 
-def _r27_brown_almost_linear(x: Tensor, m: int) -> Tensor:
+def _r27_brown_almost_linear(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (27): r_i = x_i + sum_j x_j - (n + 1), i < n; r_n = prod_j x_j - 1."""
     n = x.shape[0]
-    return torch.cat([x[:-1] + torch.sum(x) - (n + 1), (torch.prod(x) - 1).reshape(1)])
+    return xp.concat([x[:-1] + xp.sum(x) - (n + 1), xp.reshape(xp.prod(x) - 1, (1,))])
 
 
-def _grid(x: Tensor) -> tuple[Tensor, float]:
+def _grid(xp: ModuleType, x: Array) -> tuple[Array, float]:
     """t_i = i h, h = 1/(n+1), for problems 28 and 29."""
     n = x.shape[0]
     h = 1 / (n + 1)
-    return _data(x, f"grid{n}", lambda: [i * h for i in range(1, n + 1)]), h
+    return _data(xp, x, f"grid{n}", lambda: [i * h for i in range(1, n + 1)]), h
 
 
-def _r28_discrete_boundary_value(x: Tensor, m: int) -> Tensor:
+def _r28_discrete_boundary_value(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (28): r_i = 2x_i - x_{i-1} - x_{i+1} + h^2 (x_i + t_i + 1)^3 / 2, x_0 = x_{n+1} = 0."""
-    t, h = _grid(x)
-    padded = torch.nn.functional.pad(x, (1, 1))
+    t, h = _grid(xp, x)
+    padded = xp.concat([_zero(xp, x), x, _zero(xp, x)])
     return 2 * x - padded[:-2] - padded[2:] + h**2 * (x + t + 1) ** 3 / 2
 
 
-def _r29_discrete_integral_equation(x: Tensor, m: int) -> Tensor:
+def _r29_discrete_integral_equation(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (29): r_i = x_i + h [(1 - t_i) sum_{j<=i} t_j (x_j + t_j + 1)^3
     + t_i sum_{j>i} (1 - t_j)(x_j + t_j + 1)^3] / 2."""
-    t, h = _grid(x)
+    t, h = _grid(xp, x)
     cube = (x + t + 1) ** 3
-    lower = torch.cumsum(t * cube, dim=0)
-    upper_from_i = torch.flip(torch.cumsum(torch.flip((1 - t) * cube, (0,)), dim=0), (0,))  # sum_{j>=i}
-    upper = torch.nn.functional.pad(upper_from_i[1:], (0, 1))  # sum_{j>i}
+    lower = xp.cumulative_sum(t * cube, axis=0)
+    upper_from_i = xp.flip(xp.cumulative_sum(xp.flip((1 - t) * cube, axis=0), axis=0), axis=0)  # sum_{j>=i}
+    upper = xp.concat([upper_from_i[1:], _zero(xp, x)])  # sum_{j>i}
     return x + h * ((1 - t) * lower + t * upper) / 2
 
 
-def _r30_broyden_tridiagonal(x: Tensor, m: int) -> Tensor:
+def _r30_broyden_tridiagonal(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (30): r_i = (3 - 2x_i) x_i - x_{i-1} - 2 x_{i+1} + 1, x_0 = x_{n+1} = 0."""
-    padded = torch.nn.functional.pad(x, (1, 1))
+    padded = xp.concat([_zero(xp, x), x, _zero(xp, x)])
     return (3 - 2 * x) * x - padded[:-2] - 2 * padded[2:] + 1
 
 
-def _r31_broyden_banded(x: Tensor, m: int) -> Tensor:
+def _r31_broyden_banded(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (31): r_i = x_i (2 + 5 x_i^2) + 1 - sum_{j in J_i} x_j (1 + x_j),
     J_i = {j != i : max(1, i - 5) <= j <= min(n, i + 1)}."""
     n = x.shape[0]
-    band = _data(x, f"broyden_band{n}", lambda: [[1.0 if (j != i and i - 5 <= j <= i + 1) else 0.0 for j in range(n)]
-                                          for i in range(n)])  # fmt: skip
+    band = _data(xp, x, f"broyden_band{n}", lambda: [[1.0 if (j != i and i - 5 <= j <= i + 1) else 0.0
+                                                      for j in range(n)] for i in range(n)])  # fmt: skip
     return x * (2 + 5 * x**2) + 1 - band @ (x * (1 + x))
 
 
-def _r32_linear_full_rank(x: Tensor, m: int) -> Tensor:
+def _r32_linear_full_rank(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (32): r_i = x_i - (2/m) sum_j x_j - 1, i <= n; r_i = -(2/m) sum_j x_j - 1, n < i <= m."""
     n = x.shape[0]
-    common = 2 / m * torch.sum(x) + 1
-    return torch.cat([x - common, (-common).expand(m - n)])
+    common = 2 / m * xp.sum(x) + 1
+    return xp.concat([x - common, xp.broadcast_to(-common, (m - n,))])
 
 
-def _r33_linear_rank1(x: Tensor, m: int) -> Tensor:
+def _r33_linear_rank1(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (33): r_i = i sum_j j x_j - 1, i = 1..m."""
-    return _index(x, m) * torch.sum(_index(x, x.shape[0]) * x) - 1
+    return _index(xp, x, m) * xp.sum(_index(xp, x, x.shape[0]) * x) - 1
 
 
-def _r34_linear_rank1_zero_cols_rows(x: Tensor, m: int) -> Tensor:
+def _r34_linear_rank1_zero_cols_rows(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (34): r_1 = r_m = -1; r_i = (i - 1) sum_{j=2}^{n-1} j x_j - 1, 2 <= i <= m - 1."""
     n = x.shape[0]
-    s = torch.sum(_index(x, n - 2, start=2) * x[1:-1])
-    inner = _index(x, m - 2) * s - 1
-    minus_one = (s * 0 - 1).reshape(1)
-    return torch.cat([minus_one, inner, minus_one])
+    s = xp.sum(_index(xp, x, n - 2, start=2) * x[1:-1])
+    inner = _index(xp, x, m - 2) * s - 1
+    minus_one = xp.reshape(s * 0 - 1, (1,))
+    return xp.concat([minus_one, inner, minus_one])
 
 
 def _chebyshev_integral(i: int) -> float:
@@ -627,20 +641,20 @@ def _chebyshev_integral(i: int) -> float:
     return 0.0 if i % 2 else -1 / (i * i - 1)
 
 
-def _r35_chebyquad(x: Tensor, m: int) -> Tensor:
+def _r35_chebyquad(xp: ModuleType, x: Array, m: int) -> Array:
     """MGH (35): r_i = (1/n) sum_j T_i(2 x_j - 1) - integral_0^1 T_i(2s - 1) ds, i = 1..m (T_i Chebyshev);
     the integral is 0 for odd i and -1/(i^2 - 1) for even i."""
     y = 2 * x - 1
-    previous, current = torch.ones_like(y), y
+    previous, current = xp.ones_like(y), y
     rows = [current]
     for _ in range(1, m):
         previous, current = current, 2 * y * current - previous
         rows.append(current)
-    integrals = _data(x, f"chebyquad_integrals{m}", lambda: [_chebyshev_integral(i) for i in range(1, m + 1)])
-    return torch.stack(rows).mean(dim=1) - integrals
+    integrals = _data(xp, x, f"chebyquad_integrals{m}", lambda: [_chebyshev_integral(i) for i in range(1, m + 1)])
+    return xp.mean(xp.stack(rows), axis=1) - integrals
 
 
-_RESIDUALS: dict[int, Callable[[Tensor, int], Tensor]] = {
+_RESIDUALS: dict[int, Callable[[ModuleType, Array, int], Array]] = {
     int(name[2:4]): fn for name, fn in list(globals().items()) if name.startswith("_r") and name[2:4].isdigit()
 }
 assert sorted(_RESIDUALS) == list(MGH_NUMBERS)
@@ -650,25 +664,31 @@ assert sorted(_RESIDUALS) == list(MGH_NUMBERS)
 class MGHObjective:
     """``f(x) = sum_i r_i(x)^2`` for MGH problem ``number`` with ``n`` unknowns and ``m`` residuals.
 
-    Called with the parameter list ``[x]`` (x of shape ``(n,)``); follows the dtype and device of x.
+    Called with the parameter list ``[x]`` (x of shape ``(n,)``); follows the dtype and device of x. The one
+    definition is :meth:`xp_value` (any array API namespace: torch, numpy, JAX; see
+    :mod:`lbfgs_verify.problems.xp`); calling the objective runs it in torch.
     """
 
     number: int
     n: int
     m: int
 
-    def residuals(self, x: Tensor) -> Tensor:
-        """The residual vector r(x) of length m."""
-        if x.shape != (self.n,):
+    def residuals(self, x: Array, xp: ModuleType | None = None) -> Array:
+        """The residual vector r(x) of length m (``xp``: the namespace of x unless given)."""
+        if tuple(x.shape) != (self.n,):
             raise ValueError(f"mgh{self.number:02d} expects x of shape ({self.n},), got {tuple(x.shape)}")
-        r = _RESIDUALS[self.number](x, self.m)
-        assert r.shape == (self.m,), (self.number, r.shape, self.m)
+        r = _RESIDUALS[self.number](namespace(x) if xp is None else xp, x, self.m)
+        assert tuple(r.shape) == (self.m,), (self.number, r.shape, self.m)
         return r
 
-    def __call__(self, params: Any) -> Tensor:
+    def xp_value(self, xp: ModuleType, params: Sequence[Array]) -> Array:
+        """``sum(r * r)`` in namespace ``xp`` for the parameter list ``[x]``."""
         (x,) = params
-        r = self.residuals(x)
-        return torch.sum(r * r)
+        r = self.residuals(x, xp)
+        return xp.sum(r * r)
+
+    def __call__(self, params: Any) -> Tensor:
+        return self.xp_value(TORCH_XP, params)
 
 
 # --- problems ------------------------------------------------------------------------------------------------------
