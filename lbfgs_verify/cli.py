@@ -22,9 +22,11 @@ libraries (or a target) with them (:mod:`lbfgs_verify.golden_traces`). drift exi
 identical (same environment) or within tolerance (other versions, BLAS, CPU kind or threads), 1 otherwise,
 2 on bad arguments or unreadable records.
 
-``lbfgs-verify report [--out DIR] [--target TARGET ...] [--problems SET] [--budget quick|ci|thorough] [--seed S]``
-writes a comparison report (``index.md``, ``index.html``, ``report.json``, ``plots/``; see
-:mod:`lbfgs_verify.report`). Exit 0 when written (solvers that fail are shown as failed), 2 on wrong arguments.
+``lbfgs-verify report [--out DIR [--force]] [--target TARGET ...] [--problems SET] [--sections S1,S2]
+[--budget quick|ci|thorough] [--seed S]`` writes a comparison report (``index.md``, ``index.html``,
+``report.json``, ``plots/``; see :mod:`lbfgs_verify.report`) into a new folder by default, never into a
+non-empty folder that no report wrote unless ``--force``. Exit 0 when written (solvers that fail are shown as
+failed), 2 on wrong arguments.
 """
 
 from __future__ import annotations
@@ -106,22 +108,33 @@ def build_parser() -> argparse.ArgumentParser:
                     "verdicts, fuzzing, resume, benchmarks. Writes DIR/index.md, DIR/index.html, DIR/report.json "
                     "and DIR/plots/.",
     )
-    report.add_argument("--out", metavar="DIR", type=Path, default=Path("reports"),
-                        help="output directory (default: reports)")
+    report.add_argument("--out", metavar="DIR", type=Path, default=None,
+                        help="output folder (default: a new lbfgs-verify-report-DATE-TIME folder here). A non-empty "
+                             "folder is refused unless an earlier report wrote it (then its report is replaced) "
+                             "or --force is given")
+    report.add_argument("--force", action="store_true",
+                        help="write into --out even when it is a non-empty folder no report wrote")
     report.add_argument("--target", metavar="TARGET", action="append", default=[],
                         help="module:attr of another optimizer with torch.optim.LBFGS's constructor (repeatable)")
     report.add_argument("--problems", metavar="SET", default="suite",
                         help="suite (default: the 35 MGH problems and the other suite problems), mgh, extra, "
-                             "mgh-scaled (35 MGH from x0, 10·x0, 100·x0), or comma-separated problem names")
+                             "mgh-scaled (35 MGH from x0, 10·x0, 100·x0), or comma-separated problems: full names, "
+                             "short names (rosenbrock, mgh05) or globs ('*rosenbrock*')")
+    report.add_argument("--sections", metavar="S1,S2",
+                        help="sections to run (default all: convergence, agreement, properties, fuzz, resume, "
+                             "benchmarks; 'none' for the header only); e.g. --sections convergence takes seconds "
+                             "on one problem")
     report.add_argument("--budget", choices=_BUDGETS, default="quick",
-                        help="quick (default, minutes), ci, thorough")
+                        help="quick (default, minutes: the report runs every section for every solver, where "
+                             "check's default ci runs one target), ci, thorough")
     report.add_argument("--seed", type=int, default=0, help="global RNG seed of every run and of the fuzzer")
     report.add_argument("--threads", type=_positive_int, default=1, help="torch and BLAS threads (default 1)")
     report.add_argument("--lacks", metavar="FEATURES",
                         help="comma-separated features the targets lack (see lbfgs_verify.capabilities.FEATURES)")
     report.add_argument("--benchmark-json", metavar="PATH", type=Path,
                         help="read this pytest-benchmark JSON instead of running benchmarks/test_step_speed.py")
-    report.add_argument("--no-benchmarks", action="store_true", help="leave the benchmark section empty")
+    report.add_argument("--no-benchmarks", action="store_true",
+                        help="leave the benchmark section out (as --sections without benchmarks)")
     report.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     from lbfgs_verify.fuzz.cli import add_parser as add_fuzz_parser
@@ -204,14 +217,24 @@ def _stdout_closed(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import time
+
     from lbfgs_verify.capabilities import CapabilityError, parse_lacks
-    from lbfgs_verify.report.options import ProblemSetError, problem_set
+    from lbfgs_verify.report.options import ProblemSetError, problem_set, section_set
+    from lbfgs_verify.report.write import fresh_directory, output_problem
 
     try:
         problems = problem_set(args.problems)
         lacks = parse_lacks(args.lacks)
+        sections = section_set(args.sections, no_benchmarks=args.no_benchmarks)
     except (ProblemSetError, CapabilityError) as exc:
         print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.out is None:
+        args.out = fresh_directory(Path.cwd(), time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
+    refused = output_problem(args.out, force=args.force)
+    if refused is not None:
+        print(f"lbfgs-verify: error: {refused}", file=sys.stderr)
         return EXIT_USAGE
     if args.benchmark_json is not None and not args.benchmark_json.is_file():
         print(f"lbfgs-verify: error: --benchmark-json {args.benchmark_json}: no such file", file=sys.stderr)
@@ -235,8 +258,8 @@ def _report(args: argparse.Namespace) -> int:
     options = ReportOptions(
         out=args.out, budget=REPORT_BUDGETS[args.budget], targets=tuple(args.target), problems=problems,
         problem_set=args.problems, seed=args.seed, threads=args.threads, lacks=lacks,
-        benchmark_json=args.benchmark_json, benchmark_dir=None if args.no_benchmarks else STEP_SPEED,
-        progress=not args.no_progress,
+        benchmark_json=args.benchmark_json, benchmark_dir=STEP_SPEED if "benchmarks" in sections else None,
+        progress=not args.no_progress, sections=sections,
     )
     report = write_report(options)
     print(f"report written to {args.out}/index.md, {args.out}/index.html and {args.out}/report.json "

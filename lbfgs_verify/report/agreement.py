@@ -94,7 +94,7 @@ def bitwise_agreement(
                 if cell["status"] == BITWISE:
                     cell["status"] = DIFFERS
                 if cell["first_difference"] is None:
-                    cell["first_difference"] = relative_paths(f"{scenario.problem.name}: step {divergence}")
+                    cell["first_difference"] = relative_paths(f"{scenario.problem.name}: {divergence}")
             cells.append(cell)
             tick()
     return {"compared_with": "torch.optim.LBFGS", "steps": steps,

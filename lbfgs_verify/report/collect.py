@@ -23,12 +23,16 @@ from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.report import agreement, profiles, verdicts
 from lbfgs_verify.report.benchmarks import STEP_SPEED, benchmark_section
 from lbfgs_verify.report.budget import REPORT_BUDGETS, ReportBudget
+from lbfgs_verify.report.document import report_counts
 from lbfgs_verify.report.environment import environment
+from lbfgs_verify.report.options import SECTIONS
 from lbfgs_verify.report.resume_grid import resume_splits
 from lbfgs_verify.report.runs import ConvergenceRun, json_float, run_solver, scrub_paths
 from lbfgs_verify.report.solvers import checkable_targets, report_solvers
 
 SCHEMA_VERSION = 1
+TITLE = "L-BFGS comparison report"
+NOT_RUN = "not run in this report (--sections)"
 
 TIMING_FIELDS: tuple[str, ...] = (
     "seconds",
@@ -66,6 +70,8 @@ class ReportOptions:
         progress: show a progress bar (tqdm, on stderr).
         check_only: property ID prefixes for the verdict grid (``None``: the budget's choice, all by default).
         history_sizes: the history sizes of the bitwise configurations.
+        sections: the optional sections to run (:data:`lbfgs_verify.report.options.SECTIONS`); the others are
+            written as "not run", with empty numbers in ``report.json``.
     """
 
     out: Path
@@ -82,6 +88,7 @@ class ReportOptions:
     progress: bool = True
     check_only: tuple[str, ...] | None = None
     history_sizes: tuple[int, ...] = (100, 3)
+    sections: frozenset[str] = frozenset(SECTIONS)
 
 
 class Progress:
@@ -132,25 +139,27 @@ def collect(options: ReportOptions) -> dict[str, Any]:
 
     start = time.perf_counter()
     budget = options.budget
+    run = options.sections
     problems = list(options.problems) if options.problems is not None else suite_problems()
     solvers = report_solvers(budget, options.targets, options.lacks, defaults=options.default_solvers)
     targets = checkable_targets(solvers)
     bitwise_solvers = [s for s in targets if s.spec != "torch.optim:LBFGS"]
-    configs = agreement.bitwise_configurations(options.history_sizes)
+    configs = agreement.bitwise_configurations(options.history_sizes) if "agreement" in run else []
     check_only = options.check_only if options.check_only is not None else budget.check_only
-    n_properties = len(select_properties("properties", check_only))
-    total = (len(solvers) * len(problems) + len(problems) + len(configs) * len(bitwise_solvers)
-             + n_properties * len(targets) + len(targets) + len(solvers) + 1)
+    n_properties = len(select_properties("properties", check_only)) if "properties" in run else 0
+    total = (len(solvers) * len(problems) * ("convergence" in run) + len(problems) * ("agreement" in run)
+             + len(configs) * len(bitwise_solvers) + n_properties * len(targets)
+             + len(targets) * ("fuzz" in run) + len(solvers) * ("resume" in run) + 1)
     progress = Progress(total, options.progress)
     section_seconds: dict[str, float] = {}
     blas_threads = threadpool_limits(limits=options.threads)  # BLAS threads fight over shared cores: time is noise
     try:
-        for solver in solvers:  # warm-up: the first run in a process pays for imports and allocator growth
-            run_solver(solver, problems[0], seed=options.seed, threads=options.threads)
+        for solver in solvers if "convergence" in run else ():  # warm-up: the first run in a process pays for
+            run_solver(solver, problems[0], seed=options.seed, threads=options.threads)  # imports and allocation
+        runs: list[ConvergenceRun] = []
         with _timed(section_seconds, "convergence"):
             progress.stage("convergence")
-            runs: list[ConvergenceRun] = []
-            for problem in problems:
+            for problem in problems if "convergence" in run else ():
                 for solver in solvers:
                     runs.append(run_solver(solver, problem, seed=options.seed, threads=options.threads))
                     progress.tick()
@@ -163,33 +172,42 @@ def collect(options: ReportOptions) -> dict[str, Any]:
 
         with _timed(section_seconds, "agreement"):
             progress.stage("torch vs scipy (solution level)")
-            solution = agreement.solution_comparisons(problems, threads=options.threads, tick=progress.tick)
+            solution = agreement.solution_comparisons(problems if "agreement" in run else [],
+                                                      threads=options.threads, tick=progress.tick)
             progress.stage("bitwise vs torch")
             bitwise = agreement.bitwise_agreement(
-                bitwise_solvers, problems[: budget.bitwise_problems], configs, steps=budget.bitwise_steps,
-                seed=options.seed, threads=options.threads, tick=progress.tick)
+                bitwise_solvers if "agreement" in run else [], problems[: budget.bitwise_problems], configs,
+                steps=budget.bitwise_steps, seed=options.seed, threads=options.threads, tick=progress.tick)
         with _timed(section_seconds, "check"):
             progress.stage("property verdicts")
-            checks = verdicts.check_reports(targets, budget.name, threads=options.threads, only=check_only,
+            checks = verdicts.check_reports(targets if "properties" in run else [], budget.name,
+                                            threads=options.threads, only=check_only,
                                             on_result=lambda _result: progress.tick())
+        fuzz: dict[str, Any] = {"available": True, "message": NOT_RUN, "examples": budget.fuzz_examples,
+                                "reports": {}}
+        resume: dict[str, Any] = {"problem": None, "steps": 0, "max_iter_per_step": 0, "transports": [], "rows": []}
+        bench: dict[str, Any] = {"source": None, "note": NOT_RUN, "rows": []}
         with _timed(section_seconds, "fuzz"):
             progress.stage("fuzz")
             def fuzz_progress(*done: Any) -> None:  # issue 8's on_progress(kind, name, counts)
                 progress.stage(" ".join(["fuzz", *map(str, done[:2])]))
 
-            fuzz = verdicts.fuzz_reports(targets, examples=budget.fuzz_examples, seed=options.seed,
-                                         threads=options.threads, on_progress=fuzz_progress)
-            progress.tick(len(targets))
+            if "fuzz" in run:
+                fuzz = verdicts.fuzz_reports(targets, examples=budget.fuzz_examples, seed=options.seed,
+                                             threads=options.threads, on_progress=fuzz_progress)
+                progress.tick(len(targets))
         with _timed(section_seconds, "resume"):
             progress.stage("resume at every split")
-            resume = resume_splits(solvers, steps=budget.resume_steps, seed=options.seed, threads=options.threads,
-                                   tick=progress.tick)
+            if "resume" in run:
+                resume = resume_splits(solvers, steps=budget.resume_steps, seed=options.seed,
+                                       threads=options.threads, tick=progress.tick)
         with _timed(section_seconds, "benchmarks"):
             progress.stage("benchmarks")
-            options.out.mkdir(parents=True, exist_ok=True)
-            bench = benchmark_section(json_path=options.benchmark_json, directory=options.benchmark_dir,
-                                      out_dir=options.out, targets=[s.spec for s in solvers if s.is_target],
-                                      max_time=budget.benchmark_max_time)
+            if "benchmarks" in run:
+                options.out.mkdir(parents=True, exist_ok=True)
+                bench = benchmark_section(json_path=options.benchmark_json, directory=options.benchmark_dir,
+                                          out_dir=options.out, targets=[s.spec for s in solvers if s.is_target],
+                                          max_time=budget.benchmark_max_time)
             progress.tick()
         env = environment(seed=options.seed, threads=options.threads)
     finally:
@@ -199,12 +217,13 @@ def collect(options: ReportOptions) -> dict[str, Any]:
     solver_ids = [s.id for s in solvers]
     report = {
         "schema_version": SCHEMA_VERSION,
-        "title": "L-BFGS comparison report",
+        "title": TITLE,
         "command": reproduce_command(options),
         "options": {"budget": budget.name, "problems": options.problem_set, "seed": options.seed,
                     "threads": options.threads, "targets": list(options.targets), "lacks": sorted(options.lacks),
                     "max_iter": budget.max_iter, "max_eval": budget.max_iter * 5 // 4},
         "timing_fields": list(TIMING_FIELDS),
+        "sections": [name for name in SECTIONS if name in run],
         "environment": env,
         "solvers": [s.to_json() for s in solvers],
         "problems": problem_dicts,
@@ -212,16 +231,16 @@ def collect(options: ReportOptions) -> dict[str, Any]:
             "criterion": ("solved: final f and the lowest f so far within 1e-6 * max(1, |f_ref|) of f_ref = min(f*, "
                           "every solver's final f); curves: lowest f among the first k evaluations"),
             "tolerance": profiles.solve_threshold(0.0),
-            "summary": _summary(solver_ids, run_dicts),
+            "summary": _summary(solver_ids, run_dicts) if "convergence" in run else [],
             "runs": run_dicts,
         },
-        "profiles": _profiles(solver_ids, [p.name for p in problems], run_dicts),
+        "profiles": _profiles(solver_ids if "convergence" in run else [], [p.name for p in problems], run_dicts),
         "agreement": {
             "bitwise": bitwise,
             "lbfgsb_vs_scipy": {"iterate_tolerance": agreement.ITERATE_TOLERANCE,
-                                "rows": agreement.lbfgsb_vs_scipy(runs)},
+                                "rows": agreement.lbfgsb_vs_scipy(runs) if "agreement" in run else []},
             "solution": solution,
-            "final_f_vs_scipy": agreement.final_f_vs_scipy(run_dicts),
+            "final_f_vs_scipy": agreement.final_f_vs_scipy(run_dicts) if "agreement" in run else [],
         },
         "check": {"mode": "properties", "budget": budget.name, "only": list(check_only or ()),
                   "reports": scrub_paths(checks)},
@@ -231,6 +250,7 @@ def collect(options: ReportOptions) -> dict[str, Any]:
         "section_seconds": section_seconds,
         "seconds": round(time.perf_counter() - start, 3),
     }
+    report["counts"] = report_counts(report)
     return report
 
 
@@ -278,11 +298,18 @@ def _profiles(solver_ids: Sequence[str], problem_names: Sequence[str],
 
 
 def reproduce_command(options: ReportOptions) -> str:
-    parts = ["lbfgs-verify report", f"--budget {options.budget.name}", f"--problems {options.problem_set}",
+    """The ``lbfgs-verify report`` command line that makes this report again, every argument quoted for a POSIX
+    shell or zsh (``shlex.quote``: problem names have brackets, which zsh globs)."""
+    import shlex
+
+    parts = ["lbfgs-verify report", f"--out {shlex.quote(options.out.name or 'report')}",
+             f"--budget {options.budget.name}", f"--problems {shlex.quote(options.problem_set)}",
              f"--seed {options.seed}"]
+    if options.sections != frozenset(SECTIONS):
+        parts.append(f"--sections {','.join(s for s in SECTIONS if s in options.sections) or 'none'}")
     if options.threads != 1:
         parts.append(f"--threads {options.threads}")
-    parts += [f"--target {t}" for t in options.targets]
+    parts += [f"--target {shlex.quote(t)}" for t in options.targets]
     if options.lacks:
         parts.append(f"--lacks {','.join(sorted(options.lacks))}")
     return " ".join(parts)

@@ -12,7 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from lbfgs_verify.report.verdicts import DEFAULT_FINDINGS, FUZZ_UNAVAILABLE, fuzz_findings, fuzz_matrix, verdict_grid
+from lbfgs_verify.report.verdicts import (
+    DEFAULT_FINDINGS,
+    FUZZ_UNAVAILABLE,
+    fuzz_cases,
+    fuzz_findings,
+    fuzz_matrix,
+    verdict_grid,
+)
 
 
 @dataclass
@@ -84,14 +91,52 @@ def _short(text: str, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+RUN_BY = {"convergence": "convergence", "profiles": "convergence", "agreement": "agreement", "check": "properties",
+          "fuzz": "fuzz", "resume": "resume", "benchmarks": "benchmarks"}
+"""Page section -> the ``--sections`` name that runs it (:data:`lbfgs_verify.report.options.SECTIONS`)."""
+TITLES = {"convergence": "Convergence", "profiles": "Performance profiles", "agreement": "Agreement",
+          "check": "Property verdicts", "fuzz": "State-dict fuzzer", "resume": "Resume at every split",
+          "benchmarks": "Benchmarks"}
+
+
 def build_sections(report: Mapping[str, Any], plots: Mapping[str, Any]) -> list[Section]:
-    """Every section of the report, in order (:data:`SECTION_IDS`)."""
+    """Every section of the report, in order (:data:`SECTION_IDS`); one left out by ``--sections`` says so."""
     names = {s["id"]: s["name"] for s in report["solvers"]}
-    return [
-        _summary(report, names), _environment(report), _solvers(report), _convergence(report, plots, names),
-        _profiles(report, plots, names), _agreement(report, plots, names), _check(report, plots),
-        _fuzz(report, plots), _resume(report, plots, names), _benchmarks(report, plots), _reproduce(report),
-    ]
+    ran = set(report.get("sections", RUN_BY.values()))
+    built = {
+        "convergence": lambda: _convergence(report, plots, names), "profiles": lambda: _profiles(report, plots, names),
+        "agreement": lambda: _agreement(report, plots, names), "check": lambda: _check(report, plots),
+        "fuzz": lambda: _fuzz(report, plots), "resume": lambda: _resume(report, plots, names),
+        "benchmarks": lambda: _benchmarks(report, plots),
+    }
+    middle = [built[sid]() if RUN_BY[sid] in ran else Section(sid, TITLES[sid], [Paragraph(
+        f"Not run in this report (`--sections` left out `{RUN_BY[sid]}`).")]) for sid in built]
+    return [_summary(report, names), _environment(report), _solvers(report), *middle, _reproduce(report)]
+
+
+def report_counts(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The counts the page shows that are sums over report.json's lists, stored in it as ``counts`` (so that every
+    number on the page is in report.json): per solver, bitwise configurations and resumed (split, transport)
+    pairs; per fuzzed target, generated cases and finding cases; the minimize_lbfgsb/scipy agreement."""
+    bitwise: dict[str, dict[str, int]] = {}
+    for c in report["agreement"]["bitwise"]["cells"]:
+        row = bitwise.setdefault(c["solver"], {"bitwise": 0, "configurations": 0})
+        row["bitwise"] += c["status"] == "bitwise"
+        row["configurations"] += 1
+    resume: dict[str, dict[str, int]] = {}
+    for r in report["resume"]["rows"]:
+        if r["splits"]:
+            row = resume.setdefault(r["solver"], {"bitwise": 0, "pairs": 0})
+            row["bitwise"] += sum(s["status"] == "bitwise" for s in r["splits"])
+            row["pairs"] += len(r["splits"])
+    findings = report["fuzz"].get("finding_outcomes", DEFAULT_FINDINGS)
+    fuzz = {target: {"cases": fuzz_cases(data), "finding_cases": fuzz_findings(data, findings),
+                     "distinct_findings": sum(1 for r in data.get("results", []) if r.get("outcome") in findings)}
+            for target, data in report["fuzz"]["reports"].items() if "error" not in data}
+    rows = report["agreement"]["lbfgsb_vs_scipy"]["rows"]
+    lbfgsb = {"problems": len(rows), "counts_identical": sum(bool(r["counts_identical"]) for r in rows),
+              "within_tolerance": sum(r["first_iteration_beyond_tolerance"] is None for r in rows)}
+    return {"bitwise": bitwise, "resume": resume, "fuzz": fuzz, "lbfgsb": lbfgsb}
 
 
 def _summary(report: Mapping[str, Any], names: Mapping[str, str]) -> Section:
@@ -100,16 +145,12 @@ def _summary(report: Mapping[str, Any], names: Mapping[str, str]) -> Section:
     for row in report["convergence"]["summary"]:
         items.append(f"{names[row['solver']]}: solved {row['solved']} of {row['problems']} problems "
                      f"({row['failed']} failed, {row['skipped']} skipped)")
-    bitwise = report["agreement"]["bitwise"]
-    for sid in dict.fromkeys(c["solver"] for c in bitwise["cells"]):
-        cells = [c for c in bitwise["cells"] if c["solver"] == sid]
-        equal = sum(c["status"] == "bitwise" for c in cells)
-        items.append(f"{names[sid]}: bitwise equal to torch.optim.LBFGS in {equal} of {len(cells)} configurations")
-    for sid in dict.fromkeys(r["solver"] for r in report["resume"]["rows"]):
-        splits = [s for r in report["resume"]["rows"] if r["solver"] == sid for s in r["splits"]]
-        if splits:
-            good = sum(s["status"] == "bitwise" for s in splits)
-            items.append(f"{names[sid]}: resumes bitwise at {good} of {len(splits)} (split, transport) pairs")
+    counts = report.get("counts") or report_counts(report)
+    for sid, row in counts["bitwise"].items():
+        items.append(f"{names[sid]}: bitwise equal to torch.optim.LBFGS in {row['bitwise']} of "
+                     f"{row['configurations']} configurations")
+    for sid, row in counts["resume"].items():
+        items.append(f"{names[sid]}: resumes bitwise at {row['bitwise']} of {row['pairs']} (split, transport) pairs")
     for target, data in report["check"]["reports"].items():
         if "error" in data:
             items.append(f"`check {target}`: {_short(data['error'])}")
@@ -117,14 +158,13 @@ def _summary(report: Mapping[str, Any], names: Mapping[str, str]) -> Section:
             s = data["summary"]
             items.append(f"`check {target}`: {s['pass']} pass, {s['fail']} fail, {s['error']} error, "
                          f"{s['skip']} skip")
-    for target, data in report["fuzz"]["reports"].items():
-        if "error" not in data:
-            findings = fuzz_findings(data, report["fuzz"].get("finding_outcomes", DEFAULT_FINDINGS))
-            items.append(f"`fuzz {target}`: {findings} finding(s) in {len(data.get('results', []))} cases")
+    for target, row in counts["fuzz"].items():
+        items.append(f"`fuzz {target}`: {row['finding_cases']} of {row['cases']} generated cases are findings")
     text = (f"Budget `{opts['budget']}`, problems `{opts['problems']}` ({len(report['problems'])}), seed "
             f"{opts['seed']}, {opts['threads']} thread(s), {len(report['solvers'])} solvers; made in "
             f"{fmt(report['seconds'])} s on {report['environment']['date']}. Every number on this page is in "
-            "`report.json`; the fields that vary between identical runs are listed in its `timing_fields`.")
+            "`report.json` or counted from its lists (a test compares them); the fields that vary between "
+            "identical runs are listed in its `timing_fields`.")
     return Section("summary", "Summary", [Paragraph(text), Bullets(items)])
 
 
@@ -148,7 +188,7 @@ def _solvers(report: Mapping[str, Any]) -> Section:
              cell(", ".join(f"{k}={v}" for k, v in s["settings"].items())),
              cell(", ".join(s["lacks"]) or "—"), "yes" if s["is_target"] else "no"] for s in report["solvers"]]
     text = ("Every optimizer runs one `step()` with scipy's numbers where torch has a counterpart (tolerance_grad = "
-            "gtol = 1e-5, tolerance_change = 2.2e-9, history_size = maxcor = 10; see "
+            "gtol, tolerance_change = ftol (absolute), history_size = maxcor: the settings column; see "
             "`lbfgs_verify.solution_compare`) and the budget's limits; evaluations are counted as each solver "
             "counts them (torch: closure calls; scipy: `nfev`, memoized).")
     return Section("solvers", "Solvers", [Paragraph(text), Table(
@@ -229,23 +269,30 @@ def _agreement(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mappi
                   "(parameters, returned loss, closure calls and their losses) on the CPU with the same thread count."),
         Table(["configuration", *[names[s] for s in solvers]], rows) if solvers else Paragraph(
             "No optimizer other than torch.optim.LBFGS to compare."),
-        Image(plots["bitwise"], "bitwise agreement with torch.optim.LBFGS")])
+        Image(plots["bitwise"], "bitwise agreement with torch.optim.LBFGS") if "bitwise" in plots else Paragraph(
+            "No plot: every cell of the table above is the same.")])
     part = agree["lbfgsb_vs_scipy"]
     lb_rows = [[cell(r["problem"]), f"{r['iterations_minimize_lbfgsb']} / {r['iterations_scipy']}",
                 f"{r['nfev_minimize_lbfgsb']} / {r['nfev_scipy']}", cell(r["counts_identical"]),
                 cell(r["first_iteration_beyond_tolerance"]), cell(r["max_relative_iterate_difference"])]
                for r in part["rows"]]
-    same_counts = sum(r["counts_identical"] for r in part["rows"])
-    never = sum(r["first_iteration_beyond_tolerance"] is None for r in part["rows"])
+    lb_counts = (report.get("counts") or report_counts(report))["lbfgsb"]
     lb_blocks: list[Block] = [Paragraph(
         f"`minimize_lbfgsb` against scipy's L-BFGS-B on the convergence runs: evaluation counts identical in every "
-        f"iteration on {same_counts} of {len(part['rows'])} problems; iterates within "
-        f"{fmt(part['iterate_tolerance'])} (relative, ‖·‖∞) at every iteration on {never}.")]
+        f"iteration on {lb_counts['counts_identical']} of {lb_counts['problems']} problems; iterates within "
+        f"{fmt(part['iterate_tolerance'])} (relative, ‖·‖∞) at every iteration on {lb_counts['within_tolerance']}.")]
     if lb_rows:
-        lb_blocks += [Table(["problem", "iterations (ours / scipy)", "nfev (ours / scipy)", "counts identical",
-                             f"first iteration beyond {fmt(part['iterate_tolerance'])}",
-                             "max relative iterate difference"], lb_rows),
-                      Image(plots["lbfgsb"], "minimize_lbfgsb against scipy")]
+        lb_blocks.append(Table(["problem", "iterations (ours / scipy)", "nfev (ours / scipy)", "counts identical",
+                                f"first iteration beyond {fmt(part['iterate_tolerance'])}",
+                                "max relative iterate difference"], lb_rows))
+        if "lbfgsb" in plots:
+            lb_blocks.append(Image(plots["lbfgsb"], "minimize_lbfgsb against scipy"))
+        else:  # a plot of equal bars says nothing a sentence does not
+            first = part["rows"][0]
+            lb_blocks.append(Paragraph(
+                f"No plot: every one of the {len(part['rows'])} problems has the same bar (evaluation counts "
+                f"identical: {fmt(first['counts_identical'])}, max relative iterate difference "
+                f"{fmt(first['max_relative_iterate_difference'])})."))
     lbfgsb = Section("agreement-lbfgsb", "minimize_lbfgsb against scipy L-BFGS-B", lb_blocks)
     sol_rows = [[cell(r["problem"]), cell(r["f_scipy"]), cell(r["f_torch"]),
                  f"{r['evaluations_scipy']} / {r['evaluations_torch']}", f"{r['stop_scipy']} / {r['stop_torch']}",
@@ -295,17 +342,19 @@ def _fuzz(report: Mapping[str, Any], plots: Mapping[str, Any]) -> Section:
         return Section("fuzz", "State-dict fuzzer", [Paragraph(f"{FUZZ_UNAVAILABLE[0].upper()}{FUZZ_UNAVAILABLE[1:]} "
                                                                 "(`lbfgs_verify.fuzz` cannot be imported).")])
     blocks: list[Block] = [Paragraph(f"`lbfgs-verify fuzz TARGET --examples {fuzz['examples']}` for each optimizer "
-                                     "with torch's interface: each case (a route for valid states, a corruption "
-                                     "class for damaged ones) × its outcome; findings (defects of the target): "
+                                     "with torch's interface. Each cell counts generated cases (`matrix` in "
+                                     "`report.json`): rows are routes (valid states) and corruption classes "
+                                     "(damaged states), columns the outcomes; findings (defects of the target): "
                                      + ", ".join(f"`{o}`" for o in fuzz.get("finding_outcomes", DEFAULT_FINDINGS))
-                                     + ".")]
+                                     + ". Each distinct (row, finding) keeps one shrunk example in `results`.")]
     for target, data in fuzz["reports"].items():
         if "error" in data:
             blocks.append(Paragraph(f"`{target}`: {_short(data['error'])}"))
             continue
         rows, outcomes, counts = fuzz_matrix(data)
-        findings = fuzz_findings(data, fuzz.get("finding_outcomes", DEFAULT_FINDINGS))
-        blocks.append(Paragraph(f"`{target}`: {findings} finding(s) in {len(data.get('results', []))} cases."))
+        row = (report.get("counts") or report_counts(report))["fuzz"][target]
+        blocks.append(Paragraph(f"`{target}`: {row['finding_cases']} of {row['cases']} generated cases are findings, "
+                                f"in {row['distinct_findings']} distinct (row, outcome) pair(s)."))
         blocks.append(Table(["route or class", *outcomes], [[r, *[cell(counts.get((r, o), 0)) for o in outcomes]]
                                                   for r in rows]))
     if "fuzz" in plots:
@@ -341,15 +390,18 @@ def _benchmarks(report: Mapping[str, Any], plots: Mapping[str, Any]) -> Section:
     if bench.get("note"):
         blocks.append(Paragraph(bench["note"]))
     if bench["rows"]:
-        blocks.append(Paragraph(f"pytest-benchmark (`{bench['source']}`), median of each benchmark divided by "
-                                "torch.optim.LBFGS's median with the same parameters (or, for a benchmark that "
-                                "runs both in turn, the median of its per-pair ratios); timings on a shared "
-                                "machine, where runs timed one after the other drift by a few percent: "
-                                "`benchmarks/test_reference_vs_torch.py` times the reference and torch interleaved "
-                                "(`--benchmark-json` reads its output)."))
-        blocks.append(Table(["case", "optimizer", "median seconds", "rounds", "ratio to torch"],
+        blocks.append(Paragraph(
+            f"pytest-benchmark (`{bench['source']}`); timings on a shared machine. Two ratios, both below 1 when "
+            "the optimizer is faster than torch.optim.LBFGS: `median / torch's median` is this row's median "
+            "seconds divided by torch's median seconds in the same case (the two numbers shown); `paired ratio` "
+            "is the median over rounds of (this optimizer's time / torch's time in the same round), measured by a "
+            "benchmark that runs both in turn, which cancels the machine's drift between the two runs and so can "
+            "differ from the ratio of the medians. The bar plot shows the paired ratio where there is one."))
+        blocks.append(Table(["case", "optimizer", "median seconds", "rounds", "median / torch's median",
+                             "paired ratio"],
                             [[cell(r["case"]), cell(r["optimizer"]), cell(r["median_seconds"]), cell(r["rounds"]),
-                              cell(r["ratio_to_torch"])] for r in bench["rows"]]))
+                              cell(r.get("ratio_of_medians")), cell(r.get("paired_ratio"))]
+                             for r in bench["rows"]]))
     if "benchmarks" in plots:
         blocks.append(Image(plots["benchmarks"], "benchmark ratios to torch.optim.LBFGS"))
     return Section("benchmarks", "Benchmarks", blocks)

@@ -1,5 +1,6 @@
 """``index.html``: the same sections as ``index.md`` in one self-contained page (PNG plots inlined as
-``data:`` URIs, CSS inline, no script, nothing fetched), readable offline."""
+``data:`` URIs, CSS inline, no script, nothing fetched), readable offline. Tables take the page's width and
+wrap long cells (CSS ``overflow-wrap: anywhere``), so no column is hidden behind a scroll bar."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from lbfgs_verify.report.markdown import anchor
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
        padding: 0 1em; color: #1b1b1b; line-height: 1.45; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; display: block; overflow-x: auto; }
-th, td { border: 1px solid #d0d7de; padding: 3px 7px; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; width: 100%; }
+th, td { border: 1px solid #d0d7de; padding: 3px 7px; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; word-break: break-word; }
 th { background: #f6f8fa; }
 code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; }
 img { max-width: 100%; height: auto; display: block; margin: 0.6em 0; }

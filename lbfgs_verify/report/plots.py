@@ -78,10 +78,16 @@ def drawn_labels(fig: Figure) -> list[str]:
     return [label for label in dict.fromkeys(labels) if label]
 
 
+PAD_INCHES = 0.08
+"""White margin around the saved picture (``bbox_inches="tight"``: the PNG holds every drawn artist, so no
+label is clipped whatever its length)."""
+
+
 def save(fig: Figure, path: Path, title: str) -> Path:
-    """Write ``fig`` as PNG with ``Title`` and the drawn labels as metadata, then close it."""
+    """Write ``fig`` as PNG with ``Title`` and the drawn labels as metadata, then close it; the saved area is the
+    tight box around everything drawn, plus :data:`PAD_INCHES` (matplotlib's ``bbox_inches="tight"``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=fig.dpi,
+    fig.savefig(path, format="png", dpi=fig.dpi, bbox_inches="tight", pad_inches=PAD_INCHES,
                 metadata={"Title": title, LABELS_KEY: json.dumps(drawn_labels(fig)), "Software": "lbfgs_verify"})
     plt.close(fig)
     return path
@@ -332,32 +338,62 @@ def benchmark_figure(report: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def is_constant(values: Sequence[Any]) -> bool:
+    """Two or more values, all equal: their plot would be a row of identical marks (the page says it in words)."""
+    return len(values) >= 2 and all(v == values[0] for v in values)
+
+
+def figures(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Role -> a function drawing that figure, for every plot the report has (constant ones left out)."""
+    ran = set(report.get("sections", ("convergence", "agreement", "properties", "fuzz", "resume", "benchmarks")))
+    out: dict[str, Any] = {}
+    if "convergence" in ran:
+        out["convergence_overview"] = lambda: convergence_overview(report)
+        out["profile_evaluations"] = lambda: profile_figure(report, "evaluations")
+        out["profile_time"] = lambda: profile_figure(report, "time")
+    agreement = report["agreement"]
+    cells = agreement["bitwise"]["cells"]
+    if "agreement" in ran and not is_constant([(c["status"], c["bitwise_problems"], c["problems"]) for c in cells]):
+        out["bitwise"] = lambda: bitwise_figure(report)
+    bars = [(r["counts_identical"], r["max_relative_iterate_difference"]) for r in agreement["lbfgsb_vs_scipy"]["rows"]]
+    if bars and not is_constant(bars):
+        out["lbfgsb"] = lambda: lbfgsb_figure(report)
+    if agreement["final_f_vs_scipy"]:
+        out["solution"] = lambda: solution_figure(report)
+    if "properties" in ran:
+        out["check"] = lambda: check_figure(report)
+    if report["fuzz"]["available"] and report["fuzz"]["reports"]:
+        out["fuzz"] = lambda: fuzz_figure(report)
+    if "resume" in ran:
+        out["resume"] = lambda: resume_figure(report)
+    if any(r["ratio_to_torch"] is not None for r in report["benchmarks"]["rows"]):
+        out["benchmarks"] = lambda: benchmark_figure(report)
+    return out
+
+
+FILES = {"convergence_overview": ("convergence_overview.png", "convergence, every problem"),
+         "profile_evaluations": ("profile_evaluations.png", "performance profile, evaluations"),
+         "profile_time": ("profile_time.png", "performance profile, time"),
+         "bitwise": ("agreement_bitwise.png", "bitwise vs torch"),
+         "lbfgsb": ("agreement_lbfgsb_scipy.png", "minimize_lbfgsb vs scipy"),
+         "solution": ("agreement_final_f.png", "final f vs scipy"),
+         "check": ("check_verdicts.png", "property verdicts"), "fuzz": ("fuzz_outcomes.png", "fuzz outcomes"),
+         "resume": ("resume_splits.png", "resume at every split"),
+         "benchmarks": ("benchmarks.png", "benchmark ratios")}
+
+
 def write_plots(report: Mapping[str, Any], out: Path) -> dict[str, Any]:
     """Draw every plot under ``out/plots``; return their paths relative to ``out`` by role."""
     plots = out / "plots"
     paths: dict[str, Any] = {"convergence": {}}
-    paths["convergence_overview"] = save(convergence_overview(report), plots / "convergence_overview.png",
-                                         "convergence, every problem")
-    for problem in report["problems"]:
+    drawers = figures(report)
+    for role, draw in drawers.items():
+        name, title = FILES[role]
+        paths[role] = save(draw(), plots / name, title)
+    for problem in report["problems"] if "convergence_overview" in drawers else ():
         path = save(convergence_figure(report, problem), plots / "convergence" / f"{slug(problem['name'])}.png",
                     f"convergence on {problem['name']}")
         paths["convergence"][problem["name"]] = path
-    paths["profile_evaluations"] = save(profile_figure(report, "evaluations"), plots / "profile_evaluations.png",
-                                        "performance profile, evaluations")
-    paths["profile_time"] = save(profile_figure(report, "time"), plots / "profile_time.png",
-                                 "performance profile, time")
-    paths["bitwise"] = save(bitwise_figure(report), plots / "agreement_bitwise.png", "bitwise vs torch")
-    if report["agreement"]["lbfgsb_vs_scipy"]["rows"]:
-        paths["lbfgsb"] = save(lbfgsb_figure(report), plots / "agreement_lbfgsb_scipy.png",
-                               "minimize_lbfgsb vs scipy")
-    if report["agreement"]["final_f_vs_scipy"]:
-        paths["solution"] = save(solution_figure(report), plots / "agreement_final_f.png", "final f vs scipy")
-    paths["check"] = save(check_figure(report), plots / "check_verdicts.png", "property verdicts")
-    if report["fuzz"]["available"] and report["fuzz"]["reports"]:
-        paths["fuzz"] = save(fuzz_figure(report), plots / "fuzz_outcomes.png", "fuzz outcomes")
-    paths["resume"] = save(resume_figure(report), plots / "resume_splits.png", "resume at every split")
-    if any(r["ratio_to_torch"] is not None for r in report["benchmarks"]["rows"]):
-        paths["benchmarks"] = save(benchmark_figure(report), plots / "benchmarks.png", "benchmark ratios")
 
     def relative(value: Any) -> Any:
         if isinstance(value, dict):

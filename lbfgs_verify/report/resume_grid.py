@@ -96,4 +96,4 @@ def _one_split(target: Any, scenario: Scenario, uninterrupted: Any, split: int, 
     divergence = step_divergence(uninterrupted.trace.steps[split:], resumed, compare_state=False)
     if divergence is None:
         return {"split": split, "status": "bitwise", "detail": ""}
-    return {"split": split, "status": "differs", "detail": relative_paths(f"step {divergence}")}
+    return {"split": split, "status": "differs", "detail": relative_paths(str(divergence))}

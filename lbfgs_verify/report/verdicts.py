@@ -98,19 +98,23 @@ def fuzz_reports(
 
 
 def fuzz_matrix(report: Mapping[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, str], int]]:
-    """(rows ``valid: ROUTE`` / ``corrupt: CLASS``, outcomes, count per (row, outcome)) of one FuzzReport JSON."""
+    """(rows ``valid: ROUTE`` / ``corrupt: CLASS``, outcomes, generated cases per (row, outcome)) of one FuzzReport
+    JSON: its ``matrix`` (``{"routes": {route: {outcome: n}}, "classes": {...}}``, the counts of every generated
+    case); a report without one counts its ``results`` entries."""
     counts: Counter[tuple[str, str]] = Counter()
-    rows: list[str] = []
-    outcomes: list[str] = []
-    for result in report.get("results", []):
-        kind = result.get("kind", "?")
-        label = f"{kind}: {result.get('route') if kind == 'valid' else result.get('class')}"
-        if label not in rows:
-            rows.append(label)
-        outcome = str(result.get("outcome", "?"))
-        if outcome not in outcomes:
-            outcomes.append(outcome)
-        counts[(label, outcome)] += 1
+    matrix = report.get("matrix")
+    if matrix:
+        for kind, key in (("valid", "routes"), ("corrupt", "classes")):
+            for name, outcomes in (matrix.get(key) or {}).items():
+                for outcome, n in outcomes.items():
+                    counts[(f"{kind}: {name}", str(outcome))] += int(n)
+    else:
+        for result in report.get("results", []):
+            kind = result.get("kind", "?")
+            label = f"{kind}: {result.get('route') if kind == 'valid' else result.get('class')}"
+            counts[(label, str(result.get("outcome", "?")))] += 1
+    rows = list(dict.fromkeys(label for label, _ in counts))
+    outcomes = list(dict.fromkeys(outcome for _, outcome in counts))
     order = {o: i for i, o in enumerate(("exact", "rejected-at-load", "warned-at-load", "absorbed", "diverged",
                                           "crashed", "error-at-step", "silent", "rejected-but-changed",
                                           "code-executed", "skipped"))}
@@ -119,7 +123,12 @@ def fuzz_matrix(report: Mapping[str, Any]) -> tuple[list[str], list[str], dict[t
     return rows, outcomes, dict(counts)
 
 
+def fuzz_cases(report: Mapping[str, Any]) -> int:
+    """Generated cases of one FuzzReport JSON (the sum of its matrix)."""
+    return sum(fuzz_matrix(report)[2].values())
+
+
 def fuzz_findings(report: Mapping[str, Any], findings: Iterable[str] = DEFAULT_FINDINGS) -> int:
-    """Cases whose outcome is a finding (a defect of the target)."""
+    """Generated cases whose outcome is a finding (a defect of the target)."""
     findings = frozenset(findings)
-    return sum(1 for r in report.get("results", []) if r.get("outcome") in findings)
+    return sum(n for (_, outcome), n in fuzz_matrix(report)[2].items() if outcome in findings)

@@ -3,19 +3,54 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
-from lbfgs_verify.report.collect import ReportOptions, collect
+from lbfgs_verify.report.collect import TITLE, ReportOptions, collect
 from lbfgs_verify.report.document import build_sections
 from lbfgs_verify.report.html import render_html
 from lbfgs_verify.report.markdown import render_markdown
 from lbfgs_verify.report.plots import write_plots
 
 
+def is_report_directory(path: Path) -> bool:
+    """``path`` holds a report written by ``lbfgs-verify report`` (its ``report.json`` has the report's title)."""
+    try:
+        data = json.loads((path / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("title") == TITLE and "schema_version" in data
+
+
+def output_problem(out: Path, *, force: bool = False) -> str | None:
+    """Why ``lbfgs-verify report`` will not write into ``out``, or ``None``: a file, or a non-empty folder that
+    no report wrote (``--force`` writes there anyway). An earlier report's folder is replaced: its
+    ``report.json``, pages and ``plots/``; nothing else in it is touched."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: is a file, not a folder"
+    if out.is_dir() and any(out.iterdir()) and not force and not is_report_directory(out):
+        return (f"--out {out}: the folder is not empty and holds no earlier report (no report.json of "
+                "lbfgs-verify report); choose a new or empty folder, or pass --force to write there anyway")
+    return None
+
+
+def fresh_directory(parent: Path, stamp: str) -> Path:
+    """A folder name under ``parent`` that does not exist yet: ``lbfgs-verify-report-STAMP`` (``-2``, ``-3``...)."""
+    candidate = parent / f"lbfgs-verify-report-{stamp}"
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = parent / f"lbfgs-verify-report-{stamp}-{number}"
+    return candidate
+
+
 def render(report: dict[str, Any], out: Path) -> dict[str, Path]:
-    """Draw the plots and write the pages and ``report.json`` for an already collected ``report``."""
+    """Draw the plots and write the pages and ``report.json`` for an already collected ``report`` (an earlier
+    report's ``plots/`` is removed first, so that no stale picture stays next to the new pages)."""
     out.mkdir(parents=True, exist_ok=True)
+    if (out / "plots").is_dir() and is_report_directory(out):
+        shutil.rmtree(out / "plots")
     plots = write_plots(report, out)
     report["plots"] = plots
     sections = build_sections(report, plots)

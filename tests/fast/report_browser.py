@@ -74,9 +74,10 @@ def _high(fd: int) -> int:
     return high
 
 
-def inspect_page(browser: str, page: Path, timeout: float = 60.0) -> dict[str, Any]:
-    """Load ``page``; return ``{"images": [{"file", "complete", "naturalWidth"}], "errors": [...],
-    "sections": [ids]}``."""
+def inspect_page(browser: str, page: Path, timeout: float = 60.0, width: int = 1400) -> dict[str, Any]:
+    """Load ``page`` in a ``width``-pixel wide window; return ``{"images": [{"file", "complete", "naturalWidth"}],
+    "errors": [...], "sections": [ids], "viewport": width, "page_width": the document's scroll width,
+    "overflowing": [what is cut off: a table or cell wider than its box, or anything past the window's right]}``."""
     to_child_r, to_child_w = (_high(fd) for fd in os.pipe())
     from_child_r, from_child_w = (_high(fd) for fd in os.pipe())
 
@@ -98,11 +99,17 @@ def inspect_page(browser: str, page: Path, timeout: float = 60.0) -> dict[str, A
             session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Runtime", "Log", "Page"):
                 pipe.send(f"{domain}.enable", session=session)
+            pipe.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
+                                                               "mobile": False}, session=session)
             pipe.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
             pipe.wait(lambda m: m.get("method") == "Page.loadEventFired" and m.get("sessionId") == session, timeout)
             script = ("JSON.stringify({images: Array.from(document.images).map(i => ({file: i.dataset.file, "
                       "complete: i.complete, naturalWidth: i.naturalWidth})), sections: Array.from("
-                      "document.querySelectorAll('section')).map(s => s.id)})")
+                      "document.querySelectorAll('section')).map(s => s.id), viewport: window.innerWidth, "
+                      "page_width: document.documentElement.scrollWidth, overflowing: Array.from("
+                      "document.querySelectorAll('table, td, th, p, li, img, code')).filter(e => "
+                      "e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right > window.innerWidth + 1)"
+                      ".map(e => e.tagName + ': ' + e.textContent.slice(0, 80))})")
             value = pipe.send("Runtime.evaluate", {"expression": script, "returnByValue": True},
                               session=session)["result"]["value"]
             result = json.loads(value)

@@ -40,8 +40,9 @@ CHECKED = ("state.round_trip_exact", "resume.torch_save")
 
 
 def _fake_fuzz_module() -> types.ModuleType:
-    """A stand-in for ``lbfgs_verify.fuzz`` with issue 8's contract; its outcomes depend on the target, so the
-    matrix must be built per target from what run_fuzz returned."""
+    """A stand-in for ``lbfgs_verify.fuzz`` with its contract (``FuzzReport.to_json``: ``matrix`` counts every
+    generated case, ``results`` holds one entry per (kind, route/class, outcome)); its outcomes depend on the
+    target, so the matrix must be built per target from what run_fuzz returned."""
 
     class FakeFuzzReport:
         def __init__(self, target: Any, examples: int, seed: int, lacks: frozenset[str]) -> None:
@@ -49,16 +50,17 @@ def _fake_fuzz_module() -> types.ModuleType:
 
         def to_json(self) -> dict[str, Any]:
             torch_like = self.target.spec.startswith("torch")
-            results = [{"kind": "valid", "route": route, "class": None,
-                        "outcome": "diverged" if torch_like and route == "in-memory" else "exact", "message": "",
-                        "example": {"i": i}} for route in ("save-load", "in-memory") for i in range(self.examples)]
-            results += [{"kind": "corrupt", "route": "save-load", "class": cls,
-                         "outcome": "silent" if torch_like else "rejected-at-load", "message": "", "example": {}}
-                        for cls in ("wrong-size", "non-finite")]
-            results.append({"kind": "corrupt", "route": "save-load", "class": "extra-key",
-                            "outcome": "absorbed" if torch_like else "rejected-at-load", "message": "",
-                            "example": {}})
-            return {"target": self.target.spec, "versions": {}, "results": results}
+            n = self.examples
+            routes = {"save-load": {"exact": n}, "in-memory": {"diverged" if torch_like else "exact": n}}
+            bad = "silent" if torch_like else "rejected-at-load"
+            classes = {"wrong-size": {bad: n}, "non-finite": {bad: n - 1, "absorbed": 1},
+                       "extra-key": {"absorbed" if torch_like else "rejected-at-load": 1}}
+            results = [{"kind": "valid", "route": route, "class": None, "outcome": outcome, "message": "",
+                        "example": {}} for route, outcomes in routes.items() for outcome in outcomes]
+            results += [{"kind": "corrupt", "route": "save-load", "class": cls, "outcome": outcome, "message": "",
+                         "example": {}} for cls, outcomes in classes.items() for outcome in outcomes]
+            return {"target": self.target.spec, "versions": {}, "results": results,
+                    "matrix": {"routes": routes, "classes": classes}}
 
     module = types.ModuleType("lbfgs_verify.fuzz")
 
@@ -186,11 +188,16 @@ def test_agreement_check_resume_and_benchmark_tables_agree_with_json(data: dict[
                          if r["solver"] == names[row["solver"]] and r["transport"] == row["transport"])
             good = sum(s["status"] == "bitwise" for s in row["splits"])
             assert shown["bitwise splits"] == f"{good}/{len(row['splits'])}"
-    bench = table_with(markdown, "ratio to torch")
+    bench = table_with(markdown, "paired ratio")
     assert len(bench) == len(data["benchmarks"]["rows"]) > 0
+    torch_median = {r["case"]: float(r["median seconds"]) for r in bench if r["optimizer"] == "torch.optim.LBFGS"}
     for shown, row in zip(bench, data["benchmarks"]["rows"], strict=True):
         assert shown["optimizer"] == row["optimizer"]
-        assert float(shown["ratio to torch"]) == pytest.approx(row["ratio_to_torch"], rel=1e-5)
+        assert float(shown["median seconds"]) == pytest.approx(row["median_seconds"], rel=1e-5)
+        assert shown["paired ratio"] == fmt(row["paired_ratio"])
+        # the ratio shown next to the medians is the ratio of the medians shown
+        assert float(shown["median / torch's median"]) == pytest.approx(
+            float(shown["median seconds"]) / torch_median[shown["case"]], rel=1e-4)
     assert {r["optimizer"] for r in data["benchmarks"]["rows"]} == {"torch.optim.LBFGS",
                                                                     "lbfgs_verify.reference.LBFGS", FLAKY}
 
@@ -282,8 +289,10 @@ def test_plots_are_non_empty_images_naming_the_right_solvers(data: dict[str, Any
     names = [s["name"] for s in data["solvers"]]
     plots = data["plots"]
     files = [plots[k] for k in plots if k != "convergence"] + list(plots["convergence"].values())
-    assert {"profile_evaluations", "profile_time", "bitwise", "lbfgsb", "check", "fuzz", "resume",
-            "benchmarks"} <= set(plots)
+    assert {"profile_evaluations", "profile_time", "bitwise", "check", "fuzz", "resume", "benchmarks"} <= set(plots)
+    bars = [(r["counts_identical"], r["max_relative_iterate_difference"])
+            for r in data["agreement"]["lbfgsb_vs_scipy"]["rows"]]
+    assert ("lbfgsb" in plots) == (len(set(bars)) > 1)  # equal bars: a sentence instead (see below)
     for relative in files:
         with Image.open(out / relative) as image:
             assert image.width > 100 and image.height > 100
@@ -313,23 +322,30 @@ def test_profile_legend_names_every_solver(data: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------- fuzz
 
 
-def test_fuzz_matrix_counts_what_run_fuzz_returned(data: dict[str, Any], markdown: str) -> None:
+def test_fuzz_tables_count_generated_cases_as_the_json_matrix_does(data: dict[str, Any], markdown: str) -> None:
+    """Each cell is the matrix count of report.json (cases), not the number of distinct ``results`` entries."""
     fuzz = data["fuzz"]
-    assert fuzz["available"] and fuzz["examples"] == TINY_BUDGET.fuzz_examples
-    torch_results = fuzz["reports"]["torch.optim:LBFGS"]["results"]
-    assert sum(r["outcome"] == "diverged" for r in torch_results) == TINY_BUDGET.fuzz_examples
+    n = TINY_BUDGET.fuzz_examples
+    assert fuzz["available"] and fuzz["examples"] == n
     tables = [t for t in md_tables(markdown) if t and "route or class" in t[0]]
     assert len(tables) == len(fuzz["reports"])
-    by_target = dict(zip(fuzz["reports"], tables, strict=True))
-    torch_rows = {r["route or class"]: r for r in by_target["torch.optim:LBFGS"]}
-    assert torch_rows["valid: in-memory"]["diverged"] == str(TINY_BUDGET.fuzz_examples)
-    assert torch_rows["valid: save-load"]["exact"] == str(TINY_BUDGET.fuzz_examples)
-    assert torch_rows["corrupt: wrong-size"]["silent"] == "1"
+    section = markdown.split("## State-dict fuzzer")[1].split("\n## ")[0]
+    for (target, report), table in zip(fuzz["reports"].items(), tables, strict=True):
+        shown = {(row["route or class"], outcome): int(value) for row in table for outcome, value in row.items()
+                 if outcome != "route or class"}
+        expected = {(f"{kind}: {name}", outcome): count
+                    for kind, key in (("valid", "routes"), ("corrupt", "classes"))
+                    for name, outcomes in report["matrix"][key].items() for outcome, count in outcomes.items()}
+        assert {k: v for k, v in shown.items() if v} == expected
+        cases = sum(expected.values())
+        findings = sum(v for (_, o), v in expected.items() if o in fuzz["finding_outcomes"])
+        distinct = sum(r["outcome"] in fuzz["finding_outcomes"] for r in report["results"])
+        assert f"`{target}`: {findings} of {cases} generated cases are findings, in {distinct} distinct" in section
+    torch_rows = {r["route or class"]: r for r in tables[list(fuzz["reports"]).index("torch.optim:LBFGS")]}
+    assert torch_rows["valid: in-memory"]["diverged"] == str(n) and n > 1  # a count, not 0/1
     assert torch_rows["corrupt: extra-key"]["absorbed"] == "1"  # shown, and not counted as a finding
-    assert set(by_target[FLAKY][0]) == {"route or class", "exact", "rejected-at-load"}  # no finding column
-    section = markdown.split("## State-dict fuzzer")[1]
-    assert f"`torch.optim:LBFGS`: {TINY_BUDGET.fuzz_examples + 2} finding(s)" in section
-    assert f"`{FLAKY}`: 0 finding(s)" in section
+    flaky = tables[list(fuzz["reports"]).index(FLAKY)]
+    assert set(flaky[0]) == {"route or class", "exact", "rejected-at-load", "absorbed"}  # no finding column
 
 
 def test_without_a_fuzzer_the_section_says_so(monkeypatch: pytest.MonkeyPatch, data: dict[str, Any]) -> None:
@@ -432,23 +448,26 @@ def test_index_html_opens_in_a_headless_browser_with_every_image_loaded(
     assert sorted(i["file"] for i in page["images"]) == sorted(expected)
     assert all(i["complete"] and i["naturalWidth"] > 0 for i in page["images"]), page["images"]
     assert set(SECTION_IDS) <= set(page["sections"])
+    # at 1400 px nothing is cut off or hidden behind a scroll bar: wide tables wrap their cells
+    assert page["viewport"] == 1400 and page["page_width"] <= 1400, page["page_width"]
+    assert page["overflowing"] == [], page["overflowing"][:5]
 
 
 def test_report_command_writes_the_three_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(REPORT_BUDGETS, "quick", dataclasses.replace(TINY_BUDGET, check_only=CHECKED))
-    monkeypatch.setitem(sys.modules, "lbfgs_verify.fuzz", None)
     out = tmp_path / "out"
     problem = "mgh05_beale[n=2,x0*1,float64]"
     assert main(["report", "--out", str(out), "--problems", problem, "--no-benchmarks", "--no-progress",
-                 "--seed", "3"]) == 0
+                 "--sections", "convergence,agreement,properties,resume,benchmarks", "--seed", "3"]) == 0
     assert "report written to" in capsys.readouterr().out
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert [p["name"] for p in data["problems"]] == [problem]
     assert [s["id"] for s in data["solvers"]] == ["reference", "torch", "torch-strong_wolfe", "scipy",
                                                   "minimize_lbfgsb"]
-    assert data["environment"]["seed"] == 3 and data["command"].endswith("--seed 3")
-    assert data["benchmarks"]["rows"] == [] and "no benchmark results" in data["benchmarks"]["note"]
+    assert data["environment"]["seed"] == 3 and "--seed 3" in data["command"]
+    assert data["benchmarks"]["rows"] == [] and "not run" in data["benchmarks"]["note"]
+    assert data["sections"] == ["convergence", "agreement", "properties", "resume"] and data["fuzz"]["reports"] == {}
     assert (out / "index.md").read_text(encoding="utf-8").startswith("# L-BFGS comparison report")
     assert "<img src=\"data:image/png;base64," in (out / "index.html").read_text(encoding="utf-8")
 
@@ -474,3 +493,207 @@ def test_declared_lacks_change_what_a_target_runs() -> None:
     assert lacks_skip_reason(target, complex_least_squares()) == "lacks complex (declared)"
     assert lacks_skip_reason(target, mgh_problem(1)) is None
     assert lacks_skip_reason(solvers[0], complex_least_squares()) is None  # the defaults declare nothing
+
+
+# ------------------------------------------------------------------------------- issue 21: the page's numbers
+
+
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]*\d)")
+CITATIONS = ("Math. Programming 91, 2002",)
+"""Prose that is a citation, not a measurement (Dolan & Moré's volume and year)."""
+
+
+def _json_tokens(node: Any, out: set[str]) -> None:
+    """Every number of report.json as written there and as the page writes it (:func:`fmt`), the numbers inside
+    its strings, and the length of every list (a count the page shows is a count of some list)."""
+    if isinstance(node, dict):
+        out.add(str(len(node)))
+        for value in node.values():
+            _json_tokens(value, out)
+    elif isinstance(node, list):
+        out.add(str(len(node)))
+        for value in node:
+            _json_tokens(value, out)
+    elif isinstance(node, bool) or node is None:
+        return
+    elif isinstance(node, (int, float)):
+        out.update({str(node), fmt(node), repr(node)})
+    elif isinstance(node, str):
+        out.update(NUMBER.findall(node))
+
+
+def _page_tokens(markdown: str) -> list[str]:
+    text = re.sub(r"\]\([^)]*\)", "]", markdown)  # image and link targets are paths, not numbers
+    text = re.sub(r"^- \[.*$", "", text, flags=re.M)  # the table of contents
+    for citation in CITATIONS:
+        text = text.replace(citation, "")
+    return NUMBER.findall(text)
+
+
+def test_every_number_on_the_page_comes_from_report_json(data: dict[str, Any], markdown: str) -> None:
+    """Each number of index.md is a number of report.json (as fmt writes it, or inside one of its strings), the
+    length of one of its lists, or a count the report stores in ``counts``: nothing on the page is made up."""
+    known: set[str] = set()
+    _json_tokens(data, known)
+    strays = sorted({t for t in _page_tokens(markdown) if t not in known})
+    assert not strays, strays
+
+
+def test_summary_counts_are_recounted_from_the_json_lists(data: dict[str, Any], markdown: str) -> None:
+    counts = data["counts"]
+    for sid, row in counts["resume"].items():
+        splits = [s for r in data["resume"]["rows"] if r["solver"] == sid for s in r["splits"]]
+        assert row == {"bitwise": sum(s["status"] == "bitwise" for s in splits), "pairs": len(splits)}
+    for sid, row in counts["bitwise"].items():
+        cells = [c for c in data["agreement"]["bitwise"]["cells"] if c["solver"] == sid]
+        assert row == {"bitwise": sum(c["status"] == "bitwise" for c in cells), "configurations": len(cells)}
+    for target, row in counts["fuzz"].items():
+        matrix = data["fuzz"]["reports"][target]["matrix"]
+        cells = [(o, n) for key in ("routes", "classes") for outcomes in matrix[key].values()
+                 for o, n in outcomes.items()]
+        assert row["cases"] == sum(n for _, n in cells)
+        assert row["finding_cases"] == sum(n for o, n in cells if o in data["fuzz"]["finding_outcomes"])
+    lbfgsb = data["agreement"]["lbfgsb_vs_scipy"]["rows"]
+    assert counts["lbfgsb"] == {"problems": len(lbfgsb), "counts_identical": sum(r["counts_identical"] for r in lbfgsb),
+                                "within_tolerance": sum(r["first_iteration_beyond_tolerance"] is None
+                                                        for r in lbfgsb)}
+    summary = markdown.split("## Summary")[1].split("\n## ")[0]
+    for sid, row in counts["resume"].items():
+        name = next(s["name"] for s in data["solvers"] if s["id"] == sid)
+        assert f"{name}: resumes bitwise at {row['bitwise']} of {row['pairs']}" in summary
+
+
+def test_no_label_of_any_plot_is_clipped(data: dict[str, Any], written: tuple[dict[str, Any], Path]) -> None:
+    """Every text artist of every figure lies inside the area saved (``bbox_inches="tight"``), and every saved
+    PNG has a blank margin all round (a label cut at the edge would touch it)."""
+    from matplotlib.text import Text
+
+    drawers = report_plots.figures(data)
+    problem = data["problems"][0]
+    drawers["convergence_one"] = lambda: report_plots.convergence_figure(data, problem)
+    for role, draw in drawers.items():
+        fig = draw()
+        renderer = fig.canvas.get_renderer()
+        drawn: list[Text] = []  # the texts actually drawn (a tick label outside the view limits is not)
+        draw_text = renderer.draw_text
+
+        def record(gc: Any, x: float, y: float, s: str, prop: Any, angle: float, ismath: Any = False,
+                   mtext: Any = None, _draw: Any = draw_text, _drawn: list[Text] = drawn) -> Any:
+            if mtext is not None and s.strip():
+                _drawn.append(mtext)
+            return _draw(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+
+        renderer.draw_text = record
+        fig.draw(renderer)
+        renderer.draw_text = draw_text
+        saved = fig.get_tightbbox(renderer).padded(report_plots.PAD_INCHES)
+        inches = fig.dpi_scale_trans.inverted()
+        assert drawn, role
+        for text in drawn:
+            if isinstance(text, Text):
+                box = text.get_window_extent(renderer).transformed(inches)
+                assert (box.x0 >= saved.x0 - 1e-6 and box.y0 >= saved.y0 - 1e-6 and box.x1 <= saved.x1 + 1e-6
+                        and box.y1 <= saved.y1 + 1e-6), (role, text.get_text())
+        report_plots.plt.close(fig)
+    out = written[1]
+    files = [v for k, v in data["plots"].items() if k != "convergence"] + list(data["plots"]["convergence"].values())
+    for relative in files:
+        with Image.open(out / relative) as image:
+            pixels = np.asarray(image.convert("L"))
+        frame = np.concatenate([pixels[:2].ravel(), pixels[-2:].ravel(), pixels[:, :2].ravel(), pixels[:, -2:].ravel()])
+        assert frame.min() >= 250, f"{relative}: something is drawn at the edge (clipped?)"
+
+
+def test_a_plot_of_equal_bars_becomes_a_sentence(data: dict[str, Any]) -> None:
+    rows = [{**data["agreement"]["lbfgsb_vs_scipy"]["rows"][0], "problem": f"p{i}"} for i in range(4)]
+    same = {**data, "agreement": {**data["agreement"], "lbfgsb_vs_scipy": {
+        **data["agreement"]["lbfgsb_vs_scipy"], "rows": rows}}}
+    assert "lbfgsb" not in report_plots.figures(same)
+    text = render_markdown("t", build_sections(same, {k: v for k, v in data["plots"].items() if k != "lbfgsb"}))
+    part = text.split("### minimize_lbfgsb against scipy L-BFGS-B")[1].split("\n### ")[0]
+    assert "No plot: every one of the 4 problems has the same bar" in part and "![" not in part
+    different = {**same, "agreement": {**same["agreement"], "lbfgsb_vs_scipy": {
+        **same["agreement"]["lbfgsb_vs_scipy"], "rows": [*rows[:3], {**rows[3], "counts_identical": False}]}}}
+    assert "lbfgsb" in report_plots.figures(different)
+
+
+def test_the_reproduce_line_is_quoted_for_posix_shells_and_zsh(tmp_path: Path) -> None:
+    import shlex
+    import shutil
+    import subprocess
+
+    from lbfgs_verify.report.collect import reproduce_command
+
+    name = "mgh01_rosenbrock[n=2,x0*1,float64]"
+    command = reproduce_command(_options(tmp_path / "my report", problem_set=name, targets=(FLAKY,)))
+    words = shlex.split(command)
+    assert words[words.index("--problems") + 1] == name and words[words.index("--out") + 1] == "my report"
+    zsh = shutil.which("zsh")
+    if zsh is not None:  # zsh refuses an unquoted [ ] that matches no file ("no matches found")
+        done = subprocess.run([zsh, "-c", "print -rl -- " + command.removeprefix("lbfgs-verify report ")],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=30)
+        assert done.returncode == 0 and name in done.stdout.splitlines(), done.stderr
+
+
+def test_sections_left_out_run_nothing_and_say_so(tmp_path: Path) -> None:
+    options = _options(tmp_path, targets=(), problems=[mgh_problem(1)], default_solvers=("torch-strong_wolfe",
+                       "scipy"), sections=frozenset({"convergence"}), benchmark_dir=None)
+    report = write_report(options)
+    assert report["sections"] == ["convergence"]
+    assert report["check"]["reports"] == {} and report["fuzz"]["reports"] == {} and report["resume"]["rows"] == []
+    assert report["agreement"]["bitwise"]["cells"] == [] and report["agreement"]["solution"] == []
+    assert report["benchmarks"]["rows"] == [] and len(report["convergence"]["runs"]) == 2
+    text = (tmp_path / "index.md").read_text(encoding="utf-8")
+    for title, name in (("Agreement", "agreement"), ("Property verdicts", "properties"),
+                        ("State-dict fuzzer", "fuzz"), ("Resume at every split", "resume"),
+                        ("Benchmarks", "benchmarks")):
+        assert f"Not run in this report (`--sections` left out `{name}`)." in text.split(f"## {title}")[1]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "convergence", "convergence_overview.png", "profile_evaluations.png", "profile_time.png"]
+    assert "--sections convergence" in report["command"]
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("rosenbrock", ["mgh01_rosenbrock[n=2,x0*1,float64]"]),
+    ("mgh05", ["mgh05_beale[n=2,x0*1,float64]"]),
+    ("rosenbrock_chained", ["rosenbrock_chained[n=2,x0=std,float64]", "rosenbrock_chained[n=10,x0=std,float64]"]),
+    ("*rosenbrock*", ["mgh01_rosenbrock[n=2,x0*1,float64]", "mgh21_extended_rosenbrock[n=10,x0*1,float64]",
+                      "rosenbrock_chained[n=2,x0=std,float64]", "rosenbrock_chained[n=10,x0=std,float64]"]),
+    ("beale,mgh01_rosenbrock[n=2,x0*1,float32]", ["mgh05_beale[n=2,x0*1,float64]",
+                                                  "mgh01_rosenbrock[n=2,x0*1,float32]"]),
+])
+def test_problems_by_short_name_or_glob(given: str, expected: list[str]) -> None:
+    from lbfgs_verify.report.options import problem_set
+
+    assert [p.name for p in problem_set(given)] == expected
+
+
+def test_sections_and_problems_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--sections", "convergence,speed", "--out", str(tmp_path / "a")]) == 2
+    assert "--sections speed: unknown section" in capsys.readouterr().err
+    assert main(["report", "--problems", "no_such_thing*", "--out", str(tmp_path / "b")]) == 2
+    assert "no short name or glob of a suite problem" in capsys.readouterr().err
+
+
+def test_report_never_writes_into_a_folder_it_did_not_make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from lbfgs_verify.report.write import fresh_directory, output_problem
+
+    mine = tmp_path / "data"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("committed data\n")
+    assert main(["report", "--out", str(mine), "--problems", "rosenbrock", "--sections", "none"]) == 2
+    assert "not empty and holds no earlier report" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert output_problem(mine, force=True) is None
+    assert output_problem(tmp_path / "new") is None and output_problem(mine / "notes.txt") is not None
+    # the default is a new folder under the working directory; a second report goes next to it
+    monkeypatch.chdir(tmp_path)
+    argv = ["report", "--problems", "rosenbrock", "--sections", "none", "--no-progress"]
+    assert main(argv) == 0
+    made = [p for p in tmp_path.iterdir() if p.name.startswith("lbfgs-verify-report-")]
+    assert len(made) == 1 and (made[0] / "report.json").is_file()
+    assert fresh_directory(tmp_path, made[0].name.removeprefix("lbfgs-verify-report-")) != made[0]
+    # an earlier report's folder is replaced in place (how a checkout's reports/ is regenerated)
+    assert main([*argv, "--out", str(made[0])]) == 0
+    assert "written to" in capsys.readouterr().out
