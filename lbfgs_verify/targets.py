@@ -142,6 +142,11 @@ def load_target(spec: str | None = None) -> Target:
                 f"no target given: pass module:attr (e.g. torch.optim:LBFGS) or set {TARGET_ENV_VAR}"
             )
     spec = spec.strip()
+    from lbfgs_verify.kinds import builtin_target, target_from_object  # target kinds beside torch's (issue 20)
+
+    builtin = builtin_target(spec)
+    if builtin is not None:
+        return builtin
     if ":" not in spec:
         raise TargetLoadError(f"target {spec!r} must be written module:attr, e.g. torch.optim:LBFGS")
     module_name, _, attr_path = spec.partition(":")
@@ -161,6 +166,9 @@ def load_target(spec: str | None = None) -> Target:
             obj = getattr(obj, part)
         except AttributeError as exc:
             raise TargetLoadError(f"module {module_name!r} has no attribute {attr_path!r} (target {spec!r})") from exc
+    kind_target = target_from_object(spec, obj)
+    if kind_target is not None:
+        return kind_target
     if not callable(obj):
         raise TargetLoadError(f"target {spec!r} is a {type(obj).__name__}, not a class or factory")
     return Target(spec=spec, factory=obj)

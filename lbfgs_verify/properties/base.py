@@ -327,10 +327,12 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
         skip_reason,
     )
     from lbfgs_verify.engine import collecting_notes
+    from lbfgs_verify.kinds import kind_skip_reason
     from lbfgs_verify.recordings import shared_recordings
 
     start = time.perf_counter()
-    reason = needs_reason(prop.needs, ctx.lacks) or skip_from_file(prop.id, ctx.skips)
+    reason = (kind_skip_reason(prop.id, ctx.target) or needs_reason(prop.needs, ctx.lacks)
+              or skip_from_file(prop.id, ctx.skips))
     if reason:
         return PropertyResult(prop.id, Status.SKIP, reason)
     run_ctx = replace(ctx, target=guarded(ctx.target, ctx.lacks)) if ctx.lacks else ctx
@@ -357,7 +359,8 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
         cause = cause_of(prop, exc)
         return PropertyResult(prop.id, Status.ERROR, cause.detail, cause.evidence, time.perf_counter() - start,
                               [cause])
-    return PropertyResult(prop.id, Status.PASS, "", seconds=time.perf_counter() - start, notes=notes)
+    finding = next((n for n in notes if n.startswith("finding: ")), "")  # shown in the table (issue 20)
+    return PropertyResult(prop.id, Status.PASS, finding, seconds=time.perf_counter() - start, notes=notes)
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:

@@ -87,6 +87,8 @@ def interface_problem(target: Target, lacks: Iterable[str] = ()) -> str | None:
 
     from lbfgs_verify.targets import constructor_hint
 
+    if getattr(target, "kind", "torch") != "torch":  # a stepper or functional target (lbfgs_verify.kinds)
+        return None
     line_search = "strong_wolfe" if "no_line_search" in frozenset(lacks) else None
     arguments = {"lr": 1, "max_iter": 20, "max_eval": None, "tolerance_grad": 1e-7, "tolerance_change": 1e-9,
                  "history_size": 100, "line_search_fn": line_search}
@@ -575,6 +577,9 @@ _CATEGORY_INTRO = {
     "conformance": "Only at `--level conformance`: bitwise equality with `torch.optim.LBFGS` on the CPU with the same "
                    "thread count, and state interchange with it in both directions.",
     "convergence": "Convergence on published test problems.",
+    "kinds": "Properties that carry over to stepper targets with explicit state and functional minimizers "
+             "(`lbfgs_verify.kinds`, docs/adapters.md); they skip on torch targets, and the torch properties skip "
+             "on these kinds.",
     "cuda": "Moving state between the CPU and CUDA mid-run; skipped when `torch.cuda.is_available()` is False. "
             "Tolerances are stated in each title.",
     "mathematics": "Mathematical properties of the L-BFGS iteration.",

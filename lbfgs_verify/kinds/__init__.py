@@ -1,0 +1,108 @@
+"""Target kinds beside torch.optim.LBFGS's shape (issue 20): steppers with explicit state and functional
+minimizers, their protocols (:mod:`lbfgs_verify.kinds.protocols`) and the built-in adapters.
+
+A target is one of these kinds when it is a built-in adapter name (:data:`BUILTINS`: ``optax:lbfgs``,
+``jaxopt:LBFGS``, ``scipy:L-BFGS-B``, ``lbfgs_verify.reference:minimize_lbfgsb``) or an object whose attribute
+``lbfgs_verify_kind`` is ``"stepper"`` or ``"functional"`` (a user's own adapter, docs/adapters.md).
+:func:`lbfgs_verify.targets.load_target` hands the spec here first (:func:`builtin_target`), and any loaded object
+(:func:`target_from_object`). The JAX adapters need the ``jax`` extra; without it they are refused naming it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from lbfgs_verify.kinds.protocols import FUNCTIONAL, KINDS, STEPPER, TORCH, Conventions
+from lbfgs_verify.targets import Target, TargetLoadError
+
+__all__ = ["BUILTINS", "FUNCTIONAL", "KINDS", "STEPPER", "TORCH", "Conventions", "KindTarget", "builtin_target",
+           "kind_of", "kind_skip_reason", "target_from_object"]
+
+KIND_ATTRIBUTE = "lbfgs_verify_kind"
+JAX_EXTRA = 'pip install "lbfgs-verify[jax]"'
+
+BUILTINS: dict[str, tuple[str, str, bool]] = {
+    "optax:lbfgs": ("lbfgs_verify.kinds.optax_lbfgs", "ADAPTER", True),
+    "jaxopt:LBFGS": ("lbfgs_verify.kinds.jaxopt_lbfgs", "ADAPTER", True),
+    "scipy:L-BFGS-B": ("lbfgs_verify.kinds.scipy_lbfgsb", "SCIPY", False),
+    "lbfgs_verify.reference:minimize_lbfgsb": ("lbfgs_verify.kinds.scipy_lbfgsb", "REFERENCE", False),
+}
+"""Built-in adapter names -> (module, attribute, needs the jax extra)."""
+
+
+@dataclass(frozen=True)
+class KindTarget(Target):
+    """A target of kind ``stepper`` or ``functional``: ``factory`` is the library's own object (its version is
+    the one the header prints), ``adapter`` the object the harness drives."""
+
+    kind: str = STEPPER
+    adapter: Any = None
+
+
+def require_jax(spec: str) -> None:
+    """Refuse ``spec`` with a message naming the extra when jax, optax or jaxopt cannot be imported."""
+    for name in ("jax", "optax", "jaxopt"):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise TargetLoadError(f"target {spec!r} needs the JAX stack, which is an optional extra: {JAX_EXTRA} "
+                                  f"(cannot import {name}: {exc})") from exc
+
+
+def builtin_target(spec: str) -> KindTarget | None:
+    """The built-in adapter named ``spec``, or ``None`` when ``spec`` names none."""
+    entry = BUILTINS.get(spec.strip())
+    if entry is None:
+        return None
+    module, attribute, needs_jax = entry
+    if needs_jax:
+        require_jax(spec)
+    adapter = getattr(importlib.import_module(module), attribute)
+    return KindTarget(spec=spec.strip(), factory=adapter.library_object(), kind=adapter.kind, adapter=adapter)
+
+
+def target_from_object(spec: str, obj: Any) -> KindTarget | None:
+    """A :class:`KindTarget` for an object that declares ``lbfgs_verify_kind``; ``None`` for any other."""
+    kind = getattr(obj, KIND_ATTRIBUTE, None)
+    if kind is None:
+        return None
+    if kind not in (STEPPER, FUNCTIONAL):
+        raise TargetLoadError(f"target {spec!r}: {KIND_ATTRIBUTE} = {kind!r}; choose {STEPPER!r} or {FUNCTIONAL!r}")
+    adapter = obj() if isinstance(obj, type) else obj
+    conventions = getattr(adapter, "conventions", None)
+    if not isinstance(conventions, Conventions):
+        raise TargetLoadError(f"target {spec!r} (kind {kind}) must declare `conventions` "
+                              "(lbfgs_verify.kinds.protocols.Conventions): see docs/adapters.md")
+    needed = ("make",) if kind == STEPPER else ("minimize",)
+    missing = [name for name in needed if not callable(getattr(adapter, name, None))]
+    if missing:
+        raise TargetLoadError(f"target {spec!r} (kind {kind}) has no {', '.join(missing)}: see docs/adapters.md")
+    return KindTarget(spec=spec, factory=obj, kind=kind, adapter=adapter)
+
+
+def kind_of(target: Any) -> str:
+    """``torch``, ``stepper`` or ``functional``."""
+    return getattr(target, "kind", TORCH)
+
+
+KIND_CATEGORIES = {"kinds": (STEPPER, FUNCTIONAL), "stepper": (STEPPER,), "functional": (FUNCTIONAL,)}
+"""Property ID prefixes of :mod:`lbfgs_verify.properties.kinds` -> the kinds they run on."""
+
+
+def kind_skip_reason(property_id: str, target: Any) -> str:
+    """Why the property ``property_id`` does not apply to ``target``'s kind ("" when it does): the torch
+    properties on the other kinds, the kinds' properties on torch targets and on the other kind."""
+    kind = kind_of(target)
+    prefix = property_id.split(".")[0]
+    runs_on = KIND_CATEGORIES.get(prefix, (TORCH,))
+    if kind in runs_on:
+        return ""
+    if kind != TORCH and runs_on == (TORCH,):
+        return f"not applicable ({kind} target: no step(closure)/state_dict API)"
+    if kind == TORCH:
+        return "not applicable (torch optimizer target: the torch properties check it)"
+    if prefix == STEPPER:
+        return "not applicable (no state API)"
+    return "not applicable (stepper target: no minimize(fun, x0, maxiter, callback) API)"
