@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lbfgs_verify.line_search.more_thuente import c_div, c_fmax, c_fmin
+from lbfgs_verify.line_search.more_thuente import c_div
 
 UNBOUNDED, LOWER_ONLY, BOTH, UPPER_ONLY = 0, 1, 2, 3
 """``nbd`` codes of L-BFGS-B: no bound, lower bound only, both bounds, upper bound only."""
@@ -99,37 +99,50 @@ def initial_where(box: BoxBounds) -> np.ndarray:
 
 
 def project(x: np.ndarray, box: BoxBounds) -> np.ndarray:
-    """x moved onto the box where it lies outside (``active``; a copy)."""
+    """x moved onto the box where it lies outside (``active``; a copy).
+
+    Per variable with a bound: below = has a lower bound and x ≤ l; if below and x < l, x = l; if not below, it has
+    an upper bound and x > u, x = u. A value equal to its bound stays as it is (0.0 stays 0.0 at a bound -0.0); a
+    NaN stays NaN.
+    """
     out = np.array(x, dtype=np.float64, copy=True)
-    for i in range(box.n):
-        k = box.kind[i]
-        if k == UNBOUNDED:
-            continue
-        # A value equal to its bound stays as it is (so 0.0 stays 0.0 at a bound -0.0).
-        below = k <= BOTH and out[i] <= box.lower[i]
-        if below and out[i] < box.lower[i]:
-            out[i] = box.lower[i]
-        elif not below and k >= BOTH and out[i] > box.upper[i]:
-            out[i] = box.upper[i]
+    has_lower = (box.kind == LOWER_ONLY) | (box.kind == BOTH)
+    has_upper = (box.kind == BOTH) | (box.kind == UPPER_ONLY)
+    below = has_lower & (out <= box.lower)
+    to_lower = below & (out < box.lower)
+    to_upper = ~below & has_upper & (out > box.upper)
+    out[to_lower] = box.lower[to_lower]
+    out[to_upper] = box.upper[to_upper]
     return out
 
 
+def _c_fmax(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise :func:`c_fmax` (a NaN ``a`` gives ``b``; ties give ``b``); ``b`` holds no NaN here."""
+    return np.where(np.isnan(a) | ~(a > b), b, a)
+
+
+def _c_fmin(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise :func:`c_fmin` (a NaN ``a`` gives ``b``; ties give ``b``); ``b`` holds no NaN here."""
+    return np.where(np.isnan(a) | ~(a < b), b, a)
+
+
 def projected_gradient_norm(x: np.ndarray, g: np.ndarray, box: BoxBounds) -> float:
-    """‖P(x - g) - x‖∞ (``projgr``): a NaN component of g is returned as is (the scan stops there)."""
-    norm = 0.0
-    for i in range(box.n):
-        gi = float(g[i])
-        if gi != gi:
-            return gi
-        k = box.kind[i]
-        if k != UNBOUNDED:
-            if gi < 0.0:
-                if k >= BOTH:
-                    gi = c_fmax(float(x[i]) - float(box.upper[i]), gi)
-            elif k <= BOTH:
-                gi = c_fmin(float(x[i]) - float(box.lower[i]), gi)
-        norm = c_fmax(norm, abs(gi))
-    return norm
+    """‖P(x - g) - x‖∞ (``projgr``): a NaN component of g is returned as is (the scan stops there).
+
+    Per variable with a bound: g_i < 0 with an upper bound becomes fmax(x_i - u_i, g_i); g_i ≥ 0 with a lower bound
+    becomes fmin(x_i - l_i, g_i); the norm is fmax over |g_i| from 0.0 (no NaN reaches it, so it is the maximum).
+    """
+    if box.n == 0:
+        return 0.0
+    nan = np.isnan(g)
+    if nan.any():
+        return float(g[int(np.argmax(nan))])
+    with np.errstate(invalid="ignore"):
+        negative = g < 0.0
+        upper = negative & ((box.kind == BOTH) | (box.kind == UPPER_ONLY))
+        lower = ~negative & ((box.kind == LOWER_ONLY) | (box.kind == BOTH))
+        projected = np.where(upper, _c_fmax(x - box.upper, g), np.where(lower, _c_fmin(x - box.lower, g), g))
+    return max(0.0, float(np.max(np.abs(projected))))
 
 
 def step_to_bound(box: BoxBounds, k: int, xk: float, dk: float, step: float) -> float | None:
@@ -155,9 +168,43 @@ def step_to_bound(box: BoxBounds, k: int, xk: float, dk: float, step: float) -> 
 
 
 def longest_feasible_step(x: np.ndarray, d: np.ndarray, box: BoxBounds) -> float:
-    """The largest step along d that stays in the box, at most 1e10 (``lnsrlb``'s ``stpmx`` after iteration 0)."""
+    """The largest step along d that stays in the box, at most 1e10 (``lnsrlb``'s ``stpmx`` after iteration 0).
+
+    ``lnsrlb`` scans the variables in order, shortening the step at each one that limits it (:func:`step_to_bound`,
+    whose test ``d·step < room`` uses the step so far). Only a variable whose own limit room/d is not above the
+    smallest limit before it (up to rounding) can shorten the step, so those are found with a running minimum and
+    the scan's rule is applied to them alone, in order: the same result.
+    """
     step = 1.0e10
-    for i in range(box.n):
+    n = box.n
+    if n == 0:
+        return step
+    with np.errstate(all="ignore"):
+        lower = (d < 0.0) & ((box.kind == LOWER_ONLY) | (box.kind == BOTH))
+        upper = (d > 0.0) & ((box.kind == BOTH) | (box.kind == UPPER_ONLY))
+        room = np.where(lower, box.lower - x, np.where(upper, box.upper - x, np.nan))
+        limit = np.where((lower & (room >= 0.0)) | (upper & (room <= 0.0)), 0.0, room / d)
+        limit = np.where(lower | upper, limit, np.nan)
+        before = np.fmin.accumulate(np.concatenate(([step], limit[:-1])))
+        # Rounding of d·step against room/d is far below 1e-9 relative; subnormal limits are always scanned.
+        candidates = np.flatnonzero((limit <= before * (1.0 + 1e-9)) | ((limit < 1e-290) & (lower | upper)))
+        # The scan over the candidates: find the next one whose test passes and whose limit differs from the step so
+        # far (a passing test that sets the same step changes nothing), take its limit, go on after it.
+        at_lower = lower[candidates]
+        dk, rk, lk = d[candidates], room[candidates], limit[candidates]
+        zero = np.where(at_lower, rk >= 0.0, rk <= 0.0)
+        position, rounds = 0, 0
+        while position < candidates.size and rounds < 64:
+            passes = zero[position:] | np.where(at_lower[position:], dk[position:] * step < rk[position:],
+                                                dk[position:] * step > rk[position:])
+            changes = passes & (lk[position:].view(np.int64) != np.float64(step).view(np.int64))
+            if not bool(changes.any()):
+                return step
+            position += int(np.argmax(changes))
+            step = float(lk[position])
+            position += 1
+            rounds += 1
+    for i in candidates[position:].tolist():  # many changes: the scan itself
         limited = step_to_bound(box, i, float(x[i]), float(d[i]), step)
         if limited is not None:
             step = limited

@@ -60,6 +60,8 @@ def sequential_dots(rows: list[np.ndarray], v: np.ndarray | list[np.ndarray]) ->
     k = len(rows)
     if k == 0 or not vectors:
         return np.zeros((len(vectors), k) if isinstance(v, list) else 0)
+    if k * len(vectors) == 1:  # one column would make the outer axis the contiguous one: add a twin column
+        return sequential_dots([rows[0], rows[0]], vectors[0])[:1].reshape((1, 1) if isinstance(v, list) else 1)
     n = vectors[0].shape[0]
     size = max(1, min(n, _CHUNK))
     block = np.empty((size + 1, k * len(vectors)))
@@ -188,23 +190,14 @@ class CauchyPoint:
     where: np.ndarray
 
 
-def generalized_cauchy_point(
-    x: np.ndarray,
-    g: np.ndarray,
-    box: BoxBounds,
-    where: np.ndarray,
-    s: np.ndarray,
-    y: np.ndarray,
-    sy: np.ndarray,
-    wt: np.ndarray | None,
-    theta: float,
-    gradient_norm: float,
-) -> CauchyPoint | None:
-    """Algorithm CP (``cauchy``). ``s``, ``y``: n × col correction pairs, oldest first. ``None`` if ``bmv`` fails."""
-    n, col = x.shape[0], s.shape[1]
-    where = where.copy()
-    if gradient_norm <= 0.0:
-        return CauchyPoint(x.copy(), np.zeros(2 * col), where)
+_Scan = tuple[np.ndarray, float, list[float], list[int], float, int, int, bool, np.ndarray]
+"""What ``cauchy``'s first loop over the variables leaves: d, f1, the breakpoints t and their variables, the least
+breakpoint and its position, the free count, whether the path is bounded, the contributing variables (in order)."""
+
+
+def _scan_variables_in_order(x: np.ndarray, g: np.ndarray, box: BoxBounds, where: np.ndarray) -> _Scan:
+    """``cauchy``'s first loop, variable by variable (updates ``where`` in place)."""
+    n = x.shape[0]
     bounded_path = True
     n_free = n
     breaks: list[int] = []
@@ -251,13 +244,139 @@ def generalized_cauchy_point(
         breaks.append(i)
         if len(t) == 1 or t[-1] < least:
             least, least_at = t[-1], len(t) - 1
+    return d, f1, t, breaks, least, least_at, n_free, bounded_path, np.asarray(contributing, dtype=np.int64)
+
+
+def _scan_variables(x: np.ndarray, g: np.ndarray, box: BoxBounds, where: np.ndarray) -> _Scan | None:
+    """:func:`_scan_variables_in_order` on whole arrays (updates ``where`` in place); ``None`` when a case the
+    loop handles through its carried state could arise (an ``iwhere`` of -1 on a bounded variable, a NaN
+    breakpoint), and nothing is changed then."""
+    kind = box.kind
+    unbounded_where = where == WHERE_UNBOUNDED
+    if bool((unbounded_where & (kind != UNBOUNDED)).any()):
+        return None
+    with np.errstate(all="ignore"):
+        neggi = -g
+        scanned = (where != WHERE_FIXED) & ~unbounded_where
+        has_lower = kind <= BOTH  # as the loop tests it (UNBOUNDED variables are never scanned)
+        has_upper = kind >= BOTH
+        tl = x - box.lower
+        tu = box.upper - x
+        at_lower = has_lower & (tl <= 0.0)
+        at_upper = has_upper & (tu <= 0.0)
+        code = np.full(x.shape[0], WHERE_FREE, dtype=where.dtype)
+        code[at_lower & (neggi <= 0.0)] = WHERE_AT_LOWER
+        code[~at_lower & at_upper & (neggi >= 0.0)] = WHERE_AT_UPPER
+        code[~at_lower & ~at_upper & (np.abs(neggi) <= 0.0)] = WHERE_FREE_ZERO_GRADIENT
+        new_where = np.where(scanned, code, where)
+        contributing = np.flatnonzero((new_where == WHERE_FREE) | (new_where == WHERE_UNBOUNDED))
+        d = np.zeros(x.shape[0])
+        d[contributing] = neggi[contributing]
+        nc = neggi[contributing]
+        kc = kind[contributing]
+        to_lower = (kc <= BOTH) & (kc != UNBOUNDED) & (nc < 0.0)
+        to_upper = ~to_lower & (kc >= BOTH) & (nc > 0.0)
+        breaking = to_lower | to_upper
+        t_all = np.where(to_lower, tl[contributing] / -nc, tu[contributing] / nc)
+        t_values = t_all[breaking]
+    if bool(np.isnan(t_values).any()):
+        return None
+    where[:] = new_where
+    f1 = float(np.subtract.accumulate(np.concatenate(([0.0], nc * nc)))[-1])  # f1 = f1 - neggi², in order
+    not_breaking = ~breaking
+    n_free = x.shape[0] - int(not_breaking.sum())
+    bounded_path = not bool((np.abs(nc[not_breaking]) > 0.0).any())
+    breaks = contributing[breaking].tolist()
+    t = t_values.tolist()
+    least_at = int(np.argmin(t_values)) if t else 0
+    least = t[least_at] if t else 0.0
+    return d, f1, t, breaks, least, least_at, n_free, bounded_path, contributing
+
+
+def _walk_sorted_breakpoints(x: np.ndarray, box: BoxBounds, d: np.ndarray, t: list[float], breaks: list[int],
+                             f1: float, f2: float, f2_org: float, dtm: float, theta: float,
+                             bounded_path: bool) -> tuple[float, float, np.ndarray] | None:
+    """``cauchy``'s walk over the breakpoints with an empty memory (no ``bmv``), in sorted order instead of the heap.
+
+    The heap (``hpsolb``) hands out the breakpoints in increasing order; among equal breakpoints its order depends on
+    the heap's layout. The walk's arithmetic sees only (t, d_i, z_i = bound - x_i) of each, and marks each variable it
+    passes, so any order of equal breakpoints with equal (d_i, z_i) gives the same result, unless the walk stops
+    inside such a group. Returns (tsum, dtm, variables passed), or ``None`` when that cannot be shown (then the heap
+    is walked as ``cauchy`` walks it).
+    """
+    times = np.asarray(t, dtype=np.float64)
+    if bool(np.isnan(times).any()):
+        return None
+    order = np.argsort(times, kind="stable")
+    times = times[order]
+    variables = np.asarray(breaks, dtype=np.int64)[order]
+    slopes = d[variables]
+    with np.errstate(all="ignore"):
+        rooms = np.where(slopes > 0.0, box.upper[variables] - x[variables], box.lower[variables] - x[variables])
+    starts = np.concatenate(([True], times[1:] != times[:-1]))
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    for values in (times, slopes, rooms):
+        bits = values.view(np.int64)
+        if not bool((bits == bits[first][group]).all()):
+            return None
+    nleft = len(times) - 1
+    tj, tsum, passed = 0.0, 0.0, 0
+    time_list, slope_list, room_list = times.tolist(), slopes.tolist(), rooms.tolist()
+    for position in range(len(time_list)):
+        tj0 = tj
+        tj = time_list[position]
+        dt = tj - tj0
+        if dtm < dt:
+            if not starts[position]:
+                return None  # stopped inside a group of equal breakpoints: the heap decides which were passed
+            break
+        tsum = tsum + dt
+        nleft -= 1
+        dibp, zibp = slope_list[position], room_list[position]
+        dibp2 = dibp * dibp
+        f1 = f1 + dt * f2 + dibp2 - theta * dibp * zibp
+        f2 = f2 - theta * dibp2
+        f2 = c_fmax(EPSMACH * f2_org, f2)
+        passed += 1
+        if nleft >= 0:
+            dtm = c_div(-f1, f2)
+        elif bounded_path:
+            dtm = 0.0
+            break
+        else:
+            dtm = c_div(-f1, f2)
+            break
+    return tsum, dtm, variables[:passed]
+
+
+def generalized_cauchy_point(
+    x: np.ndarray,
+    g: np.ndarray,
+    box: BoxBounds,
+    where: np.ndarray,
+    s: np.ndarray,
+    y: np.ndarray,
+    sy: np.ndarray,
+    wt: np.ndarray | None,
+    theta: float,
+    gradient_norm: float,
+) -> CauchyPoint | None:
+    """Algorithm CP (``cauchy``). ``s``, ``y``: n × col correction pairs, oldest first. ``None`` if ``bmv`` fails."""
+    n, col = x.shape[0], s.shape[1]
+    where = where.copy()
+    if gradient_norm <= 0.0:
+        return CauchyPoint(x.copy(), np.zeros(2 * col), where)
+    scan = _scan_variables(x, g, box, where)
+    if scan is None:
+        scan = _scan_variables_in_order(x, g, box, where)
+    d, f1, t, breaks, least, least_at, n_free, bounded_path, contributing = scan
     # p = Wᵀd summed over the contributing variables in their order, then its S half scaled by θ (dscal).
     p = np.zeros(2 * col)
-    if col > 0 and contributing:
-        rows = np.asarray(contributing)
-        dvals = d[rows][:, None]
-        p[:col] = np.add.accumulate(np.vstack([np.zeros((1, col)), y[rows, :] * dvals]), axis=0)[-1]
-        p[col:] = np.add.accumulate(np.vstack([np.zeros((1, col)), s[rows, :] * dvals]), axis=0)[-1]
+    if col > 0 and contributing.size:
+        dvals = d[contributing]
+        p[:] = sequential_dots([y[contributing, j] for j in range(col)] + [s[contributing, j] for j in range(col)],
+                               dvals)
     if theta != 1.0:
         p[col:] = p[col:] * theta
     xcp = x.copy()
@@ -275,7 +394,16 @@ def generalized_cauchy_point(
         f2 = f2 - ddot(v, p)
     dtm = c_div(-f1, f2)
     tsum = 0.0
-    if nbreak >= 0:
+    sorted_walk = None
+    if nbreak >= 16 and col == 0:
+        sorted_walk = _walk_sorted_breakpoints(x, box, d, t, breaks, f1, f2, f2_org, dtm, theta, bounded_path)
+    if sorted_walk is not None:
+        tsum, dtm, processed = sorted_walk
+        upper_side = d[processed] > 0.0
+        xcp[processed] = np.where(upper_side, box.upper[processed], box.lower[processed])
+        where[processed] = np.where(upper_side, WHERE_AT_UPPER, WHERE_AT_LOWER)
+        d[processed] = 0.0
+    elif nbreak >= 0:
         order = list(breaks)
         nleft = nbreak
         step_count = 0

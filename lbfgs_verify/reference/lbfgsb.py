@@ -493,7 +493,13 @@ def _compact_update(r: np.ndarray, y_rows: list[np.ndarray], s_rows: list[np.nda
             np.multiply(y_rows[j][start:stop], y_coefficients[j], out=term)
             np.divide(term, theta, out=term)
             np.multiply(s_rows[j][start:stop], s_coefficients[j], out=block[2 * j + 2, :width])
-        np.add.reduce(block[:, :width], axis=0, out=out[start:stop])
+        if width > 1:
+            np.add.reduce(block[:, :width], axis=0, out=out[start:stop])
+        else:  # a single column would be the contiguous axis, which numpy sums pairwise: add in order here
+            total = block[0, 0]
+            for term in block[1:, 0]:
+                total = total + term
+            out[start] = total
     return out
 
 
@@ -524,9 +530,12 @@ def _middle_matrix_factor(state: LBFGSBState) -> np.ndarray | None:
     with np.errstate(all="ignore"):
         scaled = theta * ss
         # totals[i, j] = Σ_{k<i} L_ik L_jk / D_k summed in order from 0.0 (exact zeros for k >= i change nothing).
-        terms = lower.T[:, :, None] * lower.T[:, None, :] / np.asarray(state.sy_history)[:, None, None]
-        terms[np.arange(col)[:, None] >= np.arange(col)[None, :], :] = 0.0
-        totals = np.add.reduce(np.concatenate([np.zeros((1, col, col)), terms]), axis=0)
+        # The array must be C-contiguous: numpy sums along the outer axis in order only when it is not the
+        # contiguous one (products of transposed views come out in their layout, hence the copy into ``terms``).
+        terms = np.zeros((col + 1, col, col))
+        terms[1:] = lower.T[:, :, None] * lower.T[:, None, :] / np.asarray(state.sy_history)[:, None, None]
+        terms[1:][np.arange(col)[:, None] >= np.arange(col)[None, :], :] = 0.0
+        totals = np.add.reduce(terms, axis=0)
         t = np.triu(totals + scaled)
     t[0] = scaled[0]
     factor, ok = _potrf_upper(np.asfortranarray(t))
@@ -685,8 +694,9 @@ def _pairs_as_columns(state: LBFGSBState) -> tuple[np.ndarray, np.ndarray]:
     n, col = state.x.numel(), state.memory_size
     if col == 0:
         return np.zeros((n, 0)), np.zeros((n, 0))
-    return (np.stack([t.numpy() for t in state.s_history], axis=1),
-            np.stack([t.numpy() for t in state.y_history], axis=1))
+    # Stacked as rows (one copy of each vector) and seen through the transpose: a column is contiguous.
+    return (np.stack([t.numpy() for t in state.s_history]).T,
+            np.stack([t.numpy() for t in state.y_history]).T)
 
 
 def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradient_norm: float) -> Tensor:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack as scipy_lapack
 
-from lbfgs_verify.line_search.more_thuente import c_div, c_fmax, c_fmin
+from lbfgs_verify.line_search.more_thuente import c_div
 from lbfgs_verify.reference.box import BOTH, LOWER_ONLY, UNBOUNDED, UPPER_ONLY, BoxBounds, step_to_bound
-from lbfgs_verify.reference.cauchy import bmv, ddot, ordered_sum, trtrs_upper
+from lbfgs_verify.reference.cauchy import bmv, ddot, ordered_sum, sequential_dots, trtrs_upper
 
 
 @dataclass(frozen=True)
@@ -44,24 +44,42 @@ class FreeSet:
 def free_set(previous_index: np.ndarray, previous_n_free: int, where: np.ndarray, updated: bool,
              constrained: bool, iteration: int) -> FreeSet:
     """``freev``: the new free set, and what entered/left relative to the previous one (from iteration 1 on)."""
-    n = where.shape[0]
-    entering: list[int] = []
-    leaving: list[int] = []
+    empty = np.zeros(0, dtype=np.int64)
+    entering, leaving = empty, empty
+    previous_index = np.asarray(previous_index, dtype=np.int64)
     if iteration > 0 and constrained:
-        for i in range(previous_n_free):
-            k = int(previous_index[i])
-            if where[k] > 0:
-                leaving.append(k)
-        for i in range(previous_n_free, n):
-            k = int(previous_index[i])
-            if where[k] <= 0:
-                entering.append(k)
-    changed = bool(leaving) or bool(entering) or updated
-    free = [i for i in range(n) if where[i] <= 0]
-    active = [i for i in range(n - 1, -1, -1) if where[i] > 0]
+        was_free = previous_index[:previous_n_free]
+        was_active = previous_index[previous_n_free:]
+        leaving = was_free[where[was_free] > 0]
+        entering = was_active[where[was_active] <= 0]
+    changed = bool(leaving.size) or bool(entering.size) or updated
+    free = np.flatnonzero(where <= 0)
+    active = np.flatnonzero(where > 0)[::-1]
     # freev fills the leaving list from the end of its array: formk reads it last-found first.
-    return FreeSet(np.asarray(free + active, dtype=np.int64), len(free), np.asarray(entering, dtype=np.int64),
-                   np.asarray(leaving[::-1], dtype=np.int64), changed)
+    return FreeSet(np.concatenate([free, active]).astype(np.int64), int(free.size), entering.astype(np.int64),
+                   leaving[::-1].astype(np.int64), changed)
+
+
+def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """G[i, j] = 0.0 + Σ_e a[e, i]·b[e, j], summed over the rows e in order (``formk``'s loops over a set of variables).
+
+    The products go into a C-contiguous (rows + 1, c, c) array reduced over its outer axis, which numpy adds in
+    order (:func:`~lbfgs_verify.reference.cauchy.sequential_dots`); blocks of rows carry the sums so far in row 0.
+    """
+    rows, c = a.shape
+    width = max(c, 2)  # (·, 1, 1) would leave the summed axis as the contiguous one
+    if c < width:
+        a = np.concatenate([a, a], axis=1)[:, :width]
+        b = np.concatenate([b, b], axis=1)[:, :width]
+    sums = np.zeros((width, width))
+    block = 4096
+    for start in range(0, rows, block):
+        stop = min(start + block, rows)
+        products = np.empty((stop - start + 1, width, width))
+        products[0] = sums
+        np.multiply(a[start:stop, :, None], b[start:stop, None, :], out=products[1:])
+        sums = np.add.reduce(products, axis=0)
+    return sums[:c, :c]
 
 
 def _sum_products(a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> float:
@@ -87,36 +105,38 @@ def update_inner_products(wn1: np.ndarray, s: np.ndarray, y: np.ndarray, free: F
                 wn1[js:2 * m - 1, js] = wn1[js + 1:2 * m, js + 1]
                 wn1[m:2 * m - 1, jy] = wn1[m + 1:2 * m, jy + 1]
         iy, is_ = col - 1, m + col - 1
+        y_free = [y[free_rows, j] for j in range(col)]
+        s_free = [s[free_rows, j] for j in range(col)]
+        active_s = s[active_rows, iy]
+        on_free = sequential_dots(y_free, [y_free[iy], y_free[iy]])[0]  # y_iy·y_jy over the free variables
+        on_active = sequential_dots([s[active_rows, j] for j in range(col)] + [y[active_rows, j] for j in range(col)],
+                                    [active_s, active_s])[0]  # s_iy·s_jy and s_iy·y_jy over the active ones
+        new_column = sequential_dots(s_free, [y_free[col - 1], y_free[col - 1]])[0]  # s_i·y_col over the free ones
         for jy in range(col):
             js = m + jy
-            wn1[iy, jy] = _sum_products(y[:, iy], y[:, jy], free_rows)
-            wn1[is_, js] = _sum_products(s[:, iy], s[:, jy], active_rows)
-            wn1[is_, jy] = _sum_products(s[:, iy], y[:, jy], active_rows)
-        jy = col - 1
+            wn1[iy, jy] = on_free[jy]
+            wn1[is_, js] = on_active[jy]
+            wn1[is_, jy] = on_active[col + jy]
         for i in range(col):
-            wn1[m + i, jy] = _sum_products(s[:, i], y[:, jy], free_rows)
+            wn1[m + i, col - 1] = new_column[i]
         upcl = col - 1
     else:
         upcl = col
+    if upcl == 0:
+        return
     entering, leaving = free.entering, free.leaving
-    for iy in range(upcl):
-        is_ = m + iy
-        for jy in range(iy + 1):
-            js = m + jy
-            t1 = _sum_products(y[:, iy], y[:, jy], entering)
-            t2 = _sum_products(s[:, iy], s[:, jy], entering)
-            t3 = _sum_products(y[:, iy], y[:, jy], leaving)
-            t4 = _sum_products(s[:, iy], s[:, jy], leaving)
-            wn1[iy, jy] = float(wn1[iy, jy]) + t1 - t3
-            wn1[is_, js] = float(wn1[is_, js]) - t2 + t4
-    for i in range(upcl):
-        for jy in range(upcl):
-            t1 = _sum_products(s[:, i], y[:, jy], entering)
-            t3 = _sum_products(s[:, i], y[:, jy], leaving)
-            if i <= jy:
-                wn1[m + i, jy] = float(wn1[m + i, jy]) + t1 - t3
-            else:
-                wn1[m + i, jy] = float(wn1[m + i, jy]) - t1 + t3
+    y_in, s_in = y[entering, :upcl], s[entering, :upcl]
+    y_out, s_out = y[leaving, :upcl], s[leaving, :upcl]
+    yy_in, ss_in, sy_in = _gram(y_in, y_in), _gram(s_in, s_in), _gram(s_in, y_in)
+    yy_out, ss_out, sy_out = _gram(y_out, y_out), _gram(s_out, s_out), _gram(s_out, y_out)
+    lower = np.tri(upcl, dtype=bool)  # jy <= iy
+    yy_block = wn1[:upcl, :upcl]
+    ss_block = wn1[m:m + upcl, m:m + upcl]
+    yy_block[lower] = ((yy_block + yy_in) - yy_out)[lower]
+    ss_block[lower] = ((ss_block - ss_in) + ss_out)[lower]
+    sy_block = wn1[m:m + upcl, :upcl]  # row i (s_i), column jy (y_jy)
+    upper = ~np.tri(upcl, k=-1, dtype=bool)  # i <= jy
+    sy_block[...] = np.where(upper, (sy_block + sy_in) - sy_out, (sy_block - sy_in) + sy_out)
 
 
 def factor_reduced_matrix(wn1: np.ndarray, sy_diagonal: list[float], theta: float, m: int,
@@ -157,7 +177,7 @@ def reduced_gradient(x: np.ndarray, g: np.ndarray, cauchy_point: np.ndarray, c: 
     """``cmprlb`` (bounded case): r = -Zᵀ(g + θ(x^c - x) - W M c) on the free variables; ``None`` if bmv fails."""
     col = s.shape[1]
     rows = free.index[:free.n_free]
-    r = np.array([-theta * (float(cauchy_point[k]) - float(x[k])) - float(g[k]) for k in rows], dtype=np.float64)
+    r = -theta * (cauchy_point[rows] - x[rows]) - g[rows]
     v = bmv(sy, wt, c)
     if v is None:
         return None
@@ -179,10 +199,8 @@ def subspace_step(cauchy_point: np.ndarray, r: np.ndarray, box: BoxBounds, s: np
     rows = free.index[:nsub]
     if nsub <= 0:
         return cauchy_point.copy()
-    wv = np.empty(2 * col)
-    for i in range(col):
-        wv[i] = ordered_sum(y[rows, i] * r)
-        wv[col + i] = theta * ordered_sum(s[rows, i] * r)
+    wv = sequential_dots([y[rows, i] for i in range(col)] + [s[rows, i] for i in range(col)], r)
+    wv[col:] = theta * wv[col:]
     solved = trtrs_upper(wn, wv, transpose=True)
     if solved is None:
         return None
@@ -196,23 +214,18 @@ def subspace_step(cauchy_point: np.ndarray, r: np.ndarray, box: BoxBounds, s: np
     d = d * c_div(1.0, theta)
 
     z = cauchy_point.copy()
-    hit_bound = False
-    for i in range(nsub):
-        k = int(rows[i])
-        dk, xk = float(d[i]), float(z[k])
-        kind = box.kind[k]
-        lo, hi = float(box.lower[k]), float(box.upper[k])
-        if kind == LOWER_ONLY:
-            z[k] = c_fmax(lo, xk + dk)
-            hit_bound = hit_bound or z[k] == lo
-        elif kind == BOTH:
-            z[k] = c_fmin(hi, c_fmax(lo, xk + dk))
-            hit_bound = hit_bound or z[k] == lo or z[k] == hi
-        elif kind == UPPER_ONLY:
-            z[k] = c_fmin(hi, xk + dk)
-            hit_bound = hit_bound or z[k] == hi
-        else:
-            z[k] = xk + dk
+    kind = box.kind[rows]
+    lower, upper = box.lower[rows], box.upper[rows]
+    moved = z[rows] + d
+    # C fmax(l, v) / fmin(u, v): a NaN v gives the bound, ties give v (bounds are never NaN here).
+    raised = np.where(np.isnan(moved) | (lower > moved), lower, moved)
+    lowered = np.where(np.isnan(moved) | (upper < moved), upper, moved)
+    both = np.where(np.isnan(raised) | (upper < raised), upper, raised)
+    projected = np.where(kind == LOWER_ONLY, raised,
+                         np.where(kind == BOTH, both, np.where(kind == UPPER_ONLY, lowered, moved)))
+    z[rows] = projected
+    hit_bound = bool((((kind == LOWER_ONLY) | (kind == BOTH)) & (projected == lower)).any()
+                     or (((kind == BOTH) | (kind == UPPER_ONLY)) & (projected == upper)).any())
     if not hit_bound:
         return z
     slope = ordered_sum((z - x) * g)
