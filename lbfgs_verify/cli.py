@@ -16,11 +16,13 @@ work); 141 when the reader of the output went away during a check run (``--list`
 
 ``lbfgs-verify docs [--write PATH | --check PATH]`` prints, writes or checks ``docs/properties.md``.
 
-``lbfgs-verify record [--output DIR|FILE] [--target TARGET] [--only TEXT]`` records golden traces and
-``lbfgs-verify drift [--records DIR|FILE] [--target TARGET] [--only TEXT] [--json PATH]`` compares the installed
+``lbfgs-verify record --output DIR|FILE [--target TARGET] [--only TEXT] [--kernel-sets NAMES]`` records golden
+traces under every kernel set this CPU can force (it never writes the shipped records unless --output names them)
+and ``lbfgs-verify drift [--records DIR|FILE] [--target TARGET] [--only TEXT] [--json PATH]`` compares the installed
 libraries (or a target) with them (:mod:`lbfgs_verify.golden_traces`). drift exits 0 when every run is bitwise
-identical (same environment) or within tolerance (other versions, BLAS, CPU kind or threads), 1 otherwise,
-2 on bad arguments or unreadable records.
+identical to the record of this CPU's kernel set, or within the tolerance measured from the recorded kernel sets
+(unrecorded kernel set, other versions or BLAS), 1 otherwise or when a file holds fewer runs than its selection
+covers, 2 on bad arguments or unreadable records.
 
 ``lbfgs-verify report [--out DIR [--force]] [--target TARGET ...] [--problems SET] [--sections S1,S2]
 [--budget quick|ci|thorough] [--seed S]`` writes a comparison report (``index.md``, ``index.html``,
@@ -152,22 +154,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_golden_trace_commands(commands: argparse._SubParsersAction) -> None:
     record = commands.add_parser(
         "record", help="record golden traces (torch.optim.LBFGS and scipy L-BFGS-B, or --target)",
-        description="Record golden traces. Without --target: torch.optim.LBFGS and scipy's L-BFGS-B on the MGH "
-                    "problems and SPD quadratics into DIR (default: the shipped reference/traces). With --target: "
-                    "that optimizer, torch protocol, into FILE.",
+        description="Record golden traces under every kernel set this CPU can force (one subprocess each; kernel "
+                    "sets of other machines already in the output files are kept). Without --target: "
+                    "torch.optim.LBFGS and scipy's L-BFGS-B on the MGH problems and SPD quadratics into --output DIR. "
+                    "With --target: that optimizer, torch protocol, into --output FILE. --output is required: "
+                    "record never overwrites the shipped records by default.",
     )
     record.add_argument("--output", metavar="DIR|FILE", type=Path,
-                        help="folder for the library records, or the file for a --target record")
+                        help="required: folder for the library records, or the file for a --target record")
     record.add_argument("--target", metavar="TARGET", help="module:attr of your optimizer (torch.optim.LBFGS's "
                                                            "constructor); its record goes to --output FILE")
     record.add_argument("--only", metavar="TEXT", help="record only the runs whose id contains TEXT")
     record.add_argument("--threads", type=_positive_int, default=1, help="torch thread count (default 1)")
+    record.add_argument("--kernel-sets", metavar="NAMES", help="comma-separated kernel sets to force (default: all of "
+                        "native, avx2, avx2+openblas_zen, default, default+openblas_sandybridge)")
 
     drift = commands.add_parser(
         "drift", help="compare the installed libraries (or --target) with golden traces",
-        description="Re-run every recorded trace and compare: bitwise when versions, BLAS, CPU kind and threads are "
-                    "the recorded ones, within tolerance otherwise. Exit 0: identical or within tolerance; 1: changed; "
-                    "2: bad arguments or unreadable records.",
+        description="Re-run every recorded trace and compare: bitwise when versions, BLAS and threads are the "
+                    "recorded ones and this CPU's kernel set is recorded, otherwise within the tolerance measured from "
+                    "the recorded kernel sets. Exit 0: identical or within tolerance; 1: changed, or a file holds "
+                    "fewer runs than its selection covers; 2: bad arguments or unreadable records.",
     )
     drift.add_argument("--records", metavar="DIR|FILE", type=Path,
                        help="a record file or a folder of them (default: the shipped reference/traces)")
@@ -268,28 +275,35 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from lbfgs_verify.golden_traces import golden_traces_dir, record_suite, record_target
+    from lbfgs_verify.golden_traces import GoldenTraceError, record_suite, record_target
     from lbfgs_verify.targets import TargetLoadError
 
     def progress(run_id: str) -> None:
         print(f"  recording {run_id}", file=sys.stderr, flush=True)
 
-    if args.target:
-        if args.output is None or args.output.is_dir():
-            print("lbfgs-verify: error: record --target needs --output FILE (a .json file to write)", file=sys.stderr)
-            return EXIT_USAGE
-        try:
+    if args.output is None:
+        print("lbfgs-verify: error: record needs --output " + ("FILE (a .json file to write)" if args.target else
+              "DIR (a folder for torch_lbfgs.json and scipy_lbfgsb.json; record never overwrites the shipped "
+              "records by default)"), file=sys.stderr)
+        return EXIT_USAGE
+    kernel_sets = [k.strip() for k in args.kernel_sets.split(",") if k.strip()] if args.kernel_sets else None
+    try:
+        if args.target:
+            if args.output.is_dir():
+                print("lbfgs-verify: error: record --target needs --output FILE (a .json file to write)",
+                      file=sys.stderr)
+                return EXIT_USAGE
             paths = [record_target(args.target, args.output, threads=args.threads, select=args.only,
-                                   progress=progress)]
-        except TargetLoadError as exc:
-            print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    else:
-        directory = args.output or golden_traces_dir()
-        if directory.exists() and not directory.is_dir():
-            print(f"lbfgs-verify: error: --output {directory} is a file; give a folder", file=sys.stderr)
-            return EXIT_USAGE
-        paths = record_suite(directory, threads=args.threads, select=args.only, progress=progress)
+                                   progress=progress, kernel_sets=kernel_sets)]
+        else:
+            if args.output.exists() and not args.output.is_dir():
+                print(f"lbfgs-verify: error: --output {args.output} is a file; give a folder", file=sys.stderr)
+                return EXIT_USAGE
+            paths = record_suite(args.output, threads=args.threads, select=args.only, progress=progress,
+                                 kernel_sets=kernel_sets)
+    except (TargetLoadError, GoldenTraceError) as exc:
+        print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     for path in paths:
         print(f"wrote {path} ({path.stat().st_size} bytes)")
     return EXIT_OK
@@ -315,8 +329,8 @@ def _drift(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps([r.to_json() for r in reports], indent=2) + "\n", encoding="utf-8")
     ok = all(r.ok for r in reports)
-    print("drift: " + ("OK" if ok else "CHANGED") + " (bitwise required in the recorded environment; elsewhere "
-          "the cuda.* tolerance over the first iterations)")
+    print("drift: " + ("OK" if ok else "CHANGED") + " (bitwise required where this CPU's kernel set is recorded "
+          "with these versions; elsewhere the tolerance measured from the recorded kernel sets)")
     return EXIT_OK if ok else EXIT_FAILED
 
 
