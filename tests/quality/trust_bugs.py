@@ -243,9 +243,9 @@ class CompactCounterOutsideState(_compiled(compact_lbfgs, "CompactLBFGS", (
 
 
 TRUST_BUGS: dict[type, str] = {
-    CircularReshapeCopy: "behaviour.noncontiguous_params",
-    CompactReshapeCopy: "behaviour.noncontiguous_params",
-    TorchReshapeCopy: "behaviour.noncontiguous_params",
+    CircularReshapeCopy: "mathematics.first_direction",
+    CompactReshapeCopy: "mathematics.first_direction",
+    TorchReshapeCopy: "mathematics.first_direction",
     CircularArmijoWithoutStep: "line_search.sufficient_decrease",
     CompactArmijoWithoutStep: "line_search.sufficient_decrease",
     TorchArmijoWithoutStep: "line_search.sufficient_decrease",
