@@ -292,12 +292,13 @@ class _PairProducts:
     ``sy_blas[i, j]`` = ddot(s_i, y_j) (i > j) (``matupd``).
     """
 
-    __slots__ = ("blas_known", "loop_known", "pairs", "ss_blas", "sy_blas", "sy_loop", "yy")
+    __slots__ = ("blas_known", "formt", "loop_known", "pairs", "ss_blas", "sy_blas", "sy_loop", "yy")
 
     def __init__(self) -> None:
         self.pairs: list[tuple[Tensor, Tensor, int, int]] = []
         self.yy = self.sy_loop = self.ss_blas = self.sy_blas = np.zeros((0, 0))
         self.loop_known = self.blas_known = np.zeros(0, dtype=bool)
+        self.formt: tuple[tuple[float, ...], np.ndarray | None] | None = None  # (θ, D, diag SᵀS) -> formt's factor
 
     def __reduce__(self) -> tuple[type, tuple[()]]:
         return (_PairProducts, ())
@@ -321,6 +322,7 @@ class _PairProducts:
                     break
                 keep += 1
         kept = slice(offset, offset + keep)
+        self.formt = None
 
         def carried(table: np.ndarray) -> np.ndarray:
             new = np.zeros((k, k))
@@ -522,8 +524,20 @@ def _middle_matrix_factor(state: LBFGSBState) -> np.ndarray | None:
     L is the strictly lower triangle of SᵀY (entries by BLAS ``ddot``, as ``matupd`` computes them), D its
     diagonal (``sy_history``), the diagonal of SᵀS is ``ss_history``.
     """
+    theta = state.theta
+    products = _pair_products(state)
+    key = (theta, *state.sy_history, *state.ss_history)
+    if products.formt is not None and products.formt[0] == key:
+        return products.formt[1]
+    factor = _middle_matrix_factor_of(state, products)
+    products.formt = (key, factor)
+    return factor
+
+
+def _middle_matrix_factor_of(state: LBFGSBState, products: _PairProducts) -> np.ndarray | None:
+    """:func:`_middle_matrix_factor`, computed."""
     col, theta = state.memory_size, state.theta
-    ss_blas, sy_blas = _pair_products(state).blas_products()
+    ss_blas, sy_blas = products.blas_products()
     ss = np.triu(ss_blas, 1)
     ss[range(col), range(col)] = state.ss_history
     lower = np.tril(sy_blas, -1)
