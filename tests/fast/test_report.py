@@ -697,3 +697,26 @@ def test_report_never_writes_into_a_folder_it_did_not_make(tmp_path: Path, monke
     # an earlier report's folder is replaced in place (how a checkout's reports/ is regenerated)
     assert main([*argv, "--out", str(made[0])]) == 0
     assert "written to" in capsys.readouterr().out
+
+
+def test_the_committed_report_shows_the_numbers_of_its_report_json() -> None:
+    """``reports/`` (made by ``lbfgs-verify report --budget quick --out reports``): every number of index.md is in
+    its report.json, and the fuzz tables are the JSON matrices (counts of cases)."""
+    root = Path(__file__).resolve().parents[2] / "reports"
+    if not (root / "report.json").is_file():
+        pytest.skip("no committed report in this tree")
+    committed = json.loads((root / "report.json").read_text(encoding="utf-8"))
+    page = (root / "index.md").read_text(encoding="utf-8")
+    known: set[str] = set()
+    _json_tokens(committed, known)
+    strays = sorted({t for t in _page_tokens(page) if t not in known})
+    assert not strays, strays
+    tables = [t for t in md_tables(page) if t and "route or class" in t[0]]
+    reports = {t: r for t, r in committed["fuzz"]["reports"].items() if "error" not in r}
+    assert len(tables) == len(reports)
+    for report, table in zip(reports.values(), tables, strict=True):
+        shown = sum(int(v) for row in table for k, v in row.items() if k != "route or class")
+        assert shown == sum(n for key in ("routes", "classes") for c in report["matrix"][key].values()
+                            for n in c.values())
+    for relative in [v for k, v in committed["plots"].items() if k != "convergence"]:
+        assert (root / relative).is_file(), relative
