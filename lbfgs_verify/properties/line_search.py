@@ -17,6 +17,14 @@ points into the bracket) closes on a point where φ' vanishes, so the curvature 
 torch 2.13 ends on Moré–Thuente function 1 from α₀ = 1e3 with such a bracket around a point that fails
 sufficient decrease (it keeps the lower-valued end as its low end: docs/torch-2.13-lbfgs.md, defect 9).
 
+Level: these claims are torch's search (``semantics``), except ``line_search.sufficient_decrease``
+(``properties``): every point a correct search accepts satisfies N&W eq. 3.4 with its own c₁, so the harness
+demands it with c₁ = :data:`C1_FLOOR` = 1e-10 (below any practical choice) unless the target declares its own in
+an attribute ``lbfgs_verify_c1``. A test written without the step length (f <= f₀ + c₁·gᵀd) is looser than the
+right one only for t > 1, and looser than the floor only for t > c₁/1e-10 = 1e6 (c₁ = 1e-4): so that property
+also draws Moré–Thuente function 1's shallow tail with a gradient of 1e-3 (t from 2e8 to 1e9,
+:data:`TAIL_GRADIENT`).
+
 Sources: Moré & Thuente, ACM TOMS 20(3) 1994, section 5 (test functions and starts); Nocedal & Wright,
 *Numerical Optimization* 2nd ed., eqs. 3.4, 3.7, Algorithms 3.5 and 3.6; torch/optim/lbfgs.py ``_strong_wolfe``.
 """

@@ -13,7 +13,7 @@ from tests.repro_scripts import ROOT, assert_passes_on_the_reference, causes_by_
 PLANTED = {
     "FirstDirectionSign": ("mathematics.first_direction", "is not a positive multiple of -g0"),
     "StrongWolfeNeverMoves": ("mathematics.strong_wolfe", "returned to x_k without moving"),
-    "MaxEvalIgnored": ("behaviour.max_eval", "closure calls; at most max_eval + 1"),
+    "MaxEvalIgnored": ("behaviour.max_eval", "closure calls with max_eval = "),
     "StopsOneIterationEarly": ("behaviour.max_iter", "iterations (distinct moves"),
     "MovesWhenConverged": ("behaviour.converged_no_move", "moved the parameters"),
     "MovesParamsWithoutGrad": ("behaviour.no_grad_params", "parameters without gradient moved"),
