@@ -4,9 +4,17 @@ uninterrupted run, against steps and conditioning, next to the deviations of the
 Run from the repository root: ``PYTHONPATH=. python benchmarks/portability_tolerance.py`` (a few minutes).
 Prints, per case, the largest ``|Δx|`` and the largest ratio ``|Δx| / (atol + rtol·|x|)`` of THREAD_TOLERANCE
 after each resumed step (ratio < 1: within the tolerance).
+
+``--golden`` instead measures the golden traces' tolerance (:mod:`lbfgs_verify.golden_traces`): each recorded
+kernel set of the shipped files is left out in turn and judged against the others with the tolerance measured
+from them (no re-run: seconds). Prints, per file and left-out set, how many runs equal another set, stay within
+the tolerance (up to a changed branch decision or not), or go beyond, and the measured bounds.
 """
 
 from __future__ import annotations
+
+import sys
+from collections import Counter
 
 import torch
 
@@ -27,6 +35,29 @@ def ratios(expected: list, resumed: list) -> list[tuple[float, float]]:
     return out
 
 
+def golden_leave_one_out() -> None:
+    from lbfgs_verify import golden_traces as gt
+
+    for name in (gt.TORCH_FILE, gt.SCIPY_FILE):
+        record = gt.read_record_file(gt.golden_traces_dir() / name)
+        for left_out in record.sections:
+            rest = gt.RecordFile(record.optimizer, record.protocol, [s for s in record.sections if s is not left_out],
+                                 record.only)
+            tolerance = gt.MeasuredTolerance.measure(rest)
+            verdicts = Counter()
+            for j, trace in enumerate(left_out.traces):
+                r = gt.judge_run([(s.name, s.traces[j]) for s in rest.sections], trace, tolerance, demanded=None,
+                                 versions_changed=False)
+                verdicts["equal to another set" if r.matched else "beyond" if not r.within_tolerance else
+                         "within, up to a changed decision" if r.decision else "within"] += 1
+            print(f"{name}: {left_out.name} left out, judged against {len(rest.sections)} sets: {dict(verdicts)}")
+        tolerance = gt.MeasuredTolerance.measure(record)
+        if tolerance is not None:
+            for key in sorted(tolerance.bounds):
+                print(f"  {name} {key}: relative bound by record {[f'{b:.1e}' for b in tolerance.bounds[key]]}, "
+                      f"ULP floor {tolerance.ulp_bounds[key]}")
+
+
 def main() -> None:
     print(f"n = {long_quadratic().dimension}, saved under 1 thread before step {SPLIT}, resumed under 2; "
           f"tolerance {THREAD_TOLERANCE}")
@@ -45,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    golden_leave_one_out() if "--golden" in sys.argv[1:] else main()

@@ -583,9 +583,10 @@ _CATEGORY_INTRO = {
     "cuda": "Moving state between the CPU and CUDA mid-run; skipped when `torch.cuda.is_available()` is False. "
             "Tolerances are stated in each title.",
     "mathematics": "Mathematical properties of the L-BFGS iteration.",
-    "portability": "Resume under another torch thread count (reductions split differently on long vectors), and "
-                   "the shipped golden traces: judged with the `cuda.*` tolerance machinery, the tolerance derived "
-                   "from measurements (README, section Portability).",
+    "portability": "Resume under another torch thread count (reductions split differently on long vectors; the "
+                   "thread count is blamed only when the same-thread resume is exact), and the shipped golden "
+                   "traces (bits where this CPU's kernel set is recorded, else the tolerance measured from the "
+                   "recorded kernel sets; docs/portability.md).",
     "resume": "Save at a `step()` boundary, restore, continue: bitwise the uninterrupted run on the CPU. Every split "
               "point gets a one-step check, `full_continuations` random splits are continued to the end; the global "
               "RNGs are reseeded, the parameters are fresh tensors and the saved payload is rebuilt for each restore.",
