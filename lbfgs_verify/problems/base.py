@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,6 +107,13 @@ class Problem:
             return float(loss.detach()), _flatten(grads)
 
         return fun
+
+    def evaluate(self, x: Any, framework: str = "torch") -> tuple[Any, Any]:
+        """``(value, gradient)`` at the flat vector ``x`` (this problem's dtype) in ``"torch"``, ``"numpy"`` or
+        ``"jax"``, from the objective's one array-API definition (:func:`lbfgs_verify.problems.xp.evaluate`)."""
+        from lbfgs_verify.problems.xp import evaluate
+
+        return evaluate(self, x, framework)
 
 
 def _cast_like(t: Tensor, dtype: torch.dtype) -> Tensor:

@@ -16,12 +16,14 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
 from lbfgs_verify.problems.base import Expectation, Problem
+from lbfgs_verify.problems.xp import TORCH_XP, data_table, softplus
 
 __all__ = [
     "ComplexLeastSquaresObjective",
@@ -85,6 +87,13 @@ class _DataObjective:
             self._cache[key] = cached
         return cached
 
+    def _cast_xp(self, xp: Any, name: str, like: Any) -> Any:
+        """Data field ``name`` in array namespace ``xp`` (torch: :meth:`_cast`), in the dtype of ``like``: the
+        float64 master copy rounded once (:func:`~lbfgs_verify.problems.xp.data_table`)."""
+        if xp is TORCH_XP:
+            return self._cast(name, like)
+        return data_table(xp, like, name, getattr(self, name), cache=self._cache)
+
 
 # --- SPD quadratic ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
@@ -97,10 +106,14 @@ class QuadraticObjective(_DataObjective):
     """``A^{-1} b`` computed in float64 from the eigendecomposition."""
 
     def __call__(self, params: Sequence[Tensor]) -> Tensor:
+        return self.xp_value(TORCH_XP, params)
+
+    def xp_value(self, xp: Any, params: Sequence[Any]) -> Any:
+        """The one definition, in array namespace ``xp`` (torch, numpy, JAX: :mod:`lbfgs_verify.problems.xp`)."""
         (x,) = params
-        A = self._cast("matrix", x)
-        b = self._cast("vector", x)
-        return 0.5 * torch.dot(x, A @ x) - torch.dot(b, x)
+        A = self._cast_xp(xp, "matrix", x)
+        b = self._cast_xp(xp, "vector", x)
+        return 0.5 * (x @ (A @ x)) - b @ x
 
 
 def spd_quadratic(
@@ -172,10 +185,14 @@ class LinearRegressionObjective(_DataObjective):
     targets: Tensor
 
     def __call__(self, params: Sequence[Tensor]) -> Tensor:
+        return self.xp_value(TORCH_XP, params)
+
+    def xp_value(self, xp: Any, params: Sequence[Any]) -> Any:
+        """The one definition, in array namespace ``xp`` (torch, numpy, JAX: :mod:`lbfgs_verify.problems.xp`)."""
         weight, bias = params
-        X = self._cast("features", weight)
-        y = self._cast("targets", weight)
-        return torch.mean((X @ weight + bias - y) ** 2)
+        X = self._cast_xp(xp, "features", weight)
+        y = self._cast_xp(xp, "targets", weight)
+        return xp.mean((X @ weight + bias - y) ** 2)
 
 
 def linear_regression(
@@ -221,11 +238,15 @@ class LogisticRegressionObjective(_DataObjective):
     l2: float = 0.0
 
     def __call__(self, params: Sequence[Tensor]) -> Tensor:
+        return self.xp_value(TORCH_XP, params)
+
+    def xp_value(self, xp: Any, params: Sequence[Any]) -> Any:
+        """The one definition, in array namespace ``xp`` (torch, numpy, JAX: :mod:`lbfgs_verify.problems.xp`)."""
         weight, bias = params
-        X = self._cast("features", weight)
-        y = self._cast("labels", weight)
+        X = self._cast_xp(xp, "features", weight)
+        y = self._cast_xp(xp, "labels", weight)
         margins = y * (X @ weight + bias)
-        return torch.mean(torch.nn.functional.softplus(-margins)) + 0.5 * self.l2 * torch.sum(weight**2)
+        return xp.mean(softplus(xp, -margins)) + 0.5 * self.l2 * xp.sum(weight**2)
 
 
 def _logistic_optimum(X: Tensor, y: Tensor, l2: float) -> float | None:
@@ -304,11 +325,15 @@ class SmallMLPObjective(_DataObjective):
     targets: Tensor
 
     def __call__(self, params: Sequence[Tensor]) -> Tensor:
+        return self.xp_value(TORCH_XP, params)
+
+    def xp_value(self, xp: Any, params: Sequence[Any]) -> Any:
+        """The one definition, in array namespace ``xp`` (torch, numpy, JAX: :mod:`lbfgs_verify.problems.xp`)."""
         w1, b1, w2, b2, _unused = params
-        X = self._cast("inputs", w1)
-        y = self._cast("targets", w1)
-        hidden = torch.tanh(X @ w1.T + b1)
-        return torch.mean((hidden @ w2.T + b2 - y) ** 2)
+        X = self._cast_xp(xp, "inputs", w1)
+        y = self._cast_xp(xp, "targets", w1)
+        hidden = xp.tanh(X @ w1.T + b1)
+        return xp.mean((hidden @ w2.T + b2 - y) ** 2)
 
 
 def _linear_init(out_features: int, in_features: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -448,10 +473,14 @@ class _SeedArticleObjective(_DataObjective):
     targets: Tensor
 
     def __call__(self, params: Sequence[Tensor]) -> Tensor:
+        return self.xp_value(TORCH_XP, params)
+
+    def xp_value(self, xp: Any, params: Sequence[Any]) -> Any:
+        """The one definition, in array namespace ``xp`` (torch, numpy, JAX: :mod:`lbfgs_verify.problems.xp`)."""
         weight, bias = params
-        X = self._cast("features", weight)
-        y = self._cast("targets", weight)
-        return torch.mean((X @ weight.T + bias - y) ** 2)
+        X = self._cast_xp(xp, "features", weight)
+        y = self._cast_xp(xp, "targets", weight)
+        return xp.mean((X @ weight.T + bias - y) ** 2)
 
 
 # --- chained Rosenbrock -----------------------------------------------------------------------------------------------
@@ -460,8 +489,12 @@ class ChainedRosenbrockObjective:
     """``sum_{i<n} 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2`` (scipy.optimize.rosen's form)."""
 
     def __call__(self, params: Sequence[Tensor]) -> Tensor:
+        return self.xp_value(TORCH_XP, params)
+
+    def xp_value(self, xp: Any, params: Sequence[Any]) -> Any:
+        """The one definition, in array namespace ``xp`` (torch, numpy, JAX: :mod:`lbfgs_verify.problems.xp`)."""
         (x,) = params
-        return torch.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+        return xp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
 
 
 def _standard_rosenbrock_start(n: int) -> list[float]:

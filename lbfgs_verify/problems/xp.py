@@ -49,6 +49,7 @@ The API for code that runs optimizers in other frameworks:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -125,14 +126,16 @@ def softplus(xp: ModuleType, x: Any) -> Any:
 _TABLES: dict[tuple[str, str, str, str], Any] = {}
 
 
-def data_table(xp: ModuleType, like: Any, key: str, values: Any) -> Any:
+def data_table(xp: ModuleType, like: Any, key: str, values: Any, cache: dict[Any, Any] | None = None) -> Any:
     """The constant data ``values`` (nested Python floats, a float64 numpy array or a float64/complex128 tensor, or a
     zero-argument builder of one) in namespace ``xp``, in the dtype and device of ``like``: built in float64 once,
-    rounded once to the dtype, cached per (key, namespace, dtype, device). A JAX table is kept as numpy and handed
-    out through ``jnp.asarray`` (a constant under ``jit``)."""
+    rounded once to the dtype, cached per (key, namespace, dtype, device) in ``cache`` (default: this module's; an
+    object holding its own data passes its own dict, so the cache dies with it). A JAX table is kept as numpy and
+    handed out through ``jnp.asarray`` (a constant under ``jit``)."""
+    tables = _TABLES if cache is None else cache
     dtype = like.dtype
     cache_key = (key, xp.__name__, str(dtype), str(array_api_compat.device(like)))
-    table = _TABLES.get(cache_key)
+    table = tables.get(cache_key)
     if table is None:
         raw = values() if callable(values) else values
         if _is_torch(xp):
@@ -142,7 +145,7 @@ def data_table(xp: ModuleType, like: Any, key: str, values: Any) -> Any:
                     base_tensor = base_tensor.to(torch.float64)
                 table = base_tensor.to(dtype=dtype if not base_tensor.is_complex() else base_tensor.dtype,
                                        device=like.device)
-            _TABLES[cache_key] = table
+            tables[cache_key] = table
             return table
         if isinstance(raw, torch.Tensor):
             raw = raw.detach().cpu().numpy()
@@ -150,7 +153,7 @@ def data_table(xp: ModuleType, like: Any, key: str, values: Any) -> Any:
         if not np.iscomplexobj(base):
             base = base.astype(np.float64)
         table = base.astype(np.dtype(dtype) if not np.iscomplexobj(base) else base.dtype)
-        _TABLES[cache_key] = table
+        tables[cache_key] = table
     return table if _is_numpy(xp) else xp.asarray(table)
 
 
@@ -312,8 +315,17 @@ def objective_for(problem: Problem, framework: str, *, jit: bool = True) -> tupl
     return jax_fun, jax_fun_and_grad
 
 
+_EVALUATORS: dict[tuple[int, str, bool], FunAndGrad] = {}
+
+
 def evaluate(problem: Problem, x: Any, framework: str = "torch", *, jit: bool = True) -> tuple[Any, Any]:
-    """``(value, gradient)`` of ``problem`` at the flat vector ``x`` in ``framework`` (see :func:`objective_for`;
-    builds the functions on every call, so keep :func:`objective_for`'s pair for repeated evaluations)."""
-    _, fun_and_grad = objective_for(problem, framework, jit=jit)
+    """``(value, gradient)`` of ``problem`` at the flat vector ``x`` in ``framework`` (see :func:`objective_for`).
+
+    The ``fun_and_grad`` is kept while ``problem`` lives, so a jitted JAX function compiles once per problem."""
+    key = (id(problem), framework, jit)
+    fun_and_grad = _EVALUATORS.get(key)
+    if fun_and_grad is None:
+        _, fun_and_grad = objective_for(problem, framework, jit=jit)
+        _EVALUATORS[key] = fun_and_grad
+        weakref.finalize(problem, _EVALUATORS.pop, key, None)
     return fun_and_grad(x)
