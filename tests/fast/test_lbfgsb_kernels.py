@@ -1,0 +1,181 @@
+"""The whole-array kernels of the scipy twin give the bits of the C loops they replace (``scipy/optimize/__lbfgsb.c``).
+
+Each kernel is checked against a plain left-to-right Python loop written here (the loop of the C code), bitwise,
+NaN payloads included, on random data with ties, signed zeros and non-finite values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lbfgs_verify.reference import cauchy as cauchy_module
+from lbfgs_verify.reference.box import (
+    BoxBounds,
+    initial_where,
+    longest_feasible_step,
+    project,
+    projected_gradient_norm,
+    step_to_bound,
+)
+from lbfgs_verify.reference.cauchy import generalized_cauchy_point, sequential_dots
+from lbfgs_verify.reference.lbfgsb import _compact_update
+from lbfgs_verify.reference.subspace import _gram
+
+
+def _bits(value: object) -> bytes:
+    return np.asarray(value, dtype=np.float64).tobytes()
+
+
+def _loop_dot(a: np.ndarray, b: np.ndarray) -> float:
+    total = 0.0
+    for u, v in zip(a.tolist(), b.tolist(), strict=True):
+        total = total + u * v
+    return total
+
+
+def _wide_range(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape) * np.exp(rng.uniform(-20.0, 20.0, shape))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 9, 129, 16_384, 16_385, 40_001])
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_sequential_dots_sum_in_order(n: int, k: int) -> None:
+    rng = np.random.default_rng(n * 10 + k)
+    rows = [_wide_range(rng, n) for _ in range(k)]
+    v, w = _wide_range(rng, n), _wide_range(rng, n)
+    expected = [[_loop_dot(r, vector) for r in rows] for vector in (v, w)]
+    assert _bits(sequential_dots(rows, v)) == _bits(expected[0])
+    assert _bits(sequential_dots(rows, [v, w])) == _bits(expected)
+
+
+def test_numpy_reduces_the_outer_axis_of_a_c_contiguous_array_in_order() -> None:
+    """The assumption behind :func:`sequential_dots`: out[j] = out[j] + a[i, j] for i = 0, 1, … (no pairwise sum)."""
+    rng = np.random.default_rng(3)
+    for rows, columns in [(2, 2), (9, 2), (200, 3), (1000, 20), (3, 128)]:
+        a = _wide_range(rng, rows, columns)
+        expected = a[0].copy()
+        for i in range(1, rows):
+            expected = expected + a[i]
+        assert _bits(np.add.reduce(a, axis=0)) == _bits(expected), (rows, columns)
+
+
+@pytest.mark.parametrize("n", [1, 2, 100, 16_385])
+def test_compact_update_adds_each_entry_in_the_loop_order(n: int) -> None:
+    """``subsm``: d_i = d_i + y_ji·wv_j/θ + s_ji·wv_{col+j} for j in order."""
+    rng = np.random.default_rng(n)
+    col, theta = 3, 0.7
+    r = _wide_range(rng, n)
+    ys = [_wide_range(rng, n) for _ in range(col)]
+    ss = [_wide_range(rng, n) for _ in range(col)]
+    wv = _wide_range(rng, 2 * col)
+    expected = r.copy()
+    for j in range(col):
+        expected = expected + ys[j] * wv[j] / theta + ss[j] * wv[col + j]
+    assert _bits(_compact_update(r, ys, ss, wv, theta)) == _bits(expected)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5, 5000])
+@pytest.mark.parametrize("c", [1, 3])
+def test_gram_sums_over_rows_in_order(rows: int, c: int) -> None:
+    rng = np.random.default_rng(rows + c)
+    a, b = _wide_range(rng, rows, c), _wide_range(rng, rows, c)
+    expected = [[_loop_dot(a[:, i], b[:, j]) for j in range(c)] for i in range(c)]
+    assert _bits(_gram(a, b)) == _bits(expected)
+
+
+def _random_box(rng: np.random.Generator, n: int) -> BoxBounds:
+    lower = rng.choice([-math.inf, -2.0, -1.0, 0.0, -0.0], n)
+    upper = rng.choice([math.inf, 0.5, 1.0, 0.0, 2.0], n)
+    return BoxBounds.from_arrays(lower, np.where(upper < lower, lower, upper))
+
+
+def _random_vector(rng: np.random.Generator, n: int) -> np.ndarray:
+    if rng.random() < 0.3:  # ties
+        v = rng.choice([-1.0, 1.0, 0.5, -2.0, 0.0, -0.0], n)
+    else:
+        v = rng.standard_normal(n) * np.exp(rng.uniform(-5.0, 5.0, n))
+    if rng.random() < 0.3:
+        v[rng.integers(0, n, rng.integers(0, n + 1))] = rng.choice([math.nan, math.inf, -math.inf, -0.0, 1e-310])
+    return v
+
+
+def _scan_longest_step(x: np.ndarray, d: np.ndarray, box: BoxBounds) -> float:
+    step = 1.0e10
+    for i in range(box.n):
+        limited = step_to_bound(box, i, float(x[i]), float(d[i]), step)
+        if limited is not None:
+            step = limited
+    return step
+
+
+def _scan_projected_gradient_norm(x: np.ndarray, g: np.ndarray, box: BoxBounds) -> float:
+    norm = 0.0
+    for i in range(box.n):
+        gi = float(g[i])
+        if gi != gi:
+            return gi
+        kind = box.kind[i]
+        if kind != 0:
+            if gi < 0.0:
+                if kind >= 2:
+                    bound = float(x[i]) - float(box.upper[i])
+                    gi = gi if bound != bound or not bound > gi else bound
+            elif kind <= 2:
+                bound = float(x[i]) - float(box.lower[i])
+                gi = gi if bound != bound or not bound < gi else bound
+        norm = abs(gi) if abs(gi) >= norm else norm
+    return norm
+
+
+def test_box_kernels_match_the_scans_of_lnsrlb_projgr_and_active() -> None:
+    rng = np.random.default_rng(11)
+    with np.errstate(all="ignore"):
+        for _ in range(400):
+            n = int(rng.integers(1, 60))
+            box = _random_box(rng, n)
+            x, g, d = _random_vector(rng, n), _random_vector(rng, n), _random_vector(rng, n)
+            assert _bits(longest_feasible_step(x, d, box)) == _bits(_scan_longest_step(x, d, box))
+            assert _bits(projected_gradient_norm(x, g, box)) == _bits(_scan_projected_gradient_norm(x, g, box))
+            expected = x.copy()
+            for i in range(n):
+                kind = box.kind[i]
+                below = kind != 0 and kind <= 2 and expected[i] <= box.lower[i]
+                if below and expected[i] < box.lower[i]:
+                    expected[i] = box.lower[i]
+                elif kind != 0 and not below and kind >= 2 and expected[i] > box.upper[i]:
+                    expected[i] = box.upper[i]
+            assert _bits(project(x, box)) == _bits(expected)
+
+
+def test_cauchy_whole_array_scan_and_sorted_walk_match_the_loop_and_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cauchy``: the vectorized first loop and the sorted breakpoint walk give the loop's and the heap's bits."""
+    rng = np.random.default_rng(5)
+    cases = []
+    for _ in range(300):
+        n = int(rng.integers(1, 120))
+        box = _random_box(rng, n)
+        x = _random_vector(rng, n)
+        if rng.random() < 0.7:
+            x = project(np.where(np.isnan(x), 0.0, x), box)
+        g = _random_vector(rng, n)
+        col = int(rng.integers(0, 3))
+        s = rng.standard_normal((n, col))
+        y = 2.0 * s + 0.1 * rng.standard_normal((n, col))
+        sy = np.tril(s.T @ y)
+        wt = np.linalg.cholesky(3.0 * np.eye(col) + 0.1).T.copy(order="F") if col else None
+        cases.append((x, g, box, initial_where(box), s, y, sy, wt, 1.3 if col else 1.0, 1.0))
+    with np.errstate(all="ignore"):
+        fast = [generalized_cauchy_point(*case) for case in cases]
+        monkeypatch.setattr(cauchy_module, "_scan_variables", lambda *args: None)
+        monkeypatch.setattr(cauchy_module, "_walk_sorted_breakpoints", lambda *args: None)
+        slow = [generalized_cauchy_point(*case) for case in cases]
+    for a, b in zip(fast, slow, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            assert _bits(a.point) == _bits(b.point)
+            assert _bits(a.c) == _bits(b.c)
+            assert a.where.tobytes() == b.where.tobytes()
+
