@@ -23,13 +23,13 @@ __all__ = ["BUILTINS", "FUNCTIONAL", "KINDS", "STEPPER", "TORCH", "Conventions",
 KIND_ATTRIBUTE = "lbfgs_verify_kind"
 JAX_EXTRA = 'pip install "lbfgs-verify[jax]"'
 
-BUILTINS: dict[str, tuple[str, str, bool]] = {
-    "optax:lbfgs": ("lbfgs_verify.kinds.optax_lbfgs", "ADAPTER", True),
-    "jaxopt:LBFGS": ("lbfgs_verify.kinds.jaxopt_lbfgs", "ADAPTER", True),
-    "scipy:L-BFGS-B": ("lbfgs_verify.kinds.scipy_lbfgsb", "SCIPY", False),
-    "lbfgs_verify.reference:minimize_lbfgsb": ("lbfgs_verify.kinds.scipy_lbfgsb", "REFERENCE", False),
+BUILTINS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "optax:lbfgs": ("lbfgs_verify.kinds.optax_lbfgs", "ADAPTER", ("jax", "optax")),
+    "jaxopt:LBFGS": ("lbfgs_verify.kinds.jaxopt_lbfgs", "ADAPTER", ("jax", "jaxopt")),
+    "scipy:L-BFGS-B": ("lbfgs_verify.kinds.scipy_lbfgsb", "SCIPY", ()),
+    "lbfgs_verify.reference:minimize_lbfgsb": ("lbfgs_verify.kinds.scipy_lbfgsb", "REFERENCE", ()),
 }
-"""Built-in adapter names -> (module, attribute, needs the jax extra)."""
+"""Built-in adapter names -> (module, attribute, the modules of the jax extra it needs)."""
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,17 @@ class KindTarget(Target):
     adapter: Any = None
 
 
-def require_jax(spec: str) -> None:
-    """Refuse ``spec`` with a message naming the extra when jax, optax or jaxopt cannot be imported."""
-    for name in ("jax", "optax", "jaxopt"):
+def require_jax(spec: str, modules: tuple[str, ...] = ("jax", "optax", "jaxopt")) -> None:
+    """Refuse ``spec`` with a message naming the extra when one of ``modules`` cannot be imported. jaxopt warns
+    on import that it is no longer maintained (jaxopt/__init__.py, 0.8.5); the adapter's docstring says so, and
+    the warning is not raised as an error here."""
+    import warnings
+
+    for name in modules:
         try:
-            importlib.import_module(name)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
+                importlib.import_module(name)
         except ImportError as exc:
             raise TargetLoadError(f"target {spec!r} needs the JAX stack, which is an optional extra: {JAX_EXTRA} "
                                   f"(cannot import {name}: {exc})") from exc
@@ -56,9 +62,9 @@ def builtin_target(spec: str) -> KindTarget | None:
     entry = BUILTINS.get(spec.strip())
     if entry is None:
         return None
-    module, attribute, needs_jax = entry
-    if needs_jax:
-        require_jax(spec)
+    module, attribute, modules = entry
+    if modules:
+        require_jax(spec, modules)
     adapter = getattr(importlib.import_module(module), attribute)
     return KindTarget(spec=spec.strip(), factory=adapter.library_object(), kind=adapter.kind, adapter=adapter)
 

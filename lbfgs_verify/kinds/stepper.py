@@ -112,19 +112,23 @@ def routes(adapter: Any, hyperparameters: Mapping[str, Any]) -> dict[str, tuple[
     return out
 
 
-def continue_in_fresh_process(spec: str, hyperparameters: Mapping[str, Any], problem: str, mode: Mode, route: str,
-                              blob: bytes, steps: int, timeout: float = 240.0) -> list[np.ndarray]:
-    """Restore ``blob`` (a checkpoint ``(params, state)`` written by ``route``) in a new Python process, check it
-    against a template made with the same hyperparameters, run ``steps`` more iterations there; their iterates."""
+def continue_in_fresh_process(spec: str, hyperparameters: Mapping[str, Any], problem: str, mode: Mode,
+                              blobs: Mapping[str, bytes], steps: int, timeout: float = 240.0
+                              ) -> dict[str, list[np.ndarray]]:
+    """Restore each checkpoint ``(params, state)`` of ``blobs`` (route name -> bytes written by that route) in one
+    new Python process, check it against a template made with the same hyperparameters, run ``steps`` more
+    iterations there from each; route -> their iterates."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="lbfgs-verify-resume-") as folder:
-        path = os.path.join(folder, "checkpoint.bin")
-        with open(path, "wb") as handle:
-            handle.write(blob)
+        paths = {}
+        for route, blob in blobs.items():
+            paths[route] = os.path.join(folder, f"{route}.bin")
+            with open(paths[route], "wb") as handle:
+                handle.write(blob)
         request = {"spec": spec, "hyperparameters": {k: repr(v) for k, v in hyperparameters.items()},
-                   "problem": problem, "jit": mode.jit, "x64": mode.x64, "dtype": mode.dtype, "route": route,
-                   "checkpoint": path, "steps": steps, "cwd": os.getcwd()}
+                   "problem": problem, "jit": mode.jit, "x64": mode.x64, "dtype": mode.dtype, "checkpoints": paths,
+                   "steps": steps, "cwd": os.getcwd()}
         env = dict(os.environ)
         env.setdefault("JAX_PLATFORMS", "cpu")
         done = subprocess.run([sys.executable, "-m", "lbfgs_verify.kinds.stepper"], input=json.dumps(request),
@@ -132,8 +136,8 @@ def continue_in_fresh_process(spec: str, hyperparameters: Mapping[str, Any], pro
     if done.returncode != 0:
         raise RuntimeError(f"the fresh process exited {done.returncode}: {done.stderr.strip()[-1500:]}")
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    dtype = np.dtype(answer["dtype"])
-    return [np.frombuffer(bytes.fromhex(h), dtype=dtype).copy() for h in answer["iterates"]]
+    return {route: [np.frombuffer(bytes.fromhex(h), dtype=np.dtype(answer["dtype"])).copy() for h in iterates]
+            for route, iterates in answer["iterates"].items()}
 
 
 def main() -> int:
@@ -148,16 +152,19 @@ def main() -> int:
     adapter = target.adapter  # type: ignore[attr-defined]
     hyperparameters = {k: ast.literal_eval(v) for k, v in request["hyperparameters"].items()}
     mode = Mode(jit=request["jit"], x64=request["x64"], dtype=request["dtype"])
-    with open(request["checkpoint"], "rb") as handle:
-        blob = handle.read()
-    with mode_context(mode):
-        stepper = adapter.make(**hyperparameters)
-        params0 = start_params(request["problem"], mode)
-        template = (params0, stepper.init(params0))
-        _, load = routes(adapter, hyperparameters)[request["route"]]
-        params, state = load(blob, template)
-    run = run_stepper(adapter, hyperparameters, request["problem"], request["steps"], mode, params, state)
-    out = {"dtype": run.iterates[-1].dtype.str, "iterates": [x.tobytes().hex() for x in run.iterates[1:]]}
+    out: dict[str, Any] = {"dtype": "", "iterates": {}}
+    for route, path in request["checkpoints"].items():
+        with open(path, "rb") as handle:
+            blob = handle.read()
+        with mode_context(mode):
+            stepper = adapter.make(**hyperparameters)
+            params0 = start_params(request["problem"], mode)
+            template = (params0, stepper.init(params0))
+            _, load = routes(adapter, hyperparameters)[route]
+            params, state = load(blob, template)
+        run = run_stepper(adapter, hyperparameters, request["problem"], request["steps"], mode, params, state)
+        out["dtype"] = run.iterates[-1].dtype.str
+        out["iterates"][route] = [x.tobytes().hex() for x in run.iterates[1:]]
     print(json.dumps(out))
     return 0
 

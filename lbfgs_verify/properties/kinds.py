@@ -313,11 +313,11 @@ def resume_fresh_process(ctx: CheckContext) -> None:
         part = run_stepper(adapter, {}, RESUME_PROBLEM, k, mode)
         cold = run_stepper(adapter, {}, RESUME_PROBLEM, steps - k, mode, params=part.params)
         cold_first, _ = _first_difference(full.iterates[k + 1:], cold.iterates[1:])
-        for route, (save, _load) in routes(adapter, {}).items():
-            blob = save((part.params, part.state))
-            resumed = continue_in_fresh_process(ctx.target.spec, {}, RESUME_PROBLEM, mode, route, blob, steps - k)
+        blobs = {route: save((part.params, part.state)) for route, (save, _load) in routes(adapter, {}).items()}
+        continued = continue_in_fresh_process(ctx.target.spec, {}, RESUME_PROBLEM, mode, blobs, steps - k)
+        for route, resumed in continued.items():
             first, worst = _first_difference(full.iterates[k + 1:], resumed)
-            evidence = {**header, "split": k, "route": route, "bytes": len(blob)}
+            evidence = {**header, "split": k, "route": route, "bytes": len(blobs[route])}
             if first is not None:
                 same_as_cold = _first_difference(cold.iterates[1:], resumed)[0] is None
                 raise PropertyFailed(
