@@ -483,14 +483,11 @@ def params_at(trace: Trace, boundary: int) -> list[Tensor]:
 def fresh_params(
     values: Sequence[Tensor], like: Sequence[Tensor], device: str | torch.device | None = None
 ) -> list[Tensor]:
-    """New leaf tensors holding ``values`` (on ``device``), ``requires_grad`` as in ``like``."""
-    out = []
-    for v, ref in zip(values, like, strict=True):
-        t = v.detach().clone()
-        if device is not None:
-            t = t.to(device)
-        out.append(t.requires_grad_(ref.requires_grad))
-    return out
+    """New leaf tensors holding ``values`` (on ``device``), ``requires_grad`` and memory layout (strides) as in
+    ``like`` (:func:`lbfgs_verify.problems.base.leaf_like`: a resumed run gets the parameters' layout too)."""
+    from lbfgs_verify.problems.base import leaf_like
+
+    return [leaf_like(v, ref, device).requires_grad_(ref.requires_grad) for v, ref in zip(values, like, strict=True)]
 
 
 def continue_run(

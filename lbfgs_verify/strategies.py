@@ -6,7 +6,12 @@ hygiene of bitwise comparisons live in :mod:`lbfgs_verify.engine`.
 - :func:`problem_names`, :func:`make_problem`: a small catalogue of cheap, dtype-generic problems (several
   tensors, a complex parameter, a parameter that never gets a gradient, low-precision dtypes).
 - :func:`generated_problems`: random smooth problems built from a seed (shapes, complex and unused
-  parameters drawn by hypothesis).
+  parameters, zero-element parameters and memory layouts drawn by hypothesis).
+- Layouts (:data:`LAYOUTS`): what users' leaf parameters look like — a transposed weight made a leaf
+  (``w.t().detach().requires_grad_()``), a channels_last conv weight, a strided slice ``base[:, ::2]`` made a
+  leaf — so that an update written into a ``p.reshape(-1)`` copy (lost silently) or a ``p.view(-1)`` that
+  raises is drawn (issue 19 "Draw what users have"). The catalogue's ``coupled_tensors`` and
+  ``tiny_mlp_with_unused`` hold a strided leaf too.
 - :func:`learning_rates`, :func:`hyperparameters`: ``torch.optim.LBFGS`` keyword arguments, with small
   ``max_iter`` and ``history_size`` so that histories roll within a few steps, ``lr`` as ``int``, ``float``
   or 0-dim tensor (each changes the type of the state's ``t``).
@@ -36,7 +41,9 @@ from lbfgs_verify.engine import Scenario
 from lbfgs_verify.problems.base import Expectation, Problem
 
 __all__ = [
+    "DRAWN_LAYOUTS",
     "DTYPES",
+    "LAYOUTS",
     "LOW_PRECISION_DTYPES",
     "LOW_PRECISION_PROBLEMS",
     "dtypes",
@@ -51,6 +58,7 @@ __all__ = [
     "problems",
     "scenarios",
     "split_points",
+    "with_layout",
 ]
 
 DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
@@ -59,6 +67,21 @@ DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
 LOW_PRECISION_DTYPES: tuple[torch.dtype, ...] = (torch.bfloat16, torch.float16)
 """Dtypes whose resume with a higher-precision tensor ``lr`` breaks torch 2.13 (defect #6 in the facts)."""
 
+LAYOUTS: tuple[str, ...] = ("contiguous", "strided", "transposed", "channels_last")
+"""Memory layouts :func:`generated_problem` gives a parameter (:func:`lbfgs_verify.problems.base.layout_of`):
+``strided`` is ``base[:, ::2]`` of a wider matrix (gaps; ``p.reshape(-1)`` is a copy: :func:`_strided`),
+``transposed`` is ``m.t()`` (dense, column-major), ``channels_last`` a 4-D ``(k, 2, 2, 1)`` weight in
+``torch.channels_last``."""
+
+DRAWN_LAYOUTS: tuple[str, ...] = ("contiguous", "strided")
+"""The layouts :func:`generated_problems` draws. ``transposed`` and ``channels_last`` are built on request only:
+torch 2.13's LBFGS (and the reference, which follows it) raise on them in ``_gather_flat_grad``
+(``p.grad.view(-1)`` of a gradient with the parameter's dense non-row-major strides: "view size is not
+compatible", pytorch #126625, #130346), so drawing them needs a declarable lack first."""
+
+LAYOUT_SIZES: dict[str, tuple[int, ...]] = {"strided": (4, 6), "transposed": (4, 6), "channels_last": (4, 8)}
+"""Sizes a non-contiguous layout is drawn with: it needs a matrix (or 4-D weight) with two dimensions > 1."""
+
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
@@ -66,6 +89,45 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 def _complex_of(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+def _matrix_shape(n: int) -> tuple[int, int]:
+    """``(r, c)`` with ``r * c == n`` and both at least 2 (the smallest such ``r``)."""
+    for r in range(2, n):
+        if n % r == 0 and n // r >= 2:
+            return r, n // r
+    raise ValueError(f"a transposed or strided parameter needs a size with two factors >= 2 (4, 6, 8, 9, ...), "
+                     f"got {n}")
+
+
+def with_layout(values: Tensor, layout: str) -> Tensor:
+    """The ``n`` numbers of the 1-D ``values`` as a tensor of ``layout`` (:data:`LAYOUTS`), in row-major
+    logical order (``result.reshape(-1)`` equals ``values``): only the memory layout changes, not the problem.
+    An empty ``values`` stays a contiguous ``(0,)`` tensor."""
+    n = values.numel()
+    if layout == "contiguous" or n == 0:
+        return values.clone()
+    if layout == "strided":
+        r, c = _matrix_shape(n)
+        return _strided(values.reshape(r, c))
+    if layout == "transposed":
+        r, c = _matrix_shape(n)
+        return values.reshape(r, c).t().contiguous().t()
+    if layout == "channels_last":
+        if n % 4:
+            raise ValueError(f"a channels_last parameter is a (k, 2, 2, 1) weight: its size must be a multiple of 4, "
+                             f"got {n}")
+        return values.reshape(n // 4, 2, 2, 1).contiguous(memory_format=torch.channels_last)
+    raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+
+
+def _strided(t: Tensor) -> Tensor:
+    """``t`` (an r x c matrix, c >= 2) as ``base[:, ::2]`` of an r x (2c - 1) base, same values: row stride 2c - 1,
+    column stride 2, so no flat view exists (``reshape(-1)`` copies; with a 2c-wide base it would be a view)."""
+    base = torch.zeros(t.shape[0], 2 * t.shape[1] - 1, dtype=t.dtype)
+    view = base[:, ::2]
+    view.copy_(t)
+    return view
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -102,7 +164,9 @@ def _coupled_tensors(dtype: torch.dtype) -> Problem:
 
     return Problem(
         name=f"coupled_tensors[{_dtype_name(dtype)}]", dimension=8, dtype=dtype,
-        start=tuple(t.to(dtype) for t in starts), objective=objective, tags=frozenset({"multi-tensor"}),
+        # the matrix is a strided leaf (base[:, ::2]): a layout users have (issue 19), same values and bits
+        start=(starts[0].to(dtype), _strided(starts[1].to(dtype)), starts[2].to(dtype)), objective=objective,
+        tags=frozenset({"multi-tensor", "non-contiguous"}),
         source="lbfgs_verify.strategies (harness problem)",
     )
 
@@ -143,7 +207,9 @@ def _tiny_mlp_with_unused(dtype: torch.dtype) -> Problem:
 
     return Problem(
         name=f"tiny_mlp_with_unused[{_dtype_name(dtype)}]", dimension=17, dtype=dtype,
-        start=tuple(t.to(dtype) for t in starts), objective=objective, tags=frozenset({"nn", "unused-param"}),
+        # w1 is a strided leaf (base[:, ::2]), as a weight sliced from a larger one and made a leaf (issue 19)
+        start=(_strided(starts[0].to(dtype)), *(t.to(dtype) for t in starts[1:])), objective=objective,
+        tags=frozenset({"nn", "unused-param", "non-contiguous"}),
         source="lbfgs_verify.strategies (harness problem)",
     )
 
@@ -213,18 +279,29 @@ def make_problem(name: str, dtype: torch.dtype = torch.float64) -> Problem:
 
 def generated_problem(
     seed: int, sizes: Sequence[int], dtype: torch.dtype = torch.float64, *, with_complex: bool = False,
-    with_unused: bool = False,
+    with_unused: bool = False, layouts: Sequence[str] | None = None,
 ) -> Problem:
     """A random smooth problem: ``0.5 xᵀAx - bᵀx + 0.05 Σx⁴`` with ``A`` SPD (condition ≲ 50) over the
     concatenation of tensors of ``sizes`` (plus a complex one when ``with_complex``; plus one the loss
-    never touches when ``with_unused``)."""
+    never touches when ``with_unused``). A size may be 0 (a zero-element parameter, not all of them);
+    ``layouts`` gives each tensor of ``sizes`` a memory layout (:func:`with_layout`): the numbers, and so the
+    problem, are those of the contiguous problem of the same seed and sizes."""
+    chosen = tuple(layouts) if layouts is not None else ("contiguous",) * len(sizes)
+    if len(chosen) != len(sizes):
+        raise ValueError(f"layouts {chosen} must give one layout per size in {tuple(sizes)}")
+    unknown = sorted(set(chosen) - set(LAYOUTS))
+    if unknown:
+        raise ValueError(f"unknown layout(s) {unknown}; choose from {', '.join(LAYOUTS)}")
+    if any(s < 0 for s in sizes) or not (sum(sizes) or with_complex):
+        raise ValueError(f"sizes {tuple(sizes)} must be >= 0 with at least one parameter element")
     g = torch.Generator().manual_seed(seed)
     n = sum(sizes) + (4 if with_complex else 0)
     q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
     eig = torch.logspace(0, math.log10(50), n, dtype=torch.float64)
     a = (q * eig) @ q.T
     b = torch.randn(n, generator=g, dtype=torch.float64)
-    starts: list[Tensor] = [torch.randn(s, generator=g, dtype=torch.float64).to(dtype) for s in sizes]
+    starts: list[Tensor] = [with_layout(torch.randn(s, generator=g, dtype=torch.float64).to(dtype), layout)
+                            for s, layout in zip(sizes, chosen, strict=True)]
     if with_complex:
         starts.append(torch.randn(2, generator=g, dtype=torch.complex128).to(_complex_of(dtype)))
     if with_unused:
@@ -240,9 +317,11 @@ def generated_problem(
         return 0.5 * x @ (a.to(x.dtype) @ x) - b.to(x.dtype) @ x + 0.05 * (x**4).sum()
 
     flags = ("+complex" if with_complex else "") + ("+unused" if with_unused else "")
-    name = f"generated[seed={seed},sizes={tuple(sizes)}{flags},{_dtype_name(dtype)}]"
+    laid = f",layouts=({','.join(chosen)})" if any(layout != "contiguous" for layout in chosen) else ""
+    name = f"generated[seed={seed},sizes={tuple(sizes)}{laid}{flags},{_dtype_name(dtype)}]"
+    tags = {"generated"} | ({"non-contiguous"} if laid else set()) | ({"zero-element"} if 0 in sizes else set())
     return Problem(name=name, dimension=n, dtype=dtype, start=tuple(starts), objective=objective,
-                   tags=frozenset({"generated"}), source="lbfgs_verify.strategies.generated_problem")
+                   tags=frozenset(tags), source="lbfgs_verify.strategies.generated_problem")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -360,15 +439,29 @@ def hyperparameters(
 
 
 @st.composite
-def generated_problems(draw: st.DrawFn, dtype: torch.dtype | None = None) -> Problem:
-    """:func:`generated_problem` with drawn seed, 1-3 tensor sizes, complex and unused parameters."""
+def generated_problems(draw: st.DrawFn, dtype: torch.dtype | None = None,
+                       layouts: Sequence[str] = DRAWN_LAYOUTS) -> Problem:
+    """:func:`generated_problem` with drawn seed, 1-3 tensor sizes, complex and unused parameters; then, where
+    several tensors are allowed, memory layouts among ``layouts`` (about every other problem holds a
+    non-contiguous leaf) and sometimes one more, zero-element tensor."""
     chosen = dtype if dtype is not None else draw(dtypes())
     several = allowed({"several_tensors"})
     sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3 if several else 1))
     with_complex = several and allowed({"complex"}) and draw(st.booleans())
     with_unused = several and allowed({"no_grad_params"}) and draw(st.booleans())
-    return generated_problem(draw(st.integers(0, 2**16)), sizes, chosen, with_complex=with_complex,
-                             with_unused=with_unused)
+    seed = draw(st.integers(0, 2**16))
+    laid = ["contiguous"] * len(sizes)
+    others = [layout for layout in layouts if layout != "contiguous"]
+    if others and draw(st.booleans(), label="non-contiguous leaf"):
+        layout = draw(st.sampled_from(others))
+        where = draw(st.integers(0, len(sizes) - 1))
+        sizes[where], laid[where] = draw(st.sampled_from(LAYOUT_SIZES[layout])), layout
+    if several and draw(st.integers(0, 3)) == 0:
+        where = draw(st.integers(0, len(sizes)))
+        sizes.insert(where, 0)
+        laid.insert(where, "contiguous")
+    return generated_problem(seed, sizes, chosen, with_complex=with_complex, with_unused=with_unused,
+                             layouts=laid)
 
 
 @st.composite

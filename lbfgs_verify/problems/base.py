@@ -61,11 +61,9 @@ class Problem:
     tags: frozenset[str] = field(default_factory=frozenset)
 
     def make_params(self, device: torch.device | str | None = None) -> list[Tensor]:
-        """Fresh leaf tensors (``requires_grad=True``) holding the start, on ``device``."""
-        return [
-            t.detach().clone().to(device=device if device is not None else t.device).requires_grad_(True)
-            for t in self.start
-        ]
+        """Fresh leaf tensors (``requires_grad=True``) holding the start, on ``device``, each with its start
+        tensor's memory layout (transposed, channels_last and strided starts give such leaves: :func:`leaf_like`)."""
+        return [leaf_like(t, t, device).requires_grad_(True) for t in self.start]
 
     def make_closure(self, params: Sequence[Tensor]) -> Callable[[], Tensor]:
         """The closure ``optimizer.step`` expects: zero the gradients, evaluate, back-propagate."""
@@ -86,7 +84,7 @@ class Problem:
 
     def with_dtype(self, dtype: torch.dtype) -> Problem:
         """The same problem in another real dtype (complex starts follow the matching complex dtype)."""
-        start = tuple(_cast_like(t, dtype) for t in self.start)
+        start = tuple(leaf_like(_cast_like(t, dtype), t) for t in self.start)
         name = self.name.replace(str(self.dtype).removeprefix("torch."), str(dtype).removeprefix("torch."))
         return replace(self, start=start, dtype=dtype, name=name)
 
@@ -114,6 +112,37 @@ class Problem:
         from lbfgs_verify.problems.xp import evaluate
 
         return evaluate(self, x, framework)
+
+
+def leaf_like(values: Tensor, layout: Tensor, device: torch.device | str | None = None) -> Tensor:
+    """A new tensor (no autograd history, nothing shared) holding ``values`` with the strides of ``layout``, on
+    ``device`` (default: ``values``' device).
+
+    ``clone()`` keeps only dense layouts (a transposed or channels_last tensor); a strided view with gaps
+    (``base[:, ::2]``) clones to a contiguous tensor. Users' leaves have such layouts (a ``w.t()`` or a slice made
+    a leaf with ``.detach().requires_grad_()``, ``model.to(memory_format=torch.channels_last)``), and an optimizer
+    that writes its update into ``p.reshape(-1)`` or ``p.view(-1)`` loses it or raises only there, so every
+    parameter the harness makes keeps its start's strides (torch.empty_strided allocates the gaps).
+    """
+    target = values.device if device is None else torch.device(device)
+    strides = layout.stride()
+    if layout.is_contiguous() or values.shape != layout.shape or any(
+            stride == 0 and size > 1 for stride, size in zip(strides, layout.shape, strict=True)):
+        return values.detach().clone(memory_format=torch.contiguous_format).to(target)
+    out = torch.empty_strided(layout.shape, strides, dtype=values.dtype, device=target)
+    with torch.no_grad():
+        out.copy_(values.detach())
+    return out
+
+
+def layout_of(t: Tensor) -> str:
+    """``contiguous``, ``channels_last``, ``transposed`` (dense, not row-major) or ``strided`` (with gaps)."""
+    if t.is_contiguous():
+        return "contiguous"
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return "channels_last"
+    dense_size = 1 + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride(), strict=True))
+    return "transposed" if dense_size == t.numel() else "strided"
 
 
 def _cast_like(t: Tensor, dtype: torch.dtype) -> Tensor:

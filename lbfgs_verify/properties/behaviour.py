@@ -996,7 +996,7 @@ def check_converged_no_move(ctx: CheckContext) -> None:
         else:
             params = problem.make_params()
             problem.make_closure(params)()
-            g0 = max(float(p.grad.abs().max()) for p in params if p.grad is not None)
+            g0 = max(float(p.grad.abs().max()) for p in params if p.grad is not None and p.numel())
             tol = 2 * g0 + 1e-3
         hp = {"line_search_fn": line_search, "tolerance_grad": tol, "max_iter": 5}
         with quiet_known_warnings():
