@@ -14,8 +14,8 @@ resume itself is broken (state lost or changed on load) and the failure says so 
 at the same thread count: not a thread-count problem". Cost: one more resumed run (steps split..end) per example.
 
 The tolerance, :data:`THREAD_TOLERANCE` (float64: rtol 1e-10, atol 1e-11, elementwise on the parameters after
-every resumed step), comes from measurements (``python benchmarks/portability_tolerance.py``; figures in the
-README, section "Portability"): on a chain-coupled quadratic with n = 2^17, κ = 1e1 … 1e5, both line searches,
+every resumed step), comes from measurements (``python benchmarks/portability_tolerance.py``; figures:
+docs/measurements.md, "Portability"): on a chain-coupled quadratic with n = 2^17, κ = 1e1 … 1e5, both line searches,
 history 10, saved under 1 thread and resumed under 2 for 12 steps, the largest ``|Δx| / (1e-11 + 1e-10·|x|)``
 is 2.4e-3 (differences of 5e-15 … 4e-14 absolute), growing with κ and with the number of steps (100× over 12
 steps at κ = 1e5), while the bugs this property is for exceed it at least 7e8 times: a state lost on load (the

@@ -8,7 +8,7 @@ parameters and state agree to the bit with torch on the same device and thread c
 less work than torch, each proven to give its bits: the two-loop's step coefficients are Python numbers where
 torch makes 0-dim tensors first (:data:`_EXACT_SCALAR_DTYPES`), and the new flat gradient is kept as
 ``prev_flat_grad`` instead of being copied into the old one. That is what makes the reference no slower than
-torch (README, "Speed").
+torch (docs/measurements.md, "Speed").
 
 The state lives where torch keeps it, ``optimizer.state[params[0]]``, with torch's keys, types and insertion
 order, and is mutated the way torch mutates it (so even a step whose closure raised leaves the same state), so

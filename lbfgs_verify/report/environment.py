@@ -1,6 +1,6 @@
 """Where a report was made: library versions, BLAS, threads, CPU, GPU, date and seed.
 
-Bits depend on the BLAS, the thread count and the CPU (see the README's notes on bitwise comparisons), so
+Bits depend on the BLAS, the thread count and the CPU (docs/measurements.md), so
 every report states them. The date is the one field here that changes between identical runs.
 """
 

@@ -6,7 +6,7 @@ automatic choice of L-BFGS-B for bounded problems) to :func:`lbfgs_verify.refere
 ``fmin_l_bfgs_b`` to ours, and counts per test the routed calls and any call that still reached scipy's solver.
 The modules are the ones under ``scipy/optimize/tests/`` that call L-BFGS-B, run whole.
 
-Measured here (scipy 1.17.1): see the README (the counts come from :func:`test_summary`); the only calls of
+Measured here (scipy 1.17.1): docs/reference-optimizers.md (counts from :func:`test_summary`); the only calls of
 scipy's solver are those of ``test_setulb_floatround``, which drives the compiled ``_lbfgsb.setulb`` directly (a
 test of scipy's C code, nothing to route).
 """
