@@ -387,12 +387,16 @@ class ComplexLeastSquaresObjective(_DataObjective):
     rhs: Tensor
 
     def __call__(self, params: Sequence[Tensor]) -> Tensor:
+        return self.xp_value(TORCH_XP, params)
+
+    def xp_value(self, xp: Any, params: Sequence[Any]) -> Any:
+        """The one definition, in array namespace ``xp`` (torch, numpy, JAX: :mod:`lbfgs_verify.problems.xp`)."""
         z, s = params
-        A = self._cast("matrix", z)
-        C = self._cast("real_matrix", z)
-        b = self._cast("rhs", z)
-        residual = A @ z + C @ s.to(z.dtype) - b
-        return torch.sum(residual.real**2) + torch.sum(residual.imag**2)
+        A = self._cast_xp(xp, "matrix", z)
+        C = self._cast_xp(xp, "real_matrix", z)
+        b = self._cast_xp(xp, "rhs", z)
+        residual = A @ z + C @ xp.astype(s, z.dtype) - b
+        return xp.sum(xp.real(residual) ** 2) + xp.sum(xp.imag(residual) ** 2)
 
 
 def complex_least_squares(

@@ -70,6 +70,7 @@ __all__ = [
     "evaluate",
     "flat_start",
     "framework_namespace",
+    "make_complex",
     "namespace",
     "objective_for",
     "softplus",
@@ -152,9 +153,32 @@ def data_table(xp: ModuleType, like: Any, key: str, values: Any, cache: dict[Any
         base = np.asarray(raw)
         if not np.iscomplexobj(base):
             base = base.astype(np.float64)
-        table = base.astype(np.dtype(dtype) if not np.iscomplexobj(base) else base.dtype)
+        table = base.astype(_table_dtype(np.iscomplexobj(base), np.dtype(dtype)))
         tables[cache_key] = table
     return table if _is_numpy(xp) else xp.asarray(table)
+
+
+def _table_dtype(complex_data: bool, like: np.dtype) -> np.dtype:
+    """The dtype data take beside an array of dtype ``like``: its precision, complex for complex data (the rule of
+    extra.py's ``_DataObjective._cast``)."""
+    single = like in (np.dtype(np.float32), np.dtype(np.complex64))
+    if complex_data:
+        return np.dtype(np.complex64 if single else np.complex128)
+    return np.dtype(np.float32 if single else np.float64)
+
+
+def make_complex(xp: ModuleType, real: Any, imag: Any) -> Any:
+    """``real + i·imag`` from two real arrays (the array API has no such constructor): ``torch.complex``,
+    ``jax.lax.complex``, and for numpy an array whose two parts are set exactly."""
+    if _is_torch(xp):
+        return torch.complex(real, imag)
+    if _is_numpy(xp):
+        out = np.empty(real.shape, dtype=np.result_type(real.dtype, np.complex64))
+        out.real, out.imag = real, imag
+        return out
+    import jax
+
+    return jax.lax.complex(real, imag)
 
 
 # --- problem level -------------------------------------------------------------------------------------------------
@@ -165,8 +189,6 @@ def supports(problem: Problem) -> str | None:
                 "(no xp_value(xp, params) definition)")  # fmt: skip
     if problem.dtype not in _NUMPY_DTYPES:
         return f"{problem.name}: dtype {problem.dtype} has no numpy equivalent (float32 and float64 only)"
-    if any(t.is_complex() for t in problem.start):
-        return f"{problem.name}: complex parameters are evaluated in torch only"
     return None
 
 
@@ -203,15 +225,22 @@ def value_xp(problem: Problem, params: Sequence[Any], xp: ModuleType | None = No
     return objective.xp_value(xp if xp is not None else namespace(params[0]), params)
 
 
-def _shapes(problem: Problem) -> list[tuple[int, ...]]:
-    return [tuple(t.shape) for t in problem.start]
+def _shapes(problem: Problem) -> list[tuple[tuple[int, ...], bool]]:
+    return [(tuple(t.shape), t.is_complex()) for t in problem.start]
 
 
-def _unflatten(xp: ModuleType, x: Any, shapes: list[tuple[int, ...]]) -> list[Any]:
+def _unflatten(xp: ModuleType, x: Any, shapes: list[tuple[tuple[int, ...], bool]]) -> list[Any]:
+    """The parameters from the flat real vector; a complex one from interleaved real/imaginary pairs (the layout
+    of ``lbfgs_verify.trace.flat``)."""
     params, offset = [], 0
-    for shape in shapes:
-        count = math.prod(shape)
-        params.append(xp.reshape(x[offset : offset + count], shape))
+    for shape, is_complex in shapes:
+        count = math.prod(shape) * (2 if is_complex else 1)
+        part = x[offset : offset + count]
+        if is_complex:
+            pairs = xp.reshape(part, (*shape, 2))
+            params.append(make_complex(xp, pairs[..., 0], pairs[..., 1]))
+        else:
+            params.append(xp.reshape(part, shape))
         offset += count
     return params
 
@@ -234,7 +263,8 @@ def flat_start(problem: Problem, framework: str = "numpy") -> Any:
     """The start as one flat vector in the problem's dtype, as a tensor, numpy array or JAX array."""
     _check_supported(problem)
     _check_framework(framework)
-    x = torch.cat([t.detach().reshape(-1) for t in problem.start]).clone()
+    x = torch.cat([(torch.view_as_real(t.detach()) if t.is_complex() else t.detach()).reshape(-1)
+                   for t in problem.start]).clone()
     if framework == "torch":
         return x
     values = x.numpy()
@@ -253,9 +283,10 @@ FunAndGrad = Callable[[Any], tuple[Any, Any]]
 def objective_for(problem: Problem, framework: str, *, jit: bool = True) -> tuple[Fun, FunAndGrad]:
     """``(fun, fun_and_grad)`` of ``problem`` over one flat real vector in ``framework``.
 
-    ``x`` is the problem's parameters flattened in order (the layout of :meth:`Problem.flat_start`), in the problem's
-    dtype (float32 or float64). ``fun(x)`` is the 0-dim loss; ``fun_and_grad(x)`` the loss and its gradient of x's
-    shape and dtype:
+    ``x`` is the problem's parameters flattened in order (the layout of :meth:`Problem.flat_start`: a complex
+    parameter as interleaved real/imaginary parts, whose gradient entries are then dL/dRe and dL/dIm), in the
+    problem's real dtype (float32 or float64). ``fun(x)`` is the 0-dim loss; ``fun_and_grad(x)`` the loss and its
+    gradient of x's shape and dtype:
 
     - ``"torch"``: tensors; autograd (``x`` is not modified, a detached copy carries the gradient);
     - ``"numpy"``: arrays; the value by numpy, the gradient by torch autograd on a copy of ``x`` (module docstring);

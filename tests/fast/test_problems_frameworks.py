@@ -29,11 +29,11 @@ import torch
 
 from lbfgs_verify.problems import (
     Problem,
-    complex_least_squares,
     mgh_problem,
     suite_problems,
 )
 from lbfgs_verify.problems import line_functions as lf
+from lbfgs_verify.problems.extra import sparse_embedding_problem
 from lbfgs_verify.problems.xp import (
     FRAMEWORKS,
     evaluate,
@@ -105,17 +105,21 @@ def _line_case_name(problem: Problem) -> str:
 
 
 def _torch_reference(problem: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Value and flat gradient of ``problem.objective`` by autograd on fresh leaves holding x."""
+    """Value and flat gradient (complex parameters as interleaved real/imaginary parts) of ``problem.objective`` by
+    autograd on fresh leaves holding x."""
     params = problem.make_params()
     offset = 0
     with torch.no_grad():
         for p in params:
-            p.copy_(torch.from_numpy(x[offset : offset + p.numel()].copy()).reshape(p.shape))
-            offset += p.numel()
+            count = p.numel() * (2 if p.is_complex() else 1)
+            part = torch.from_numpy(x[offset : offset + count].copy())
+            p.copy_(torch.view_as_complex(part.reshape(*p.shape, 2)) if p.is_complex() else part.reshape(p.shape))
+            offset += count
     loss = problem.objective(params)
     loss.backward()
     grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-    return loss.detach().numpy(), torch.cat([g.reshape(-1) for g in grads]).numpy()
+    flat = [(torch.view_as_real(g) if g.is_complex() else g).reshape(-1) for g in grads]
+    return loss.detach().numpy(), torch.cat(flat).numpy()
 
 
 def _same_bits(a: Any, b: Any) -> bool:
@@ -132,12 +136,15 @@ def _one_thread() -> Any:
     torch.set_num_threads(before)
 
 
-def test_every_mgh_and_expressible_constructed_problem_is_covered() -> None:
-    """35 MGH problems and every constructed problem but the complex one (and any other torch-only objective)."""
+def test_every_suite_problem_is_covered() -> None:
+    """The 35 MGH problems and every constructed problem of the suite (the complex one included) and the line
+    problems have the one definition; a torch-only objective (sparse gradients) is refused with its reason."""
     names = {p.name for p in PROBLEMS}
     assert sum(1 for n in names if n.startswith("mgh")) == 35
-    refused = [p for p in suite_problems(torch.float64) if supports(p) is not None]
-    assert [p.name.split("[")[0] for p in refused] == ["complex_least_squares"]
+    assert [p.name for p in suite_problems(torch.float64) if supports(p) is not None] == []
+    assert len(PROBLEMS) == len(suite_problems(torch.float64)) + len(_line_problems())
+    sparse = sparse_embedding_problem(0, 5, 3, torch.float64, sparse=True)
+    assert "torch only" in str(supports(sparse))
 
 
 @pytest.mark.parametrize("problem", PROBLEMS, ids=IDS)
@@ -168,7 +175,7 @@ def test_exact_residuals_are_bitwise_in_numpy(number: int) -> None:
 
 
 def test_refusals_name_the_reason() -> None:
-    problem = complex_least_squares()
+    problem = sparse_embedding_problem(0, 5, 3, torch.float64, sparse=True)
     with pytest.raises(NotImplementedError, match="torch only"):
         objective_for(problem, "numpy")
     with pytest.raises(ValueError, match="framework must be one of"):
