@@ -162,7 +162,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
     sources: dict[str, list[str]] = {}
     try:
-        target = load_target(settings.target)
+        target = load_target(settings.target, root=config.rootpath)
         version = target_version(target)
         sources = _lacks_sources(settings, target)
     except Exception as exc:  # TargetLoadError, or a bad lbfgs_verify_lacks attribute
@@ -200,7 +200,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     from lbfgs_verify.targets import TargetLoadError, load_target
 
     try:
-        target = load_target(settings.target)
+        target = load_target(settings.target, root=config.rootpath)
     except TargetLoadError as exc:
         raise pytest.UsageError(f"lbfgs_verify.suite: {exc} (target from {settings.target_source})") from None
     from lbfgs_verify.capabilities import CapabilityError
@@ -227,7 +227,7 @@ def lbfgs_check_context(pytestconfig: pytest.Config) -> Iterator[CheckContext]:
     settings = suite_settings(pytestconfig)
     if settings.target is None:
         raise pytest.UsageError(MISSING_TARGET_MESSAGE)
-    target = load_target(settings.target)
+    target = load_target(settings.target, root=pytestconfig.rootpath)
     lacks = frozenset(f for fs in _lacks_sources(settings, target).values() for f in fs)
     with shared_recordings():
         yield CheckContext(target=target, mode=settings.mode, budget=BUDGET_OBJECTS[settings.budget],
@@ -271,7 +271,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     from lbfgs_verify.targets import load_target
 
     settings = suite_settings(config)
-    target = load_target(settings.target)  # type: ignore[arg-type]
+    target = load_target(settings.target, root=config.rootpath)  # type: ignore[arg-type]
     report = RunReport(target.spec, target_version(target), settings.mode, BUDGET_OBJECTS[settings.budget],
                        settings.threads, library_versions(), list(results),
                        lacks=frozenset(f for fs in _lacks_sources(settings, target).values() for f in fs))

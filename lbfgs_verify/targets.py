@@ -107,12 +107,18 @@ def constructor_hint(exc: BaseException) -> str:
     return f" -- {CONSTRUCTOR_HINT}" if isinstance(exc, TypeError) else ""
 
 
-def working_directory_first() -> None:
+def working_directory_first(root: str | os.PathLike[str] | None = None) -> None:
     """Put the current working directory first on ``sys.path`` unless it is there already, as ``python -m``
-    does (docs.python.org/3/library/sys_path_init.html)."""
+    does (docs.python.org/3/library/sys_path_init.html); then ``root`` (pytest's rootdir, where the ini file that
+    names the target lives) right after it."""
+    def on_path(directory: str) -> bool:
+        return any(os.path.abspath(entry or os.curdir) == directory for entry in sys.path)
+
     cwd = os.getcwd()
-    if not any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path):
+    if not on_path(cwd):
         sys.path.insert(0, cwd)
+    if root is not None and not on_path(os.path.abspath(root)):
+        sys.path.insert(1, os.path.abspath(root))
 
 
 def import_directory(spec: str) -> str | None:
@@ -132,9 +138,10 @@ def import_directory(spec: str) -> str | None:
     return None if path in installed else path
 
 
-def load_target(spec: str | None = None) -> Target:
-    """Import ``module:attr`` (``attr`` may be dotted) with the working directory first on ``sys.path``
-    (:func:`working_directory_first`); with no spec, read ``LBFGS_VERIFY_TARGET``."""
+def load_target(spec: str | None = None, *, root: str | os.PathLike[str] | None = None) -> Target:
+    """Import ``module:attr`` (``attr`` may be dotted) with the working directory first on ``sys.path``, then
+    ``root`` (the pytest plugin passes its rootdir; :func:`working_directory_first`); with no spec, read
+    ``LBFGS_VERIFY_TARGET``."""
     if spec is None:
         spec = os.environ.get(TARGET_ENV_VAR)
         if not spec:
@@ -152,7 +159,7 @@ def load_target(spec: str | None = None) -> Target:
     module_name, _, attr_path = spec.partition(":")
     if not module_name or not attr_path:
         raise TargetLoadError(f"target {spec!r} must be written module:attr, e.g. torch.optim:LBFGS")
-    working_directory_first()
+    working_directory_first(root)
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:  # ImportError and whatever the module raises while importing

@@ -75,6 +75,17 @@ def test_pytest_route_imports_a_target_from_the_invocation_directory(user_dir: P
     assert "FAILED" in done.stdout and "resume.torch_save" in done.stdout
 
 
+def test_pytest_run_from_a_subfolder_imports_the_target_from_the_rootdir(user_dir: Path) -> None:
+    """The ini file that names the target sits at pytest's rootdir, next to myopt.py; pytest runs in tests/."""
+    (user_dir / "pyproject.toml").write_text('[tool.pytest.ini_options]\nlbfgs_target = "myopt:MyLBFGS"\n')
+    (user_dir / "tests").mkdir()
+    done = subprocess.run([_script("pytest"), "-q", "-p", "no:cacheprovider", "--pyargs", "lbfgs_verify.suite",
+                           "--lbfgs-budget", "quick", "--lbfgs-only", "resume.torch_save"],
+                          cwd=user_dir / "tests", env=_clean_env(), capture_output=True, text=True, timeout=300)
+    assert "cannot import" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert done.returncode == 1 and "1 failed" in done.stdout, done.stdout[-3000:]
+
+
 def test_fuzz_imports_a_target_from_the_working_directory(user_dir: Path) -> None:
     done = subprocess.run([_script("lbfgs-verify"), "fuzz", "myopt:MyLBFGS", "--examples", "2", "--routes",
                            "save-load", "--classes", "truncated-file", "--database", "none", "--repro-dir", "repro"],
