@@ -160,3 +160,36 @@ def test_state_round_trips_and_resumes_bitwise(cls: type, line_search_fn: str | 
 
     uninterrupted = run(None)
     assert all(torch.equal(a, b) for a, b in zip(run(2), uninterrupted, strict=True))
+
+
+# --------------------------------------------------------------------------------------------------------
+# A false verdict no budget draws yet: the curvature skip rule of the rebuilt two-loop direction
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "false verdict (latent): observe.rebuild_directions keeps a pair only if yᵀs > 1e-10 (torch's absolute rule); "
+    "CompactLBFGS keeps pairs with sᵀy > ε·yᵀy (L-BFGS-B's scale-invariant rule, Byrd, Lu, Nocedal & Zhu 1995), so "
+    "on f·1e-6 mathematics.two_loop_direction's check_directions rejects its correct directions"))
+def test_two_loop_check_accepts_a_scale_invariant_curvature_skip() -> None:
+    """The check ``mathematics.two_loop_direction`` applies (one step, no line search, tolerances 0, history 2),
+    on an SPD quadratic whose f is multiplied by 1e-6: the minimiser and a scale-invariant method's iterates do
+    not change, so a correct L-BFGS's directions must still be accepted."""
+    import dataclasses
+
+    from lbfgs_verify.observe import observe
+    from lbfgs_verify.problems.extra import spd_quadratic
+    from lbfgs_verify.properties.mathematics import check_directions, iterations_as_steps
+    from lbfgs_verify.targets import Target
+
+    torch.set_num_threads(1)
+    base = spd_quadratic(4, 10.0, seed=1)
+    scaled = dataclasses.replace(base, name="spd_quadratic[n=4,kappa=10,seed=1]*1e-6",
+                                 objective=lambda params: 1e-6 * base.objective(params))
+    hp = {"lr": 1, "max_iter": 8, "max_eval": 18, "history_size": 2, "line_search_fn": None,
+          "tolerance_grad": 0.0, "tolerance_change": 0.0}
+    obs = iterations_as_steps(observe(Target(f"{__name__}:CompactLBFGS", CompactLBFGS), scaled, hp, 1))
+    g0 = float(obs.steps[0].start.g.abs().max())
+    far = next((i for i, s in enumerate(obs.steps) if not float(s.start.g.abs().max()) > 1e-6 * g0), len(obs.steps))
+    assert far >= 4, "the run must make several comparable iterations"
+    check_directions(dataclasses.replace(obs, steps=obs.steps[:far]), [2] * far)
