@@ -288,7 +288,8 @@ def objective_for(problem: Problem, framework: str, *, jit: bool = True) -> tupl
     problem's real dtype (float32 or float64). ``fun(x)`` is the 0-dim loss; ``fun_and_grad(x)`` the loss and its
     gradient of x's shape and dtype:
 
-    - ``"torch"``: tensors; autograd (``x`` is not modified, a detached copy carries the gradient);
+    - ``"torch"``: tensors (other arrays through ``torch.as_tensor``); autograd (``x`` is not modified, a detached
+      copy carries the gradient);
     - ``"numpy"``: arrays; the value by numpy, the gradient by torch autograd on a copy of ``x`` (module docstring);
     - ``"jax"``: ``jax.Array``; ``jax.value_and_grad``, both under ``jax.jit`` unless ``jit=False`` (jit and eager
       runs may differ in the last bits: fix the mode on both sides of a comparison). float64 needs x64 enabled.
@@ -304,6 +305,7 @@ def objective_for(problem: Problem, framework: str, *, jit: bool = True) -> tupl
         return objective.xp_value(space, _unflatten(space, x, shapes))
 
     def torch_fun_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(x)
         _check_vector(problem, x, "torch")
         leaf = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
@@ -314,6 +316,7 @@ def objective_for(problem: Problem, framework: str, *, jit: bool = True) -> tupl
     if framework == "torch":
 
         def torch_fun(x: torch.Tensor) -> torch.Tensor:
+            x = torch.as_tensor(x)
             _check_vector(problem, x, "torch")
             return value_in(torch_xp, x)
 
