@@ -54,7 +54,7 @@ def check_loaded_dict_untouched(ctx: CheckContext) -> None:
     @given(scenario=scenarios(ctx.budget.steps), data=st.data())
     def run(scenario: Scenario, data: st.DataObject) -> None:
         split = data.draw(split_points(scenario.steps), label="split")
-        with comparison_environment(ctx.threads):
+        with comparison_environment(ctx.threads, ctx.level):
             saved = _record(ctx, scenario, split + 1)  # the payload at the split is all that is needed
             payload = saved.payloads[split]
             kept = clone_structure(payload)
@@ -87,7 +87,7 @@ def check_same_dict_loaded_twice(ctx: CheckContext) -> None:
     def run(scenario: Scenario, data: st.DataObject) -> None:
         split = data.draw(split_points(scenario.steps), label="split")
         n = scenario.steps - split
-        with comparison_environment(ctx.threads):
+        with comparison_environment(ctx.threads, ctx.level):
             saved = _record(ctx, scenario)
             expected = saved.trace.steps[split:]
             for attempt in ("first", "second"):
