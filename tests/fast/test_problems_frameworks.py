@@ -21,6 +21,7 @@ What "agree" means here, and why:
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -256,3 +257,14 @@ def test_jax_float32_and_the_x64_refusal(jax_x64: Any) -> None:
     assert abs(float(f) - float(f_ref)) <= 4 * float(np.finfo(np.float32).eps) * abs(float(f_ref))
     with jax.enable_x64(False), pytest.raises(ValueError, match="jax_enable_x64"):
         evaluate(mgh_problem(1), jax.numpy.asarray(flat_start(mgh_problem(1), "numpy")), "jax")
+
+
+def test_without_jax_the_refusal_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No jax installed (simulated): asking for the JAX route says which extra to install; numpy still works."""
+    monkeypatch.setitem(sys.modules, "jax", None)
+    monkeypatch.setitem(sys.modules, "jax.numpy", None)
+    with pytest.raises(ImportError, match=r"lbfgs-verify\[jax\]"):
+        objective_for(mgh_problem(1), "jax")
+    problem = mgh_problem(1)
+    value, _ = evaluate(problem, flat_start(problem, "numpy"), "numpy")
+    assert float(value) == problem.value(problem.make_params())  # exact residuals, a sum of two terms: same bits
