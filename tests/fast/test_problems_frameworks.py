@@ -166,6 +166,25 @@ def test_torch_and_numpy_routes(problem: Problem) -> None:
         assert _same_bits(f_n, f_ref), "exact arithmetic, yet numpy and torch values differ"
 
 
+PROBLEMS_FLOAT32 = [p for p in suite_problems(torch.float32) if supports(p) is None]
+
+
+@pytest.mark.parametrize("problem", PROBLEMS_FLOAT32, ids=[p.name for p in PROBLEMS_FLOAT32])
+def test_float32_torch_and_numpy_routes(problem: Problem) -> None:
+    """In float32 too: data rounded once from float64 the same way in both, so the torch route is the objective
+    (bitwise), the numpy gradient is torch's, and the numpy value is within the bound in float32 ULPs."""
+    x = flat_start(problem, "numpy")
+    assert x.dtype == np.float32
+    f_ref, g_ref = _torch_reference(problem, x)
+    f_t, g_t = objective_for(problem, "torch")[1](torch.from_numpy(x.copy()))
+    assert _same_bits(f_t.numpy(), f_ref) and _same_bits(g_t.numpy(), g_ref), "torch route differs from objective"
+    f_n, g_n = objective_for(problem, "numpy")[1](x)
+    assert f_n.dtype == np.float32 and _same_bits(g_n, g_ref)
+    bound, why = value_bound(problem)
+    error = abs(float(f_n) - float(f_ref)) / (float(np.finfo(np.float32).eps) * abs(float(f_ref)))
+    assert error <= bound, f"numpy {float(f_n)!r} vs torch {float(f_ref)!r}: {error:.1f} eps·|f| > {bound} ({why})"
+
+
 @pytest.mark.parametrize("number", sorted(EXACT_RESIDUALS))
 def test_exact_residuals_are_bitwise_in_numpy(number: int) -> None:
     problem = mgh_problem(number)
