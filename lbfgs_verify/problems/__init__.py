@@ -1,9 +1,11 @@
-"""Test problems for L-BFGS optimizers, in torch (gradients by autograd).
+"""Test problems for L-BFGS optimizers: one definition each, evaluated in torch (gradients by autograd), numpy and
+JAX (:mod:`~lbfgs_verify.problems.xp`: ``objective_for(problem, framework) -> (fun, fun_and_grad)``).
 
 - :mod:`~lbfgs_verify.problems.base`   the :class:`Problem` value and the :class:`Expectation` enum
 - :mod:`~lbfgs_verify.problems.mgh`    the 35 Moré–Garbow–Hillstrom problems (published data in ``mgh_optima.toml``)
 - :mod:`~lbfgs_verify.problems.extra`  SPD quadratics, regressions, an MLP with an unused parameter, a complex
   least-squares problem, the seed article's regression, chained Rosenbrock; hypothesis strategies
+- :mod:`~lbfgs_verify.problems.xp`     the array-API route: ``objective_for``, ``evaluate``, ``flat_start``
 
 :func:`suite_problems` is the small default collection; :func:`get_problem` rebuilds any problem of
 ``suite_problems`` or ``mgh_suite(sizes="several", scales=(1, 10, 100))`` (either dtype) from its name.
