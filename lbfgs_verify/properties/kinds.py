@@ -294,7 +294,7 @@ def _first_difference(expected: list[np.ndarray], actual: list[np.ndarray]) -> t
     return first, worst
 
 
-@register("stepper.resume_fresh_process", category="kinds",
+@register("stepper.resume_fresh_process", category="stepper",
           title="Save (params, state) after k iterations, serialize, restore in a fresh Python process against a "
                 "template from the same hyperparameters, continue: bitwise the uninterrupted run on the CPU (jit "
                 "per step, x64, float64), for every serializer route; a cold restart must differ",
@@ -327,13 +327,16 @@ def resume_fresh_process(ctx: CheckContext) -> None:
                        if same_as_cold else ""),
                     evidence={**evidence, "first_differing_iterate": k + 1 + first, "max_abs_dx": worst,
                               "diagnosis": "cold start" if same_as_cold else None})
+        note(f"split at {k} of {steps}: routes {', '.join(continued)} continued bitwise in a fresh process; "
+             f"cold restart differs from iteration {k + 1 + cold_first if cold_first is not None else '-'}; "
+             + ", ".join(f"{key} {value}" for key, value in mode.describe().items()))
         if cold_first is None:
             raise PropertyFailed(f"{RESUME_PROBLEM}: split at {k}: the cold-restart control equals the uninterrupted "
                                  "run, so this check cannot tell a resumed state from none",
                                  evidence={**header, "split": k})
 
 
-@register("stepper.load_checked_against_template", category="kinds",
+@register("stepper.load_checked_against_template", category="stepper",
           title="A state made under other hyperparameters (a smaller memory) is refused on load by every serializer "
                 "route's template check; whether the library itself accepts it is reported as a finding",
           catches="a checkpoint restored into an optimizer with other hyperparameters, silently (nothing in the "
@@ -400,7 +403,7 @@ def _compare_runs(problem: str, what: str, expected: list[np.ndarray], actual: l
                              evidence={**evidence, "first_differing_iterate": first, "max_abs_dx": worst})
 
 
-@register("functional.maxiter_prefix", category="kinds",
+@register("functional.maxiter_prefix", category="functional",
           title="A run stopped by maxiter=k is bitwise the first k iterations of a longer run (iterates from the "
                 "callback, and the returned x is the k-th iterate), stopping rules off",
           catches="state leaking between calls, an iteration count off by one, a returned x other than the last "
@@ -421,7 +424,7 @@ def maxiter_prefix(ctx: CheckContext) -> None:
                 raise PropertyFailed(f"{problem}: maxiter={k}: the returned x is not iterate {k}", evidence=evidence)
 
 
-@register("functional.callback_stop", category="kinds",
+@register("functional.callback_stop", category="functional",
           title="A run stopped from the callback after k iterations (its declared way: StopIteration or True) is "
                 "bitwise the maxiter=k run, returned x included",
           catches="a callback stop that takes another step, returns another point, or is ignored")
@@ -442,7 +445,7 @@ def callback_stop(ctx: CheckContext) -> None:
                                      evidence=evidence)
 
 
-@register("functional.deterministic", category="kinds",
+@register("functional.deterministic", category="functional",
           title="Two runs from the same start evaluate the same points and accept the same iterates, bitwise",
           catches="hidden state carried between calls (module globals, caches), nondeterministic reductions")
 def deterministic(ctx: CheckContext) -> None:

@@ -577,9 +577,13 @@ _CATEGORY_INTRO = {
     "conformance": "Only at `--level conformance`: bitwise equality with `torch.optim.LBFGS` on the CPU with the same "
                    "thread count, and state interchange with it in both directions.",
     "convergence": "Convergence on published test problems.",
+    "functional": "Functional minimizers (`minimize(fun_and_grad, x0, maxiter, callback)`, docs/adapters.md): "
+                  "prefix, callback stop and determinism; skipped on the other kinds.",
     "kinds": "Properties that carry over to stepper targets with explicit state and functional minimizers "
              "(`lbfgs_verify.kinds`, docs/adapters.md); they skip on torch targets, and the torch properties skip "
              "on these kinds.",
+    "stepper": "Steppers with explicit state (`make`/`init`/`step`, docs/adapters.md): resume in a fresh process "
+               "and the template check on load; a functional target skips them (no state API).",
     "cuda": "Moving state between the CPU and CUDA mid-run; skipped when `torch.cuda.is_available()` is False. "
             "Tolerances are stated in each title.",
     "mathematics": "Mathematical properties of the L-BFGS iteration.",
