@@ -382,9 +382,8 @@ def projected_gradient_norm(g: Tensor) -> float:
     """max |g_i| (``projgr`` without bounds): NaN if any component is NaN, 0 for an empty vector."""
     if g.numel() == 0:
         return 0.0
-    if bool(torch.isnan(g).any()):
-        return math.nan
-    return float(g.abs().max())
+    norm = float(np.max(np.abs(g.detach().numpy())))  # numpy's max propagates NaN
+    return math.nan if norm != norm else norm
 
 
 def _cauchy_point(x: Tensor, g: Tensor, gradient_norm: float) -> Tensor:
@@ -577,7 +576,9 @@ class _MemoizedEvaluator:
 
     def __call__(self, x: Tensor) -> tuple[float, Tensor]:
         last_x, last_f, last_g = self._last
-        if bool((x == last_x).all()):  # np.array_equal: -0.0 == 0.0, NaN never equal
+        new, old = x.numpy(), last_x.numpy()
+        # np.array_equal: -0.0 == 0.0, NaN never equal (a first entry that differs decides at once).
+        if (new.size == 0 or new[0] == old[0]) and np.array_equal(new, old):
             return last_f, last_g
         before = self._total() if self._total is not None else 0
         f, g = self._evaluate(x)
@@ -671,10 +672,22 @@ class IterationRecord:
 
 
 def _gradient_norm(state: LBFGSBState, box: BoxBounds | None) -> float:
-    """``projgr``: ‖g‖∞ without bounds, the projected gradient's ∞-norm with them."""
+    """``projgr``: ‖g‖∞ without bounds, the projected gradient's ∞-norm with them.
+
+    Remembered on the state for its (x, g, box), so the norm the stop test computed is not computed again at the
+    start of the next iteration.
+    """
+    key = (state.x, state.x._version, state.g, state.g._version, box)
+    known = state.__dict__.get("_gradient_norm")
+    if known is not None and all(a is b for a, b in zip(known[0][::2], key[::2], strict=True)) \
+            and known[0][1] == key[1] and known[0][3] == key[3]:
+        return known[1]
     if box is None or not box.constrained:
-        return projected_gradient_norm(state.g)
-    return box_projected_gradient_norm(state.x.numpy(), state.g.numpy(), box)
+        norm = projected_gradient_norm(state.g)
+    else:
+        norm = box_projected_gradient_norm(state.x.numpy(), state.g.numpy(), box)
+    state.__dict__["_gradient_norm"] = (key, norm)
+    return norm
 
 
 def start(x0: Tensor, evaluate: Evaluate, options: LBFGSBOptions, *, box: BoxBounds | None = None,
@@ -839,6 +852,8 @@ def _commit(state: LBFGSBState, work: LBFGSBState) -> None:
     """Copy every field of ``work`` into ``state`` (the end of an iteration)."""
     for name in STATE_KEYS:
         setattr(state, name, getattr(work, name))
+    if "_gradient_norm" in work.__dict__:
+        state.__dict__["_gradient_norm"] = work.__dict__["_gradient_norm"]
 
 
 def _update_memory(work: LBFGSBState, g_old: Tensor, step: _AcceptedStep, maxcor: int) -> None:

@@ -207,6 +207,8 @@ def _run(
 
     def on_accept(record: IterationRecord) -> bool:
         trace.append({"x": record.x.numpy().copy(), "f": float(record.f), "nfev": int(record.evaluations)})
+        if callback is None:  # _call_callback_maybe_halt(None, ...) is False
+            return False
         return _call_callback_maybe_halt(callback, OptimizeResult(x=record.x.numpy().copy(), fun=record.f))
 
     def total() -> int:
