@@ -352,11 +352,16 @@ def torch_max_eval_controls(problem: Problem, hp: dict[str, Any], n_steps: int) 
                 line_problem(linear_descent()), hp, n_steps)}
 
 
-def _repeats_final_point(step: ObservedStep) -> bool:
-    """The step's last closure call re-evaluates the point of the call before it, where the step ends (a final
-    evaluation of the result, as scipy and torchmin make): not a further trial."""
+def _final_evaluation(step: ObservedStep, max_iter: int) -> bool:
+    """The step's last closure call is a final evaluation of the result (as scipy, torchmin and QQN make), not a
+    further trial: it evaluates the point where the step ends, and that point was evaluated before in this step
+    (torch's search ends at one of its trials) or the step had made all its ``max_iter`` moves (torch does not
+    evaluate after the last move, l. 486-487). A call past the budget after a move that max_iter did not end
+    (``evals > max_eval`` for ``>=``) is neither."""
     e = step.evaluations
-    return len(e) >= 2 and torch.equal(e[-1].x, e[-2].x) and torch.equal(e[-1].x, step.x_after)
+    if len(e) < 2 or not torch.equal(e[-1].x, step.x_after):
+        return False
+    return any(torch.equal(earlier.x, step.x_after) for earlier in e[:-1]) or moves_of(step) >= max_iter
 
 
 @register(
@@ -365,7 +370,8 @@ def _repeats_final_point(step: ObservedStep) -> bool:
     needs=("max_eval",),
     title="a step makes at most max_eval closure calls (one more only where torch.optim.LBFGS itself makes "
           "max_eval + 1 with the same hyperparameters, measured by control runs on the same scenario and on "
-          "φ(α) = -α; a repeated evaluation of the point the step ends at is not counted)",
+          "φ(α) = -α; a final evaluation of the result, after max_iter moves or at a point already evaluated, is "
+          "not counted)",
     catches="max_eval ignored or applied per iteration instead of per step, the budget test written with > for >= "
             "(one call past max_eval), a line search with its own fixed budget, a closure called too often",
 )
@@ -395,7 +401,7 @@ def check_max_eval(ctx: CheckContext) -> None:
             obs = observe(ctx.target, problem, hp, n_steps)
         controls: dict[str, list[int]] | None = None
         for step in obs.steps:
-            final = 1 if _repeats_final_point(step) else 0
+            final = 1 if _final_evaluation(step, max_iter) else 0
             if step.calls - final <= max_eval:
                 continue
             if controls is None:
@@ -408,7 +414,7 @@ def check_max_eval(ctx: CheckContext) -> None:
                        if allowed > max_eval else "max_eval")
                 raise obs.fail(f"step {step.index} made {step.calls} closure calls with max_eval = {max_eval}: at "
                                f"most {allowed} ({why}) are allowed"
-                               + (", plus a repeated evaluation of the final point" if final else "")
+                               + (", plus a final evaluation of the result" if final else "")
                                + f" (closure calls per step: {torch_line})", step=step.index, calls=step.calls,
                                max_eval=max_eval, allowed=allowed, torch_calls=controls)
 
