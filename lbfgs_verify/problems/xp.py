@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FRAMEWORKS",
+    "TORCH_XP",
     "ArrayObjective",
     "data_table",
     "evaluate",
