@@ -720,3 +720,16 @@ def test_the_committed_report_shows_the_numbers_of_its_report_json() -> None:
                             for n in c.values())
     for relative in [v for k, v in committed["plots"].items() if k != "convergence"]:
         assert (root / relative).is_file(), relative
+
+
+def test_the_committed_page_shows_everything_at_1400_px(browser: str) -> None:
+    """``reports/index.html`` in headless Chromium, 1400 px wide: every image loads, nothing is cut off or hidden
+    behind a scroll bar (the wide tables wrap their cells)."""
+    page_path = Path(__file__).resolve().parents[2] / "reports" / "index.html"
+    if not page_path.is_file():
+        pytest.skip("no committed report in this tree")
+    page = inspect_page(browser, page_path)
+    assert page["errors"] == []
+    assert page["images"] and all(i["complete"] and i["naturalWidth"] > 0 for i in page["images"])
+    assert page["page_width"] <= page["viewport"] == 1400
+    assert page["overflowing"] == [], page["overflowing"][:5]
