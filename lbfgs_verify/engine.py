@@ -268,7 +268,8 @@ def _json_number(value: float | None) -> float | str | None:
 def difference_evidence(difference: Difference) -> dict[str, Any]:
     """The JSON-able fields of a :class:`Difference` (``inf`` ULPs as the string ``"inf"``)."""
     return {"path": difference.path, "kind": difference.kind, "difference": difference.detail,
-            "ulps": _json_number(difference.ulps), "max_abs": _json_number(difference.max_abs)}
+            "ulps": _json_number(difference.ulps), "max_abs": _json_number(difference.max_abs),
+            "ulps_text": difference.ulps_text}
 
 
 _DIAGNOSIS_KEYS = ("diagnosis", "diagnosis_detail", "control")
