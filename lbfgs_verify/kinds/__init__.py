@@ -40,6 +40,12 @@ class KindTarget(Target):
     kind: str = STEPPER
     adapter: Any = None
 
+    def make(self, params: Any, **hyperparameters: Any) -> Any:
+        """Refused: a stepper or functional target has no torch.optim.LBFGS constructor."""
+        raise TypeError(f"target {self.spec!r} is a {self.kind} target: it has no torch.optim.LBFGS constructor; "
+                        "`lbfgs-verify check` runs it through its adapter (docs/adapters.md), the torch-only "
+                        "commands do not take it")
+
 
 def require_jax(spec: str, modules: tuple[str, ...] = ("jax", "optax", "jaxopt")) -> None:
     """Refuse ``spec`` with a message naming the extra when one of ``modules`` cannot be imported. jaxopt warns
