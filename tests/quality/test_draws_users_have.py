@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from lbfgs_verify import reference
-from lbfgs_verify.properties.base import BUDGETS, Status
+from lbfgs_verify.properties.base import BUDGETS, REGISTRY, Status
 from tests.quality.verdict import verdict
 
 
@@ -57,11 +57,12 @@ class CounterOutsideState(torch.optim.LBFGS):
             group["lr"] = lr
 
 
-LOST_UPDATE_CATCHERS = ("mathematics.first_step", "mathematics.first_direction")
+LOST_UPDATE_CATCHERS = ("mathematics.first_direction", "mathematics.invariance", "mathematics.two_loop_direction")
 
 
 @pytest.mark.parametrize("budget", ["quick", "ci"])
 def test_an_update_lost_on_a_non_contiguous_parameter_fails_at_properties(budget: str) -> None:
+    assert all(REGISTRY[pid].level == "properties" for pid in LOST_UPDATE_CATCHERS)
     results = {pid: verdict(LostUpdateOnNonContiguous, pid, budget) for pid in LOST_UPDATE_CATCHERS}
     failed = [pid for pid, r in results.items() if r.status is Status.FAIL]
     assert failed, {pid: r.status.value for pid, r in results.items()}
