@@ -174,6 +174,15 @@ def run(args: argparse.Namespace) -> int:
         database = open_database(args.database)
     except (CapabilityError, TargetLoadError, ValueError) as exc:
         return usage(str(exc))
+    from lbfgs_verify.properties.runner import declared_lacks_of, interface_problem
+
+    try:
+        declared = [f for fs in declared_lacks_of(target, ("--lacks", sorted(lacks))).values() for f in fs]
+    except CapabilityError as exc:
+        return usage(f"target {spec!r}: {exc}")
+    problem = interface_problem(target, declared)  # a constructor mismatch says how to adapt, before any case
+    if problem is not None:
+        return usage(f"target {spec!r} cannot be fuzzed: {problem}")
 
     print(f"lbfgs-verify fuzz {target.spec}: {args.examples} example(s) per route and per class, seed {args.seed}"
           + (f", lacks {', '.join(sorted(lacks))}" if lacks else ""), flush=True)

@@ -92,12 +92,12 @@ def interface_problem(target: Target, lacks: Iterable[str] = ()) -> str | None:
     line_search = "strong_wolfe" if "no_line_search" in frozenset(lacks) else None
     arguments = {"lr": 1, "max_iter": 20, "max_eval": None, "tolerance_grad": 1e-7, "tolerance_change": 1e-9,
                  "history_size": 100, "line_search_fn": line_search}
+    arguments = {k: v for k, v in arguments.items() if k not in frozenset(lacks)}  # a declared lack is not passed
     try:
         optimizer = target.make([torch.zeros(2, requires_grad=True)], **arguments)
     except Exception as exc:
-        return (f"{target.spec}([tensor], lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7, "
-                f"tolerance_change=1e-9, history_size=100, line_search_fn={line_search!r}) raised "
-                f"{type(exc).__name__}: {exc}{constructor_hint(exc)}")
+        given = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        return f"{target.spec}([tensor], {given}) raised {type(exc).__name__}: {exc}{constructor_hint(exc)}"
     missing = [m for m in ("step", "state_dict", "load_state_dict") if not callable(getattr(optimizer, m, None))]
     if missing:
         return (f"{target.spec}(...) returned a {type(optimizer).__name__} without {', '.join(missing)}: not an "

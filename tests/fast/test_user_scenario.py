@@ -165,3 +165,30 @@ def test_fuzz_matrix_is_printed_once_with_a_legend_of_defects(tmp_path: Path,
                     ln.split()[:1] == [outcome])
         assert line.lstrip().startswith("*") == (outcome in FINDINGS), line
     assert "*diverged" in header
+
+
+def test_fuzz_stops_at_a_constructor_mismatch_with_the_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "own_constructor_fuzzed.py").write_text(
+        "import torch\n\n\nclass Opt(torch.optim.LBFGS):\n"
+        "    def __init__(self, params, step_size=1.0):\n"
+        "        super().__init__(params, lr=step_size)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert main(["fuzz", "own_constructor_fuzzed:Opt", "--examples", "1", "--database", "none"]) == 2
+    captured = capsys.readouterr()
+    assert "cannot be fuzzed" in captured.err and CONSTRUCTOR_HINT in captured.err
+    assert "finding" not in captured.out  # stopped before any case
+
+
+def test_declared_lacks_are_not_passed_to_the_constructor() -> None:
+    """A target that lacks an option (LBFGSB: no lr, max_eval, tolerance_change) is built without it, so check and
+    fuzz accept it; its translation refuses the option it has no counterpart of."""
+    from lbfgs_verify.properties.runner import declared_lacks_of, interface_problem
+    from lbfgs_verify.targets import load_target
+
+    target = load_target("lbfgs_verify.reference:LBFGSB")
+    lacks = [f for fs in declared_lacks_of(target, ("--lacks", [])).values() for f in fs]
+    assert "lr" in lacks and interface_problem(target, lacks) is None
+    problem = interface_problem(target, [])
+    assert problem is not None and "no counterpart of torch.optim.LBFGS's lr=1" in problem
