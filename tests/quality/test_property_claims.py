@@ -19,7 +19,7 @@ from lbfgs_verify.properties.line_search import C1_ATTRIBUTE, C1_FLOOR, declared
 from lbfgs_verify.strategies import make_problem
 from lbfgs_verify.targets import Target
 from tests.quality.blind_spot_bugs import ArmijoWithoutStepLength, MaxEvalTestStrict
-from tests.quality.planted_bugs import FirstStepLr, RestartsMemoryEachStep
+from tests.quality.planted_bugs import FirstStepLr, RestartsMemoryEachStep, TorchFinalEvaluation
 from tests.quality.property_claim_bugs import CLAIM_MUTANTS
 from tests.quality.simple_lbfgs import SimpleLBFGS
 
@@ -168,6 +168,12 @@ def test_torch_control_measures_its_own_extra_call() -> None:
     assert max(torch_calls_per_step(rosenbrock, plain, 3)) == 3
     wolfe = {"lr": 100.0, "max_iter": 3, "max_eval": 2, "history_size": 3, "line_search_fn": "strong_wolfe"}
     assert max(torch_calls_per_step(rosenbrock, wolfe, 3)) == 3
+
+
+def test_a_final_evaluation_of_the_result_is_not_a_call_past_max_eval() -> None:
+    """torch's schedule plus a closure call at the final point of every step (scipy, torchmin, QQN do this)."""
+    result = _run("behaviour.max_eval", TorchFinalEvaluation)
+    assert result.status is Status.PASS, result.detail
 
 
 def test_one_call_past_max_eval_is_named_with_the_control() -> None:
