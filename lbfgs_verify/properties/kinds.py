@@ -141,17 +141,21 @@ def _failed_share(t: Trajectory) -> None:
 
 
 @register("kinds.descent", category="kinds",
-          title="Every accepted step goes downhill: gₖᵀsₖ < 0 and f(xₖ₊₁) < f(xₖ) (N&W ch. 3.1, 6.1)",
+          title="Every accepted step goes downhill: gₖᵀsₖ < 0 and f(xₖ₊₁) < f(xₖ), or f(xₖ₊₁) ≤ f(xₖ) + ε|f(xₖ)| where "
+                "the adapter declares approximate Wolfe points with tolerance ε (N&W ch. 3.1, 6.1; Hager & Zhang "
+                "2005 eq. 23)",
           catches="a direction that is not a descent direction (two-loop sign or order error), an accepted step "
                   "that increases f")
 def descent(ctx: CheckContext) -> None:
+    allowance = _conventions(ctx).approximate_wolfe or 0.0
     for problem in MATH_PROBLEMS:
         t = trajectory(ctx, problem, _math_steps(ctx))
         _failed_share(t)
         for k in _active_steps(t):
             s = t.x[k + 1] - t.x[k]
             slope = float(t.g[k] @ s)
-            if not slope < 0 or not t.f[k + 1] < t.f[k]:
+            downhill = t.f[k + 1] < t.f[k] or (allowance > 0 and t.f[k + 1] <= t.f[k] + allowance * abs(t.f[k]))
+            if not slope < 0 or not downhill:
                 raise PropertyFailed(
                     f"{problem}: step {k + 1}: g_k's = {slope:.6g}, f went {t.f[k]:.17g} -> {t.f[k + 1]:.17g}",
                     evidence={"problem": problem, "step": k + 1, "slope": slope, "f_before": t.f[k],
