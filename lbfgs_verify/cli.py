@@ -246,13 +246,15 @@ def _report(args: argparse.Namespace) -> int:
     if args.benchmark_json is not None and not args.benchmark_json.is_file():
         print(f"lbfgs-verify: error: --benchmark-json {args.benchmark_json}: no such file", file=sys.stderr)
         return EXIT_USAGE
+    from lbfgs_verify.capabilities import declared_lacks
     from lbfgs_verify.properties.runner import interface_problem
     from lbfgs_verify.targets import TargetLoadError, load_target
 
     for spec in args.target:
         try:
-            problem = interface_problem(load_target(spec))
-        except TargetLoadError as exc:
+            target = load_target(spec)
+            problem = interface_problem(target, lacks | declared_lacks(getattr(target, "factory", None)))
+        except (TargetLoadError, CapabilityError) as exc:
             print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         if problem is not None:

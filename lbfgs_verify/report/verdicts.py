@@ -37,7 +37,7 @@ def check_reports(
 
     reports: dict[str, Any] = {}
     for solver in targets:
-        problem = interface_problem(solver.target)  # type: ignore[arg-type]
+        problem = interface_problem(solver.target, solver.lacks)  # type: ignore[arg-type]
         if problem is not None:
             reports[solver.spec] = {"error": f"cannot be checked: {problem}"}  # type: ignore[index]
             continue
