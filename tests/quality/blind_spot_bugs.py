@@ -296,7 +296,7 @@ BLIND_SPOT_MUTANTS: dict[type[SimpleLBFGS], tuple[str, ...]] = {
     StepTestOnDirection: ("stopping.step_size",),
     GradientTestOnlyAtStart: ("stopping.gradient",),
     LoadKeepsTheDictsTensors: ("state.loaded_dict_untouched", "state.same_dict_loaded_twice"),
-    ArmijoWithoutStepLength: ("line_search.sufficient_decrease_scales_with_step",),
+    ArmijoWithoutStepLength: ("line_search.sufficient_decrease_scales_with_step", "line_search.sufficient_decrease"),
     CurvatureTestOneSided: ("line_search.more_thuente_functions",),
     ZoomSlopeTestInverted: ("line_search.curvature_at_far_end",),
     CubicOtherRoot: ("line_search.interpolation_exact_on_quadratics",),
