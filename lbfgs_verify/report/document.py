@@ -86,9 +86,9 @@ def cell(text: Any) -> str:
     return fmt(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _short(text: str, limit: int = 160) -> str:
-    line = (text or "").splitlines()[0] if text else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+def _short(text: str) -> str:
+    """The first line of a message, whole (tables wrap: no fact is cut)."""
+    return (text or "").splitlines()[0] if text else ""
 
 
 RUN_BY = {"convergence": "convergence", "profiles": "convergence", "agreement": "agreement", "check": "properties",
@@ -260,7 +260,7 @@ def _agreement(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mappi
             c = cells[(config, sid)]
             text = f"{c['status']} {c['bitwise_problems']}/{c['problems']}"
             if c["first_difference"]:
-                text += f": {_short(c['first_difference'], 140)}"
+                text += f": {_short(c['first_difference'])}"
             row.append(cell(text))
         rows.append(row)
     bit = Section("agreement-bitwise", "Bitwise against torch.optim.LBFGS", [
@@ -296,7 +296,7 @@ def _agreement(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mappi
     lbfgsb = Section("agreement-lbfgsb", "minimize_lbfgsb against scipy L-BFGS-B", lb_blocks)
     sol_rows = [[cell(r["problem"]), cell(r["f_scipy"]), cell(r["f_torch"]),
                  f"{r['evaluations_scipy']} / {r['evaluations_torch']}", f"{r['stop_scipy']} / {r['stop_torch']}",
-                 r["verdict"], r["explanation"], cell(_short(r["reason"], 220))] for r in agree["solution"]]
+                 r["verdict"], r["explanation"], cell(_short(r["reason"]))] for r in agree["solution"]]
     counts: dict[str, dict[str, int]] = {}
     for r in agree["final_f_vs_scipy"]:
         counts.setdefault(r["solver"], {}).setdefault(r["outcome"], 0)
@@ -371,8 +371,8 @@ def _resume(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mapping[
             continue
         good = sum(s["status"] == "bitwise" for s in row["splits"])
         first_bad = next((s for s in row["splits"] if s["status"] != "bitwise"), None)
-        detail = "" if first_bad is None else f"split {first_bad['split']}: {first_bad['status']}: " + _short(
-            first_bad["detail"], 140)
+        detail = ("" if first_bad is None
+                  else f"split {first_bad['split']}: {first_bad['status']}: {_short(first_bad['detail'])}")
         rows.append([cell(names[row["solver"]]), cell(row["transport"]), f"{good}/{len(row['splits'])}",
                      cell(detail or "—")])
     text = (f"One trajectory of `{resume['problem']}` ({resume['steps']} `step()` calls, max_iter "
