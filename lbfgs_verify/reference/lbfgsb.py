@@ -36,9 +36,12 @@ same point again (elementwise ``==``) costs nothing (``ScalarFunction.fun_and_gr
 
 Floating point. Everything is float64. Where the C code calls BLAS/LAPACK (``ddot``, ``dnrm2``, ``dpotrf``,
 ``dtrtrs``), this module calls the same routines of scipy's own BLAS (``scipy.linalg.blas``/``lapack``, the
-library ``_lbfgsb`` links), and where it loops it sums sequentially (``torch.cumsum``) in the loop's order,
-so the iterates are those of scipy on the same machine to the bit (every MGH run in
-``tests/slow/test_lbfgsb_mgh.py``). The vectors live on the CPU (parameters on other devices are copied).
+library ``_lbfgsb`` links), and where it loops it sums in the loop's order, so the iterates are those of scipy
+on the same machine to the bit (every MGH run in ``tests/slow/test_lbfgsb_mgh.py``). The loops' sums run on whole
+arrays (:func:`~lbfgs_verify.reference.cauchy.sequential_dots`: numpy adds the rows of a C-contiguous array along
+its outer axis in order, many sums side by side), and each inner product of two stored pairs is computed once, when
+the newer pair enters, as ``formk``/``matupd`` do (:class:`_PairProducts`). The vectors live on the CPU
+(parameters on other devices are copied).
 
 Public pieces: :class:`LBFGSBOptions`, :class:`LBFGSBState` (the whole state, documented field by field),
 :func:`start` and :func:`iterate` (the shared iteration, used by :class:`LBFGSB` and by

@@ -107,11 +107,12 @@ def update_inner_products(wn1: np.ndarray, s: np.ndarray, y: np.ndarray, free: F
         iy, is_ = col - 1, m + col - 1
         y_free = [y[free_rows, j] for j in range(col)]
         s_free = [s[free_rows, j] for j in range(col)]
-        active_s = s[active_rows, iy]
-        on_free = sequential_dots(y_free, [y_free[iy], y_free[iy]])[0]  # y_iy·y_jy over the free variables
+        # Over the free variables, against y_iy (iy = col - 1): y_jy·y_iy (row iy of YᵀZZᵀY) and s_i·y_iy (the new
+        # column of the (2,1) block); over the active ones, against s_iy: s_jy·s_iy and y_jy·s_iy.
+        free_dots = sequential_dots(y_free + s_free, y_free[iy])
+        on_free, new_column = free_dots[:col], free_dots[col:]
         on_active = sequential_dots([s[active_rows, j] for j in range(col)] + [y[active_rows, j] for j in range(col)],
-                                    [active_s, active_s])[0]  # s_iy·s_jy and s_iy·y_jy over the active ones
-        new_column = sequential_dots(s_free, [y_free[col - 1], y_free[col - 1]])[0]  # s_i·y_col over the free ones
+                                    s[active_rows, iy])
         for jy in range(col):
             js = m + jy
             wn1[iy, jy] = on_free[jy]
