@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lbfgs_verify.evidence import PropertyFailed
 from lbfgs_verify.problems.base import Problem
-from lbfgs_verify.properties.base import PropertyFailed
 from lbfgs_verify.trace import CountingClosure, Evaluation, flat
 from lbfgs_verify.trace import flat_grad as flat_grad  # re-exported for the observation helpers
 
@@ -248,11 +248,20 @@ def observe(
         obs.steps.append(record)
         if obs.grad_mask is None:
             obs.grad_mask = closure.mask
-        if not all(torch.isfinite(e.x).all() and math.isfinite(e.loss) for e in record.evaluations):
+        if not _accepted_point_finite(record):
             break
         if stop_when is not None and stop_when(record):
             break
     return obs
+
+
+def _accepted_point_finite(step: ObservedStep) -> bool:
+    """Whether the run can go on after ``step``: the parameters it left are finite, and so is the loss wherever
+    the closure was evaluated there. A non-finite *trial* point inside a line search is normal (N&W §3.5: the
+    search backtracks from it) and does not end the run; only a non-finite accepted point does."""
+    if not bool(torch.isfinite(step.x_after).all()):
+        return False
+    return all(math.isfinite(e.loss) for e in step.evaluations if torch.equal(e.x, step.x_after))
 
 
 def state_counters(optimizer: Any) -> dict[str, int] | None:
