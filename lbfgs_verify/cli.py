@@ -422,6 +422,7 @@ def _check(args: argparse.Namespace) -> int:
         library_versions,
         mark_baseline_failures,
         print_baseline,
+        print_notes,
         print_report_details,
         print_shared_causes,
         run_check,
@@ -487,6 +488,7 @@ def _check(args: argparse.Namespace) -> int:
     print(summary_line(report))
     print_baseline(report)
     print_shared_causes(report)
+    print_notes(report)
     print_report_details(report)
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n", encoding="utf-8")

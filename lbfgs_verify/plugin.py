@@ -263,6 +263,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         library_versions,
         mark_baseline_failures,
         print_baseline,
+        print_notes,
         print_shared_causes,
         summary_line,
         target_version,
@@ -281,6 +282,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     print(summary_line(report).split(" in ")[0], file=text)
     print_baseline(report, text)
     print_shared_causes(report, text)
+    print_notes(report, text)
     repro = config.getoption("lbfgs_repro")
     if repro:
         write_reproductions(report, Path(repro), text)

@@ -526,6 +526,22 @@ def shared_causes(results: Sequence[PropertyResult]) -> list[SharedCause]:
     return sorted(out, key=lambda g: (-len(g.properties), g.key))
 
 
+def print_notes(report: RunReport, out: TextIO | None = None, per_property: int = 3) -> None:
+    """Observations that are not failures, once per property (e.g. a state entry that differed only in the sign of
+    zero at a level that compares state with +0.0 equal to -0.0: docs/properties.md, "Signed zeros")."""
+    out = sys.stdout if out is None else out
+    noted = [(r.property, list(dict.fromkeys(r.notes))) for r in report.results if r.notes]
+    if not noted:
+        return
+    print("", file=out)
+    print("Notes (not failures):", file=out)
+    for pid, notes in noted:
+        for note in notes[:per_property]:
+            print(f"  - {pid}: {note}", file=out)
+        if len(notes) > per_property:
+            print(f"  - {pid}: ... {len(notes) - per_property} more (see --json)", file=out)
+
+
 def print_shared_causes(report: RunReport, out: TextIO | None = None) -> None:
     """The grouped summary: properties that fail for one shared cause."""
     out = sys.stdout if out is None else out

@@ -133,3 +133,12 @@ def test_two_loop_diagnosis_names_a_wrong_gamma() -> None:
     assert result.status is Status.FAIL
     assert "matches none of the usual mistakes" not in result.detail
     assert re.search(r"it matches: the initial scaling γ: .*γ = sᵀs/sᵀy of the newest pair", result.detail)
+
+
+def test_a_sign_of_zero_in_the_state_is_a_note_not_a_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/properties.md, "Signed zeros": at level properties the CLI passes and prints the note once."""
+    assert main(["check", "tests.quality.test_signed_zeros:ZeroSignOnLoad", "--budget", "quick", "--only",
+                 "resume.torch_save", "--no-baseline"]) == 0
+    text = capsys.readouterr().out
+    assert "Notes (not failures):" in text
+    assert re.search(r"resume\.torch_save: state_dict\.state\[0\]\.d: differs only in the sign of zero", text)
