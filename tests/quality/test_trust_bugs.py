@@ -12,22 +12,13 @@ import pytest
 import torch
 
 from lbfgs_verify.properties.base import REGISTRY, Status
-from tests.quality.trust_bugs import (
-    TRUST_BUGS,
-    CircularReshapeCopy,
-    CompactReshapeCopy,
-    TorchReshapeCopy,
-)
+from tests.quality.trust_bugs import TRUST_BUGS
 from tests.quality.verdict import verdict
 
-NEEDS_NONCONTIGUOUS = ("needs a non-contiguous leaf parameter among the quick budget's draws (issue 19 'Draw what "
-                       "users have'): at quick mathematics.first_direction draws 3 examples, none non-contiguous, "
-                       "so the lost update passes; at ci the strided layouts of the generated problems catch it")
-
 PENDING: dict[tuple[type, str], str] = {}
-"""(planted class, budget) -> the property change it waits for."""
-for _cls in (CircularReshapeCopy, CompactReshapeCopy, TorchReshapeCopy):
-    PENDING[(_cls, "quick")] = NEEDS_NONCONTIGUOUS
+"""(planted class, budget) -> the property change it waits for (none left: the strided draws of
+``lbfgs_verify.strategies`` catch the lost update, the 10-step resume runs the late counter, and
+``line_search.sufficient_decrease`` the test without t)."""
 
 
 def _cases() -> list[object]:

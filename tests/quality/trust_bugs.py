@@ -243,9 +243,9 @@ class CompactCounterOutsideState(_compiled(compact_lbfgs, "CompactLBFGS", (
 
 
 TRUST_BUGS: dict[type, str] = {
-    CircularReshapeCopy: "mathematics.first_direction",
-    CompactReshapeCopy: "mathematics.first_direction",
-    TorchReshapeCopy: "mathematics.first_direction",
+    CircularReshapeCopy: "mathematics.invariance",
+    CompactReshapeCopy: "mathematics.invariance",
+    TorchReshapeCopy: "mathematics.invariance",
     CircularArmijoWithoutStep: "line_search.sufficient_decrease",
     CompactArmijoWithoutStep: "line_search.sufficient_decrease",
     TorchArmijoWithoutStep: "line_search.sufficient_decrease",
