@@ -3,7 +3,9 @@
 written, a constructor that does not match told how to adapt, and the fuzz matrix printed once with a legend.
 
 The console scripts are run (not ``python -m``), since ``python -m`` puts the working directory on ``sys.path``
-itself and would hide the defect. The checks are restricted with ``--only`` to stay cheap (seconds).
+itself and would hide the defect. The checks are restricted with ``--only`` to stay cheap (seconds). The pytest
+route from the folder itself (ini ``lbfgs_target``) is run by ``tests/fast/test_readme.py``; here, from a
+subfolder (the target found through pytest's rootdir).
 """
 
 from __future__ import annotations
@@ -62,17 +64,6 @@ def test_check_imports_a_target_from_the_working_directory_and_repro_scripts_run
                             capture_output=True, text=True, timeout=120)
     assert "ModuleNotFoundError" not in replay.stderr, replay.stderr
     assert replay.returncode != 0 and "AssertionError" in replay.stderr, replay.stdout + replay.stderr
-
-
-def test_pytest_route_imports_a_target_from_the_invocation_directory(user_dir: Path) -> None:
-    done = subprocess.run([_script("pytest"), "-q", "-p", "no:cacheprovider", "--pyargs", "lbfgs_verify.suite",
-                           "--lbfgs-target", "myopt:MyLBFGS", "--lbfgs-budget", "quick",
-                           "--lbfgs-only", "resume.torch_save,resume.pickle_optimizer"],
-                          cwd=user_dir, env=_clean_env(), capture_output=True, text=True, timeout=300)
-    assert "cannot import" not in done.stdout + done.stderr, done.stdout + done.stderr
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "1 failed, 1 passed" in done.stdout, done.stdout
-    assert "FAILED" in done.stdout and "resume.torch_save" in done.stdout
 
 
 def test_pytest_run_from_a_subfolder_imports_the_target_from_the_rootdir(user_dir: Path) -> None:
