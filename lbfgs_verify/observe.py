@@ -36,6 +36,12 @@ from lbfgs_verify.trace import CountingClosure, Evaluation, flat
 from lbfgs_verify.trace import flat_grad as flat_grad  # re-exported for the observation helpers
 
 CURVATURE_THRESHOLD = 1e-10
+RELATIVE_CURVATURE_EPS = 2.220446049250313e-16
+"""The scale-invariant curvature skip of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995; scipy's lbfgsb.c ``matupd``
+is called only if ``sᵀy > epsmch·yᵀy``): a correct alternative to torch's absolute ``yᵀs > 1e-10``."""
+CURVATURE_RULES = ("skip", "relative")
+"""The curvature-skip rules a correct L-BFGS may use (``curvature=`` of :func:`rebuild_directions`): torch's
+absolute one and L-BFGS-B's scale-invariant one. The two decide alike except for tiny positive yᵀs."""
 """torch keeps a pair only if ``y·s > 1e-10`` (absolute; ``torch/optim/lbfgs.py``, "if ys > 1e-10")."""
 
 TORCH_DEFAULTS: dict[str, Any] = {
@@ -410,7 +416,8 @@ def rebuild_directions(
             ys = float(y @ s)
             if abs(ys - threshold) <= curvature_slack(s, y, xs[k - 1], xs[k], eps):
                 ambiguous = True
-            accept = {"skip": ys > threshold, "none": True, "inverted": ys <= threshold}[curvature]
+            accept = {"skip": ys > threshold, "none": True, "inverted": ys <= threshold,
+                      "relative": ys > RELATIVE_CURVATURE_EPS * float(y @ y)}[curvature]
             if accept and not (keep == "oldest" and len(memory) >= h):
                 memory.append((s, y))
                 yy = float(y @ y)

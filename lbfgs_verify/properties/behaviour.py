@@ -129,14 +129,18 @@ def _stop_reasons(steps: Sequence[ObservedStep], k: int, hp: dict[str, Any], his
         change = abs(last.loss - prev.loss)
         if change < tol_change * (1 + 1e-6) + 4 * eps * abs(last.loss):
             reasons.append(f"|Δf| = {change:.3g} < tolerance_change")
-    # gᵀd > -tolerance_change with d the L-BFGS direction at the last point, rebuilt from the observed pairs
-    xs, gs = _iterates(steps[:k + 1])
-    rebuilt = rebuild_directions(xs, gs, [history_size] * len(xs), eps)[-1]
-    d = rebuilt.d if len(xs) > 1 or step.calls > 1 or k > 0 else -gs[-1]
-    gtd = float(gs[-1] @ d)
-    slack = 1e-6 * float(gs[-1].abs().sum()) * float(d.abs().max())
-    if rebuilt.ambiguous or gtd > -tol_change * (1 + 1e-6) - slack:
-        reasons.append(f"gᵀd = {gtd:.3g} > -tolerance_change (d rebuilt from the observed pairs)")
+    # gᵀd > -tolerance_change with d the L-BFGS direction at the last point, rebuilt from the observed pairs: the
+    # memory kept across step() (torch) or restarted at this step() (allowed at level properties)
+    for memory, observed in (("kept across step()", steps[:k + 1]), ("restarted at this step()", steps[k:k + 1])):
+        xs, gs = _iterates(observed)
+        rebuilt = rebuild_directions(xs, gs, [history_size] * len(xs), eps)[-1]
+        d = rebuilt.d if len(xs) > 1 or step.calls > 1 or k > 0 else -gs[-1]
+        gtd = float(gs[-1] @ d)
+        slack = 1e-6 * float(gs[-1].abs().sum()) * float(d.abs().max())
+        if rebuilt.ambiguous or gtd > -tol_change * (1 + 1e-6) - slack:
+            reasons.append(f"gᵀd = {gtd:.3g} > -tolerance_change (d rebuilt from the observed pairs, memory "
+                           f"{memory})")
+            break
     return reasons
 
 
