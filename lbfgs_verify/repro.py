@@ -428,6 +428,11 @@ observe(N_STEPS, change_history_size)  # the target's exception here is the defe
 """Observed runs (:func:`lbfgs_verify.observe.observe`): property ID -> statements judging ``observe(n)``, with
 the constants of :func:`_observed_constants` in scope."""
 
+HISTORY_CHANGES: dict[str, str] = {"behaviour.change_history_size": "behaviour.change_history_size",
+                                   "behaviour.lowered_history_uses_newest": "behaviour.change_history_size"}
+"""Properties that change ``history_size`` between steps -> the observed check whose script they share (an
+exception in ``step()`` after the change is the reproducible part)."""
+
 _RAISE_IN_PLAIN_RUN = '''
 observe(N_STEPS)  # the target's exception at the last of these steps is the defect
 '''
@@ -766,10 +771,10 @@ def _observed_constants(property_id: str, evidence: dict[str, Any], hyperparamet
     step = evidence.get("step")
     raised = _raised_at_step(evidence, property_id)
     last = raised if raised is not None else step
-    if last is None and property_id != "behaviour.change_history_size":
+    if last is None and property_id not in HISTORY_CHANGES:
         raise NoReproduction(f"{property_id}: the evidence lacks the failing step")
     values: dict[str, Any] = {"N_STEPS": int(last) + 1 if last is not None else 0}
-    if raised is not None and property_id != "behaviour.change_history_size":
+    if raised is not None and property_id not in HISTORY_CHANGES:
         pass  # the plain run to the step that raised needs nothing else
     elif property_id == "behaviour.converged_no_move":
         values["TOLERANCE_GRAD"] = float(evidence["tolerance_grad"])
@@ -790,7 +795,10 @@ def _observed_constants(property_id: str, evidence: dict[str, Any], hyperparamet
         schedule = evidence.get("schedule", [int(hyperparameters["max_iter"])] * (int(last) + 1))
         values["MAX_ITERS"] = [int(m) for m in schedule][:int(last) + 1]
         values["CHANGED"] = property_id == "behaviour.change_max_iter"
-    elif property_id == "behaviour.change_history_size":
+    elif property_id in HISTORY_CHANGES:
+        if evidence.get("round_trip"):
+            raise NoReproduction(f"{property_id}: the change went through a state_dict round trip; only a plain "
+                                 "change of param_groups[0]['history_size'] has a standalone script")
         if raised is None:
             raise NoReproduction(f"{property_id}: the directions after the change differ from the two-loop rebuild "
                                  "of the observed pairs; that rebuild is lbfgs-verify's own, so only a failure that "
@@ -830,10 +838,10 @@ def reproduction_for_failure(target: str, property_id: str, evidence: dict[str, 
         return _split_reproduction(target, property_id, evidence, assertion)
     plain = property_id in PLAIN_RUN_PROPERTIES or property_id in CHANGED_FROM_STEP
     if (property_id in _OBSERVED_CHECKS and "exception" not in evidence) or (plain and raised) \
-            or property_id == "behaviour.change_history_size":
+            or property_id in HISTORY_CHANGES:
         problem, source, hyperparameters = _scenario_parts(property_id, evidence)
-        body = _OBSERVED_CHECKS.get(property_id, _RAISE_IN_PLAIN_RUN)
-        if raised and property_id != "behaviour.change_history_size":
+        body = _OBSERVED_CHECKS.get(HISTORY_CHANGES.get(property_id, property_id), _RAISE_IN_PLAIN_RUN)
+        if raised and property_id not in HISTORY_CHANGES:
             body = _RAISE_IN_PLAIN_RUN
         return reproduction_script(Reproduction(
             target=target, problem_source=source, start=_start_values(problem), dtype=problem.dtype,
