@@ -32,6 +32,7 @@ TORCH_2_13_FAILURES: dict[str, str] = {
     # defect #1 seen from the dict handed to load_state_dict: the loaded optimizer rewrites its prev_flat_grad
     "state.loaded_dict_untouched": "prev_flat_grad",
     "state.same_dict_loaded_twice": "second optimizer loaded from the same in-memory state_dict",
+    "behaviour.lowered_history_uses_newest": "IndexError",  # defect #4, seen by the properties-level claim
 }
 
 
@@ -43,6 +44,13 @@ def _check(tmp_path: Path, target: str, *args: str) -> tuple[int, dict, str]:
     )
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return done.returncode, report, done.stdout + done.stderr
+
+
+def _other_kind(property_id: str) -> bool:
+    """The properties of stepper and functional targets: not applicable to a torch optimizer (a skip saying so)."""
+    from lbfgs_verify.kinds import KIND_CATEGORIES
+
+    return property_id.split(".")[0] in KIND_CATEGORIES
 
 
 def _statuses(report: dict) -> dict[str, str]:
@@ -69,7 +77,7 @@ def test_torch_fails_exactly_its_real_defects(tmp_path: Path, budget: str, level
     details = {r["property"]: r["detail"] for r in report["results"]}
     for pid, evidence in expected.items():
         assert evidence in details[pid], f"{pid}: {details[pid]}"
-    skipped = {pid for pid, status in statuses.items() if status == "skip"}
+    skipped = {pid for pid, status in statuses.items() if status == "skip" and not _other_kind(pid)}
     assert all(pid.startswith("cuda.") for pid in skipped) and (bool(skipped) != torch.cuda.is_available())
 
 
@@ -79,7 +87,8 @@ def test_reference_passes_everything(tmp_path: Path, mode: str, budget: str) -> 
     code, report, output = _check(tmp_path, "lbfgs_verify.reference:LBFGS", "--mode", mode, "--budget", budget)
     assert code == 0, output
     statuses = _statuses(report)
-    assert {s for pid, s in statuses.items() if not pid.startswith("cuda.")} == {"pass"}, output
+    judged = {pid: s for pid, s in statuses.items() if not pid.startswith("cuda.") and not _other_kind(pid)}
+    assert set(judged.values()) == {"pass"}, output
     if mode == "conformance":
         assert {"conformance.trajectory", "conformance.state_into_torch", "conformance.state_from_torch"} <= set(
             statuses)

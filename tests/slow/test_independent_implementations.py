@@ -14,6 +14,7 @@ import io
 import pytest
 import torch
 
+from lbfgs_verify.kinds import KIND_CATEGORIES
 from lbfgs_verify.properties.base import Status
 from lbfgs_verify.properties.runner import select_properties
 from tests.quality.independent.circular_lbfgs import CircularLBFGS
@@ -21,7 +22,8 @@ from tests.quality.independent.compact_lbfgs import CompactLBFGS
 from tests.quality.verdict import verdict
 
 IMPLEMENTATIONS: tuple[type[torch.optim.Optimizer], ...] = (CircularLBFGS, CompactLBFGS)
-PROPERTIES = [p.id for p in select_properties("properties")]
+PROPERTIES = [p.id for p in select_properties("properties") if p.category not in KIND_CATEGORIES]
+"""Every properties-level property of a torch optimizer (those of stepper and functional targets do not apply)."""
 
 FALSE_VERDICTS: dict[tuple[type, str], str] = {}
 """(implementation, property) -> why its failure is a false verdict (the notes of issue 19 give the evidence)."""
