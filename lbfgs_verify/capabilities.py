@@ -188,6 +188,18 @@ target runs with its own behaviour) rather than the example being rejected. Prop
 the setting itself declare it in ``needs``."""
 
 
+TORCH_DEFAULTS: dict[str, Any] = {"lr": 1, "max_eval": None, "tolerance_change": 1e-9}
+"""torch.optim.LBFGS's defaults of the settings a target may lack (torch/optim/lbfgs.py)."""
+
+
+def _is_torch_default(key: str, value: Any) -> bool:
+    """Whether ``value`` is torch's default for ``key`` (a plain number or None): a target that lacks the setting
+    runs as with it, so the argument is left out instead of handed to a constructor that has no such option."""
+    if key not in TORCH_DEFAULTS or not (value is None or isinstance(value, (int, float))) or isinstance(value, bool):
+        return False
+    return value == TORCH_DEFAULTS[key]
+
+
 class Guarded:
     """A target wrapper: the factory refuses (by rejecting the example) parameters or hyperparameters that use
     a declared-lacking feature, so that no property can hand a lacked feature to the target by accident."""
@@ -200,7 +212,8 @@ class Guarded:
         return getattr(self._target, name)
 
     def make(self, params: Sequence[Any], **hyperparameters: Any) -> Any:
-        kept = {k: v for k, v in hyperparameters.items() if not (k in OMITTED_WHEN_LACKED and k in self.lacks)}
+        kept = {k: v for k, v in hyperparameters.items()
+                if not (k in self.lacks and (k in OMITTED_WHEN_LACKED or _is_torch_default(k, v)))}
         reject_lacked(features_of_parameters(list(params)) | features_of_hyperparameters(kept))
         return self._target.make(params, **kept)
 

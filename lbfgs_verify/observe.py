@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lbfgs_verify.bitwise import same_values
 from lbfgs_verify.evidence import PropertyFailed
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.trace import CountingClosure, Evaluation, flat
@@ -251,6 +252,8 @@ def observe(
             raise
         record = ObservedStep(k, closure.take(), flat(params), None if returned is None else float(returned),
                               in_effect)
+        if not record.evaluations and obs.steps and same_values(record.x_after, obs.steps[-1].x_after):
+            break  # a step that neither evaluated nor moved: the optimizer has finished (scipy-style ones do this)
         obs.steps.append(record)
         if obs.grad_mask is None:
             obs.grad_mask = closure.mask

@@ -113,7 +113,11 @@ def solve(target: Any, problem: Problem, settings: dict[str, Any] | None = None)
 
     def run() -> tuple[float, Observation]:
         with quiet_known_warnings():
-            obs = observe(target, problem, chosen, MAX_STEPS, stop_when=lambda step: not step.moved)
+            # A step that did not move, or did not even evaluate (an optimizer that knows it has converged, as
+            # scipy-style ones do, may return at once: torch's evaluate-first schedule is a semantics claim),
+            # ends the run; the point it left is judged.
+            obs = observe(target, problem, chosen, MAX_STEPS,
+                          stop_when=lambda step: not step.evaluations or not step.moved)
             return problem.value(obs.params), obs
 
     return shared_result("convergence.solve", target, (problem.name, repr(sorted(chosen.items()))), run)

@@ -568,14 +568,23 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
                 f"{float(start.g.abs().max()):.3g} > tolerance_grad: a strong-Wolfe point exists along every descent "
                 "direction of a smooth function bounded below (N&W Lemma 3.1)", step=step.index, calls=step.calls,
                 gtp=gtp)
+        before = [obs.x0, *(s.x_after for s in obs.steps)]
         for step, following in zip(obs.steps, obs.steps[1:], strict=False):
-            if not step.moved:
+            x_k = before[step.index]
+            # The evaluations at x_k and at the accepted point: torch evaluates x_k first in each step; an optimizer
+            # that keeps f and g of the point it accepted (scipy's does) evaluated it during the previous step.
+            previous = obs.steps[step.index - 1].evaluations if step.index else []
+            at_start = [e for e in [*step.evaluations[:1], *reversed(previous)] if same_values(e.x, x_k)]
+            if not at_start or same_values(step.x_after, x_k):
                 continue
-            end = following.start
-            if not same_values(end.x, step.x_after):
-                raise obs.fail(f"step {step.index + 1} evaluated the closure first at another point than the "
-                               "parameters left by the previous step", step=step.index + 1)
-            check = wolfe_check(step.start, end, obs.eps)
+            at_end = [e for e in [*following.evaluations[:1], *reversed(step.evaluations)]
+                      if same_values(e.x, step.x_after)]
+            if not at_end:
+                raise obs.fail(f"step {step.index} accepted a point at which the closure was never evaluated (neither "
+                               "during the step nor first in the next one): the Wolfe conditions cannot have been "
+                               "tested there", step=step.index)
+            end = at_end[0]
+            check = wolfe_check(at_start[0], end, obs.eps)
             if check.sufficient_decrease and check.curvature_condition:
                 continue
             if step.calls >= max_eval or _bracket_collapsed(step.evaluations, tolerance_change, obs.eps):
@@ -589,7 +598,7 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
                              f"{check.slack_g:.3g}")
             raise obs.fail(
                 f"step {step.index}: the accepted point violates the strong Wolfe conditions (c1=1e-4, c2=0.9): "
-                f"{'; '.join(which)}; gᵀp = {check.gtp:.6g}, f_k = {step.start.loss:.10g}, f_{{k+1}} = "
+                f"{'; '.join(which)}; gᵀp = {check.gtp:.6g}, f_k = {at_start[0].loss:.10g}, f_{{k+1}} = "
                 f"{end.loss:.10g}, {step.calls} closure calls (max_eval={max_eval}), no documented exit "
                 "(budget not used up, bracket not below tolerance_change)",
                 step=step.index, decrease=check.decrease, curvature=check.curvature, gtp=check.gtp,
