@@ -142,3 +142,13 @@ def test_a_sign_of_zero_in_the_state_is_a_note_not_a_failure(capsys: pytest.Capt
     text = capsys.readouterr().out
     assert "Notes (not failures):" in text
     assert re.search(r"resume\.torch_save: state_dict\.state\[0\]\.d: differs only in the sign of zero", text)
+
+
+def test_a_scipy_style_optimizer_is_not_failed_for_torchs_conventions(capsys: pytest.CaptureFixture[str]) -> None:
+    """lbfgs_verify.reference:LBFGSB (scipy's L-BFGS-B behind torch's constructor; it declares that it lacks lr,
+    max_eval, tolerance_change and the fixed step) keeps f and g of the point it accepts instead of re-evaluating
+    it, and returns without a closure call once it has converged: neither is a defect at level properties. It
+    used to fail mathematics.strong_wolfe, mathematics.descent_direction and convergence.reaches_f_star for it,
+    and every property that passed torch's default lr=1 to its constructor."""
+    assert main(["check", "lbfgs_verify.reference:LBFGSB", "--budget", "quick", "--no-baseline"]) == 0, \
+        capsys.readouterr().out
