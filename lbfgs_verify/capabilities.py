@@ -30,6 +30,7 @@ FEATURES: dict[str, str] = {
     "no_grad_params": "parameters that never receive a gradient (p.grad stays None)",
     "sparse_gradients": "parameters whose .grad is a sparse tensor (torch.nn.Embedding(sparse=True))",
     "several_tensors": "more than one parameter tensor",
+    "non_contiguous": "leaf parameters that are not contiguous in memory (strided views such as base[:, ::2])",
 }
 """Every feature a target may declare it lacks, with what it means."""
 
@@ -98,7 +99,8 @@ def features_of_hyperparameters(hyperparameters: Mapping[str, Any]) -> frozenset
 
 
 def features_of_parameters(params: Sequence[Any]) -> frozenset[str]:
-    """The :data:`FEATURES` that a list of parameter tensors uses (dtypes, complex, several tensors)."""
+    """The :data:`FEATURES` that a list of parameter tensors uses (dtypes, complex, several tensors, a
+    non-contiguous layout)."""
     used: set[str] = set()
     for p in params:
         dtype = str(getattr(p, "dtype", "")).removeprefix("torch.")
@@ -109,6 +111,8 @@ def features_of_parameters(params: Sequence[Any]) -> frozenset[str]:
             used.add(dtype)
     if len(params) > 1:
         used.add("several_tensors")
+    if any(hasattr(p, "is_contiguous") and p.numel() > 0 and not p.is_contiguous() for p in params):
+        used.add("non_contiguous")
     return frozenset(used)
 
 

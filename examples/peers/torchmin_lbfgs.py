@@ -28,6 +28,7 @@ class TorchminLBFGS(torchmin.Minimizer):
     lbfgs_verify_lacks = (
         "max_eval",  # torchmin has no evaluation budget per step
         "complex",  # torchmin/bfgs.py does not support complex parameters
+        "non_contiguous",  # crashes on strided leaf parameters: a flat view(-1) of a non-contiguous tensor
     )
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 1, max_iter: int = 20, max_eval: int | None = None,

@@ -28,6 +28,7 @@ class ScipyLBFGSB(torchmin.ScipyMinimizer):
         "lr",  # scipy chooses its own step lengths
         "no_line_search",  # L-BFGS-B always runs its line search
         "complex",  # scipy works on real float64 vectors
+        "non_contiguous",  # crashes on strided leaf parameters: a flat view(-1) of a non-contiguous tensor
     )
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 1, max_iter: int = 20, max_eval: int | None = None,

@@ -207,6 +207,21 @@ def local_minimum_defect(problem: Problem, params: list[torch.Tensor]) -> str | 
     return None
 
 
+def _f_star_misses(ctx: CheckContext) -> tuple[dict[str, Any], list[tuple[Problem, float, float, float, Any]],
+                                               list[str]]:
+    """The shared runs of both convergence properties: the settings, ``(problem, f, f - f*, tolerance,
+    observation)`` for each run that missed the tabulated f* (:func:`f_star_tolerance`), and the crashes."""
+    settings = settings_for(ctx.lacks)
+    solved, crashes = _solve_visited(ctx, settings)
+    misses = []
+    for problem, f, obs in solved:
+        assert problem.f_star is not None
+        gap, tol = f - problem.f_star, f_star_tolerance(problem.f_star)
+        if not gap <= tol:
+            misses.append((problem, f, gap, tol, obs))
+    return settings, misses, crashes
+
+
 @register(
     "convergence.reaches_f_star",
     category="convergence",
@@ -225,14 +240,8 @@ def check_reaches_f_star(ctx: CheckContext) -> None:
     (:func:`local_minimum_defect`). All failures (points that are neither, and exceptions raised) are collected
     and reported together."""
     failures = []
-    settings = settings_for(ctx.lacks)
-    solved, crashes = _solve_visited(ctx, settings)
-    for problem, f, obs in solved:
-        assert problem.f_star is not None
-        gap = f - problem.f_star
-        tol = f_star_tolerance(problem.f_star)
-        if gap <= tol:
-            continue
+    settings, misses, crashes = _f_star_misses(ctx)
+    for problem, f, gap, tol, obs in misses:
         defect = local_minimum_defect(problem, obs.params)
         if defect is not None:
             failures.append((problem.name, f, problem.f_star, gap, tol, defect, _summary(obs)))
@@ -263,15 +272,8 @@ def check_reaches_tabulated_f_star(ctx: CheckContext) -> None:
     """Same runs as ``convergence.reaches_f_star`` (shared); the published f* (MGH 1981 / the problem's own
     closed form) must be reached within :func:`f_star_tolerance`. All failures (values missed and exceptions
     raised) are collected and reported together."""
-    failures = []
-    settings = settings_for(ctx.lacks)
-    solved, crashes = _solve_visited(ctx, settings)
-    for problem, f, obs in solved:
-        assert problem.f_star is not None
-        gap = f - problem.f_star
-        tol = f_star_tolerance(problem.f_star)
-        if not gap <= tol:
-            failures.append((problem.name, f, problem.f_star, gap, tol, _summary(obs)))
+    settings, misses, crashes = _f_star_misses(ctx)
+    failures = [(problem.name, f, problem.f_star, gap, tol, _summary(obs)) for problem, f, gap, tol, obs in misses]
     if failures or crashes:
         lines = [f"{name}: f = {f:.12g}, f* = {fs:.12g}, f - f* = {gap:.3g} > {tol:.3g} ({summary})"
                  for name, f, fs, gap, tol, summary in failures] + crashes
