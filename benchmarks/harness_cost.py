@@ -50,7 +50,7 @@ def check_cost(spec: str = "torch.optim:LBFGS", *, level: str = "properties", bu
     """Run ``check`` (no baseline) of a counting subclass of ``spec``'s class; the calls it made."""
     from lbfgs_verify.properties.base import load_all
     from lbfgs_verify.properties.runner import run_check, select_properties, summary_line
-    from lbfgs_verify.targets import Target, load_target
+    from lbfgs_verify.targets.load import Target, load_target
 
     load_all()
     target = load_target(spec)
@@ -104,7 +104,7 @@ def baseline_cost(spec: str = "torch.optim:LBFGS") -> BaselineCost:
     """The 34 properties of the issue's baseline, today (each at its own level), counted as :func:`check_cost`."""
     from lbfgs_verify.properties.base import REGISTRY, load_all
     from lbfgs_verify.properties.runner import run_check
-    from lbfgs_verify.targets import Target, load_target
+    from lbfgs_verify.targets.load import Target, load_target
 
     load_all()
     target = load_target(spec)
@@ -135,8 +135,8 @@ class SplitCost:
 def all_splits_cost(spec: str = "torch.optim:LBFGS", budget: str = "ci") -> SplitCost:
     """``resume.torch_save`` alone, its ``step()`` calls split into the uninterrupted recording, the one-step
     resume at every split, and the resume chain (the full continuations)."""
+    import lbfgs_verify.engine.recordings as recordings
     import lbfgs_verify.properties.resume as resume
-    import lbfgs_verify.recordings as recordings
 
     phase = {"name": "one_step"}
     by_phase = {"recording": 0, "one_step": 0, "chain": 0}

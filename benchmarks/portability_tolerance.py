@@ -5,7 +5,7 @@ Run from the repository root: ``PYTHONPATH=. python benchmarks/portability_toler
 Prints, per case, the largest ``|Δx|`` and the largest ratio ``|Δx| / (atol + rtol·|x|)`` of THREAD_TOLERANCE
 after each resumed step (ratio < 1: within the tolerance).
 
-``--golden`` instead measures the golden traces' tolerance (:mod:`lbfgs_verify.golden_traces`): each recorded
+``--golden`` instead measures the golden traces' tolerance (:mod:`lbfgs_verify.compare.golden_traces`): each recorded
 kernel set of the shipped files is left out in turn and judged against the others with the tolerance measured
 from them (no re-run: seconds). Prints, per file and left-out set, how many runs equal another set, stay within
 the tolerance (up to a changed branch decision or not), or go beyond, and the measured bounds.
@@ -18,7 +18,7 @@ from collections import Counter
 
 import torch
 
-from lbfgs_verify.engine import Scenario
+from lbfgs_verify.engine.runs import Scenario
 from lbfgs_verify.properties.portability import CONDITION_NUMBERS, THREAD_TOLERANCE, long_quadratic, run_across_threads
 from tests.quality.test_portability import StateLoadedAsFloat32, StateLostOnLoad
 
@@ -36,7 +36,7 @@ def ratios(expected: list, resumed: list) -> list[tuple[float, float]]:
 
 
 def golden_leave_one_out() -> None:
-    from lbfgs_verify import golden_traces as gt
+    from lbfgs_verify.compare import golden_traces as gt
 
     for name in (gt.TORCH_FILE, gt.SCIPY_FILE):
         record = gt.read_record_file(gt.golden_traces_dir() / name)

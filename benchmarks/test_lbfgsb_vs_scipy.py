@@ -27,7 +27,7 @@ import scipy.optimize
 import torch
 from threadpoolctl import threadpool_limits
 
-from lbfgs_verify.engine import comparison_environment
+from lbfgs_verify.compare.environment import comparison_environment
 from lbfgs_verify.reference import minimize_lbfgsb
 
 SIZES = (100, 10_000, 1_000_000)

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import torch
 
-from lbfgs_verify.bitwise import first_difference
-from lbfgs_verify.engine import comparison_environment
+from lbfgs_verify.compare.bitwise import first_difference
+from lbfgs_verify.compare.environment import comparison_environment
 from lbfgs_verify.reference import LBFGS
 
 SIZES = (100, 10_000, 1_000_000)

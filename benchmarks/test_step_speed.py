@@ -14,7 +14,7 @@ import torch
 
 from lbfgs_verify.reference import LBFGS
 from lbfgs_verify.report.benchmarks import TARGETS_ENV_VAR
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 
 torch.set_num_threads(1)
 

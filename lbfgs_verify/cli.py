@@ -19,7 +19,7 @@ work); 141 when the reader of the output went away during a check run (``--list`
 ``lbfgs-verify record --output DIR|FILE [--target TARGET] [--only TEXT] [--kernel-sets NAMES]`` records golden
 traces under every kernel set this CPU can force (it never writes the shipped records unless --output names them)
 and ``lbfgs-verify drift [--records DIR|FILE] [--target TARGET] [--only TEXT] [--json PATH]`` compares the installed
-libraries (or a target) with them (:mod:`lbfgs_verify.golden_traces`). drift exits 0 when every run is bitwise
+libraries (or a target) with them (:mod:`lbfgs_verify.compare.golden_traces`). drift exits 0 when every run is bitwise
 identical to the record of this CPU's kernel set, or within the tolerance measured from the recorded kernel sets
 (unrecorded kernel set, other versions or BLAS), 1 otherwise or when a file holds fewer runs than its selection
 covers, 2 on bad arguments or unreadable records.
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--seed", type=int, default=0, help="global RNG seed of every run and of the fuzzer")
     report.add_argument("--threads", type=_positive_int, default=1, help="torch and BLAS threads (default 1)")
     report.add_argument("--lacks", metavar="FEATURES",
-                        help="comma-separated features the targets lack (see lbfgs_verify.capabilities.FEATURES)")
+                        help="comma-separated features the targets lack (lbfgs_verify.engine.capabilities.FEATURES)")
     report.add_argument("--benchmark-json", metavar="PATH", type=Path,
                         help="read this pytest-benchmark JSON instead of running benchmarks/test_step_speed.py")
     report.add_argument("--no-benchmarks", action="store_true",
@@ -226,7 +226,7 @@ def _stdout_closed(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import time
 
-    from lbfgs_verify.capabilities import CapabilityError, parse_lacks
+    from lbfgs_verify.engine.capabilities import CapabilityError, parse_lacks
     from lbfgs_verify.report.options import ProblemSetError, problem_set, section_set
     from lbfgs_verify.report.write import fresh_directory, output_problem
 
@@ -246,9 +246,9 @@ def _report(args: argparse.Namespace) -> int:
     if args.benchmark_json is not None and not args.benchmark_json.is_file():
         print(f"lbfgs-verify: error: --benchmark-json {args.benchmark_json}: no such file", file=sys.stderr)
         return EXIT_USAGE
-    from lbfgs_verify.capabilities import declared_lacks
+    from lbfgs_verify.engine.capabilities import declared_lacks
     from lbfgs_verify.properties.runner import interface_problem
-    from lbfgs_verify.targets import TargetLoadError, load_target
+    from lbfgs_verify.targets.load import TargetLoadError, load_target
 
     for spec in args.target:
         try:
@@ -277,8 +277,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from lbfgs_verify.golden_traces import GoldenTraceError, record_suite, record_target
-    from lbfgs_verify.targets import TargetLoadError
+    from lbfgs_verify.compare.golden_traces import GoldenTraceError, record_suite, record_target
+    from lbfgs_verify.targets.load import TargetLoadError
 
     def progress(run_id: str) -> None:
         print(f"  recording {run_id}", file=sys.stderr, flush=True)
@@ -312,7 +312,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _drift(args: argparse.Namespace) -> int:
-    from lbfgs_verify.golden_traces import GoldenTraceError, compare_file, golden_traces_dir
+    from lbfgs_verify.compare.golden_traces import GoldenTraceError, compare_file, golden_traces_dir
 
     location = args.records or golden_traces_dir()
     files = sorted(location.glob("*.json")) if location.is_dir() else [location]
@@ -385,7 +385,7 @@ def _json_path_problem(path: Path) -> str | None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from lbfgs_verify.capabilities import FEATURES, CapabilityError, SkipsFileError, parse_lacks, read_skips_file
+    from lbfgs_verify.engine.capabilities import FEATURES, CapabilityError, SkipsFileError, parse_lacks, read_skips_file
 
     if args.list_features:
         for name, text in FEATURES.items():
@@ -433,7 +433,7 @@ def _check(args: argparse.Namespace) -> int:
         target_version,
         write_reproductions,
     )
-    from lbfgs_verify.targets import TARGET_ENV_VAR, TargetLoadError, load_target
+    from lbfgs_verify.targets.load import TARGET_ENV_VAR, TargetLoadError, load_target
 
     spec = args.target or os.environ.get(TARGET_ENV_VAR)
     if not spec:

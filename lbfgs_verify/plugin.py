@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from lbfgs_verify.targets import TARGET_ENV_VAR
+from lbfgs_verify.targets.load import TARGET_ENV_VAR
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -124,7 +124,7 @@ def suite_settings(config: pytest.Config) -> SuiteSettings:
         raise pytest.UsageError(f"lbfgs_threads = {threads_text!r} is not an integer") from None
     if threads < 1:
         raise pytest.UsageError(f"lbfgs_threads = {threads} must be at least 1")
-    from lbfgs_verify.capabilities import CapabilityError, SkipsFileError, parse_lacks, read_skips_file
+    from lbfgs_verify.engine.capabilities import CapabilityError, SkipsFileError, parse_lacks, read_skips_file
 
     lacks_option = config.getoption("lbfgs_lacks")
     lacks_source = "--lbfgs-lacks" if lacks_option else "ini lbfgs_lacks"
@@ -158,7 +158,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     from lbfgs_verify.properties.base import BUDGETS as BUDGET_OBJECTS
     from lbfgs_verify.properties.runner import header_lines, library_versions, target_version
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     sources: dict[str, list[str]] = {}
     try:
@@ -197,13 +197,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if settings.target is None:
         raise pytest.UsageError(MISSING_TARGET_MESSAGE)
     from lbfgs_verify.properties.runner import interface_problem
-    from lbfgs_verify.targets import TargetLoadError, load_target
+    from lbfgs_verify.targets.load import TargetLoadError, load_target
 
     try:
         target = load_target(settings.target, root=config.rootpath)
     except TargetLoadError as exc:
         raise pytest.UsageError(f"lbfgs_verify.suite: {exc} (target from {settings.target_source})") from None
-    from lbfgs_verify.capabilities import CapabilityError
+    from lbfgs_verify.engine.capabilities import CapabilityError
 
     try:
         sources = _lacks_sources(settings, target)
@@ -218,11 +218,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def lbfgs_check_context(pytestconfig: pytest.Config) -> Iterator[CheckContext]:
     """The :class:`~lbfgs_verify.properties.base.CheckContext` of the configured target, mode, budget, threads.
     The uninterrupted recordings are shared by the whole session, as ``lbfgs-verify check`` shares them
-    (:mod:`lbfgs_verify.recordings`)."""
+    (:mod:`lbfgs_verify.engine.recordings`)."""
+    from lbfgs_verify.engine.recordings import shared_recordings
     from lbfgs_verify.properties.base import BUDGETS as BUDGET_OBJECTS
     from lbfgs_verify.properties.base import CheckContext
-    from lbfgs_verify.recordings import shared_recordings
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     settings = suite_settings(pytestconfig)
     if settings.target is None:
@@ -269,7 +269,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         target_version,
         write_reproductions,
     )
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     settings = suite_settings(config)
     target = load_target(settings.target, root=config.rootpath)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lbfgs_verify.reference  # noqa: F401  (see below)
-from lbfgs_verify.hypothesis_profiles import load_profile
+from lbfgs_verify.engine.hypothesis_profiles import load_profile
 
 load_profile()
 # Bits depend on the thread count: every comparison in this suite runs single-threaded.

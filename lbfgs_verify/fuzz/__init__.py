@@ -2,7 +2,7 @@
 
 Public API: :func:`run_fuzz` -> :class:`FuzzReport` (``to_json()``, ``matrix()``, ``findings``); the
 strategies of reachable states are in :mod:`lbfgs_verify.fuzz.states`, the corruption classes in
-:mod:`lbfgs_verify.fuzz.corruptions`, the routes in :data:`lbfgs_verify.engine.ROUTES`.
+:mod:`lbfgs_verify.fuzz.corruptions`, the routes in :data:`lbfgs_verify.engine.runs.ROUTES`.
 """
 
 from __future__ import annotations

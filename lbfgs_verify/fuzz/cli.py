@@ -48,7 +48,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     fuzz.add_argument("--classes", type=_names, metavar="C1,C2",
                       help=f"corruption classes to run (default all: {', '.join(CLASS_NAMES)})")
     fuzz.add_argument("--lacks", metavar="F1,F2", default="",
-                      help="features the target lacks (never drawn); see lbfgs_verify.capabilities.FEATURES")
+                      help="features the target lacks (never drawn); see lbfgs_verify.engine.capabilities.FEATURES")
     fuzz.add_argument("--database", default=DEFAULT_DATABASE, metavar="DIR|redis://HOST:PORT|none",
                       help=f"hypothesis example database keeping findings between runs (default {DEFAULT_DATABASE})")
     fuzz.add_argument("--repro-dir", type=Path, default=Path(DEFAULT_REPRO_DIR), metavar="DIR",
@@ -114,7 +114,7 @@ def legend_lines(outcomes: list[str] | None = None) -> list[str]:
 def matrix_lines(report: FuzzReport) -> list[str]:
     """The route x outcome and class x outcome tables, as printed (defect columns marked ``*``), and the
     legend of the outcomes shown."""
-    from lbfgs_verify.engine import ROUTES
+    from lbfgs_verify.engine.runs import ROUTES
     from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, FINDINGS, VALID_OUTCOMES
 
     lines: list[str] = []
@@ -147,11 +147,11 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch of ``lbfgs-verify fuzz`` (see the module docstring for the exit status)."""
     import os
 
-    from lbfgs_verify.capabilities import CapabilityError, parse_lacks
-    from lbfgs_verify.engine import ROUTES
+    from lbfgs_verify.engine.capabilities import CapabilityError, parse_lacks
+    from lbfgs_verify.engine.runs import ROUTES
     from lbfgs_verify.fuzz.corruptions import CORRUPTIONS
     from lbfgs_verify.fuzz.runner import run_fuzz
-    from lbfgs_verify.targets import TARGET_ENV_VAR, TargetLoadError, load_target
+    from lbfgs_verify.targets.load import TARGET_ENV_VAR, TargetLoadError, load_target
 
     def usage(message: str) -> int:
         print(f"lbfgs-verify fuzz: error: {message}", file=sys.stderr)

@@ -7,7 +7,7 @@ target shares) and the target's names for torch.optim.LBFGS's options (:class:`C
 what the optimizer could never have produced itself (:data:`_BAD_OPTIONS`, :func:`_counted`; issue 8's load
 policy). Each corruption returns an :class:`Applied`: the damaged value, how it
 is delivered (the dict in memory, or bytes through ``torch.load(weights_only=True)``), a description naming
-the key, and Python statements that redo it in a standalone reproduction (:mod:`lbfgs_verify.repro`).
+the key, and Python statements that redo it in a standalone reproduction (:mod:`lbfgs_verify.engine.repro`).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.engine import torch_save_bytes
-from lbfgs_verify.targets import TORCH_LBFGS_OPTIONS
+from lbfgs_verify.engine.runs import torch_save_bytes
+from lbfgs_verify.targets.load import TORCH_LBFGS_OPTIONS
 
 Path = tuple[Any, ...]
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 OptionNames = Mapping[str, str]
 """torch.optim.LBFGS's option names -> the target's names for them in its saved param_groups (absent: the target
-has no counterpart); see :func:`lbfgs_verify.targets.option_names`."""
+has no counterpart); see :func:`lbfgs_verify.targets.load.option_names`."""
 TORCH_OPTION_NAMES: OptionNames = {name: name for name in TORCH_LBFGS_OPTIONS}
 
 

@@ -1,7 +1,7 @@
 """The names of the fuzzer's routes and corruption classes, importable without torch (for ``--help``).
 
 They are part of the interface; ``tests/fast/test_fuzz.py`` checks that they equal
-:data:`lbfgs_verify.engine.ROUTES` and :data:`lbfgs_verify.fuzz.corruptions.CORRUPTIONS`.
+:data:`lbfgs_verify.engine.runs.ROUTES` and :data:`lbfgs_verify.fuzz.corruptions.CORRUPTIONS`.
 """
 
 ROUTE_NAMES: tuple[str, ...] = ("save-load", "save-load-file", "deepcopy", "pickle", "optimizer-copy", "in-memory",

@@ -43,7 +43,7 @@ class CaseOutcome:
         outcome: one of :data:`VALID_OUTCOMES` / :data:`CORRUPT_OUTCOMES`.
         message: what happened (divergence with step, key and ULPs; exception and where; warning text).
         example: JSON-able description of the case (state, hyperparameters, split, corruption).
-        reproduction: a standalone script (findings only; see :mod:`lbfgs_verify.repro`).
+        reproduction: a standalone script (findings only; see :mod:`lbfgs_verify.engine.repro`).
     """
 
     kind: str

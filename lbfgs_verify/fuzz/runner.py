@@ -25,13 +25,14 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from lbfgs_verify.bitwise import first_difference
-from lbfgs_verify.capabilities import declared_lacks, parse_lacks
-from lbfgs_verify.engine import (
-    KNOWN_HARMLESS_WARNINGS,
+from lbfgs_verify.compare.bitwise import first_difference
+from lbfgs_verify.compare.environment import KNOWN_HARMLESS_WARNINGS, comparison_environment
+from lbfgs_verify.engine.capabilities import declared_lacks, parse_lacks
+from lbfgs_verify.engine.evidence import PropertyFailed
+from lbfgs_verify.engine.repro import Reproduction, reproduction_script
+from lbfgs_verify.engine.runs import (
     ROUTES,
     Route,
-    comparison_environment,
     continue_run,
     difference_evidence,
     exception_origin,
@@ -42,12 +43,10 @@ from lbfgs_verify.engine import (
     torch_load_bytes,
     torch_save_bytes,
 )
-from lbfgs_verify.evidence import PropertyFailed
 from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, HOSTILE_RUNS, Applied, Context, Corruption
 from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, EVERY_LOAD_DIVERGES, FINDINGS, VALID_OUTCOMES, CaseOutcome
 from lbfgs_verify.fuzz.states import FuzzState, fuzz_states
-from lbfgs_verify.repro import Reproduction, reproduction_script
-from lbfgs_verify.targets import option_names
+from lbfgs_verify.targets.load import option_names
 
 EVERY_LOAD_MESSAGE = "every load diverges (the undamaged state too): a resume failure, see resume.*"
 """Said once per campaign (:attr:`FuzzReport.notes`) when an undamaged load does not continue exactly."""
@@ -382,7 +381,7 @@ def run_fuzz(
     threads: int = 1,
     shrink: bool = True,
 ) -> FuzzReport:
-    """Fuzz ``target`` (a :class:`lbfgs_verify.targets.Target`) over ``routes`` x reachable states and
+    """Fuzz ``target`` (a :class:`lbfgs_verify.targets.load.Target`) over ``routes`` x reachable states and
     ``classes`` x reachable states (default: all of :data:`ROUTES` and :data:`CORRUPTIONS`).
 
     ``lacks`` adds to the target's declared lacks; ``database`` is a hypothesis example database (``None``:
@@ -451,7 +450,7 @@ def run_fuzz(
 
 
 def reproduction_for(spec: str, case: CaseOutcome) -> str | None:
-    """The standalone script of a finding, from its example (see :func:`lbfgs_verify.repro.reproduction_script`)."""
+    """The standalone script of a finding, from its example (:func:`lbfgs_verify.engine.repro.reproduction_script`)."""
     state: FuzzState | None = case.state
     if state is None:
         return None

@@ -11,8 +11,8 @@ drawn cover what an L-BFGS can be in (facts measured on torch 2.13, torch/optim/
 - lr > 1, a line search cut short by ``max_eval``, a ``diverged`` run (NaN/inf produced by the optimizer).
 
 Every problem is written as source text (:attr:`FuzzProblem.source`) that is both executed here and copied
-verbatim into standalone reproductions (:mod:`lbfgs_verify.repro`), so a reproduction needs only torch.
-Declared lacks (:mod:`lbfgs_verify.capabilities`) are honoured: a lacked feature is never drawn.
+verbatim into standalone reproductions (:mod:`lbfgs_verify.engine.repro`), so a reproduction needs only torch.
+Declared lacks (:mod:`lbfgs_verify.engine.capabilities`) are honoured: a lacked feature is never drawn.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.engine import Scenario
+from lbfgs_verify.engine.runs import Scenario
 from lbfgs_verify.problems.base import Problem
 
 __all__ = ["FUZZ_PROBLEMS", "STATE_KINDS", "FuzzProblem", "FuzzState", "fuzz_states"]

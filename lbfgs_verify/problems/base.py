@@ -17,8 +17,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lbfgs_verify.trace import flat
-
 Objective = Callable[[Sequence[Tensor]], Tensor]
 """A pure function of the parameter tensors returning a 0-dim real loss tensor."""
 
@@ -149,6 +147,15 @@ def _cast_like(t: Tensor, dtype: torch.dtype) -> Tensor:
     if t.is_complex():
         return t.to(torch.complex64 if dtype in (torch.float32, torch.float16, torch.bfloat16) else torch.complex128)
     return t.to(dtype)
+
+
+def flat(tensors: Sequence[Tensor]) -> Tensor:
+    """The tensors as one float64 vector, complex ones as interleaved real/imaginary (torch's flat layout)."""
+    parts = [torch.view_as_real(t.detach()).reshape(-1) if t.is_complex() else t.detach().reshape(-1)
+             for t in tensors]
+    if not parts:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.cat([p.to(torch.float64) for p in parts])
 
 
 def _flatten(tensors: Sequence[Tensor]) -> np.ndarray:

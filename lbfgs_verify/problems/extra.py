@@ -12,6 +12,7 @@ Hypothesis strategies: :func:`spd_quadratics` and :func:`rosenbrock_problems`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Sequence
@@ -31,7 +32,9 @@ __all__ = [
     "LogisticRegressionObjective",
     "QuadraticObjective",
     "SmallMLPObjective",
+    "at_minimum",
     "complex_least_squares",
+    "double_well_problem",
     "extra_problems",
     "linear_regression",
     "logistic_regression",
@@ -41,6 +44,7 @@ __all__ = [
     "small_mlp",
     "spd_quadratic",
     "spd_quadratics",
+    "wavy_problem",
 ]
 
 _REAL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -597,3 +601,40 @@ def sparse_embedding_problem(seed: int, rows: int, dim: int, dtype: torch.dtype,
                         f"{kind} grad]", dimension=rows * dim + dim, dtype=dtype, start=(table, w),
                    objective=objective, source="lbfgs_verify (behaviour.sparse_gradients)",
                    tags=frozenset({"sparse-grad"} if sparse else ()))
+
+
+def double_well_problem(seed: int, n: int = 4, dtype: torch.dtype = torch.float64) -> Problem:
+    """``Σ (x_i² - 1)² + 0.1 Σ x_i x_{i+1}`` from a start in the concave region |x_i| < 0.4: with small fixed
+    steps the first pairs have yᵀs < 0, so the curvature skip (and the gᵀd safeguard) matter at once."""
+    g = torch.Generator().manual_seed(seed)
+    start = (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * 0.8
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        x = params[0]
+        return ((x * x - 1) ** 2).sum() + 0.1 * (x[:-1] * x[1:]).sum()
+
+    return Problem(name=f"double_well[n={n},seed={seed},{str(dtype).removeprefix('torch.')}]", dimension=n,
+                   dtype=dtype, start=(start.to(dtype),), objective=objective, tags=frozenset({"nonconvex"}),
+                   source="lbfgs_verify.problems.extra (constructed for mathematics.*)")
+
+
+def wavy_problem(seed: int, n: int = 4, dtype: torch.dtype = torch.float64) -> Problem:
+    """``0.05 ||x||² + Σ (1 - cos 3x_i)``: many valleys, so long trial steps land uphill on gentle slopes, where
+    a line search without the sufficient-decrease test (or without the curvature test) accepts them."""
+    g = torch.Generator().manual_seed(seed)
+    start = torch.randn(n, generator=g, dtype=torch.float64) * 2
+
+    def objective(params: Sequence[Tensor]) -> Tensor:
+        x = params[0]
+        return 0.05 * (x * x).sum() + (1 - torch.cos(3 * x)).sum()
+
+    return Problem(name=f"wavy[n={n},seed={seed},{str(dtype).removeprefix('torch.')}]", dimension=n, dtype=dtype,
+                   start=(start.to(dtype),), objective=objective, tags=frozenset({"nonconvex"}),
+                   source="lbfgs_verify.problems.extra (constructed for mathematics.*)")
+
+
+def at_minimum(problem: Problem) -> Problem:
+    """``problem`` started at (0.5, -1, 2, 1.5), the exact minimiser of ``separable_quadratic`` (its name ends in
+    ``@x*``): behaviour.converged_no_move's start where g = 0."""
+    return dataclasses.replace(problem, name=f"{problem.name}@x*", start=(torch.tensor([0.5, -1.0, 2.0, 1.5],
+                                                                           dtype=problem.dtype),))

@@ -232,7 +232,7 @@ def _shapes(problem: Problem) -> list[tuple[tuple[int, ...], bool]]:
 
 def _unflatten(xp: ModuleType, x: Any, shapes: list[tuple[tuple[int, ...], bool]]) -> list[Any]:
     """The parameters from the flat real vector; a complex one from interleaved real/imaginary pairs (the layout
-    of ``lbfgs_verify.trace.flat``)."""
+    of ``lbfgs_verify.compare.trace.flat``)."""
     params, offset = [], 0
     for shape, is_complex in shapes:
         count = math.prod(shape) * (2 if is_complex else 1)

@@ -6,7 +6,7 @@ returns normally when it holds. Checks that explore inputs use hypothesis with `
 fails, hypothesis' shrunk "Falsifying example" notes are kept in the result's detail.
 
 Every property belongs to one level of claim (:data:`LEVELS`: ``properties`` ⊂ ``semantics`` ⊂
-``conformance``) and may name the features it ``needs`` (:mod:`lbfgs_verify.capabilities`); a target's
+``conformance``) and may name the features it ``needs`` (:mod:`lbfgs_verify.engine.capabilities`); a target's
 declared lacks are never drawn and a property needing one is skipped. A failing property keeps one
 :class:`Cause` per distinct failure (hypothesis' ``report_multiple_bugs``), each with its own shrunk example.
 
@@ -22,15 +22,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbfgs_verify.evidence import PropertyFailed
-from lbfgs_verify.targets import Target
+from lbfgs_verify.engine.evidence import PropertyFailed
+from lbfgs_verify.targets.load import Target
 
 if sys.version_info >= (3, 11):
     from builtins import BaseExceptionGroup
 else:  # pragma: no cover  (hypothesis depends on the backport there)
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["PropertyFailed"]  # re-exported: defined in lbfgs_verify.evidence, shared with the run engine
+__all__ = ["PropertyFailed"]  # re-exported: defined in lbfgs_verify.engine.evidence, shared with the run engine
 
 LEVELS = ("properties", "semantics", "conformance")
 """The three levels of claim, each a superset of the one before:
@@ -69,7 +69,7 @@ class PropertySkipped(Exception):
 
 @dataclass(frozen=True)
 class Budget:
-    """How hard to look. ``profile`` names the hypothesis profile (see :mod:`lbfgs_verify.hypothesis_profiles`).
+    """How hard to look. ``profile`` names the hypothesis profile (see :mod:`lbfgs_verify.engine.hypothesis_profiles`).
 
     Attributes:
         name: ``quick``, ``ci`` or ``thorough``.
@@ -101,7 +101,7 @@ class Budget:
         """hypothesis ``settings`` for this budget (profile + ``max_examples``), with overrides."""
         from hypothesis import Phase, settings
 
-        from lbfgs_verify import hypothesis_profiles  # noqa: F401  (registers the profiles)
+        from lbfgs_verify.engine import hypothesis_profiles  # noqa: F401  (registers the profiles)
 
         base = settings.get_profile(self.profile)
         # Nothing masked: every distinct failure (exception type and origin, or violated condition) is reported
@@ -128,7 +128,7 @@ class CheckContext:
     device: str = "cpu"
     threads: int = 1
     lacks: frozenset[str] = frozenset()
-    """Features the target declared it lacks (:mod:`lbfgs_verify.capabilities`); never drawn."""
+    """Features the target declared it lacks (:mod:`lbfgs_verify.engine.capabilities`); never drawn."""
     skips: dict[str, str] = field(default_factory=dict)
     """Property IDs or prefixes to skip, with reasons (``--skips-file``)."""
 
@@ -260,10 +260,10 @@ def register(
 
     ``level`` (default ``properties``) is the lowest level whose claim the property is. The former ``modes=``
     keyword is still accepted and mapped (``modes={"conformance"}`` -> level ``conformance``). ``needs``
-    names :data:`lbfgs_verify.capabilities.FEATURES` without which the property does not apply; ``why`` says
+    names :data:`lbfgs_verify.engine.capabilities.FEATURES` without which the property does not apply; ``why`` says
     why it belongs to its level.
     """
-    from lbfgs_verify.capabilities import FEATURES
+    from lbfgs_verify.engine.capabilities import FEATURES
 
     if level is not None and modes is not None:
         raise ValueError(f"property {id!r}: give level= or the former modes=, not both")
@@ -308,8 +308,8 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
     """Run one check and turn its outcome into a :class:`PropertyResult` (never raises for the target's faults).
 
     A property that needs a declared-lacking feature, or that the skips file names, is skipped without
-    running. Otherwise it runs with the declared lacks in force (:func:`lbfgs_verify.capabilities.lacking`,
-    the target wrapped by :func:`lbfgs_verify.capabilities.guarded`) and every distinct failure is kept as a
+    running. Otherwise it runs with the declared lacks in force (:func:`lbfgs_verify.engine.capabilities.lacking`,
+    the target wrapped by :func:`lbfgs_verify.engine.capabilities.guarded`) and every distinct failure is kept as a
     :class:`Cause`.
     """
     import time
@@ -317,7 +317,7 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
 
     from hypothesis.errors import Unsatisfiable, UnsatisfiedAssumption
 
-    from lbfgs_verify.capabilities import (
+    from lbfgs_verify.engine.capabilities import (
         LackedFeatureUsed,
         guarded,
         lacking,
@@ -326,9 +326,9 @@ def run_property(prop: Property, ctx: CheckContext) -> PropertyResult:
         skip_from_file,
         skip_reason,
     )
-    from lbfgs_verify.engine import collecting_notes
-    from lbfgs_verify.kinds import kind_skip_reason
-    from lbfgs_verify.recordings import shared_recordings
+    from lbfgs_verify.engine.recordings import shared_recordings
+    from lbfgs_verify.engine.runs import collecting_notes
+    from lbfgs_verify.targets.kinds import kind_skip_reason
 
     start = time.perf_counter()
     reason = (kind_skip_reason(prop.id, ctx.target) or needs_reason(prop.needs, ctx.lacks)
@@ -374,7 +374,7 @@ def cause_of(prop: Property, exc: BaseException) -> Cause:
     """The :class:`Cause` of one failure: an exception the target raised is keyed by its type and origin (so
     that the same crash groups across properties); a violated condition by the property and the place that
     checks it."""
-    from lbfgs_verify.engine import exception_origin
+    from lbfgs_verify.engine.runs import exception_origin
 
     evidence = dict(getattr(exc, "evidence", {}) or {})
     root = exc.__cause__ if isinstance(exc, PropertyFailed) and exc.__cause__ is not None else None

@@ -1,6 +1,6 @@
 """Behaviour properties (``behaviour.*``): torch.optim.LBFGS's documented conduct, checked from outside.
 
-The target is a black box (:mod:`lbfgs_verify.observe`): its constructor, ``step(closure)``, ``param_groups[0]``
+The target is a black box (:mod:`lbfgs_verify.engine.observe`): its constructor, ``step(closure)``, ``param_groups[0]``
 (changing hyperparameters between steps, as users do), what the closure sees and the parameters after each
 step. Only ``behaviour.func_evals`` reads the state, and only torch's documented counters
 ``func_evals``/``n_iter``; a target with another state format SKIPs it.
@@ -36,10 +36,10 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.bitwise import bytes_equal, first_difference, same_values
-from lbfgs_verify.capabilities import active_lacks
-from lbfgs_verify.engine import quiet_known_warnings
-from lbfgs_verify.observe import (
+from lbfgs_verify.compare.bitwise import bytes_equal, first_difference, same_values
+from lbfgs_verify.compare.environment import quiet_known_warnings
+from lbfgs_verify.engine.capabilities import active_lacks
+from lbfgs_verify.engine.observe import (
     CURVATURE_THRESHOLD,
     TORCH_DEFAULTS,
     ObservedStep,
@@ -55,11 +55,11 @@ from lbfgs_verify.observe import (
     state_counters,
     two_loop,
 )
+from lbfgs_verify.engine.strategies import generated_problem, lr_choices, make_problem, problems
 from lbfgs_verify.problems.base import Problem
-from lbfgs_verify.problems.extra import sparse_embedding_problem
+from lbfgs_verify.problems.extra import at_minimum, sparse_embedding_problem
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
 from lbfgs_verify.properties.mathematics import check_directions
-from lbfgs_verify.strategies import generated_problem, lr_choices, make_problem, problems
 
 
 def _float64_problems() -> st.SearchStrategy[Problem]:
@@ -330,7 +330,7 @@ _TORCH_CALLS: dict[tuple[str, str, int], list[int]] = {}
 def torch_calls_per_step(problem: Problem, hp: dict[str, Any], n_steps: int) -> list[int]:
     """The closure calls that torch.optim.LBFGS makes in each ``step()`` of a scenario (problem, hyperparameters,
     number of steps), cached; ``[]`` where torch raises."""
-    from lbfgs_verify.targets import Target
+    from lbfgs_verify.targets.load import Target
 
     key = (problem.name, repr(sorted(hp.items(), key=lambda kv: kv[0])), n_steps)
     if key not in _TORCH_CALLS:
@@ -568,7 +568,7 @@ def check_change_lr(ctx: CheckContext) -> None:
     ``param_groups[0]``. At the next step both are at the same point with the same memory, so the changed one
     must move (no line search) or make its first trial (``strong_wolfe``) ρ times as far along the same
     direction: relative tolerance 1e-6 (float64) / 1e-3 (float32) beyond 4·eps·(|x| + |x_new|) per coordinate
-    (:func:`lbfgs_verify.observe.move_difference`)."""
+    (:func:`lbfgs_verify.engine.observe.move_difference`)."""
 
     @_settings(ctx)
     @given(problem=problems(), k=st.integers(0, 4), lr=lr_choices((1, 0.5)), ratio=st.sampled_from((0.5, 0.1)),
@@ -717,7 +717,7 @@ def lowered_history_candidates(xs: Sequence[Tensor], gs: Sequence[Tensor], k: in
     L-BFGS may take (the two-loop with the ``h2`` newest pairs, or ``-g`` from an empty memory), the directions
     from older pairs (the ``h2`` oldest held, or the ``h2 - 1`` oldest and the newest: for naming the mistake),
     and whether a curvature decision was within rounding (then nothing is judged). Rebuilt as
-    :func:`lbfgs_verify.observe.rebuild_directions` does (N&W Alg. 7.4 and 7.5, γ from the newest pair used)."""
+    :func:`lbfgs_verify.engine.observe.rebuild_directions` does (N&W Alg. 7.4 and 7.5, γ from the newest pair used)."""
     newest = rebuild_directions(xs[:k + 1], gs[:k + 1], [h1] * k + [h2], eps)[k]
     held = rebuild_directions(xs[:k + 1], gs[:k + 1], [h1] * (k + 1), eps)[k]
     allowed = {f"the two-loop direction from the {newest.pairs} newest pair(s)": newest.d,
@@ -978,11 +978,6 @@ def check_sparse_gradients(ctx: CheckContext) -> None:
     run()
 
 
-def _at_minimum(problem: Problem) -> Problem:
-    return replace(problem, name=f"{problem.name}@x*", start=(torch.tensor([0.5, -1.0, 2.0, 1.5],
-                                                                           dtype=problem.dtype),))
-
-
 @register(
     "behaviour.converged_no_move",
     category="behaviour",
@@ -1001,7 +996,7 @@ def check_converged_no_move(ctx: CheckContext) -> None:
            tolerance_grad=st.sampled_from((0.0, 1e-7)))
     def run(problem: Problem, at_min: bool, line_search: str | None, tolerance_grad: float) -> None:
         if at_min:
-            problem = _at_minimum(make_problem("separable_quadratic", problem.dtype))
+            problem = at_minimum(make_problem("separable_quadratic", problem.dtype))
             tol = tolerance_grad
         else:
             params = problem.make_params()
@@ -1080,7 +1075,7 @@ def check_accepts_first_wolfe_point(ctx: CheckContext) -> None:
     decrease and |g_newᵀd| <= -c2·gᵀd, stops there (torch/optim/lbfgs.py, ``_strong_wolfe``: "if abs(gtd_new)
     <= -c2 * gtd: done"). Whenever the first trial point satisfies both conditions with a margin of 1e-6
     relative (so that rounding cannot decide), the step must end at it with exactly two closure calls."""
-    from lbfgs_verify.observe import wolfe_check
+    from lbfgs_verify.engine.observe import wolfe_check
 
     n_steps = max(6, ctx.budget.steps)
 

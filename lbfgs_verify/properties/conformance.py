@@ -4,7 +4,7 @@ On the CPU with the same thread count, the target must be a bitwise twin of ``to
 parameters, returned losses, closure calls and ``state_dict()`` (values, dtypes and Python types) after every
 step, over generated problems and hyperparameters (float32/float64, line_search_fn None/"strong_wolfe", lr as
 int/float/0-dim tensor, small history sizes so the history rolls, max_iter, max_eval, tolerances, several and
-complex parameters, parameters without grad: :func:`lbfgs_verify.strategies.scenarios`). State must
+complex parameters, parameters without grad: :func:`lbfgs_verify.engine.strategies.scenarios`). State must
 interchange both ways mid-run: the target's ``state_dict`` loads into torch and torch's into the target, and
 the run continues bitwise as torch's uninterrupted run.
 
@@ -24,18 +24,13 @@ from typing import Any
 import torch
 from hypothesis import given
 
-from lbfgs_verify.engine import (
-    TORCH_SAVE,
-    Scenario,
-    comparison_environment,
-    divergence_failure,
-    step_divergence,
-)
+from lbfgs_verify.compare.environment import comparison_environment
+from lbfgs_verify.engine.recordings import uninterrupted
+from lbfgs_verify.engine.runs import TORCH_SAVE, Scenario, divergence_failure, step_divergence
+from lbfgs_verify.engine.strategies import make_problem, scenarios
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
 from lbfgs_verify.properties.resume import check_transport
-from lbfgs_verify.recordings import uninterrupted
-from lbfgs_verify.strategies import make_problem, scenarios
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 ORACLE_SPEC = "torch.optim:LBFGS"
 
@@ -156,7 +151,7 @@ def _outcome(action: Callable[[Any], Any], factory: Any) -> tuple[str, Any]:
     modes=MODES_CONFORMANCE,
 )
 def check_api_errors(ctx: CheckContext) -> None:
-    from lbfgs_verify.bitwise import first_difference
+    from lbfgs_verify.compare.bitwise import first_difference
 
     mismatches: list[str] = []
     with comparison_environment(ctx.threads):
@@ -201,14 +196,14 @@ def _attempt(action: Callable[[], Any], notes: list[str], who: str) -> Any:
 
 
 def _snapshot(value: Any) -> Any:
-    from lbfgs_verify.bitwise import clone_structure
+    from lbfgs_verify.compare.bitwise import clone_structure
 
     return clone_structure(value)
 
 
 def _compare_api(ctx: CheckContext, what: str, scenario: Callable[[Any, list[str], str], Any]) -> None:
     """Run ``scenario(factory, notes, who)`` for torch and the target; their records must be bitwise equal."""
-    from lbfgs_verify.bitwise import first_difference
+    from lbfgs_verify.compare.bitwise import first_difference
 
     notes: list[str] = []
     with comparison_environment(ctx.threads):

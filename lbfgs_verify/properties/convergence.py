@@ -35,11 +35,11 @@ from typing import Any
 
 import torch
 
-from lbfgs_verify.engine import quiet_known_warnings
-from lbfgs_verify.observe import Observation, observe
+from lbfgs_verify.compare.environment import quiet_known_warnings
+from lbfgs_verify.engine.observe import Observation, observe
 from lbfgs_verify.problems import Expectation, Problem, get_problem, suite_problems
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 SETTINGS: dict[str, Any] = {
     "line_search_fn": "strong_wolfe",
@@ -106,8 +106,8 @@ def settings_for(lacks: frozenset[str] = frozenset()) -> dict[str, Any]:
 
 def solve(target: Any, problem: Problem, settings: dict[str, Any] | None = None) -> tuple[float, Observation]:
     """Run ``target`` on ``problem`` with :data:`SETTINGS`; the final objective value and the observation
-    (one run per check for both properties that judge it: :func:`lbfgs_verify.recordings.shared_result`)."""
-    from lbfgs_verify.recordings import shared_result
+    (one run per check for both properties that judge it: :func:`lbfgs_verify.engine.recordings.shared_result`)."""
+    from lbfgs_verify.engine.recordings import shared_result
 
     chosen = SETTINGS if settings is None else settings
 
@@ -141,7 +141,7 @@ def _solve_visited(ctx: CheckContext, settings: dict[str, Any]) -> tuple[list[tu
 
 def visited_problems(ctx: CheckContext) -> list[Problem]:
     """:func:`convergence_problems` of the budget, without those that use a feature the target lacks."""
-    from lbfgs_verify.capabilities import features_of_problem
+    from lbfgs_verify.engine.capabilities import features_of_problem
 
     return [p for p in convergence_problems(ctx.budget.problems) if not features_of_problem(p) & ctx.lacks]
 

@@ -28,13 +28,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.engine import (
+from lbfgs_verify.compare.environment import comparison_environment, disturb_global_rng
+from lbfgs_verify.compare.tolerances import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, Tolerance, first_violation
+from lbfgs_verify.compare.trace import StepRecord
+from lbfgs_verify.engine.runs import (
     TORCH_SAVE,
     Scenario,
     call_target,
-    comparison_environment,
     continue_run,
-    disturb_global_rng,
     divergence_failure,
     fresh_params,
     params_at,
@@ -44,10 +45,8 @@ from lbfgs_verify.engine import (
     torch_load_bytes,
     torch_save_bytes,
 )
+from lbfgs_verify.engine.strategies import hyperparameters, learning_rates, make_problem, scenarios
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
-from lbfgs_verify.strategies import hyperparameters, learning_rates, make_problem, scenarios
-from lbfgs_verify.tolerances import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, Tolerance, first_violation
-from lbfgs_verify.trace import StepRecord
 
 
 def require_cuda() -> str:

@@ -1,5 +1,5 @@
 """Properties that carry over to the other target kinds (issue 20): steppers with explicit state and functional
-minimizers (:mod:`lbfgs_verify.kinds`).
+minimizers (:mod:`lbfgs_verify.targets.kinds`).
 
 - ``stepper.*``: save → serialize → restore in a fresh process → continue is bitwise the uninterrupted run on the
   CPU under one execution mode (jit per step, x64 on, float64: recorded in the evidence), each serializer a route,
@@ -12,7 +12,7 @@ minimizers (:mod:`lbfgs_verify.kinds`).
 
 The torch properties skip on these kinds ("not applicable (<kind> target: no step(closure)/state_dict API)")
 and these skip on torch targets; a functional target skips ``stepper.*`` with "not applicable (no state API)"
-(:func:`lbfgs_verify.kinds.kind_skip_reason`, called by :func:`lbfgs_verify.properties.base.run_property`).
+(:func:`lbfgs_verify.targets.kinds.kind_skip_reason`, called by :func:`lbfgs_verify.properties.base.run_property`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lbfgs_verify.engine import add_note as note
+from lbfgs_verify.engine.runs import add_note as note
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
 
 EPS = float(np.finfo(np.float64).eps)
@@ -56,7 +56,7 @@ _TRAJECTORIES: dict[tuple[str, str, int], Trajectory] = {}
 
 
 def _stepper_mode() -> Any:
-    from lbfgs_verify.kinds.stepper import Mode
+    from lbfgs_verify.targets.stepper import Mode
 
     return Mode(jit=True, x64=True, dtype="float64")
 
@@ -64,7 +64,7 @@ def _stepper_mode() -> Any:
 def trajectory(ctx: CheckContext, problem: str, max_steps: int, gtol: float = 0.0) -> Trajectory:
     """The target's accepted points on ``problem`` (library defaults), at most ``max_steps`` iterations, a stepper
     stopped at ``‖g‖∞ ≤ gtol``; cached per target, problem and length."""
-    from lbfgs_verify.kinds import STEPPER, kind_of
+    from lbfgs_verify.targets.kinds import STEPPER, kind_of
 
     key = (ctx.target.spec, problem, max_steps)
     if key in _TRAJECTORIES:
@@ -74,8 +74,8 @@ def trajectory(ctx: CheckContext, problem: str, max_steps: int, gtol: float = 0.
     if kind_of(ctx.target) == STEPPER:
         import jax
 
-        from lbfgs_verify.kinds.problems import jax_objective
-        from lbfgs_verify.kinds.stepper import _step_function, mode_context, start_params
+        from lbfgs_verify.problems.frameworks import jax_objective
+        from lbfgs_verify.targets.stepper import _step_function, mode_context, start_params
 
         mode = _stepper_mode()
         with mode_context(mode):
@@ -93,7 +93,7 @@ def trajectory(ctx: CheckContext, problem: str, max_steps: int, gtol: float = 0.
                 params, state, info = step(params, state)
                 out.failed.append(bool(np.asarray(dict(info).get("line_search_failed", False))))
     else:
-        from lbfgs_verify.kinds.functional import run_functional, value_and_gradient_at
+        from lbfgs_verify.targets.functional import run_functional, value_and_gradient_at
 
         run = run_functional(adapter, problem, max_steps, tolerance=None)
         for x in run.iterates:
@@ -263,7 +263,7 @@ CONVERGENCE_GRADIENT = 1e-5
                 "f* within 1e-8 or ‖g‖∞ ≤ 1e-5 in 500 iterations (library defaults)",
           catches="a solver that stalls or diverges on the classical test problems (Moré, Garbow & Hillstrom 1981)")
 def convergence(ctx: CheckContext) -> None:
-    from lbfgs_verify.kinds.problems import KIND_PROBLEMS, kind_problem
+    from lbfgs_verify.problems.frameworks import KIND_PROBLEMS, kind_problem
 
     problems = KIND_PROBLEMS if ctx.budget.problems is None else KIND_PROBLEMS[:max(2, ctx.budget.problems // 2)]
     for problem in problems:
@@ -305,8 +305,8 @@ def _first_difference(expected: list[np.ndarray], actual: list[np.ndarray]) -> t
           catches="state that does not survive serialization, state kept outside the state pytree (in the "
                   "optimizer object or a global), a serializer that loses a leaf, dtype or weak type")
 def resume_fresh_process(ctx: CheckContext) -> None:
-    from lbfgs_verify.kinds.problems import RESUME_PROBLEM
-    from lbfgs_verify.kinds.stepper import continue_in_fresh_process, routes, run_stepper
+    from lbfgs_verify.problems.frameworks import RESUME_PROBLEM
+    from lbfgs_verify.targets.stepper import continue_in_fresh_process, routes, run_stepper
 
     adapter = ctx.target.adapter  # type: ignore[attr-defined]
     mode = _stepper_mode()
@@ -346,8 +346,8 @@ def resume_fresh_process(ctx: CheckContext) -> None:
           catches="a checkpoint restored into an optimizer with other hyperparameters, silently (nothing in the "
                   "state records them)")
 def load_checked_against_template(ctx: CheckContext) -> None:
-    from lbfgs_verify.kinds.problems import RESUME_PROBLEM
-    from lbfgs_verify.kinds.stepper import mode_context, routes, run_stepper, start_params
+    from lbfgs_verify.problems.frameworks import RESUME_PROBLEM
+    from lbfgs_verify.targets.stepper import mode_context, routes, run_stepper, start_params
 
     adapter = ctx.target.adapter  # type: ignore[attr-defined]
     mismatch = dict(getattr(adapter, "mismatch", {}) or {})
@@ -413,7 +413,7 @@ def _compare_runs(problem: str, what: str, expected: list[np.ndarray], actual: l
           catches="state leaking between calls, an iteration count off by one, a returned x other than the last "
                   "accepted iterate")
 def maxiter_prefix(ctx: CheckContext) -> None:
-    from lbfgs_verify.kinds.functional import run_functional
+    from lbfgs_verify.targets.functional import run_functional
 
     adapter = ctx.target.adapter  # type: ignore[attr-defined]
     n = _longer(ctx)
@@ -433,7 +433,7 @@ def maxiter_prefix(ctx: CheckContext) -> None:
                 "bitwise the maxiter=k run, returned x included",
           catches="a callback stop that takes another step, returns another point, or is ignored")
 def callback_stop(ctx: CheckContext) -> None:
-    from lbfgs_verify.kinds.functional import run_functional
+    from lbfgs_verify.targets.functional import run_functional
 
     adapter = ctx.target.adapter  # type: ignore[attr-defined]
     n = _longer(ctx)
@@ -453,7 +453,7 @@ def callback_stop(ctx: CheckContext) -> None:
           title="Two runs from the same start evaluate the same points and accept the same iterates, bitwise",
           catches="hidden state carried between calls (module globals, caches), nondeterministic reductions")
 def deterministic(ctx: CheckContext) -> None:
-    from lbfgs_verify.kinds.functional import run_functional
+    from lbfgs_verify.targets.functional import run_functional
 
     adapter = ctx.target.adapter  # type: ignore[attr-defined]
     n = _longer(ctx)

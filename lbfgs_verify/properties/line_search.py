@@ -4,7 +4,7 @@ The target is a black box. Each problem has one unknown, ``f(x) = φ(x)/|φ'(0)|
 iteration of a step searches along ``d = 1`` from the trial ``α₀ = lr`` and the parameter after a one-iteration
 step (``max_iter=1``, ``line_search_fn="strong_wolfe"``) is the accepted ``α``
 (:mod:`lbfgs_verify.problems.line_functions`). ``lr`` is drawn up to 1e3. The accepted point is evaluated by the
-harness and must satisfy, up to rounding (:func:`lbfgs_verify.observe.wolfe_check`), Nocedal & Wright eq. 3.7:
+harness and must satisfy, up to rounding (:func:`lbfgs_verify.engine.observe.wolfe_check`), Nocedal & Wright eq. 3.7:
 
 - sufficient decrease ``φ(α) <= φ(0) + c₁·α·φ'(0)``;
 - strong curvature ``|φ'(α)| <= c₂·|φ'(0)|`` (c₁ = 1e-4, c₂ = 0.9: torch's ``_strong_wolfe``).
@@ -39,8 +39,8 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lbfgs_verify.engine import quiet_known_warnings
-from lbfgs_verify.observe import Evaluation, observe, scalar, state_counters, wolfe_check
+from lbfgs_verify.compare.environment import quiet_known_warnings
+from lbfgs_verify.engine.observe import Evaluation, observe, scalar, state_counters, wolfe_check
 from lbfgs_verify.problems.line_functions import (
     CURVATURE_C2,
     MORE_THUENTE_FUNCTIONS,

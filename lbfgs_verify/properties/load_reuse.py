@@ -10,10 +10,10 @@ target's own runs (its state format stays opaque):
 - loading the same in-memory dict into two fresh optimizers, one after the other (the first steps to the end
   before the second is made), gives two runs that both continue bitwise as the uninterrupted run.
 
-The dict is a snapshot the harness makes at a ``step()`` boundary (:func:`lbfgs_verify.bitwise.clone_structure`
+The dict is a snapshot the harness makes at a ``step()`` boundary (:func:`lbfgs_verify.compare.bitwise.clone_structure`
 of ``state_dict()``), so a live ``state_dict()`` (torch 2.13 defect 2) does not enter here; torch 2.13 fails
 both through defect 1 (the loaded optimizer shares the dict's tensors and rewrites ``prev_flat_grad`` in place).
-Recording and resuming: :mod:`lbfgs_verify.engine`.
+Recording and resuming: :mod:`lbfgs_verify.engine.runs`.
 """
 
 from __future__ import annotations
@@ -21,21 +21,21 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lbfgs_verify.bitwise import clone_structure, first_difference
-from lbfgs_verify.engine import (
+from lbfgs_verify.compare.bitwise import clone_structure, first_difference
+from lbfgs_verify.compare.environment import comparison_environment
+from lbfgs_verify.engine.recordings import uninterrupted
+from lbfgs_verify.engine.runs import (
     SAME_DICT,
     RecordedRun,
     Scenario,
     cold_start_diagnosis,
-    comparison_environment,
     difference_evidence,
     divergence_failure,
     resume_run,
     step_divergence,
 )
+from lbfgs_verify.engine.strategies import scenarios, split_points
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
-from lbfgs_verify.recordings import uninterrupted
-from lbfgs_verify.strategies import scenarios, split_points
 
 
 def _record(ctx: CheckContext, scenario: Scenario, steps: int | None = None) -> RecordedRun:

@@ -1,7 +1,7 @@
 """Mathematics properties (``mathematics.*``): what L-BFGS is, checked from outside.
 
 Every check treats the target as a black box (constructor, ``step(closure)``, ``param_groups[0]``, what the
-closure sees, the parameters after each step; never its state) through :mod:`lbfgs_verify.observe`.
+closure sees, the parameters after each step; never its state) through :mod:`lbfgs_verify.engine.observe`.
 
 - ``mathematics.first_step``: the first iteration moves along -g with t = min(1, 1/||g||₁)·lr.
 - ``mathematics.two_loop_direction``: every later direction is the two-loop recursion (Nocedal & Wright,
@@ -35,10 +35,10 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.bitwise import same_values
-from lbfgs_verify.capabilities import features_of_problem, reject_lacked
-from lbfgs_verify.engine import quiet_known_warnings
-from lbfgs_verify.observe import (
+from lbfgs_verify.compare.bitwise import same_values
+from lbfgs_verify.compare.environment import quiet_known_warnings
+from lbfgs_verify.engine.capabilities import features_of_problem, reject_lacked
+from lbfgs_verify.engine.observe import (
     Evaluation,
     Observation,
     ObservedStep,
@@ -55,10 +55,10 @@ from lbfgs_verify.observe import (
     step_lengths,
     wolfe_check,
 )
+from lbfgs_verify.engine.strategies import generated_problems, line_search_fns, lr_choices, make_problem, problems
 from lbfgs_verify.problems.base import Problem
-from lbfgs_verify.problems.extra import spd_quadratic, spd_quadratics
+from lbfgs_verify.problems.extra import double_well_problem, spd_quadratic, spd_quadratics, wavy_problem
 from lbfgs_verify.properties.base import CheckContext, register
-from lbfgs_verify.strategies import generated_problems, line_search_fns, lr_choices, make_problem, problems
 
 DIRECTION_TOLERANCE = 1e-6
 """Relative tolerance (max-norm) between an observed float64 direction and the rebuilt one. Measured on torch
@@ -69,36 +69,6 @@ INVARIANCE_TOLERANCE = 1e-7
 
 QUADRATIC_TERMINATION_TOLERANCE = 1e-8
 """``||g_k||₂ <= tol · ||g_0||₂`` counts as "the gradient vanished" (float64, condition number <= 1e4)."""
-
-
-def double_well_problem(seed: int, n: int = 4, dtype: torch.dtype = torch.float64) -> Problem:
-    """``Σ (x_i² - 1)² + 0.1 Σ x_i x_{i+1}`` from a start in the concave region |x_i| < 0.4: with small fixed
-    steps the first pairs have yᵀs < 0, so the curvature skip (and the gᵀd safeguard) matter at once."""
-    g = torch.Generator().manual_seed(seed)
-    start = (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * 0.8
-
-    def objective(params: Sequence[Tensor]) -> Tensor:
-        x = params[0]
-        return ((x * x - 1) ** 2).sum() + 0.1 * (x[:-1] * x[1:]).sum()
-
-    return Problem(name=f"double_well[n={n},seed={seed},{str(dtype).removeprefix('torch.')}]", dimension=n,
-                   dtype=dtype, start=(start.to(dtype),), objective=objective, tags=frozenset({"nonconvex"}),
-                   source="lbfgs_verify.properties.mathematics (harness problem)")
-
-
-def wavy_problem(seed: int, n: int = 4, dtype: torch.dtype = torch.float64) -> Problem:
-    """``0.05 ||x||² + Σ (1 - cos 3x_i)``: many valleys, so long trial steps land uphill on gentle slopes, where
-    a line search without the sufficient-decrease test (or without the curvature test) accepts them."""
-    g = torch.Generator().manual_seed(seed)
-    start = torch.randn(n, generator=g, dtype=torch.float64) * 2
-
-    def objective(params: Sequence[Tensor]) -> Tensor:
-        x = params[0]
-        return 0.05 * (x * x).sum() + (1 - torch.cos(3 * x)).sum()
-
-    return Problem(name=f"wavy[n={n},seed={seed},{str(dtype).removeprefix('torch.')}]", dimension=n, dtype=dtype,
-                   start=(start.to(dtype),), objective=objective, tags=frozenset({"nonconvex"}),
-                   source="lbfgs_verify.properties.mathematics (harness problem)")
 
 
 def _harness_problems(dtype: torch.dtype | None = None) -> st.SearchStrategy[Problem]:
@@ -518,7 +488,7 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
     - sufficient decrease f_{k+1} <= f_k + c1·g_kᵀp,
     - curvature |g_{k+1}ᵀp| <= c2·|g_kᵀp|,
 
-    each up to a rounding allowance (:func:`lbfgs_verify.observe.wolfe_check`: 16·eps·(|f_k| + |f_{k+1}|) for
+    each up to a rounding allowance (:func:`lbfgs_verify.engine.observe.wolfe_check`: 16·eps·(|f_k| + |f_{k+1}|) for
     the losses, 16·(n·eps·Σ|g_i p_i| + eps·Σ|g_i|(|x_k,i| + |x_{k+1},i|)) for each dot product).
     Documented exits of torch's search that may return a non-Wolfe point are allowed: the evaluation budget
     used up (the step made >= ``max_eval`` calls) and the bracket narrower than ``tolerance_change`` (two
@@ -641,7 +611,7 @@ def check_strong_wolfe(ctx: CheckContext) -> None:
 
 
 def _unflatten(vector: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
-    """Differentiable inverse of :func:`lbfgs_verify.observe.flat` for tensors shaped and typed as ``like``."""
+    """Differentiable inverse of :func:`lbfgs_verify.engine.observe.flat` for tensors shaped and typed as ``like``."""
     out, offset = [], 0
     for t in like:
         if t.is_complex():
@@ -789,7 +759,7 @@ def check_quadratic_termination(ctx: CheckContext) -> None:
     2.13 and scipy 1.15 both need 50-90 iterations for n = 8, condition 1e3), so exact line searches are
     emulated through the interface users have: one-iteration steps without line search and, before every
     step, ``param_groups[0]["lr"]`` set to the exact minimiser α* = -gᵀd/(dᵀ∇²f d) along the direction d that
-    L-BFGS must take (rebuilt from the observed pairs, :func:`lbfgs_verify.observe.rebuild_directions`;
+    L-BFGS must take (rebuilt from the observed pairs, :func:`lbfgs_verify.engine.observe.rebuild_directions`;
     for step 0, d = -g₀ and lr = α*/(t₀/lr), with the target's own first-step ratio t₀/lr measured by a
     throw-away step). A target whose direction differs, even only in length,
     takes an inexact step and does not terminate. (A memory shorter than n keeps the directions parallel in

@@ -5,8 +5,8 @@ Why a tolerance: torch's CPU reductions (``sum``, ``dot``, ``abs().max()``) are 
 vector is longer than the parallel grain (32768 elements, ``at::internal::GRAIN_SIZE`` in
 aten/src/ATen/Parallel.h), and each thread count sums in another order. A run resumed under M threads is then
 not bitwise the run saved under N threads, although nothing is wrong. This is the CPU twin of ``cuda.*`` (state
-moved between devices) and is judged with the same machinery (:class:`~lbfgs_verify.tolerances.Tolerance`,
-:func:`~lbfgs_verify.tolerances.first_violation`), on problems long enough to split (n = 2^17).
+moved between devices) and is judged with the same machinery (:class:`~lbfgs_verify.compare.tolerances.Tolerance`,
+:func:`~lbfgs_verify.compare.tolerances.first_violation`), on problems long enough to split (n = 2^17).
 
 Differential control (issue 19): the thread count is blamed only after the same checkpoint resumed under the
 *saving* thread count continues the uninterrupted run bitwise. If that same-thread resume already differs, the
@@ -38,21 +38,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.bitwise import first_difference
-from lbfgs_verify.engine import (
-    Scenario,
-    call_target,
-    comparison_environment,
-    disturb_global_rng,
-    resume_seed,
-    torch_load_bytes,
-    torch_save_bytes,
-)
-from lbfgs_verify.evidence import PropertyFailed
+from lbfgs_verify.compare.bitwise import first_difference
+from lbfgs_verify.compare.environment import comparison_environment, disturb_global_rng
+from lbfgs_verify.compare.tolerances import Tolerance, first_violation
+from lbfgs_verify.compare.trace import StepRecord
+from lbfgs_verify.engine.evidence import PropertyFailed
+from lbfgs_verify.engine.runs import Scenario, call_target, resume_seed, torch_load_bytes, torch_save_bytes
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.properties.base import CheckContext, register
-from lbfgs_verify.tolerances import Tolerance, first_violation
-from lbfgs_verify.trace import StepRecord
 
 LONG_N = 2**17
 """Unknowns of the portability problems: four times torch's parallel grain, so that reductions split."""
@@ -238,9 +231,10 @@ __all__ = [
             "as such), and drift between torch versions or BLAS builds (lbfgs-verify drift explains them)",
 )
 def check_golden_traces(ctx: CheckContext) -> None:
-    """Sources: lbfgs_verify.golden_traces (kernel sets, measured tolerance); aten/src/ATen/native/DispatchStub.cpp
+    """Sources: lbfgs_verify.compare.golden_traces (kernel sets, measured tolerance);
+    aten/src/ATen/native/DispatchStub.cpp
     (torch picks kernels by CPU capability)."""
-    from lbfgs_verify.golden_traces import TORCH_FILE, compare_file, golden_traces_dir
+    from lbfgs_verify.compare.golden_traces import TORCH_FILE, compare_file, golden_traces_dir
 
     select = "x0*1,float64]/wolfe" if ctx.budget.name == "quick" else None
     report = compare_file(golden_traces_dir() / TORCH_FILE, target=ctx.target, select=select)

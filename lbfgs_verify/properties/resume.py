@@ -2,14 +2,14 @@
 
 A resumed run must be indistinguishable from the uninterrupted one, on the CPU and with the same thread
 count: parameters, returned losses, closure calls and ``state_dict()`` after every step are compared byte
-for byte (:func:`lbfgs_verify.trace.trace_divergence`). The target's state format is opaque here: only its
+for byte (:func:`lbfgs_verify.compare.trace.trace_divergence`). The target's state format is opaque here: only its
 own ``state_dict()``/``load_state_dict()`` are used and only its own runs are compared.
 
 Every split point is checked cheaply (from the state saved before step ``k``, one step must reproduce
 step ``k`` exactly), and ``budget.full_continuations`` random split points form one resume chain
-(:func:`lbfgs_verify.engine.resume_chain`): restored at the first, continued to the end, re-saved through the
+(:func:`lbfgs_verify.engine.runs.resume_chain`): restored at the first, continued to the end, re-saved through the
 same transport and restored afresh at each later one, so that each is a load followed by a run to the end.
-The uninterrupted run is shared with the other properties of the check (:mod:`lbfgs_verify.recordings`).
+The uninterrupted run is shared with the other properties of the check (:mod:`lbfgs_verify.engine.recordings`).
 Before resuming, what a resumed process would not share is disturbed: the global RNGs are reseeded, the
 parameters are fresh tensors, and the saved payload is materialised anew for every restore, so no tensor
 is shared with the saving optimizer.
@@ -18,7 +18,7 @@ Sources: torch/optim/lbfgs.py and torch/optim/optimizer.py (torch 2.13); pytorch
 runs diverge), #196083/#147288 (aliasing after load), mace #1653 (a resume that silently starts a fresh
 L-BFGS).
 
-The recording and resuming machinery is :mod:`lbfgs_verify.engine`; :func:`check_transport` (every split,
+The recording and resuming machinery is :mod:`lbfgs_verify.engine.runs`; :func:`check_transport` (every split,
 one step each, plus full continuations) is reused by :mod:`.state`, :mod:`.conformance` and :mod:`.cuda`.
 """
 
@@ -30,8 +30,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lbfgs_verify.bitwise import first_difference
-from lbfgs_verify.engine import (
+from lbfgs_verify.compare.bitwise import first_difference
+from lbfgs_verify.compare.environment import comparison_environment, disturb_global_rng
+from lbfgs_verify.engine.recordings import uninterrupted
+from lbfgs_verify.engine.runs import (
     DEEPCOPY_OPTIMIZER,
     DEEPCOPY_STATE_DICT,
     PICKLE_OPTIMIZER,
@@ -41,9 +43,7 @@ from lbfgs_verify.engine import (
     Transport,
     call_target,
     cold_start_diagnosis,
-    comparison_environment,
     continue_run,
-    disturb_global_rng,
     divergence_failure,
     fresh_params,
     params_at,
@@ -53,9 +53,8 @@ from lbfgs_verify.engine import (
     state_after_load,
     step_divergence,
 )
+from lbfgs_verify.engine.strategies import hyperparameters, learning_rates, make_problem, scenarios, split_points
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, PropertySkipped, register
-from lbfgs_verify.recordings import uninterrupted
-from lbfgs_verify.strategies import hyperparameters, learning_rates, make_problem, scenarios, split_points
 
 
 def check_transport(
@@ -204,7 +203,7 @@ _SAVED_STATE_SCENARIOS: tuple[tuple[Scenario, int], ...] = (
 def check_uses_saved_state(ctx: CheckContext) -> None:
     """A scenario after whose split the target does not move (converged, stalled or non-finite) says nothing
     about the saved state and is passed over; if that happens in every scenario, the property skips."""
-    from lbfgs_verify.capabilities import allowed, features_of_hyperparameters, features_of_problem
+    from lbfgs_verify.engine.capabilities import allowed, features_of_hyperparameters, features_of_problem
 
     informative = 0
     with comparison_environment(ctx.threads, ctx.level):

@@ -2,7 +2,7 @@
 
 Used by the ``lbfgs-verify check`` command (:mod:`lbfgs_verify.cli`) and, for the header and selection, by
 the pytest plugin (:mod:`lbfgs_verify.plugin`). Every property runs in
-:func:`lbfgs_verify.engine.comparison_environment` (fixed thread count, global RNG restored afterwards).
+:func:`lbfgs_verify.compare.environment.comparison_environment` (fixed thread count, global RNG restored afterwards).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from lbfgs_verify.properties.base import (
     properties_for,
     run_property,
 )
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 JSON_SCHEMA_VERSION = 1
 """Bumped when a field of the ``--json`` report changes meaning (fields may be added without a bump)."""
@@ -85,9 +85,9 @@ def interface_problem(target: Target, lacks: Iterable[str] = ()) -> str | None:
     ``no_line_search``) and return an object with ``step``, ``state_dict`` and ``load_state_dict``."""
     import torch
 
-    from lbfgs_verify.targets import constructor_hint
+    from lbfgs_verify.targets.load import constructor_hint
 
-    if getattr(target, "kind", "torch") != "torch":  # a stepper or functional target (lbfgs_verify.kinds)
+    if getattr(target, "kind", "torch") != "torch":  # a stepper or functional target (lbfgs_verify.targets.kinds)
         return None
     line_search = "strong_wolfe" if "no_line_search" in frozenset(lacks) else None
     arguments = {"lr": 1, "max_iter": 20, "max_eval": None, "tolerance_grad": 1e-7, "tolerance_change": 1e-9,
@@ -223,8 +223,8 @@ def header_lines(target: str, version: str, mode: str, budget: Budget, threads: 
 def declared_lacks_of(target: Target, *sources: tuple[str, Iterable[str] | str | None]) -> dict[str, list[str]]:
     """``{source: [features]}`` merged from the target's ``lbfgs_verify_lacks`` attribute and the given
     ``(source name, declaration)`` pairs (e.g. ``("--lacks", "complex,strong_wolfe")``); unknown features
-    raise :class:`lbfgs_verify.capabilities.CapabilityError`."""
-    from lbfgs_verify.capabilities import LACKS_ATTRIBUTE, declared_lacks, parse_lacks
+    raise :class:`lbfgs_verify.engine.capabilities.CapabilityError`."""
+    from lbfgs_verify.engine.capabilities import LACKS_ATTRIBUTE, declared_lacks, parse_lacks
 
     out: dict[str, list[str]] = {}
     attribute = declared_lacks(target.factory)
@@ -275,8 +275,8 @@ def run_check(
     ``lacks`` (features, or a comma string) is merged with the target's ``lbfgs_verify_lacks`` attribute;
     ``skips`` maps property IDs or prefixes to reasons (a skips file). With ``jobs`` > 1 the properties run
     in that many worker processes (:func:`run_in_processes`); the verdicts are those of a serial run."""
-    from lbfgs_verify.engine import comparison_environment
-    from lbfgs_verify.recordings import shared_recordings
+    from lbfgs_verify.compare.environment import comparison_environment
+    from lbfgs_verify.engine.recordings import shared_recordings
 
     if mode not in LEVELS:
         raise ValueError(f"unknown level {mode!r}; choose from {', '.join(LEVELS)}")
@@ -308,7 +308,7 @@ def run_check(
 def property_groups(selected: Sequence[Property], jobs: int) -> list[list[Property]]:
     """``selected`` in at most ``jobs`` groups for worker processes. Properties of one category stay together
     where they can (they draw the same scenarios and share their recordings,
-    :mod:`lbfgs_verify.recordings`); categories are dealt largest first to the least loaded group, a category
+    :mod:`lbfgs_verify.engine.recordings`); categories are dealt largest first to the least loaded group, a category
     larger than an even share being split."""
     share = max(1, -(-len(selected) // jobs))
     by_category: dict[str, list[Property]] = {}
@@ -324,7 +324,7 @@ def property_groups(selected: Sequence[Property], jobs: int) -> list[list[Proper
 def _run_group(spec: str, mode: str, budget: Budget, threads: int, ids: list[str], device: str, lacks: list[str],
                skips: dict[str, str]) -> list[PropertyResult]:
     """Worker process: load the target by its spec and run the properties ``ids`` (shared recordings inside)."""
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     load_all()
     report = run_check(load_target(spec), mode, budget, threads=threads, properties=[REGISTRY[i] for i in ids],
@@ -344,7 +344,7 @@ def run_in_processes(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from lbfgs_verify.targets import TargetLoadError, load_target
+    from lbfgs_verify.targets.load import TargetLoadError, load_target
 
     try:
         loadable = load_target(target.spec).factory is target.factory
@@ -386,7 +386,7 @@ def mark_baseline_failures(report: RunReport, target: Target, *, device: str = "
     nothing (there is no baseline to compare it with)."""
     import torch
 
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     failed = [r for r in report.results if r.status == Status.FAIL]
     if target.factory is torch.optim.LBFGS:
@@ -557,7 +557,7 @@ def print_shared_causes(report: RunReport, out: TextIO | None = None) -> None:
 def write_reproductions(report: RunReport, directory: Path, out: TextIO | None = None) -> None:
     """One standalone script per cause of each failure (``PROPERTY.py``, ``PROPERTY-2.py``...) in ``directory``,
     or why none is written (``check --repro DIR`` and the plugin's ``--lbfgs-repro DIR``)."""
-    from lbfgs_verify.repro import NoReproduction, reproduction_for_failure
+    from lbfgs_verify.engine.repro import NoReproduction, reproduction_for_failure
 
     out = sys.stdout if out is None else out
     failures = [r for r in report.results if r.status == Status.FAIL]
@@ -596,8 +596,8 @@ _CATEGORY_INTRO = {
     "functional": "Functional minimizers (`minimize(fun_and_grad, x0, maxiter, callback)`, docs/adapters.md): "
                   "prefix, callback stop and determinism; skipped on the other kinds.",
     "kinds": "Properties that carry over to stepper targets with explicit state and functional minimizers "
-             "(`lbfgs_verify.kinds`, docs/adapters.md); they skip on torch targets, and the torch properties skip "
-             "on these kinds.",
+             "(`lbfgs_verify.targets.kinds`, docs/adapters.md); they skip on torch targets, and the torch properties "
+             "skip on these kinds.",
     "stepper": "Steppers with explicit state (`make`/`init`/`step`, docs/adapters.md): resume in a fresh process "
                "and the template check on load; a functional target skips them (no state API).",
     "cuda": "Moving state between the CPU and CUDA mid-run; skipped when `torch.cuda.is_available()` is False. "
@@ -629,7 +629,7 @@ _LEVEL_INTRO = {
 
 def properties_markdown() -> str:
     """``docs/properties.md``: every registered property ID with its level (and why), title and bug class."""
-    from lbfgs_verify.capabilities import FEATURES
+    from lbfgs_verify.engine.capabilities import FEATURES
 
     load_all()
     by_category: dict[str, list[Property]] = {}

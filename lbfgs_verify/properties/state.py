@@ -21,17 +21,17 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.engine import (
+from lbfgs_verify.compare.environment import comparison_environment, disturb_global_rng
+from lbfgs_verify.engine.recordings import uninterrupted
+from lbfgs_verify.engine.runs import (
     TORCH_SAVE,
     RecordedRun,
     Scenario,
     Transport,
     call_target,
     cold_start_diagnosis,
-    comparison_environment,
     continue_run,
     difference_evidence,
-    disturb_global_rng,
     divergence_failure,
     fresh_params,
     params_at,
@@ -41,10 +41,9 @@ from lbfgs_verify.engine import (
     torch_load_bytes,
     torch_save_bytes,
 )
+from lbfgs_verify.engine.strategies import generated_problem, make_problem, other_hyperparameters, scenarios
 from lbfgs_verify.properties.base import CheckContext, PropertyFailed, register
 from lbfgs_verify.properties.resume import check_transport
-from lbfgs_verify.recordings import uninterrupted
-from lbfgs_verify.strategies import generated_problem, make_problem, scenarios
 
 
 def _snapshot(value: Any) -> Any:
@@ -236,7 +235,7 @@ def check_snapshot(ctx: CheckContext) -> None:
 
 
 def _mismatched_cases() -> list[tuple[str, Scenario, Scenario]]:
-    from lbfgs_verify.capabilities import active_lacks
+    from lbfgs_verify.engine.capabilities import active_lacks
 
     hp: dict[str, Any] = {"lr": 0.5, "max_iter": 3, "history_size": 3}
     if "lr" in active_lacks():
@@ -323,38 +322,10 @@ def check_load_validates_size(ctx: CheckContext) -> None:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _other_hyperparameters(hp: dict[str, Any]) -> dict[str, Any]:
-    """Constructor arguments that differ from ``hp`` in every field the state_dict must restore, except those
-    whose other value the target declared it lacks (``line_search_fn`` is switched only if the target has both
-    searches; ``lr``, ``max_eval``, ``tolerance_change`` are kept if lacked)."""
-    from lbfgs_verify.capabilities import active_lacks
-
-    lacks = active_lacks()
-    max_iter = int(hp.get("max_iter", 20))
-    other: dict[str, Any] = {
-        "lr": 0.0123,
-        "max_iter": max_iter + 2,
-        "max_eval": 3 * max_iter + 7,
-        "tolerance_grad": 1e-3,
-        "tolerance_change": 1e-4,
-        "history_size": int(hp.get("history_size", 100)) + 3,
-        "line_search_fn": None if hp.get("line_search_fn") else "strong_wolfe",
-    }
-    if lacks & {"strong_wolfe", "no_line_search"}:
-        other["line_search_fn"] = hp.get("line_search_fn")
-    for key in ("lr", "max_eval", "tolerance_change"):
-        if key in lacks:
-            if key in hp:
-                other[key] = hp[key]
-            else:
-                other.pop(key)
-    return other
-
-
 def _restore_with_other_hyperparameters() -> Transport:
     def restore(payload: Any, scenario: Scenario, target: Any, params: list[Tensor]) -> tuple[Any, list[Tensor]]:
         state = call_target("torch.load(weights_only=True)", lambda: torch_load_bytes(payload))
-        other = _other_hyperparameters(scenario.hyperparameters)
+        other = other_hyperparameters(scenario.hyperparameters)
         optimizer = call_target(f"constructing the new optimizer with other hyperparameters {other}",
                                 lambda: target.make(params, **other) if hasattr(target, "make") else target(params,
                                                                                                           **other))

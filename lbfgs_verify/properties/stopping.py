@@ -9,7 +9,7 @@ torch/optim/lbfgs.py (2.13) ends the iterations of a ``step()``, after moving an
 
 and before moving when ``gᵀd > -tolerance_change`` (the descent test). The tolerances are chosen from a recorded
 run of the target itself: one ``step()`` with ``max_iter=12``, both tolerances 0 and no line search evaluates the
-closure at ``x_0, ..., x_11`` (black box, :mod:`lbfgs_verify.observe`), which gives for every iteration ``k`` the
+closure at ``x_0, ..., x_11`` (black box, :mod:`lbfgs_verify.engine.observe`), which gives for every iteration ``k`` the
 loss change, the step ``max|x_k - x_{k-1}|``, ``gᵀd = g_{k-1}ᵀ(x_k - x_{k-1})/t_k`` and ``max|g_k|`` (``t_1 =
 min(1, 1/||g_0||₁)·lr``, later ``t_k = lr``). For each test we look for the latest iteration ``k`` at which a
 tolerance ``τ`` makes that test, and no other, fire first (with a margin of 1e-3 relative on both sides so that
@@ -32,14 +32,14 @@ from hypothesis import example, given, note
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.bitwise import same_values
-from lbfgs_verify.capabilities import active_lacks
-from lbfgs_verify.engine import quiet_known_warnings
-from lbfgs_verify.observe import Observation, first_step_length, observe
+from lbfgs_verify.compare.bitwise import same_values
+from lbfgs_verify.compare.environment import quiet_known_warnings
+from lbfgs_verify.engine.capabilities import active_lacks
+from lbfgs_verify.engine.observe import Observation, first_step_length, observe
+from lbfgs_verify.engine.strategies import generated_problem, make_problem
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.problems.extra import spd_quadratic
 from lbfgs_verify.properties.base import CheckContext, register
-from lbfgs_verify.strategies import generated_problem, make_problem
 
 ITERATIONS = 12
 MARGIN = 1e-3

@@ -1086,12 +1086,12 @@ class LBFGSB(torch.optim.Optimizer):
 
     # --- as a target of the harness (``lbfgs-verify check/fuzz lbfgs_verify.reference:LBFGSB``) ----------------
     lbfgs_verify_lacks = ("lr", "max_eval", "tolerance_change", "no_line_search")
-    """torch.optim.LBFGS features with no counterpart here (:mod:`lbfgs_verify.capabilities`): no step length
+    """torch.optim.LBFGS features with no counterpart here (:mod:`lbfgs_verify.engine.capabilities`): no step length
     (scipy's search starts from t = 1), no evaluation budget per call, no loss-change stop, always a line search."""
 
     @staticmethod
     def lbfgs_verify_arguments(torch_arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """torch.optim.LBFGS's keyword arguments in this optimizer's names (:mod:`lbfgs_verify.targets`).
+        """torch.optim.LBFGS's keyword arguments in this optimizer's names (:mod:`lbfgs_verify.targets.load`).
 
         ``max_iter`` (iterations per ``step()``) -> ``max_iter_per_step``, ``history_size`` -> ``maxcor`` (pairs
         kept, scipy's ``m``), ``tolerance_grad`` -> ``gtol``; ``line_search_fn="strong_wolfe"`` is the Moré-Thuente

@@ -1,13 +1,13 @@
 """Where solvers that should agree do, and where not, at three levels.
 
 - Bitwise, per configuration: every optimizer with torch's interface (the reference, each target) against
-  ``torch.optim.LBFGS`` -- the same scenarios recorded with :func:`lbfgs_verify.engine.record_run`, compared
-  with :func:`lbfgs_verify.engine.step_divergence` (parameters, returned loss, closure calls and their losses;
+  ``torch.optim.LBFGS`` -- the same scenarios recorded with :func:`lbfgs_verify.engine.runs.record_run`, compared
+  with :func:`lbfgs_verify.engine.runs.step_divergence` (parameters, returned loss, closure calls and their losses;
   the state is not read, so any state format is judged alike), on the CPU with a fixed thread count.
 - Iteration level: ``minimize_lbfgsb`` against scipy's L-BFGS-B on the traces of the convergence runs
-  (:func:`lbfgs_verify.scipy_trace.compare_traces` for the counts; the first iteration whose iterates differ
-  by more than :data:`ITERATE_TOLERANCE` in :func:`~lbfgs_verify.scipy_trace.relative_difference`).
-- Solution level: torch.optim.LBFGS against scipy with :func:`lbfgs_verify.solution_compare.compare_solutions`
+  (:func:`lbfgs_verify.compare.scipy_trace.compare_traces` for the counts; the first iteration whose iterates differ
+  by more than :data:`ITERATE_TOLERANCE` in :func:`~lbfgs_verify.compare.scipy_trace.relative_difference`).
+- Solution level: torch.optim.LBFGS against scipy with :func:`lbfgs_verify.compare.solutions.compare_solutions`
   (which explains each difference by a rule), and every solver's final f against scipy's with its tolerance.
 """
 
@@ -19,13 +19,14 @@ from typing import Any
 
 import torch
 
-from lbfgs_verify.engine import Scenario, comparison_environment, record_run, step_divergence
+from lbfgs_verify.compare.environment import comparison_environment
+from lbfgs_verify.compare.scipy_trace import compare_traces, relative_difference
+from lbfgs_verify.compare.solutions import F_RELATIVE_TOLERANCE, compare_solutions
+from lbfgs_verify.engine.runs import Scenario, record_run, step_divergence
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.report.runs import ConvergenceRun, failure_message, json_float, relative_paths
 from lbfgs_verify.report.solvers import Solver
-from lbfgs_verify.scipy_trace import compare_traces, relative_difference
-from lbfgs_verify.solution_compare import F_RELATIVE_TOLERANCE, compare_solutions
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 
 ITERATE_TOLERANCE = 1e-8
 """minimize_lbfgsb vs scipy: iterates 'differ' when ‖x_ours - x_scipy‖∞ / ‖x_scipy‖∞ exceeds this."""
@@ -47,7 +48,7 @@ def configuration_name(config: Mapping[str, Any]) -> str:
 
 
 def _config_lack(config: Mapping[str, Any], solver: Solver) -> str | None:
-    from lbfgs_verify.capabilities import skip_reason
+    from lbfgs_verify.engine.capabilities import skip_reason
 
     needs = [config["dtype"], "strong_wolfe" if config["line_search_fn"] else "no_line_search"]
     for feature in needs:

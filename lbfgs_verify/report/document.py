@@ -189,7 +189,7 @@ def _solvers(report: Mapping[str, Any]) -> Section:
              cell(", ".join(s["lacks"]) or "—"), "yes" if s["is_target"] else "no"] for s in report["solvers"]]
     text = ("Every optimizer runs one `step()` with scipy's numbers where torch has a counterpart (tolerance_grad = "
             "gtol, tolerance_change = ftol (absolute), history_size = maxcor: the settings column; see "
-            "`lbfgs_verify.solution_compare`) and the budget's limits; evaluations are counted as each solver "
+            "`lbfgs_verify.compare.solutions`) and the budget's limits; evaluations are counted as each solver "
             "counts them (torch: closure calls; scipy: `nfev`, memoized).")
     return Section("solvers", "Solvers", [Paragraph(text), Table(
         ["solver", "id", "kind", "spec", "settings", "lacks (declared)", "--target"], rows)])
@@ -305,7 +305,7 @@ def _agreement(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mappi
     count_rows = [[cell(names[sid]), *[cell(c.get(o, 0)) for o in outcomes]] for sid, c in counts.items()]
     solution = Section("agreement-solution", "Solution level against scipy", [
         Paragraph("`torch.optim.LBFGS` (strong Wolfe, scipy's numbers) against scipy, explained by "
-                  "`lbfgs_verify.solution_compare.compare_solutions` (same f: |Δf| ≤ 1e-6·max(1, |f|)):"),
+                  "`lbfgs_verify.compare.solutions.compare_solutions` (same f: |Δf| ≤ 1e-6·max(1, |f|)):"),
         Table(["problem", "f scipy", "f torch", "evaluations (scipy / torch)", "stop rule (scipy / torch)",
                "verdict", "explanation", "reason"], sol_rows),
         Paragraph("Every solver's final f in the convergence runs against scipy's, problems per outcome:"),

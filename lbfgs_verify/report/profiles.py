@@ -2,7 +2,7 @@
 
 Solved (Moré & Wild, SIAM J. Optim. 20(1), 2009, with an absolute floor): a run solves problem p when its f
 is within τ_f · max(1, |f_ref|) of f_ref, where f_ref is the lowest of the published optimum and every
-solver's final f, and τ_f = :data:`lbfgs_verify.solution_compare.F_RELATIVE_TOLERANCE` (1e-6, the tolerance
+solver's final f, and τ_f = :data:`lbfgs_verify.compare.solutions.F_RELATIVE_TOLERANCE` (1e-6, the tolerance
 of "same f" in the solution comparison). The cost of a solved run is the evaluations (or seconds) at which the
 lowest f so far first met the test; an unsolved or failed run costs ∞.
 
@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lbfgs_verify.solution_compare import F_RELATIVE_TOLERANCE
+from lbfgs_verify.compare.solutions import F_RELATIVE_TOLERANCE
 
 SOLVED = "solved"
 UNSOLVED = "unsolved"

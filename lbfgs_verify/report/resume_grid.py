@@ -1,9 +1,9 @@
 """Resume at every split point of one trajectory, per solver and transport: bitwise yes or no.
 
-One uninterrupted run of :data:`RESUME_PROBLEM` is recorded with :func:`lbfgs_verify.engine.record_run`,
+One uninterrupted run of :data:`RESUME_PROBLEM` is recorded with :func:`lbfgs_verify.engine.runs.record_run`,
 saving before every step through each transport of :data:`TRANSPORTS`; for every split k the saved payload is
-restored in a disturbed process (:func:`lbfgs_verify.engine.resume_run`) and continued to the end, and the
-continuation is compared bitwise with the uninterrupted steps k.. (:func:`lbfgs_verify.engine.step_divergence`;
+restored in a disturbed process (:func:`lbfgs_verify.engine.runs.resume_run`) and continued to the end, and the
+continuation is compared bitwise with the uninterrupted steps k.. (:func:`lbfgs_verify.engine.runs.step_divergence`;
 parameters, returned loss, closure calls; the state format is not read). scipy's L-BFGS-B has no state to save
 (scipy issue #19522); ``minimize_lbfgsb`` is resumed through its optimizer form
 ``lbfgs_verify.reference.LBFGSB(max_iter_per_step=1)``, which runs the same iteration.
@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lbfgs_verify.engine import (
+from lbfgs_verify.compare.environment import comparison_environment
+from lbfgs_verify.engine.runs import (
     DEEPCOPY_OPTIMIZER,
     DEEPCOPY_STATE_DICT,
     PICKLE_OPTIMIZER,
@@ -22,7 +23,6 @@ from lbfgs_verify.engine import (
     TORCH_SAVE,
     Scenario,
     Transport,
-    comparison_environment,
     record_run,
     resume_run,
     step_divergence,
@@ -30,7 +30,7 @@ from lbfgs_verify.engine import (
 from lbfgs_verify.problems import mgh_problem
 from lbfgs_verify.report.runs import failure_message, relative_paths
 from lbfgs_verify.report.solvers import LBFGSB_SPEC, MINIMIZE_LBFGSB, OPTIMIZER, SCIPY, Solver
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 
 TRANSPORTS: tuple[Transport, ...] = (TORCH_SAVE, DEEPCOPY_STATE_DICT, PICKLE_STATE_DICT, DEEPCOPY_OPTIMIZER,
                                      PICKLE_OPTIMIZER)

@@ -1,8 +1,8 @@
 """Convergence runs: every solver on every problem, recorded once, kept as the data of every later section.
 
-Optimizers with torch's interface run through :func:`lbfgs_verify.engine.record_run` (one ``step()`` with the
-budget's ``max_iter``; every closure evaluation recorded by :mod:`lbfgs_verify.trace`); scipy through
-:func:`lbfgs_verify.scipy_trace.record_scipy_lbfgsb`; ``minimize_lbfgsb`` returns its own trace. The curve of a
+Optimizers with torch's interface run through :func:`lbfgs_verify.engine.runs.record_run` (one ``step()`` with the
+budget's ``max_iter``; every closure evaluation recorded by :mod:`lbfgs_verify.compare.trace`); scipy through
+:func:`lbfgs_verify.compare.scipy_trace.record_scipy_lbfgsb`; ``minimize_lbfgsb`` returns its own trace. The curve of a
 run is the lowest f among the first k evaluations against k (Moré & Wild, SIAM J. Optim. 20(1), 2009, the
 convention of data and performance profiles), kept at the evaluations where it decreases. Evaluations are
 counted as each solver counts them (torch: closure calls; scipy: its memoized ``nfev``).
@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from lbfgs_verify.engine import Scenario, comparison_environment, exception_origin, record_run
-from lbfgs_verify.evidence import PropertyFailed
+from lbfgs_verify.compare.environment import comparison_environment
+from lbfgs_verify.compare.scipy_trace import TraceEntry, record_scipy_lbfgsb
+from lbfgs_verify.engine.evidence import PropertyFailed
+from lbfgs_verify.engine.runs import Scenario, exception_origin, record_run
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.report.solvers import MINIMIZE_LBFGSB, OPTIMIZER, SCIPY, Solver, lacks_skip_reason
-from lbfgs_verify.scipy_trace import TraceEntry, record_scipy_lbfgsb
 
 OK = "ok"
 FAILED = "failed"

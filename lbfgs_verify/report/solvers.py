@@ -3,7 +3,7 @@
 Each :class:`Solver` is one configuration: an optimizer with torch.optim.LBFGS's interface and fixed
 hyperparameters, scipy's own L-BFGS-B, or the scipy-compatible reference ``minimize_lbfgsb``. The convergence
 settings are the numbers of scipy's defaults where torch has a counterpart (the reasoning is in
-:mod:`lbfgs_verify.solution_compare`, :data:`~lbfgs_verify.solution_compare.TORCH_LBFGS_SETTINGS`), with the
+:mod:`lbfgs_verify.compare.solutions`, :data:`~lbfgs_verify.compare.solutions.TORCH_LBFGS_SETTINGS`), with the
 iteration and evaluation limits of the budget, so that every solver stops on comparable tests.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbfgs_verify.capabilities import declared_lacks, skip_reason
+from lbfgs_verify.compare.solutions import TORCH_LBFGS_SETTINGS
+from lbfgs_verify.engine.capabilities import declared_lacks, skip_reason
 from lbfgs_verify.report.budget import ReportBudget
-from lbfgs_verify.solution_compare import TORCH_LBFGS_SETTINGS
-from lbfgs_verify.targets import Target, load_target
+from lbfgs_verify.targets.load import Target, load_target
 
 OPTIMIZER = "optimizer"
 """An optimizer with torch.optim.LBFGS's constructor, ``step(closure)``, ``state_dict()``, ``load_state_dict()``."""
@@ -41,7 +41,7 @@ class Solver:
         spec: ``module:attr`` of the optimizer (``None`` for scipy) -- the same for both torch configurations.
         settings: hyperparameters (optimizers) or scipy options, as passed.
         is_target: given with ``--target``.
-        lacks: features the target declares it lacks (:mod:`lbfgs_verify.capabilities`).
+        lacks: features the target declares it lacks (:mod:`lbfgs_verify.engine.capabilities`).
         target: the loaded optimizer (``None`` for the scipy kinds).
     """
 

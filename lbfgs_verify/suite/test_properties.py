@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pytest
 
-from lbfgs_verify.engine import comparison_environment
+from lbfgs_verify.compare.environment import comparison_environment
 from lbfgs_verify.properties.base import REGISTRY, CheckContext, Status, run_property
 
 __all__ = ["test_property"]

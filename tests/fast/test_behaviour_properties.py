@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 import torch
 
-from lbfgs_verify.engine import quiet_known_warnings
-from lbfgs_verify.observe import (
+from lbfgs_verify.compare.environment import quiet_known_warnings
+from lbfgs_verify.engine.observe import (
     TORCH_DEFAULTS,
     observe,
     set_hyperparameter,
     state_counters,
 )
+from lbfgs_verify.engine.strategies import make_problem
 from lbfgs_verify.properties.base import (
     BUDGETS,
     REGISTRY,
@@ -25,8 +26,7 @@ from lbfgs_verify.properties.base import (
     run_property,
 )
 from lbfgs_verify.properties.behaviour import _stop_reasons
-from lbfgs_verify.strategies import make_problem
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 load_all()
 TORCH = Target("torch.optim:LBFGS", torch.optim.LBFGS)
@@ -113,8 +113,8 @@ def test_change_history_size_reports_torchs_index_error_with_the_change() -> Non
 def test_accepts_what_torch_accepts_lists_are_torchs_behaviour() -> None:
     """The hyperparameters behaviour.accepts_what_torch_accepts requires a target to accept are accepted by the
     installed torch.optim.LBFGS (built, two steps, finite), and those it requires refused are refused."""
+    from lbfgs_verify.engine.strategies import make_problem
     from lbfgs_verify.properties.behaviour import REJECTED_BY_TORCH, _accepted_by_torch
-    from lbfgs_verify.strategies import make_problem
 
     problem = make_problem("separable_quadratic", torch.float64)
     for name, hp in _accepted_by_torch():

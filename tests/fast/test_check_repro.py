@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lbfgs_verify.cli import main
-from lbfgs_verify.repro import NoReproduction, problem_from_name, problem_source
+from lbfgs_verify.engine.repro import NoReproduction, problem_from_name, problem_source
 from tests.repro_scripts import (
     assert_passes_on_the_reference,
     assert_reproduces,
@@ -126,7 +126,7 @@ def test_problem_without_a_literal_form_is_refused_by_name() -> None:
 
 
 def test_failures_without_a_script_say_why() -> None:
-    from lbfgs_verify.repro import reproduction_for_failure
+    from lbfgs_verify.engine.repro import reproduction_for_failure
 
     evidence = {"problem": "rosenbrock[float32]", "hyperparameters": {"lr": "1"}, "steps": 6, "split": 1}
     with pytest.raises(NoReproduction, match=r"mathematics\.two_loop_direction: no standalone script is written .*"

@@ -13,7 +13,7 @@ import pytest
 from lbfgs_verify.cli import main
 from lbfgs_verify.properties.base import REGISTRY, Property, PropertySkipped, load_all
 from lbfgs_verify.properties.runner import properties_markdown
-from lbfgs_verify.targets import TARGET_ENV_VAR
+from lbfgs_verify.targets.load import TARGET_ENV_VAR
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = ["--budget", "quick"]

@@ -1,10 +1,10 @@
 """The comparison helpers judge any valid tensor, and two NaN runs agree where they agree.
 
-- :mod:`lbfgs_verify.bitwise` views tensors as bytes; it must not crash on a valid tensor whose layout is
+- :mod:`lbfgs_verify.compare.bitwise` views tensors as bytes; it must not crash on a valid tensor whose layout is
   unusual (a one-element tensor with stride 2 reports ``is_contiguous()`` but refuses ``view(torch.uint8)``;
   lazily conjugated or negated tensors; expanded, transposed, sliced tensors), and it must still see every
   difference in them.
-- :func:`lbfgs_verify.observe.relative_difference` treats the same non-finite value on both sides as agreeing
+- :func:`lbfgs_verify.engine.observe.relative_difference` treats the same non-finite value on both sides as agreeing
   and a non-finite value on one side only as an infinite difference.
 """
 
@@ -15,8 +15,8 @@ import math
 import pytest
 import torch
 
-from lbfgs_verify.bitwise import bytes_equal, dense, first_difference, tensor_difference, ulp_distance
-from lbfgs_verify.observe import relative_difference
+from lbfgs_verify.compare.bitwise import bytes_equal, dense, first_difference, tensor_difference, ulp_distance
+from lbfgs_verify.engine.observe import relative_difference
 
 
 def _odd_layouts() -> dict[str, torch.Tensor]:
@@ -150,7 +150,7 @@ def test_zero_sign_ignore_notes_instead_of_differing() -> None:
 
 
 def test_same_values_is_torch_equal_with_identical_nans_equal() -> None:
-    from lbfgs_verify.bitwise import same_values
+    from lbfgs_verify.compare.bitwise import same_values
 
     nan = torch.tensor([math.nan, 0.0, 1.0])
     assert not torch.equal(nan, nan.clone()) and same_values(nan, nan.clone())
@@ -189,7 +189,7 @@ class _NaNAfterFirstStep(torch.optim.LBFGS):
 
 def _verdict(cls: type, property_id: str):  # type: ignore[no-untyped-def]
     from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, load_all, run_property
-    from lbfgs_verify.targets import Target
+    from lbfgs_verify.targets.load import Target
 
     load_all()
     return run_property(REGISTRY[property_id], CheckContext(Target(f"{__name__}:{cls.__qualname__}", cls),

@@ -11,9 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lbfgs_verify.engine import fresh_params
-from lbfgs_verify.problems.base import layout_of, leaf_like
-from lbfgs_verify.strategies import (
+from lbfgs_verify.engine.runs import fresh_params
+from lbfgs_verify.engine.strategies import (
     DRAWN_LAYOUTS,
     LAYOUT_SIZES,
     LAYOUTS,
@@ -22,6 +21,7 @@ from lbfgs_verify.strategies import (
     make_problem,
     with_layout,
 )
+from lbfgs_verify.problems.base import layout_of, leaf_like
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -109,7 +109,7 @@ def test_generated_problems_draw_non_contiguous_and_zero_element_parameters() ->
 
 
 def test_drawn_layouts_respect_a_declared_lack_of_several_tensors() -> None:
-    from lbfgs_verify.capabilities import lacking
+    from lbfgs_verify.engine.capabilities import lacking
 
     with lacking({"several_tensors"}):
         @settings(max_examples=30, derandomize=True, database=None)

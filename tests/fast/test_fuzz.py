@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lbfgs_verify.cli import main
-from lbfgs_verify.engine import ROUTES, Scenario
+from lbfgs_verify.engine.runs import ROUTES, Scenario
 from lbfgs_verify.fuzz import FINDINGS, evaluate_route, run_fuzz
 from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, walk
 from lbfgs_verify.fuzz.states import FUZZ_PROBLEMS, FuzzState, fuzz_states
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 
 TORCH = load_target("torch.optim:LBFGS")
 REFERENCE = load_target("lbfgs_verify.reference:LBFGS")
@@ -102,7 +102,7 @@ def test_each_corruption_changes_the_saved_state(name: str, data: st.DataObject)
     if applied.delivery == "bytes":
         assert isinstance(applied.corrupted, bytes)
     else:
-        from lbfgs_verify.bitwise import first_difference
+        from lbfgs_verify.compare.bitwise import first_difference
 
         assert first_difference(original, applied.corrupted) is not None
         assert list(walk(applied.corrupted))
@@ -219,7 +219,7 @@ def test_a_target_with_its_own_argument_names_is_fuzzed_through_its_translation(
 def test_corruptions_use_the_targets_own_option_names() -> None:
     """history-too-long and the bad options reach LBFGSB's maxcor through its translation (torch's name there is
     history_size), and it rejects them naming the key."""
-    from lbfgs_verify.targets import option_names
+    from lbfgs_verify.targets.load import option_names
 
     target = load_target("lbfgs_verify.reference:LBFGSB")
     assert option_names(target.factory)["history_size"] == "maxcor" and "lr" not in option_names(target.factory)
@@ -259,7 +259,7 @@ def test_bad_counter_makes_a_fraction_only_of_an_integer_that_counted(data: st.D
 
 
 def test_names_importable_without_torch_equal_the_registries() -> None:
-    from lbfgs_verify.engine import ROUTES
+    from lbfgs_verify.engine.runs import ROUTES
     from lbfgs_verify.fuzz.corruptions import CORRUPTIONS
     from lbfgs_verify.fuzz.names import CLASS_NAMES, ROUTE_NAMES
 
@@ -284,7 +284,7 @@ def test_a_corruption_is_judged_only_where_the_undamaged_load_continues_exactly(
     blamed (``every-load-diverges``, not ``silent``); torch itself (its undamaged load is exact) is judged as usual."""
     from lbfgs_verify.fuzz import evaluate_corruption
     from lbfgs_verify.fuzz.outcomes import EVERY_LOAD_DIVERGES, FINDINGS
-    from lbfgs_verify.targets import Target
+    from lbfgs_verify.targets.load import Target
     from tests.quality.property_claim_bugs import TorchLostIterationCounter
 
     lost = Target("tests.quality.property_claim_bugs:TorchLostIterationCounter", TorchLostIterationCounter)
@@ -301,7 +301,7 @@ def test_a_corruption_is_judged_only_where_the_undamaged_load_continues_exactly(
 def test_every_load_diverges_is_said_once() -> None:
     from lbfgs_verify.fuzz.outcomes import EVERY_LOAD_DIVERGES
     from lbfgs_verify.fuzz.runner import EVERY_LOAD_MESSAGE
-    from lbfgs_verify.targets import Target
+    from lbfgs_verify.targets.load import Target
     from tests.quality.property_claim_bugs import TorchLostIterationCounter
 
     lost = Target("tests.quality.property_claim_bugs:TorchLostIterationCounter", TorchLostIterationCounter)

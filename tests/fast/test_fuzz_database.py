@@ -12,7 +12,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from lbfgs_verify.fuzz import run_fuzz
 from lbfgs_verify.fuzz.cli import open_database
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 
 TORCH = load_target("torch.optim:LBFGS")
 

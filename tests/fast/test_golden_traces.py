@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lbfgs_verify import golden_traces as gt
 from lbfgs_verify.cli import main
+from lbfgs_verify.compare import golden_traces as gt
 
 TRACES = Path(__file__).resolve().parents[2] / "reference" / "traces"
 SUBSET = "mgh01_rosenbrock[n=2,x0*1,float"  # 8 torch runs (4 sets x 2 dtypes), 1 scipy run
@@ -218,7 +218,7 @@ FORCED = {
 }
 _PROBE = """
 import json, sys
-from lbfgs_verify import golden_traces as gt
+from lbfgs_verify.compare import golden_traces as gt
 out = []
 for name, target in ((gt.TORCH_FILE, "lbfgs_verify.reference:LBFGS"), (gt.TORCH_FILE, None), (gt.SCIPY_FILE, None)):
     r = gt.compare_file(gt.golden_traces_dir() / name, target=target, select=sys.argv[1])

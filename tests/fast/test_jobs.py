@@ -7,7 +7,7 @@ import torch
 
 from lbfgs_verify.properties.base import load_all
 from lbfgs_verify.properties.runner import property_groups, run_check, select_properties
-from lbfgs_verify.targets import Target, load_target
+from lbfgs_verify.targets.load import Target, load_target
 
 
 def test_groups_cover_every_property_once_and_keep_categories_together() -> None:

@@ -1,5 +1,5 @@
-"""Target kinds (lbfgs_verify.kinds): built-in adapter names, the refusal without the jax extra, the skips across
-kinds, the default serializer's template check, the problems' jax.numpy definitions against torch, and cheap
+"""Target kinds (lbfgs_verify.targets.kinds): built-in adapter names, the refusal without the jax extra, the skips
+across kinds, the default serializer's template check, the problems' jax.numpy definitions against torch, and cheap
 property runs on the built-in adapters (quick budget, one or two properties each)."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from lbfgs_verify.cli import main
-from lbfgs_verify.kinds import FUNCTIONAL, STEPPER, kind_of
-from lbfgs_verify.kinds.problems import KIND_PROBLEMS, kind_problem
+from lbfgs_verify.problems.frameworks import KIND_PROBLEMS, kind_problem
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, Status, load_all, run_property
 from lbfgs_verify.properties.runner import run_check
-from lbfgs_verify.targets import TargetLoadError, load_target
+from lbfgs_verify.targets.kinds import FUNCTIONAL, STEPPER, kind_of
+from lbfgs_verify.targets.load import TargetLoadError, load_target
 
 load_all()
 
@@ -86,7 +86,7 @@ def test_jax_problems_agree_with_the_torch_definitions() -> None:
 
 def test_default_serializer_round_trips_and_refuses_another_memory() -> None:
     jax = pytest.importorskip("jax")
-    from lbfgs_verify.kinds.serialize import StateMismatch, deserialize, serialize
+    from lbfgs_verify.targets.serialize import StateMismatch, deserialize, serialize
 
     adapter = load_target("optax:lbfgs").adapter  # type: ignore[attr-defined]
     with jax.enable_x64(True):

@@ -1,7 +1,7 @@
 """Tests of the scipy-compatible L-BFGS-B (lbfgs_verify.reference.lbfgsb / scipy_compat / scipy_trace).
 
 Reference behaviour: scipy 1.17 ``scipy.optimize.minimize(method="L-BFGS-B")`` run here, recorded with
-:func:`lbfgs_verify.scipy_trace.record_scipy_lbfgsb`. Bit comparisons run single-threaded (conftest).
+:func:`lbfgs_verify.compare.scipy_trace.record_scipy_lbfgsb`. Bit comparisons run single-threaded (conftest).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import torch
 from hypothesis import given, settings
 from scipy.optimize import minimize
 
-from lbfgs_verify.bitwise import first_difference, shares_storage
+from lbfgs_verify.compare.bitwise import first_difference, shares_storage
+from lbfgs_verify.compare.scipy_trace import compare_traces, record_scipy_lbfgsb, relative_difference
 from lbfgs_verify.problems import complex_least_squares, mgh_problem, rosenbrock_problems, spd_quadratics
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.reference.lbfgsb import LBFGSB, LBFGSBOptions, LBFGSBState, StopReason
 from lbfgs_verify.reference.scipy_compat import minimize_lbfgsb
-from lbfgs_verify.scipy_trace import compare_traces, record_scipy_lbfgsb, relative_difference
 
 NumpyFun = Callable[[np.ndarray], tuple[float, np.ndarray]]
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from scipy.optimize import Bounds, OptimizeWarning, minimize, rosen, rosen_der
 from scipy.optimize import fmin_l_bfgs_b as scipy_fmin_l_bfgs_b
 
-from lbfgs_verify.bitwise import first_difference
+from lbfgs_verify.compare.bitwise import first_difference
 from lbfgs_verify.reference import LBFGSB, fmin_l_bfgs_b, minimize_lbfgsb
 from lbfgs_verify.reference.scipy_compat import DEPRECATED_OUTPUT_WARNING
 from tests.fast.test_lbfgsb import SplitRosenbrock, _flat

@@ -12,16 +12,17 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lbfgs_verify.capabilities import (
+from lbfgs_verify.cli import main
+from lbfgs_verify.engine.capabilities import (
     FEATURES,
     CapabilityError,
     SkipsFileError,
     parse_lacks,
     read_skips_file,
 )
-from lbfgs_verify.cli import main
-from lbfgs_verify.engine import call_target
-from lbfgs_verify.observe import observe
+from lbfgs_verify.engine.observe import observe
+from lbfgs_verify.engine.runs import call_target
+from lbfgs_verify.engine.strategies import make_problem, problems
 from lbfgs_verify.properties.base import (
     BUDGETS,
     LEVELS,
@@ -35,8 +36,7 @@ from lbfgs_verify.properties.base import (
     run_property,
 )
 from lbfgs_verify.properties.runner import run_check, shared_causes, target_version
-from lbfgs_verify.strategies import make_problem, problems
-from lbfgs_verify.targets import Target, load_target
+from lbfgs_verify.targets.load import Target, load_target
 
 load_all()
 QUICK = ["--budget", "quick"]

@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lbfgs_verify.engine import quiet_known_warnings
-from lbfgs_verify.observe import (
+from lbfgs_verify.compare.environment import quiet_known_warnings
+from lbfgs_verify.engine.observe import (
     Evaluation,
     explain_direction,
     first_step_length,
@@ -24,10 +24,11 @@ from lbfgs_verify.observe import (
     two_loop,
     wolfe_check,
 )
+from lbfgs_verify.engine.strategies import generated_problem, make_problem
+from lbfgs_verify.problems.extra import double_well_problem, wavy_problem
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, Status, load_all, run_property
-from lbfgs_verify.properties.mathematics import double_well_problem, transformed_problems, wavy_problem
-from lbfgs_verify.strategies import generated_problem, make_problem
-from lbfgs_verify.targets import Target
+from lbfgs_verify.properties.mathematics import transformed_problems
+from lbfgs_verify.targets.load import Target
 
 load_all()
 TORCH = Target("torch.optim:LBFGS", torch.optim.LBFGS)

@@ -26,8 +26,8 @@ import torch
 pytest.importorskip("expecttest", reason="torch.testing._internal needs expecttest: pip install -e '.[dev]'")
 from torch.testing._internal.common_optimizers import optim_db
 
-from lbfgs_verify.bitwise import clone_structure, first_difference
-from lbfgs_verify.engine import comparison_environment
+from lbfgs_verify.compare.bitwise import clone_structure, first_difference
+from lbfgs_verify.compare.environment import comparison_environment
 from lbfgs_verify.reference import LBFGS
 
 TORCH = torch.optim.LBFGS

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lbfgs_verify.targets import TARGET_ENV_VAR
+from lbfgs_verify.targets.load import TARGET_ENV_VAR
 
 pytest_plugins = ["pytester"]
 

@@ -1,4 +1,4 @@
-"""Shared uninterrupted recordings (lbfgs_verify.recordings), the resume chain and ``check --jobs``.
+"""Shared uninterrupted recordings (lbfgs_verify.engine.recordings), the resume chain and ``check --jobs``.
 
 What is shared must be exactly what each property would have recorded itself: the same trace bits, payloads
 that restore to the same continuation, the same exceptions, the same global-RNG stream when a recording is
@@ -11,23 +11,23 @@ import pytest
 import torch
 
 from lbfgs_verify import reference
-from lbfgs_verify.bitwise import first_difference
-from lbfgs_verify.engine import (
+from lbfgs_verify.compare.bitwise import first_difference
+from lbfgs_verify.compare.environment import comparison_environment
+from lbfgs_verify.engine.evidence import PropertyFailed
+from lbfgs_verify.engine.recordings import shared_recordings, uninterrupted
+from lbfgs_verify.engine.runs import (
     DEEPCOPY_OPTIMIZER,
     PICKLE_OPTIMIZER,
     SAME_DICT,
     TORCH_SAVE,
     Scenario,
-    comparison_environment,
     record_run,
     resume_chain,
     resume_run,
     step_divergence,
 )
-from lbfgs_verify.evidence import PropertyFailed
-from lbfgs_verify.recordings import shared_recordings, uninterrupted
-from lbfgs_verify.strategies import make_problem
-from lbfgs_verify.targets import Target
+from lbfgs_verify.engine.strategies import make_problem
+from lbfgs_verify.targets.load import Target
 
 SCENARIO = Scenario(make_problem("rosenbrock", torch.float64),
                     {"lr": 1, "max_iter": 2, "history_size": 3, "line_search_fn": "strong_wolfe"}, 6)

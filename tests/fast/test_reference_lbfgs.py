@@ -16,7 +16,7 @@ import torch
 from hypothesis import assume, example, given, note
 from hypothesis import strategies as st
 
-from lbfgs_verify.bitwise import clone_structure, first_difference, shares_storage
+from lbfgs_verify.compare.bitwise import clone_structure, first_difference, shares_storage
 from lbfgs_verify.reference import LBFGS, two_loop_direction
 
 # --------------------------------------------------------------------------------------------------------

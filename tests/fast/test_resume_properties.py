@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import torch
 
-from lbfgs_verify.bitwise import clone_structure
-from lbfgs_verify.engine import comparison_environment
+from lbfgs_verify.compare.bitwise import clone_structure
+from lbfgs_verify.compare.environment import comparison_environment
 from lbfgs_verify.properties import cuda
 from lbfgs_verify.properties.base import REGISTRY, Budget, CheckContext, PropertyResult, Status, load_all, run_property
 from lbfgs_verify.reference import LBFGS as Reference  # noqa: N811
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 BUDGET = Budget("test", "quick", max_examples=3, steps=5, full_continuations=1, problems=2)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from lbfgs_verify.bitwise import first_difference
+from lbfgs_verify.compare.bitwise import first_difference
 
 
 def _article_model() -> tuple[torch.nn.Linear, torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Loading the optimizer under test from ``module:attr`` or ``LBFGS_VERIFY_TARGET`` (lbfgs_verify.targets)."""
+"""Loading the optimizer under test from ``module:attr`` or ``LBFGS_VERIFY_TARGET`` (lbfgs_verify.targets.load)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lbfgs_verify.targets import TARGET_ENV_VAR, Target, TargetLoadError, import_directory, load_target
+from lbfgs_verify.targets.load import TARGET_ENV_VAR, Target, TargetLoadError, import_directory, load_target
 
 
 def test_loads_a_class_by_module_and_attribute() -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from lbfgs_verify.cli import main
 from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, FINDINGS, VALID_OUTCOMES
-from lbfgs_verify.targets import CONSTRUCTOR_HINT
+from lbfgs_verify.targets.load import CONSTRUCTOR_HINT
 
 ROOT = Path(__file__).resolve().parents[2]
 MYOPT = ROOT / "examples" / "quickstart" / "myopt.py"
@@ -111,7 +111,7 @@ def test_a_constructor_mismatch_names_the_three_ways_to_adapt(tmp_path: Path, mo
         assert way in err
     # The example the hint names exists, and the attribute is the one the harness reads.
     assert (ROOT / "examples" / "peers" / "torchmin_lbfgs.py").is_file()
-    from lbfgs_verify.targets import ARGUMENTS_ATTRIBUTE
+    from lbfgs_verify.targets.load import ARGUMENTS_ATTRIBUTE
 
     assert ARGUMENTS_ATTRIBUTE == "lbfgs_verify_arguments"
 
@@ -176,7 +176,7 @@ def test_declared_lacks_are_not_passed_to_the_constructor() -> None:
     """A target that lacks an option (LBFGSB: no lr, max_eval, tolerance_change) is built without it, so check and
     fuzz accept it; its translation refuses the option it has no counterpart of."""
     from lbfgs_verify.properties.runner import declared_lacks_of, interface_problem
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     target = load_target("lbfgs_verify.reference:LBFGSB")
     lacks = [f for fs in declared_lacks_of(target, ("--lacks", [])).values() for f in fs]

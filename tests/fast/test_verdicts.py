@@ -22,7 +22,7 @@ from torch import Tensor
 
 from lbfgs_verify.cli import main
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, Status, load_all, run_property
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 from tests.quality.simple_lbfgs import SimpleLBFGS
 
 pytest_plugins = ["pytester"]

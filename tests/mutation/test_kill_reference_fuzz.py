@@ -10,7 +10,7 @@ import os
 import warnings
 
 from lbfgs_verify.fuzz import run_fuzz
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 
 EXAMPLES = {"quick": 4, "ci": 10}[os.environ.get("LBFGS_VERIFY_MUTATION_BUDGET", "quick")]
 

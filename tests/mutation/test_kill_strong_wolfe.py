@@ -13,7 +13,7 @@ import os
 import pytest
 
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, Status, load_all, run_property
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 load_all()
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lbfgs_verify.bitwise import first_difference
-from lbfgs_verify.observe import observe
+from lbfgs_verify.compare.bitwise import first_difference
+from lbfgs_verify.engine.observe import observe
 from lbfgs_verify.problems.line_functions import (
     MORE_THUENTE_FUNCTIONS,
     MORE_THUENTE_STARTS,
@@ -32,7 +32,7 @@ from lbfgs_verify.problems.line_functions import (
     step_up,
 )
 from lbfgs_verify.reference import LBFGS
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 CASES: list[tuple[LineCase, float]] = [(c, a) for c in MORE_THUENTE_FUNCTIONS for a in MORE_THUENTE_STARTS]
 CASES += [(armijo_without_step_length(10.0), 10.0), (curvature_at_far_end(10.0, 0.9), 10.0),

@@ -19,7 +19,7 @@ import torch
 
 from lbfgs_verify import reference
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, PropertyResult, Status, load_all, run_property
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 from tests.quality.blind_spot_bugs import BLIND_SPOT_CORRECT, BLIND_SPOT_MUTANTS
 from tests.quality.search_mutants import SEARCH_MUTANTS
 

@@ -18,7 +18,7 @@ import torch
 
 from lbfgs_verify.properties import BUDGETS, REGISTRY, CheckContext, PropertyResult, Status, load_all, run_property
 from lbfgs_verify.reference import LBFGS
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 load_all()
 

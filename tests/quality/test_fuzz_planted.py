@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from lbfgs_verify.engine import ROUTES
+from lbfgs_verify.engine.runs import ROUTES
 from lbfgs_verify.fuzz import FINDINGS, run_fuzz
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 from tests.quality import fuzz_planted
 
 EXAMPLES = 12

@@ -12,7 +12,6 @@ import functools
 import pytest
 import torch
 
-from lbfgs_verify.kinds import KIND_CATEGORIES
 from lbfgs_verify.properties.base import (
     BUDGETS,
     REGISTRY,
@@ -23,7 +22,8 @@ from lbfgs_verify.properties.base import (
     properties_for,
     run_property,
 )
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.kinds import KIND_CATEGORIES
+from lbfgs_verify.targets.load import Target
 from tests.quality import planted_bugs
 from tests.quality.blind_spot_bugs import BLIND_SPOT_MUTANTS
 from tests.quality.planted_bugs import CONVENTION_CONTROLS, CONVENTIONS, CORRECT_VARIANTS, MUTANTS

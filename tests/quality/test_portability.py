@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import torch
 
-from lbfgs_verify.bitwise import first_difference
-from lbfgs_verify.engine import Scenario
+from lbfgs_verify.compare.bitwise import first_difference
+from lbfgs_verify.compare.tolerances import first_violation
+from lbfgs_verify.engine.runs import Scenario
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, Status, load_all, run_property
 from lbfgs_verify.properties.portability import THREAD_TOLERANCE, long_quadratic, run_across_threads
-from lbfgs_verify.targets import Target
-from lbfgs_verify.tolerances import first_violation
+from lbfgs_verify.targets.load import Target
 
 load_all()
 PROPERTY = "portability.resume_other_thread_count"
@@ -138,7 +138,7 @@ GOLDEN = "portability.golden_traces"
 
 @pytest.mark.parametrize("spec", ["torch.optim:LBFGS", "lbfgs_verify.reference:LBFGS"])
 def test_torch_and_its_twin_reproduce_the_golden_traces(spec: str) -> None:
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     ctx = CheckContext(load_target(spec), mode="conformance", budget=BUDGETS["quick"])
     result = run_property(REGISTRY[GOLDEN], ctx)

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 import torch
 
+from lbfgs_verify.engine.strategies import make_problem
 from lbfgs_verify.problems import get_problem
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, PropertyResult, Status, load_all, run_property
 from lbfgs_verify.properties.behaviour import torch_calls_per_step
 from lbfgs_verify.properties.convergence import local_minimum_defect, solve
 from lbfgs_verify.properties.line_search import C1_ATTRIBUTE, C1_FLOOR, declared_c1
-from lbfgs_verify.strategies import make_problem
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 from tests.quality.blind_spot_bugs import ArmijoWithoutStepLength, MaxEvalTestStrict
 from tests.quality.planted_bugs import FirstStepLr, RestartsMemoryEachStep, TorchFinalEvaluation
 from tests.quality.property_claim_bugs import CLAIM_MUTANTS

@@ -12,7 +12,7 @@ import pytest
 import lbfgs_verify.reference.lbfgs as reference_module
 from lbfgs_verify.properties import BUDGETS, CheckContext, Status, properties_for, run_property
 from lbfgs_verify.reference import LBFGS
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 
 class DropsNewestPairOnLoad(LBFGS):

@@ -24,14 +24,15 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from lbfgs_verify import reference
-from lbfgs_verify.bitwise import first_difference
-from lbfgs_verify.engine import TORCH_SAVE, Scenario, state_zero_sign, state_zero_sign_for, step_divergence
-from lbfgs_verify.evidence import PropertyFailed
+from lbfgs_verify.compare.bitwise import first_difference
+from lbfgs_verify.compare.environment import state_zero_sign, state_zero_sign_for
+from lbfgs_verify.compare.trace import StepRecord
+from lbfgs_verify.engine.evidence import PropertyFailed
+from lbfgs_verify.engine.runs import TORCH_SAVE, Scenario, step_divergence
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.properties.base import BUDGETS, CheckContext, Status
 from lbfgs_verify.properties.resume import check_transport
-from lbfgs_verify.targets import Target
-from lbfgs_verify.trace import StepRecord
+from lbfgs_verify.targets.load import Target
 from tests.quality.verdict import verdict
 
 
@@ -91,7 +92,7 @@ def test_state_zero_sign_is_a_note_but_parameter_zero_sign_a_divergence() -> Non
     def record(params: Tensor, d: Tensor) -> StepRecord:
         return StepRecord(index=3, returned=1.0, params=[params], state={"state": {0: {"d": d}}}, evaluations=[])
 
-    from lbfgs_verify.engine import collecting_notes
+    from lbfgs_verify.engine.runs import collecting_notes
 
     with state_zero_sign("ignore"), collecting_notes() as notes:
         assert step_divergence([record(x, x)], [record(x, negated)]) is None

@@ -17,7 +17,7 @@ from tests.quality.verdict import verdict
 
 PENDING: dict[tuple[type, str], str] = {}
 """(planted class, budget) -> the property change it waits for (none left: the strided draws of
-``lbfgs_verify.strategies`` catch the lost update, the 10-step resume runs the late counter, and
+``lbfgs_verify.engine.strategies`` catch the lost update, the 10-step resume runs the late counter, and
 ``line_search.sufficient_decrease`` the test without t)."""
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lbfgs_verify.properties.base import BUDGETS, REGISTRY, CheckContext, PropertyResult, load_all, run_property
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 load_all()
 

@@ -48,7 +48,7 @@ def _check(tmp_path: Path, target: str, *args: str) -> tuple[int, dict, str]:
 
 def _other_kind(property_id: str) -> bool:
     """The properties of stepper and functional targets: not applicable to a torch optimizer (a skip saying so)."""
-    from lbfgs_verify.kinds import KIND_CATEGORIES
+    from lbfgs_verify.targets.kinds import KIND_CATEGORIES
 
     return property_id.split(".")[0] in KIND_CATEGORIES
 

@@ -14,7 +14,7 @@ from lbfgs_verify.properties.convergence import (
     f_star_tolerance,
     solve,
 )
-from lbfgs_verify.targets import Target
+from lbfgs_verify.targets.load import Target
 
 load_all()
 pytestmark = pytest.mark.slow

@@ -14,9 +14,9 @@ import io
 import pytest
 import torch
 
-from lbfgs_verify.kinds import KIND_CATEGORIES
 from lbfgs_verify.properties.base import Status
 from lbfgs_verify.properties.runner import select_properties
+from lbfgs_verify.targets.kinds import KIND_CATEGORIES
 from tests.quality.independent.circular_lbfgs import CircularLBFGS
 from tests.quality.independent.compact_lbfgs import CompactLBFGS
 from tests.quality.verdict import verdict
@@ -171,10 +171,10 @@ def test_two_loop_check_accepts_a_scale_invariant_curvature_skip() -> None:
     not change, so a correct L-BFGS's directions must still be accepted."""
     import dataclasses
 
-    from lbfgs_verify.observe import observe
+    from lbfgs_verify.engine.observe import observe
     from lbfgs_verify.problems.extra import spd_quadratic
     from lbfgs_verify.properties.mathematics import check_directions, iterations_as_steps
-    from lbfgs_verify.targets import Target
+    from lbfgs_verify.targets.load import Target
 
     torch.set_num_threads(1)
     base = spd_quadratic(4, 10.0, seed=1)
@@ -199,10 +199,10 @@ def test_stop_reasons_accept_a_memory_restarted_at_each_step() -> None:
     """complex_least_squares[float64], lr=1, max_iter=3, max_eval=4, history_size=3, no line search,
     tolerance_grad=1e-7, tolerance_change=1e-12 (found by behaviour.stop_reasons at the thorough budget): step 24
     ends after 2 moves and 3 calls because CompactLBFGS's direction from this step's 2 pairs has gᵀd > -1e-12."""
-    from lbfgs_verify.observe import observe
+    from lbfgs_verify.engine.observe import observe
+    from lbfgs_verify.engine.strategies import make_problem
     from lbfgs_verify.properties.behaviour import _distinct_evaluations, _stop_reasons, moves_of
-    from lbfgs_verify.strategies import make_problem
-    from lbfgs_verify.targets import Target
+    from lbfgs_verify.targets.load import Target
 
     torch.set_num_threads(1)
     hp = {"lr": 1, "max_iter": 3, "max_eval": 4, "history_size": 3, "line_search_fn": None,

@@ -24,10 +24,10 @@ import pytest
 import torch
 from scipy.optimize import OptimizeResult
 
+from lbfgs_verify.compare.scipy_trace import TraceEntry, record_scipy_lbfgsb
 from lbfgs_verify.problems import mgh_suite
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.reference.scipy_compat import minimize_lbfgsb
-from lbfgs_verify.scipy_trace import TraceEntry, record_scipy_lbfgsb
 
 pytestmark = pytest.mark.slow
 

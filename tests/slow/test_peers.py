@@ -20,7 +20,7 @@ import torch
 
 from lbfgs_verify.properties.base import Status
 from lbfgs_verify.properties.runner import RunReport, run_check
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 
 pytestmark = [
     pytest.mark.slow,

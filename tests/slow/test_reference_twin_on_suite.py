@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lbfgs_verify.compare.trace import record_steps, trace_divergence
 from lbfgs_verify.problems import Problem, mgh_suite, suite_problems
 from lbfgs_verify.reference import LBFGS
-from lbfgs_verify.trace import record_steps, trace_divergence
 
 pytestmark = pytest.mark.slow
 

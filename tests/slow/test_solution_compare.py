@@ -1,6 +1,6 @@
-"""torch.optim.LBFGS vs scipy L-BFGS-B at solution level on the 35 MGH problems (lbfgs_verify.solution_compare).
+"""torch.optim.LBFGS vs scipy L-BFGS-B at solution level on the 35 MGH problems (lbfgs_verify.compare.solutions).
 
-Tolerances (module docstring of :mod:`lbfgs_verify.solution_compare`): the same f when
+Tolerances (module docstring of :mod:`lbfgs_verify.compare.solutions`): the same f when
 |Δf| ≤ 1e-6 · max(1, |f_torch|, |f_scipy|); stationary when max|gᵢ| ≤ 1e-5; for runs reaching the same f the
 evaluation counts agree within a factor 2 (torch counts every closure call, scipy memoizes; the line
 searches differ).
@@ -22,8 +22,7 @@ import math
 import pytest
 import torch
 
-from lbfgs_verify.problems import mgh_suite
-from lbfgs_verify.solution_compare import (
+from lbfgs_verify.compare.solutions import (
     GRADIENT_TOLERANCE,
     Explanation,
     SolutionComparison,
@@ -32,6 +31,7 @@ from lbfgs_verify.solution_compare import (
     compare_solutions,
     f_change_threshold,
 )
+from lbfgs_verify.problems import mgh_suite
 
 pytestmark = pytest.mark.slow
 

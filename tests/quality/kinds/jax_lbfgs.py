@@ -1,4 +1,4 @@
-"""A JAX L-BFGS of our own through the stepper protocol (lbfgs_verify.kinds.protocols), with planted bugs.
+"""A JAX L-BFGS of our own through the stepper protocol (lbfgs_verify.targets.protocols), with planted bugs.
 
 Written from Nocedal & Wright (2006): Algorithm 7.4 (two-loop recursion), eq. 7.20 (H₀ = γI, γ = sᵀy/yᵀy), the
 strong Wolfe conditions 3.7 found by bracketing and bisection (the invariant of Algorithm 3.6's zoom: the low end
@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lbfgs_verify.kinds.protocols import STEPPER, Conventions
+from lbfgs_verify.targets.protocols import STEPPER, Conventions
 
 C1, C2, MAX_LS = 1e-4, 0.9, 40
 
@@ -129,7 +129,7 @@ class JaxStepper:
     def serialize(self, tree: Any) -> bytes:
         """Own serializer route: the default manifest format (with the planted defect when ``bug == "resume"``:
         the ring position is dropped)."""
-        from lbfgs_verify.kinds.serialize import serialize
+        from lbfgs_verify.targets.serialize import serialize
 
         if self.bug == "resume":
             params, state = tree
@@ -137,7 +137,7 @@ class JaxStepper:
         return serialize(tree, {"memory_size": self.memory_size})
 
     def deserialize(self, blob: bytes, template: Any) -> Any:
-        from lbfgs_verify.kinds.serialize import deserialize
+        from lbfgs_verify.targets.serialize import deserialize
 
         return deserialize(blob, template, {"memory_size": self.memory_size})
 

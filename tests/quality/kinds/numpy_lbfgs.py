@@ -1,4 +1,4 @@
-"""A numpy L-BFGS of our own through the functional protocol (lbfgs_verify.kinds.protocols), with planted bugs.
+"""A numpy L-BFGS of our own through the functional protocol (lbfgs_verify.targets.protocols), with planted bugs.
 
 ``minimize(fun_and_grad, x0, *, maxiter, callback, memory, tolerance)``: Nocedal & Wright (2006) Algorithm 7.4
 (two-loop), eq. 7.20 (γ = sᵀy/yᵀy), the strong Wolfe conditions 3.7 by bracketing and bisection; first trial step
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from lbfgs_verify.kinds.protocols import FUNCTIONAL, Conventions
+from lbfgs_verify.targets.protocols import FUNCTIONAL, Conventions
 
 C1, C2, MAX_LS = 1e-4, 0.9, 40
 

@@ -9,7 +9,7 @@ pytest.importorskip("jax", reason='the JAX stack is an optional extra: pip insta
 
 from lbfgs_verify.properties.base import Status
 from lbfgs_verify.properties.runner import run_check
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 
 MODULE = "tests.quality.kinds.jax_lbfgs"
 

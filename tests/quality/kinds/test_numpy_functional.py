@@ -7,7 +7,7 @@ import pytest
 
 from lbfgs_verify.properties.base import Status
 from lbfgs_verify.properties.runner import run_check
-from lbfgs_verify.targets import load_target
+from lbfgs_verify.targets.load import load_target
 
 MODULE = "tests.quality.kinds.numpy_lbfgs"
 

@@ -1,7 +1,7 @@
 """Shared hypothesis strategies for the property suite and the fuzzer.
 
 Stable public API (other modules import these; change only additively). :class:`Scenario` and the process
-hygiene of bitwise comparisons live in :mod:`lbfgs_verify.engine`.
+hygiene of bitwise comparisons live in :mod:`lbfgs_verify.engine.runs`.
 
 - :func:`problem_names`, :func:`make_problem`: a small catalogue of cheap, dtype-generic problems (several
   tensors, a complex parameter, a parameter that never gets a gradient, low-precision dtypes).
@@ -20,8 +20,8 @@ hygiene of bitwise comparisons live in :mod:`lbfgs_verify.engine`.
 
 Problems are deliberately tiny (at most a few dozen unknowns) so that the ``quick`` budget stays cheap.
 
-Declared capabilities (:mod:`lbfgs_verify.capabilities`): every strategy here consults
-:func:`~lbfgs_verify.capabilities.active_lacks` when it draws, so a feature the target declared it lacks
+Declared capabilities (:mod:`lbfgs_verify.engine.capabilities`): every strategy here consults
+:func:`~lbfgs_verify.engine.capabilities.active_lacks` when it draws, so a feature the target declared it lacks
 (a dtype, complex or unused parameters, several tensors, a line search, lr, max_eval, tolerance_change) is
 never drawn. :func:`line_search_fns` is the lacks-aware way to draw ``line_search_fn``.
 """
@@ -36,8 +36,8 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from lbfgs_verify.capabilities import active_lacks, allowed, features_of_problem
-from lbfgs_verify.engine import Scenario
+from lbfgs_verify.engine.capabilities import active_lacks, allowed, features_of_problem
+from lbfgs_verify.engine.runs import Scenario
 from lbfgs_verify.problems.base import Expectation, Problem
 
 __all__ = [
@@ -167,7 +167,7 @@ def _coupled_tensors(dtype: torch.dtype) -> Problem:
         # the matrix is a strided leaf (base[:, ::2]): a layout users have (issue 19), same values and bits
         start=(starts[0].to(dtype), _strided(starts[1].to(dtype)), starts[2].to(dtype)), objective=objective,
         tags=frozenset({"multi-tensor", "non-contiguous"}),
-        source="lbfgs_verify.strategies (harness problem)",
+        source="lbfgs_verify.engine.strategies (harness problem)",
     )
 
 
@@ -186,7 +186,7 @@ def _complex_least_squares(dtype: torch.dtype) -> Problem:
     start = (torch.zeros(3, dtype=cdtype) + (0.5 - 0.25j), torch.tensor([2.0, -1.0], dtype=dtype))
     return Problem(
         name=f"complex_least_squares[{_dtype_name(dtype)}]", dimension=8, dtype=dtype, start=start,
-        objective=objective, tags=frozenset({"complex"}), source="lbfgs_verify.strategies (harness problem)",
+        objective=objective, tags=frozenset({"complex"}), source="lbfgs_verify.engine.strategies (harness problem)",
     )
 
 
@@ -210,7 +210,7 @@ def _tiny_mlp_with_unused(dtype: torch.dtype) -> Problem:
         # w1 is a strided leaf (base[:, ::2]), as a weight sliced from a larger one and made a leaf (issue 19)
         start=(_strided(starts[0].to(dtype)), *(t.to(dtype) for t in starts[1:])), objective=objective,
         tags=frozenset({"nn", "unused-param", "non-contiguous"}),
-        source="lbfgs_verify.strategies (harness problem)",
+        source="lbfgs_verify.engine.strategies (harness problem)",
     )
 
 
@@ -227,7 +227,7 @@ def _separable_quadratic(dtype: torch.dtype) -> Problem:
         name=f"separable_quadratic[{_dtype_name(dtype)}]", dimension=4, dtype=dtype,
         start=(torch.tensor([3.0, 3.0, -2.0, 0.0], dtype=dtype),), objective=objective, f_star=0.0,
         expectation=Expectation.REACHES_F_STAR, tags=frozenset({"quadratic", "low-precision"}),
-        source="lbfgs_verify.strategies (harness problem)",
+        source="lbfgs_verify.engine.strategies (harness problem)",
     )
 
 
@@ -321,7 +321,7 @@ def generated_problem(
     name = f"generated[seed={seed},sizes={tuple(sizes)}{laid}{flags},{_dtype_name(dtype)}]"
     tags = {"generated"} | ({"non-contiguous"} if laid else set()) | ({"zero-element"} if 0 in sizes else set())
     return Problem(name=name, dimension=n, dtype=dtype, start=tuple(starts), objective=objective,
-                   tags=frozenset(tags), source="lbfgs_verify.strategies.generated_problem")
+                   tags=frozenset(tags), source="lbfgs_verify.engine.strategies.generated_problem")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -503,3 +503,27 @@ def split_points(steps: int) -> st.SearchStrategy[int]:
     return st.integers(0, max(0, steps - 1))
 
 
+def other_hyperparameters(hp: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments that differ from ``hp`` in every field the state_dict must restore, except those
+    whose other value the target declared it lacks (``line_search_fn`` is switched only if the target has both
+    searches; ``lr``, ``max_eval``, ``tolerance_change`` are kept if lacked)."""
+    lacks = active_lacks()
+    max_iter = int(hp.get("max_iter", 20))
+    other: dict[str, Any] = {
+        "lr": 0.0123,
+        "max_iter": max_iter + 2,
+        "max_eval": 3 * max_iter + 7,
+        "tolerance_grad": 1e-3,
+        "tolerance_change": 1e-4,
+        "history_size": int(hp.get("history_size", 100)) + 3,
+        "line_search_fn": None if hp.get("line_search_fn") else "strong_wolfe",
+    }
+    if lacks & {"strong_wolfe", "no_line_search"}:
+        other["line_search_fn"] = hp.get("line_search_fn")
+    for key in ("lr", "max_eval", "tolerance_change"):
+        if key in lacks:
+            if key in hp:
+                other[key] = hp[key]
+            else:
+                other.pop(key)
+    return other

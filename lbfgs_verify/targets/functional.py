@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lbfgs_verify.kinds.problems import kind_problem
+from lbfgs_verify.problems.frameworks import kind_problem
 
 
 @dataclass

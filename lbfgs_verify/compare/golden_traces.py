@@ -34,7 +34,7 @@ trace with the installed libraries and says where they first differ (``lbfgs-ver
   before it were within the tolerance.
 - **other library versions or BLAS builds** (a real change): the same judging, except that a changed line-search
   decision within the horizon is a failure; every changed run is named. A file with one kernel set measures
-  nothing: then the ``cuda.*`` tolerance (:mod:`lbfgs_verify.tolerances`) is used and the report says so.
+  nothing: then the ``cuda.*`` tolerance (:mod:`lbfgs_verify.compare.tolerances`) is used and the report says so.
 
 Past the horizon rounding differences are amplified (measured: within one 20-iteration step of torch 2.4.1 vs
 2.13.0, 1 ULP in f grew to 3e-10 relative on a κ = 1e4 quadratic), so only the first difference is reported.
@@ -45,7 +45,7 @@ Protocols (what an "accepted iterate" is):
   ``max_iter=1`` that is every iteration; the ``max_iter=20`` sets record ``step()`` boundaries, so the
   inner stop tests of torch/optim/lbfgs.py are covered too. Evaluations = closure calls during the step.
 - scipy: one record per iteration from ``callback(intermediate_result)`` (scipy/optimize/_lbfgsb_py.py),
-  evaluations as scipy counts them (:mod:`lbfgs_verify.scipy_trace`).
+  evaluations as scipy counts them (:mod:`lbfgs_verify.compare.scipy_trace`).
 
 Iterations are numbered from 1 (iteration 1 is the first accepted iterate after the start).
 """
@@ -74,10 +74,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lbfgs_verify.engine import comparison_environment
+from lbfgs_verify.compare.environment import comparison_environment
+from lbfgs_verify.compare.tolerances import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, Tolerance
 from lbfgs_verify.problems import mgh_suite, spd_quadratic
 from lbfgs_verify.problems.base import Problem
-from lbfgs_verify.tolerances import FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, Tolerance
 
 FORMAT_VERSION = 2
 """Record-file format: 2 holds several kernel sets (format 1, one environment, is still read)."""
@@ -414,8 +414,8 @@ def record_torch_like(factory: Callable[..., Any], problem: Problem, hyperparame
 
 
 def record_scipy(problem: Problem, run_id: str, options: dict[str, Any] | None = None) -> GoldenTrace:
-    """scipy's L-BFGS-B on ``problem`` (float64), one iterate per iteration (:mod:`lbfgs_verify.scipy_trace`)."""
-    from lbfgs_verify.scipy_trace import record_scipy_lbfgsb
+    """scipy's L-BFGS-B on ``problem`` (float64), one iterate per iteration."""
+    from lbfgs_verify.compare.scipy_trace import record_scipy_lbfgsb
 
     options = dict(SCIPY_OPTIONS if options is None else options)
     with np.errstate(all="ignore"):
@@ -660,7 +660,7 @@ def _record_worker(arguments: dict[str, Any]) -> None:
         record_specs(scipy_specs(), SCIPY_OPTIMIZER, "scipy-iteration", arguments["threads"], arguments["select"],
                      progress, name=arguments["name"]).write(out / SCIPY_FILE)
     else:
-        from lbfgs_verify.targets import load_target
+        from lbfgs_verify.targets.load import load_target
 
         target = load_target(arguments["target"])
         record_specs(torch_like_specs(target.make), arguments["target"], "torch-step", arguments["threads"],
@@ -684,7 +684,7 @@ def record_in_kernel_sets(out: Path, *, target: str | None, threads: int, select
         env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
         arguments = {"out": str(folder), "name": name, "target": target, "threads": threads, "select": select,
                      "progress": False}
-        code = "import json, sys; from lbfgs_verify.golden_traces import _record_worker; " \
+        code = "import json, sys; from lbfgs_verify.compare.golden_traces import _record_worker; " \
                "_record_worker(json.loads(sys.argv[1]))"
         if progress:
             print(f"  recording kernel set {name} ({KERNEL_SETS[name] or 'nothing forced'})", file=sys.stderr,
@@ -721,7 +721,7 @@ def record_suite(directory: Path, *, threads: int = 1, select: str | None = None
 def record_target(spec: str, path: Path, *, threads: int = 1, select: str | None = None,
                   progress: Callable[[str], None] | None = None, kernel_sets: Iterable[str] | None = None) -> Path:
     """Record the torch protocol for a target ``module:attr`` into ``path`` under every kernel set."""
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     load_target(spec)  # a bad target is a clear error here, not in a subprocess
     with tempfile.TemporaryDirectory() as tmp:
@@ -1175,7 +1175,7 @@ class DriftReport:
 def compare_file(path: Path, *, target: Any = None, select: str | None = None,
                  progress: Callable[[str], None] | None = None) -> DriftReport:
     """Re-run every trace of the record file at ``path`` (``target``: a ``module:attr`` or a loaded
-    :class:`~lbfgs_verify.targets.Target` to run instead of the recorded optimizer, torch protocol only) and
+    :class:`~lbfgs_verify.targets.load.Target` to run instead of the recorded optimizer, torch protocol only) and
     compare (``select``: substring of run ids)."""
     record = read_record_file(path)
     loaded = target if hasattr(target, "make") else None
@@ -1194,7 +1194,7 @@ def compare_file(path: Path, *, target: Any = None, select: str | None = None,
         elif spec == TORCH_OPTIMIZER:
             factory = torch.optim.LBFGS
         else:
-            from lbfgs_verify.targets import TargetLoadError, load_target
+            from lbfgs_verify.targets.load import TargetLoadError, load_target
 
             try:
                 factory = load_target(spec).make

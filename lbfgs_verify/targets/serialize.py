@@ -71,7 +71,7 @@ def serialize(state: Any, hyperparameters: Mapping[str, Any] | None = None) -> b
 def manifest_of(blob: bytes) -> dict[str, Any]:
     """The manifest of a blob written by :func:`serialize`."""
     if not blob.startswith(MAGIC):
-        raise StateMismatch("not a state written by lbfgs_verify.kinds.serialize (magic bytes differ)")
+        raise StateMismatch("not a state written by lbfgs_verify.targets.serialize (magic bytes differ)")
     (length,) = struct.unpack("<Q", blob[len(MAGIC):len(MAGIC) + 8])
     return json.loads(blob[len(MAGIC) + 8:len(MAGIC) + 8 + length].decode("utf-8"))
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lbfgs_verify.kinds.protocols import FUNCTIONAL, Conventions
+from lbfgs_verify.targets.protocols import FUNCTIONAL, Conventions
 
 CONVENTIONS = Conventions(
     memory_size=10, memory_name="maxcor",
@@ -38,7 +38,7 @@ CONVENTIONS = Conventions(
 
 class ScipySignatureLBFGSB:
     """A ``minimize(fun, x0, jac=True, callback=, options=)`` with scipy's L-BFGS-B options, as a
-    :class:`~lbfgs_verify.kinds.protocols.FunctionalAdapter`."""
+    :class:`~lbfgs_verify.targets.protocols.FunctionalAdapter`."""
 
     kind = FUNCTIONAL
     stop_by = "StopIteration"

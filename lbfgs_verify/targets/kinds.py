@@ -1,10 +1,10 @@
 """Target kinds beside torch.optim.LBFGS's shape (issue 20): steppers with explicit state and functional
-minimizers, their protocols (:mod:`lbfgs_verify.kinds.protocols`) and the built-in adapters.
+minimizers, their protocols (:mod:`lbfgs_verify.targets.protocols`) and the built-in adapters.
 
 A target is one of these kinds when it is a built-in adapter name (:data:`BUILTINS`: ``optax:lbfgs``,
 ``jaxopt:LBFGS``, ``scipy:L-BFGS-B``, ``lbfgs_verify.reference:minimize_lbfgsb``) or an object whose attribute
 ``lbfgs_verify_kind`` is ``"stepper"`` or ``"functional"`` (a user's own adapter, docs/adapters.md).
-:func:`lbfgs_verify.targets.load_target` hands the spec here first (:func:`builtin_target`), and any loaded object
+:func:`lbfgs_verify.targets.load.load_target` hands the spec here first (:func:`builtin_target`), and any loaded object
 (:func:`target_from_object`). The JAX adapters need the ``jax`` extra; without it they are refused naming it.
 """
 
@@ -14,8 +14,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from lbfgs_verify.kinds.protocols import FUNCTIONAL, KINDS, STEPPER, TORCH, Conventions
-from lbfgs_verify.targets import Target, TargetLoadError
+from lbfgs_verify.targets.load import Target, TargetLoadError
+from lbfgs_verify.targets.protocols import FUNCTIONAL, KINDS, STEPPER, TORCH, Conventions
 
 __all__ = ["BUILTINS", "FUNCTIONAL", "KINDS", "STEPPER", "TORCH", "Conventions", "KindTarget", "builtin_target",
            "kind_of", "kind_skip_reason", "target_from_object"]
@@ -24,10 +24,10 @@ KIND_ATTRIBUTE = "lbfgs_verify_kind"
 JAX_EXTRA = 'pip install "lbfgs-verify[jax]"'
 
 BUILTINS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "optax:lbfgs": ("lbfgs_verify.kinds.optax_lbfgs", "ADAPTER", ("jax", "optax")),
-    "jaxopt:LBFGS": ("lbfgs_verify.kinds.jaxopt_lbfgs", "ADAPTER", ("jax", "jaxopt")),
-    "scipy:L-BFGS-B": ("lbfgs_verify.kinds.scipy_lbfgsb", "SCIPY", ()),
-    "lbfgs_verify.reference:minimize_lbfgsb": ("lbfgs_verify.kinds.scipy_lbfgsb", "REFERENCE", ()),
+    "optax:lbfgs": ("lbfgs_verify.targets.adapters.optax_lbfgs", "ADAPTER", ("jax", "optax")),
+    "jaxopt:LBFGS": ("lbfgs_verify.targets.adapters.jaxopt_lbfgs", "ADAPTER", ("jax", "jaxopt")),
+    "scipy:L-BFGS-B": ("lbfgs_verify.targets.adapters.scipy_lbfgsb", "SCIPY", ()),
+    "lbfgs_verify.reference:minimize_lbfgsb": ("lbfgs_verify.targets.adapters.scipy_lbfgsb", "REFERENCE", ()),
 }
 """Built-in adapter names -> (module, attribute, the modules of the jax extra it needs)."""
 
@@ -86,7 +86,7 @@ def target_from_object(spec: str, obj: Any) -> KindTarget | None:
     conventions = getattr(adapter, "conventions", None)
     if not isinstance(conventions, Conventions):
         raise TargetLoadError(f"target {spec!r} (kind {kind}) must declare `conventions` "
-                              "(lbfgs_verify.kinds.protocols.Conventions): see docs/adapters.md")
+                              "(lbfgs_verify.targets.protocols.Conventions): see docs/adapters.md")
     needed = ("make",) if kind == STEPPER else ("minimize",)
     missing = [name for name in needed if not callable(getattr(adapter, name, None))]
     if missing:

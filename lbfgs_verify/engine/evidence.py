@@ -1,6 +1,6 @@
 """The failure a check raises: a message plus JSON-able evidence (problem, split, step, key, ULPs).
 
-Defined outside :mod:`lbfgs_verify.properties` so that the run engine (:mod:`lbfgs_verify.engine`), the
+Defined outside :mod:`lbfgs_verify.properties` so that the run engine (:mod:`lbfgs_verify.engine.runs`), the
 properties, the fuzzer and the reports share it without importing torch here.
 """
 

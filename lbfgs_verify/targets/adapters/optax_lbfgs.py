@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lbfgs_verify.kinds.protocols import STEPPER, Conventions
+from lbfgs_verify.targets.protocols import STEPPER, Conventions
 
 CONVENTIONS = Conventions(
     memory_size=10, memory_name="memory_size",
@@ -37,7 +37,7 @@ CONVENTIONS = Conventions(
 
 
 class OptaxStepper:
-    """``optax.lbfgs(**hyperparameters)`` as a :class:`~lbfgs_verify.kinds.protocols.Stepper`."""
+    """``optax.lbfgs(**hyperparameters)`` as a :class:`~lbfgs_verify.targets.protocols.Stepper`."""
 
     def __init__(self, **hyperparameters: Any) -> None:
         import optax

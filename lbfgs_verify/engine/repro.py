@@ -2,12 +2,12 @@
 
 A :class:`Reproduction` says everything needed: the target (``module:attr``), the problem as source text
 defining ``objective(params)``, the start values and dtype, the hyperparameters, how many steps before the
-split and after it, and what is done at the split (a route of :data:`lbfgs_verify.engine.ROUTES`, or
+split and after it, and what is done at the split (a route of :data:`lbfgs_verify.engine.runs.ROUTES`, or
 statements that damage the saved ``state_dict``, or any check code the caller writes). The script exits
 with an ``AssertionError`` (or the target's exception) while the defect is there, and says so otherwise.
 
 The script compares bytes (dtype, shape, raw memory of every parameter, and each returned loss), as
-:mod:`lbfgs_verify.bitwise` does, with ``torch.set_num_threads(1)``: bits depend on the thread count.
+:mod:`lbfgs_verify.compare.bitwise` does, with ``torch.set_num_threads(1)``: bits depend on the thread count.
 
 ``lbfgs-verify check --repro`` builds one from a failure's evidence (:func:`reproduction_for_failure`), by its
 shape: a run continued at a split (``resume.*``, ``state.*``, ``seed.*``), a quantity of an observed run that
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lbfgs_verify.targets import TargetLoadError, import_directory, load_target, own_arguments
+from lbfgs_verify.targets.load import TargetLoadError, import_directory, load_target, own_arguments
 
 __all__ = ["ROUTE_SNIPPETS", "SUPPORTED_PROPERTIES", "NoReproduction", "Reproduction", "literal", "problem_from_name",
            "problem_source", "reproduction_for_failure", "reproduction_script"]
@@ -425,7 +425,7 @@ def change_history_size(k, optimizer):
 observe(N_STEPS, change_history_size)  # the target's exception here is the defect (directions are not checked here)
 ''',
 }
-"""Observed runs (:func:`lbfgs_verify.observe.observe`): property ID -> statements judging ``observe(n)``, with
+"""Observed runs (:func:`lbfgs_verify.engine.observe.observe`): property ID -> statements judging ``observe(n)``, with
 the constants of :func:`_observed_constants` in scope."""
 
 HISTORY_CHANGES: dict[str, str] = {"behaviour.change_history_size": "behaviour.change_history_size",
@@ -482,7 +482,7 @@ def _corruption_body(reproduction: Reproduction) -> str:
 
 
 def _own_arguments(spec: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters in the target's own names (:data:`lbfgs_verify.targets.ARGUMENTS_ATTRIBUTE`), so that
+    """The hyperparameters in the target's own names (:data:`lbfgs_verify.targets.load.ARGUMENTS_ATTRIBUTE`), so that
     the script calls the target directly; as they are when the target cannot be loaded here."""
     try:
         factory = load_target(spec).factory
@@ -493,7 +493,8 @@ def _own_arguments(spec: str, hyperparameters: dict[str, Any]) -> dict[str, Any]
 
 def _target_path(spec: str) -> str:
     """Lines that put the directory the target was imported from on ``sys.path`` (the script may be run from
-    elsewhere), when that is not where the interpreter looks anyway (:func:`lbfgs_verify.targets.import_directory`)."""
+    elsewhere), when that is not where the interpreter looks anyway
+    (:func:`lbfgs_verify.targets.load.import_directory`)."""
     try:
         load_target(spec)
     except TargetLoadError:
@@ -658,19 +659,19 @@ def problem_from_name(name: str) -> Any:
     problem ``rosenbrock[float32]`` or a generated one ``generated[seed=11,sizes=(3, 2),float64]``."""
     import re
 
-    from lbfgs_verify import strategies
+    from lbfgs_verify.engine import strategies
 
     if name.endswith("@x*"):  # behaviour.converged_no_move's start at the exact minimiser
-        from lbfgs_verify.properties.behaviour import _at_minimum
+        from lbfgs_verify.problems.extra import at_minimum
 
-        at_minimum = _at_minimum(problem_from_name(name[:-3]))
-        if at_minimum.name == name:
-            return at_minimum
+        started_at_minimum = at_minimum(problem_from_name(name[:-3]))
+        if started_at_minimum.name == name:
+            return started_at_minimum
     harness = re.fullmatch(r"(double_well|wavy)\[n=(\d+),seed=(\d+),(float64|float32)\]", name)
     if harness:  # mathematics.*'s own problems
-        from lbfgs_verify.properties import mathematics
+        from lbfgs_verify.problems.extra import double_well_problem, wavy_problem
 
-        build = mathematics.double_well_problem if harness.group(1) == "double_well" else mathematics.wavy_problem
+        build = double_well_problem if harness.group(1) == "double_well" else wavy_problem
         return build(int(harness.group(3)), int(harness.group(2)), getattr(torch, harness.group(4)))
     match = re.fullmatch(r"(\w+)\[(?:(.*),)?(float64|float32|float16|bfloat16)\]", name)
     if match is None:
@@ -741,7 +742,7 @@ def problem_source(problem: Any) -> str:
 
 def _evaluate(text: str) -> Any:
     """A hyperparameter as the evidence writes it (``1``, ``None``, ``'strong_wolfe'``,
-    ``torch.tensor(0.5, dtype=torch.float32)``: :meth:`lbfgs_verify.engine.Scenario.evidence`)."""
+    ``torch.tensor(0.5, dtype=torch.float32)``: :meth:`lbfgs_verify.engine.runs.Scenario.evidence`)."""
     return eval(text, {"__builtins__": {}, "torch": torch})  # text written by Scenario.evidence
 
 
@@ -869,9 +870,9 @@ def _split_reproduction(target: str, property_id: str, evidence: dict[str, Any],
     if property_id == "state.load_validates_size":
         definitions = _other_problem(evidence)
     elif property_id == "seed.load_restores_hyperparameters":
-        from lbfgs_verify.properties.state import _other_hyperparameters
+        from lbfgs_verify.engine.strategies import other_hyperparameters
 
-        other = _own_arguments(target, _other_hyperparameters(hyperparameters))
+        other = _own_arguments(target, other_hyperparameters(hyperparameters))
         definitions = "OTHER_HYPERPARAMETERS = {" + ", ".join(f"{k!r}: {literal(v)}" for k, v in other.items()) + "}\n"
     return reproduction_script(Reproduction(
         target=target, problem_source=source, start=_start_values(problem), dtype=problem.dtype,

@@ -5,7 +5,7 @@
     stepper = adapter.make(**hyperparameters)        # hyperparameters live here, never in the state
     state = stepper.init(params)                     # params: a pytree (JAX) or a numpy array
     params, state, info = stepper.step(params, state, objective)   # ONE outer L-BFGS iteration
-    blob = stepper.serialize(state)                  # optional; default: lbfgs_verify.kinds.serialize
+    blob = stepper.serialize(state)                  # optional; default: lbfgs_verify.targets.serialize
     state = stepper.deserialize(blob, template)      # optional; template = make(**same).init(params)
 
 ``objective`` is a traceable function ``f(params) -> scalar`` (``jax.value_and_grad`` may be applied to it);

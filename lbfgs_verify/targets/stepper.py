@@ -3,7 +3,7 @@
 The execution mode is fixed on both sides of a split (jit per step, or eager): jit and eager optax runs part
 at iteration 7 by 8.8e-12 (measured, issue 20), so a resume check that mixed them would be meaningless. The
 x64 flag is set with ``jax.enable_x64`` around every run and recorded; so are the dtype and ``XLA_FLAGS``.
-A continuation in a fresh process runs ``python -m lbfgs_verify.kinds.stepper`` (:func:`main`).
+A continuation in a fresh process runs ``python -m lbfgs_verify.targets.stepper`` (:func:`main`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from lbfgs_verify.kinds import serialize as default_serializer
-from lbfgs_verify.kinds.problems import jax_objective, kind_problem
+from lbfgs_verify.problems.frameworks import jax_objective, kind_problem
+from lbfgs_verify.targets.kinds import serialize as default_serializer
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def run_stepper(adapter: Any, hyperparameters: Mapping[str, Any], problem: str, 
 
 
 def routes(adapter: Any, hyperparameters: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Serializer routes: ``manifest`` (numpy leaves + manifest, :mod:`lbfgs_verify.kinds.serialize`) and the
+    """Serializer routes: ``manifest`` (numpy leaves + manifest, :mod:`lbfgs_verify.targets.serialize`) and the
     stepper's own ``serialize``/``deserialize`` when it has them: name -> (save(tree), load(blob, template))."""
     out: dict[str, tuple[Any, Any]] = {
         "manifest": (lambda tree: default_serializer.serialize(tree, hyperparameters),
@@ -131,7 +131,7 @@ def continue_in_fresh_process(spec: str, hyperparameters: Mapping[str, Any], pro
                    "steps": steps, "cwd": os.getcwd()}
         env = dict(os.environ)
         env.setdefault("JAX_PLATFORMS", "cpu")
-        done = subprocess.run([sys.executable, "-m", "lbfgs_verify.kinds.stepper"], input=json.dumps(request),
+        done = subprocess.run([sys.executable, "-m", "lbfgs_verify.targets.stepper"], input=json.dumps(request),
                               capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the fresh process exited {done.returncode}: {done.stderr.strip()[-1500:]}")
@@ -146,7 +146,7 @@ def main() -> int:
 
     request = json.loads(sys.stdin.read())
     os.chdir(request["cwd"])
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     target = load_target(request["spec"])
     adapter = target.adapter  # type: ignore[attr-defined]

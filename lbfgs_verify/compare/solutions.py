@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lbfgs_verify.compare.scipy_trace import record_scipy_lbfgsb
 from lbfgs_verify.problems.base import Problem
-from lbfgs_verify.scipy_trace import record_scipy_lbfgsb
 
 F_RELATIVE_TOLERANCE = 1e-6
 """Same f: |Δf| ≤ 1e-6 · max(1, |f_torch|, |f_scipy|)."""

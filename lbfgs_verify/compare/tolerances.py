@@ -1,6 +1,6 @@
 """Tolerances for comparisons that cannot be bitwise: parameters moved between devices (``cuda.*``), resumed under
 another thread count (``portability.*``), golden traces judged away from the kernels that recorded them
-(:mod:`lbfgs_verify.golden_traces`).
+(:mod:`lbfgs_verify.compare.golden_traces`).
 
 A low-level module (it imports only torch and the trace record) so that the comparison code and the properties
 both take their tolerances from here (issue 20: lower layers know nothing of higher ones).
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lbfgs_verify.trace import StepRecord
+from lbfgs_verify.compare.trace import StepRecord
 
 
 @dataclass(frozen=True)

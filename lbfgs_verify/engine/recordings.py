@@ -11,13 +11,13 @@ of a longer run are the ``k``-step run).
 
 What is shared is read-only: the trace, and payloads that every restore materialises anew (bytes, or objects
 that the transport deep-copies). The one transport whose restore loads the payload object itself
-(:data:`lbfgs_verify.engine.SAME_DICT`) is handed a fresh clone per request, so that a target that writes
+(:data:`lbfgs_verify.engine.runs.SAME_DICT`) is handed a fresh clone per request, so that a target that writes
 into a loaded dict cannot change what another property sees. The live optimizer of a shared recording is
 not handed out (``RecordedRun.optimizer`` is ``None``); a property that steps the recorded optimizer further
-records its own run with :func:`lbfgs_verify.engine.record_run`.
+records its own run with :func:`lbfgs_verify.engine.runs.record_run`.
 
 Outside :func:`shared_recordings` (the pytest plugin's single properties, the fuzzer), :func:`uninterrupted`
-is :func:`lbfgs_verify.engine.record_run`.
+is :func:`lbfgs_verify.engine.runs.record_run`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lbfgs_verify.bitwise import clone_structure
-from lbfgs_verify.engine import (
+from lbfgs_verify.compare.bitwise import clone_structure
+from lbfgs_verify.compare.environment import disturb_global_rng, isolated_global_rng
+from lbfgs_verify.compare.trace import Trace, record_steps
+from lbfgs_verify.engine.runs import (
     DEEPCOPY_OPTIMIZER,
     DEEPCOPY_STATE_DICT,
     PICKLE_OPTIMIZER,
@@ -47,10 +49,7 @@ from lbfgs_verify.engine import (
     Scenario,
     Transport,
     call_target,
-    disturb_global_rng,
-    isolated_global_rng,
 )
-from lbfgs_verify.trace import Trace, record_steps
 
 SHARED_TRANSPORTS: tuple[Transport, ...] = (TORCH_SAVE, DEEPCOPY_STATE_DICT, PICKLE_STATE_DICT, DEEPCOPY_OPTIMIZER,
                                             PICKLE_OPTIMIZER, SAME_DICT)
@@ -124,7 +123,7 @@ def shared_recordings() -> Iterator[RecordingCache]:
 
 
 def _target_key(target: Any) -> tuple[Any, ...]:
-    """Identity of the optimizer under test: a :class:`~lbfgs_verify.capabilities.Guarded` wrapper is keyed by
+    """Identity of the optimizer under test: a :class:`~lbfgs_verify.engine.capabilities.Guarded` wrapper is keyed by
     what it wraps and the lacks it enforces (each property makes its own wrapper)."""
     inner = getattr(target, "_target", None)
     lacks = getattr(target, "lacks", None)
@@ -162,7 +161,7 @@ def _set_rng_states(states: tuple[Any, Any, Any]) -> None:
 
 
 def _start(target: Any, scenario: Scenario, device: str | torch.device) -> _Recording:
-    """Construct the optimizer as :func:`lbfgs_verify.engine.record_run` does; no step yet."""
+    """Construct the optimizer as :func:`lbfgs_verify.engine.runs.record_run` does; no step yet."""
     problem = scenario.problem
     params = problem.make_params(device)
     optimizer = call_target("constructing the optimizer", lambda: scenario.make_optimizer(target, params), scenario)
@@ -229,8 +228,8 @@ def uninterrupted(
     """The first ``steps`` (default ``scenario.steps``) steps of the uninterrupted run of ``scenario``, with
     ``transport``'s payload saved before each step: shared inside :func:`shared_recordings` (then
     ``optimizer`` is ``None``; asking for more steps later extends the same run), else
-    :func:`lbfgs_verify.engine.record_run`."""
-    from lbfgs_verify.engine import record_run
+    :func:`lbfgs_verify.engine.runs.record_run`."""
+    from lbfgs_verify.engine.runs import record_run
 
     n = scenario.steps if steps is None else steps
     cache = _ACTIVE.get()

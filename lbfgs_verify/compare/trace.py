@@ -15,16 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lbfgs_verify.bitwise import Difference, clone_structure, first_difference
-
-
-def flat(tensors: Sequence[Tensor]) -> Tensor:
-    """The tensors as one float64 vector, complex ones as interleaved real/imaginary (torch's flat layout)."""
-    parts = [torch.view_as_real(t.detach()).reshape(-1) if t.is_complex() else t.detach().reshape(-1)
-             for t in tensors]
-    if not parts:
-        return torch.zeros(0, dtype=torch.float64)
-    return torch.cat([p.to(torch.float64) for p in parts])
+from lbfgs_verify.compare.bitwise import Difference, clone_structure, first_difference
+from lbfgs_verify.problems.base import flat
 
 
 def flat_grad(params: Sequence[Tensor]) -> Tensor:
@@ -152,7 +144,7 @@ def record_steps(
 
 @dataclass(frozen=True)
 class Divergence:
-    """Where two traces first differ: the step, and the :class:`~lbfgs_verify.bitwise.Difference` there."""
+    """Where two traces first differ: the step, and the :class:`~lbfgs_verify.compare.bitwise.Difference` there."""
 
     step: int
     difference: Difference

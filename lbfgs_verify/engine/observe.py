@@ -30,11 +30,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lbfgs_verify.bitwise import same_values
-from lbfgs_verify.evidence import PropertyFailed
+from lbfgs_verify.compare.bitwise import same_values
+from lbfgs_verify.compare.trace import CountingClosure, Evaluation, flat
+from lbfgs_verify.compare.trace import flat_grad as flat_grad  # re-exported for the observation helpers
+from lbfgs_verify.engine.evidence import PropertyFailed
 from lbfgs_verify.problems.base import Problem
-from lbfgs_verify.trace import CountingClosure, Evaluation, flat
-from lbfgs_verify.trace import flat_grad as flat_grad  # re-exported for the observation helpers
 
 CURVATURE_THRESHOLD = 1e-10
 RELATIVE_CURVATURE_EPS = 2.220446049250313e-16
@@ -94,9 +94,9 @@ def call_target(action: str, fn: Callable[[], Any], context: str = "") -> Any:
     except PropertyFailed:
         raise
     except Exception as exc:
-        from lbfgs_verify.engine import exception_origin, is_rejection
+        from lbfgs_verify.engine.runs import exception_origin, is_rejection
 
-        if is_rejection(exc):  # a declared-lacking feature was refused (lbfgs_verify.capabilities.Guarded)
+        if is_rejection(exc):  # a declared-lacking feature was refused (lbfgs_verify.engine.capabilities.Guarded)
             raise
         origin = exception_origin(exc)
         where = f"\n  {context}" if context else ""
@@ -247,7 +247,7 @@ def observe(
         in_effect = group_hyperparameters(optimizer) or dict(hp)
         try:
             returned = call_target(f"step {k}", lambda: optimizer.step(closure), context)
-        except PropertyFailed as exc:  # name the run, so that the failure can be reproduced (lbfgs_verify.repro)
+        except PropertyFailed as exc:  # name the run, so that the failure can be reproduced (lbfgs_verify.engine.repro)
             exc.evidence = {**obs.evidence(), **exc.evidence}
             raise
         record = ObservedStep(k, closure.take(), flat(params), None if returned is None else float(returned),

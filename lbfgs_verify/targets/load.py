@@ -149,7 +149,7 @@ def load_target(spec: str | None = None, *, root: str | os.PathLike[str] | None 
                 f"no target given: pass module:attr (e.g. torch.optim:LBFGS) or set {TARGET_ENV_VAR}"
             )
     spec = spec.strip()
-    from lbfgs_verify.kinds import builtin_target, target_from_object  # target kinds beside torch's (issue 20)
+    from lbfgs_verify.targets.kinds import builtin_target, target_from_object  # target kinds beside torch's (issue 20)
 
     builtin = builtin_target(spec)
     if builtin is not None:

@@ -8,8 +8,8 @@ reports; none of them re-implements recording, resuming or the process hygiene o
   (restore at a split in a disturbed process and continue), :func:`continue_run`, :func:`step_divergence`.
 - :class:`Transport`: one way to carry an optimizer across a process boundary (``torch.save`` ->
   ``torch.load(weights_only=True)``, deepcopy, pickle of the state_dict or of the optimizer).
-- Process hygiene: :func:`comparison_environment` (fixed thread count, global RNGs restored, known harmless
-  warnings silenced), :func:`disturb_global_rng` (a resumed process does not share the RNG state).
+- Process hygiene is :mod:`lbfgs_verify.compare.environment` (fixed thread count, global RNGs restored, known
+  harmless warnings silenced); :func:`disturb_global_rng` (a resumed process does not share the RNG state).
 - Calling into the target: :func:`call_target` turns the target's exceptions into :class:`PropertyFailed`
   with what was being done and where it was raised (:func:`exception_origin`).
 
@@ -25,23 +25,21 @@ import io
 import math
 import os
 import pickle
-import random
 import traceback
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from lbfgs_verify.bitwise import Difference, clone_structure, first_difference
-from lbfgs_verify.evidence import PropertyFailed
+from lbfgs_verify.compare.bitwise import Difference, clone_structure, first_difference
+from lbfgs_verify.compare.environment import current_state_zero_sign, disturb_global_rng
+from lbfgs_verify.compare.trace import Divergence, StepRecord, Trace, record_steps, trace_divergence
+from lbfgs_verify.engine.evidence import PropertyFailed
 from lbfgs_verify.problems.base import Problem
-from lbfgs_verify.targets import own_arguments
-from lbfgs_verify.trace import Divergence, StepRecord, Trace, record_steps, trace_divergence
+from lbfgs_verify.targets.load import own_arguments
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -80,7 +78,7 @@ class Scenario:
         return {k: _fresh(v) for k, v in self.hyperparameters.items()}
 
     def make_optimizer(self, target: Any, params: Sequence[Tensor]) -> Any:
-        """``target.make(params, **kwargs)``; ``target`` is a :class:`lbfgs_verify.targets.Target` or a class."""
+        """``target.make(params, **kwargs)``; ``target`` is a :class:`lbfgs_verify.targets.load.Target` or a class."""
         make = getattr(target, "make", None)
         if make is None:
             return target(list(params), **own_arguments(target, self.optimizer_kwargs()))
@@ -111,104 +109,12 @@ class Scenario:
 # --------------------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def isolated_global_rng() -> Iterator[None]:
-    """Restore torch's, ``random``'s and numpy's global RNG states on exit (checks must not leak seeds)."""
-    torch_state = torch.get_rng_state()
-    py_state = random.getstate()
-    np_state = np.random.get_state()
-    try:
-        yield
-    finally:
-        torch.set_rng_state(torch_state)
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-
-
-def disturb_global_rng(seed: int) -> None:
-    """Reseed torch, ``random`` and numpy as an unrelated, resumed process would have them."""
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-
-
-@contextlib.contextmanager
-def thread_count(threads: int) -> Iterator[None]:
-    """Run with ``torch.set_num_threads(threads)`` and restore the previous count (bits depend on it)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-KNOWN_HARMLESS_WARNINGS: tuple[str, ...] = (
-    # torch >= 2.12 warns (once per process) when float() is applied to a loss that requires grad; torch's own
-    # LBFGS.step does float(closure()), so every target triggers it. Under pytest's filterwarnings=error the
-    # first occurrence would fail whichever check happens to run first.
-    r"Converting a tensor with requires_grad=True to a scalar",
-)
-
-
-@contextlib.contextmanager
-def quiet_known_warnings() -> Iterator[None]:
-    """Ignore :data:`KNOWN_HARMLESS_WARNINGS` (and only those) inside the block."""
-    with warnings.catch_warnings():
-        for message in KNOWN_HARMLESS_WARNINGS:
-            warnings.filterwarnings("ignore", message=message, category=UserWarning)
-        yield
-
-
-@contextlib.contextmanager
-def comparison_environment(threads: int, level: str | None = None) -> Iterator[None]:
-    """:func:`isolated_global_rng` + :func:`thread_count` + :func:`quiet_known_warnings`: wrap every bitwise
-    comparison in this. With the check's ``level``, optimizer state is compared as that level demands
-    (:func:`state_zero_sign_for`)."""
-    with isolated_global_rng(), thread_count(threads), quiet_known_warnings(), state_zero_sign(
-            state_zero_sign_for(level) if level is not None else current_state_zero_sign()):
-        yield
-
-
-# --------------------------------------------------------------------------------------------------------
-# Signed zeros in optimizer state, and notes
+# Notes
 # --------------------------------------------------------------------------------------------------------
 
-_STATE_ZERO_SIGN: ContextVar[str] = ContextVar("lbfgs_verify_state_zero_sign", default="bitwise")
 _NOTES: ContextVar[list[str] | None] = ContextVar("lbfgs_verify_notes", default=None)
 MAX_NOTES = 10
 """Notes kept per property (the first ones; the same note is kept once)."""
-
-
-def state_zero_sign_for(level: str) -> str:
-    """How optimizer state compares at ``level``: ``ignore`` (+0.0 == -0.0, noted) at ``properties`` and
-    ``semantics``, ``bitwise`` at ``conformance``. Parameters, losses and closure values are always bitwise.
-
-    Why: IEEE 754-2019 §6.3 leaves the sign of a zero to the operation (``-g`` of a zero gradient is -0.0,
-    ``0.0 * -1`` too); a zero entry of ``d`` or ``s`` moves nothing, so a correct optimizer whose resumed state
-    holds -0.0 where the uninterrupted one holds 0.0 follows the same parameters. Only ``conformance`` claims
-    torch's bytes (docs/properties.md, "Signed zeros")."""
-    return "bitwise" if level == "conformance" else "ignore"
-
-
-@contextlib.contextmanager
-def state_zero_sign(mode: str) -> Iterator[None]:
-    """Within the block, :func:`state_difference` and :func:`step_divergence` compare state in ``mode``
-    (:data:`lbfgs_verify.bitwise.ZERO_SIGN_MODES`)."""
-    from lbfgs_verify.bitwise import ZERO_SIGN_MODES
-
-    if mode not in ZERO_SIGN_MODES:
-        raise ValueError(f"zero-sign mode must be one of {', '.join(ZERO_SIGN_MODES)}, got {mode!r}")
-    token = _STATE_ZERO_SIGN.set(mode)
-    try:
-        yield
-    finally:
-        _STATE_ZERO_SIGN.reset(token)
-
-
-def current_state_zero_sign() -> str:
-    """The zero-sign mode in force for optimizer state (``bitwise`` outside any :func:`state_zero_sign`)."""
-    return _STATE_ZERO_SIGN.get()
 
 
 @contextlib.contextmanager
@@ -231,8 +137,9 @@ def add_note(text: str) -> None:
 
 
 def state_difference(expected: Any, actual: Any, path: str = "state_dict") -> Difference | None:
-    """:func:`lbfgs_verify.bitwise.first_difference` for optimizer state in the mode in force
-    (:func:`state_zero_sign`); a difference only in the sign of zeros is a note (:func:`add_note`)."""
+    """:func:`lbfgs_verify.compare.bitwise.first_difference` for optimizer state in the mode in force
+    (:func:`lbfgs_verify.compare.environment.state_zero_sign`); a difference only in the sign of zeros is a note
+    (:func:`add_note`)."""
     notes: list[str] = []
     difference = first_difference(expected, actual, path, zero_sign=current_state_zero_sign(), notes=notes)
     for text in notes:
@@ -330,7 +237,7 @@ def call_target(action: str, fn: Callable[[], Any], scenario: Scenario | None = 
     except PropertyFailed:
         raise
     except Exception as exc:
-        if is_rejection(exc):  # a declared-lacking feature was refused (lbfgs_verify.capabilities.Guarded)
+        if is_rejection(exc):  # a declared-lacking feature was refused (lbfgs_verify.engine.capabilities.Guarded)
             raise
         raise raised_failure(action, exc, scenario, **extra) from exc
 
@@ -340,7 +247,7 @@ def is_rejection(exc: BaseException) -> bool:
     pass through :func:`call_target` untouched."""
     from hypothesis.errors import UnsatisfiedAssumption
 
-    from lbfgs_verify.capabilities import LackedFeatureUsed
+    from lbfgs_verify.engine.capabilities import LackedFeatureUsed
 
     return isinstance(exc, (UnsatisfiedAssumption, LackedFeatureUsed))
 
@@ -435,7 +342,7 @@ def _load_same_object(payload: Payload, scenario: Scenario, target: Any,
 
 
 SAME_DICT = Transport("the same in-memory state_dict, loaded as is", _snapshot_state_dict, _load_same_object)
-"""Save: a harness-made snapshot of ``state_dict()`` (:func:`lbfgs_verify.bitwise.clone_structure`); restore:
+"""Save: a harness-made snapshot of ``state_dict()`` (:func:`lbfgs_verify.compare.bitwise.clone_structure`); restore:
 ``load_state_dict`` of that very object (each restore of one payload loads the same dict again)."""
 
 
@@ -653,7 +560,8 @@ def step_divergence(expected: Sequence[StepRecord], actual: Sequence[StepRecord]
                     compare_state: bool = True) -> Divergence | None:
     """First bitwise difference between two step sequences: params, returned loss, state, then closure calls.
 
-    The state is compared in the zero-sign mode in force (:func:`state_zero_sign`; bitwise by default)."""
+    The state is compared in the zero-sign mode in force (:func:`lbfgs_verify.compare.environment.state_zero_sign`;
+    bitwise by default)."""
     if compare_state and current_state_zero_sign() != "bitwise":
         divergence = _divergence_with_state_mode(expected, actual)
     else:
@@ -673,7 +581,7 @@ def step_divergence(expected: Sequence[StepRecord], actual: Sequence[StepRecord]
 
 
 def _divergence_with_state_mode(expected: Sequence[StepRecord], actual: Sequence[StepRecord]) -> Divergence | None:
-    """:func:`lbfgs_verify.trace.trace_divergence` (params, returned loss, state per step, then the length) with
+    """:func:`lbfgs_verify.compare.trace.trace_divergence` (params, returned loss, state per step, then the length) with
     the state compared by :func:`state_difference`."""
     for e, a in zip(expected, actual, strict=False):
         difference = first_difference(e.params, a.params, "params")
