@@ -26,7 +26,7 @@ def block(spec: str) -> str:
     """The command line, the target's version, its lacks and the counts, then the table of verdicts."""
     from lbfgs_verify.properties.base import Status
     from lbfgs_verify.properties.runner import run_check, target_version
-    from lbfgs_verify.targets import load_target
+    from lbfgs_verify.targets.load import load_target
 
     target = load_target(spec)
     report = run_check(target, "properties", "quick")
