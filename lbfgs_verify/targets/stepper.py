@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lbfgs_verify.problems.frameworks import jax_objective, kind_problem
-from lbfgs_verify.targets.kinds import serialize as default_serializer
+from lbfgs_verify.targets import serialize as default_serializer
 
 
 @dataclass(frozen=True)
