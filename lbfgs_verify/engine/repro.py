@@ -832,7 +832,12 @@ def reproduction_for_failure(target: str, property_id: str, evidence: dict[str, 
     Three shapes of evidence: a split scenario (uninterrupted vs continued through a route, or a contract of
     ``state_dict``/``load_state_dict`` at the split: :data:`_PROPERTY_BODIES`); an observed run whose step ``k``
     violates the property's inequality (:data:`_OBSERVED_CHECKS`); an exception the target raised at step ``k``
-    of a plain run from the start (:data:`PLAIN_RUN_PROPERTIES`)."""
+    of a plain run from the start (:data:`PLAIN_RUN_PROPERTIES`). The failures of stepper and functional targets
+    (``kinds.*``, ``stepper.*``, ``functional.*``) are written by :mod:`lbfgs_verify.engine.repro_kinds`."""
+    if property_id.startswith(("kinds.", "stepper.", "functional.")):
+        from lbfgs_verify.engine.repro_kinds import kind_reproduction
+
+        return kind_reproduction(target, property_id, evidence, message)
     assertion = f"{property_id}: {message}"
     raised = _raised_at_step(evidence, property_id) is not None
     if property_id in _PROPERTY_BODIES and not raised:

@@ -132,7 +132,8 @@ def _failed_share(t: Trajectory) -> None:
     reported = sum(t.failed)
     if reported and reported * 2 > len(t.failed):
         raise PropertyFailed(f"{t.problem}: the library reported a failed line search at {reported} of "
-                             f"{len(t.failed)} steps", evidence={"problem": t.problem, "failed_steps": reported})
+                             f"{len(t.failed)} steps", evidence={"problem": t.problem, "failed_steps": reported,
+                                                                "max_steps": len(t.failed)})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -159,7 +160,7 @@ def descent(ctx: CheckContext) -> None:
                 raise PropertyFailed(
                     f"{problem}: step {k + 1}: g_k's = {slope:.6g}, f went {t.f[k]:.17g} -> {t.f[k + 1]:.17g}",
                     evidence={"problem": problem, "step": k + 1, "slope": slope, "f_before": t.f[k],
-                              "f_after": t.f[k + 1]})
+                              "f_after": t.f[k + 1], "max_steps": _math_steps(ctx)})
 
 
 @register("kinds.wolfe", category="kinds",
@@ -199,7 +200,8 @@ def wolfe(ctx: CheckContext) -> None:
                     f"{problem}: step {k + 1}: the {which} condition fails ({conv.line_search}, c1={conv.c1}, "
                     f"c2={conv.c2}): f {f0:.17g} -> {f1:.17g}, slope {slope0:.6g} -> {slope1:.6g}",
                     evidence={"problem": problem, "step": k + 1, "condition": which, "f_before": f0, "f_after": f1,
-                              "slope_before": slope0, "slope_after": slope1, "c1": conv.c1, "c2": conv.c2})
+                              "slope_before": slope0, "slope_after": slope1, "c1": conv.c1, "c2": conv.c2,
+                              "max_steps": _math_steps(ctx)})
     if checked == 0:
         raise PropertyFailed("no step could be checked: every step reported a failed line search or none was taken")
 
@@ -248,7 +250,8 @@ def two_loop_direction(ctx: CheckContext) -> None:
                     f"{problem}: step {k + 1}: the step is not along the rebuilt two-loop direction (memory "
                     f"{conv.memory_size}, H0 {conv.h0_scaling}): |unit(d) - unit(s)| = {gap:.3g} > "
                     f"{DIRECTION_TOLERANCE:g}",
-                    evidence={"problem": problem, "step": k + 1, "gap": gap, "pairs": len(kept)})
+                    evidence={"problem": problem, "step": k + 1, "gap": gap, "pairs": len(kept),
+                              "max_steps": _math_steps(ctx)})
             pairs.append((step, t.g[k + 1] - t.g[k]))
             if not conv.keeps_negative_pairs and float(pairs[-1][0] @ pairs[-1][1]) <= 0:
                 pairs.pop()
@@ -276,7 +279,7 @@ def convergence(ctx: CheckContext) -> None:
             raise PropertyFailed(f"{problem}: after {len(t.x) - 1} iterations the best f = {t.f[best]:.6g} "
                                  f"(f* = {f_star}), max|g| = {gmax:.3g}",
                                  evidence={"problem": problem, "iterations": len(t.x) - 1, "f": t.f[best],
-                                           "f_star": f_star, "max_abs_g": gmax})
+                                           "f_star": f_star, "max_abs_g": gmax, "max_steps": 500, "gtol": 1e-7})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -368,7 +371,8 @@ def load_checked_against_template(ctx: CheckContext) -> None:
                 continue
         raise PropertyFailed(f"route {route}: a state saved under the default hyperparameters loads into a template "
                              f"made with {mismatch} without error",
-                             evidence={"route": route, "mismatch": mismatch, "split": k, **mode.describe()})
+                             evidence={"route": route, "mismatch": mismatch, "split": k, "problem": RESUME_PROBLEM,
+                                       "hyperparameters": {}, **mode.describe()})
     later = 5
     try:
         drifted = run_stepper(adapter, mismatch, RESUME_PROBLEM, later, mode, params=part.params, state=part.state)
@@ -441,7 +445,7 @@ def callback_stop(ctx: CheckContext) -> None:
         for k in _splits(ctx, n):
             by_maxiter = run_functional(adapter, problem, k)
             by_callback = run_functional(adapter, problem, n, stop_after=k)
-            evidence = {"problem": problem, "k": k, "stop_by": adapter.stop_by}
+            evidence = {"problem": problem, "k": k, "stop_by": adapter.stop_by, "maxiter": k, "longer": n}
             _compare_runs(problem, f"callback stop after {k} against maxiter={k}", by_maxiter.iterates,
                           by_callback.iterates, evidence)
             if by_callback.x is None or by_maxiter.x is None or by_callback.x.tobytes() != by_maxiter.x.tobytes():
@@ -459,6 +463,6 @@ def deterministic(ctx: CheckContext) -> None:
     n = _longer(ctx)
     for problem in FUNCTIONAL_PROBLEMS:
         first, second = run_functional(adapter, problem, n), run_functional(adapter, problem, n)
-        _compare_runs(problem, "second run", first.iterates, second.iterates, {"problem": problem})
+        _compare_runs(problem, "second run", first.iterates, second.iterates, {"problem": problem, "maxiter": n})
         _compare_runs(problem, "second run's evaluations", [e[0] for e in first.evaluations],
-                      [e[0] for e in second.evaluations], {"problem": problem})
+                      [e[0] for e in second.evaluations], {"problem": problem, "maxiter": n})
