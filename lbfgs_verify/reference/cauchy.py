@@ -12,7 +12,10 @@ BLAS/LAPACK routines are scipy's own (``scipy.linalg.blas``/``lapack``).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 from scipy.linalg import blas as scipy_blas
@@ -45,6 +48,142 @@ _CHUNK = 16384
 """Rows per block of :func:`sequential_dots` (the block's products stay in the cache)."""
 
 
+# --------------------------------------------------------------------------------------------------------
+# Optional compiled kernels (numba): the same loops as __lbfgsb.c, at memory speed.
+# --------------------------------------------------------------------------------------------------------
+
+KERNELS_ENABLED = os.environ.get("LBFGS_VERIFY_KERNELS", "").lower() != "numpy"
+"""Use the compiled kernels when numba is installed (``LBFGS_VERIFY_KERNELS=numpy`` or setting this to False
+forces the numpy path; both give the same bits, ``tests/fast/test_lbfgsb_kernels.py``)."""
+
+_KERNELS: Any = None  # None: not built yet; False: numba missing; else the namespace of compiled kernels
+
+
+def _build_kernels() -> SimpleNamespace | None:
+    """The loops of ``formk``/``subsm``/``cauchy`` compiled by numba (``fastmath`` off: no reassociation and no
+    fused multiply-add, so each ``temp = temp + a[k]*b[k]`` rounds the product and the sum as the C code does)."""
+    try:
+        import numba  # optional, imported on first use (~0.3 s)
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, fastmath=False, nogil=True)
+    def dots8(a0: Any, a1: Any, a2: Any, a3: Any, a4: Any, a5: Any, a6: Any, a7: Any,
+              b0: Any, b1: Any, b2: Any, b3: Any, b4: Any, b5: Any, b6: Any, b7: Any, out: Any) -> None:
+        # Eight sums side by side, each 0.0 + a[0]*b[0] + a[1]*b[1] + ... in order (independent chains).
+        t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
+        for i in range(a0.shape[0]):
+            t0 = t0 + a0[i] * b0[i]
+            t1 = t1 + a1[i] * b1[i]
+            t2 = t2 + a2[i] * b2[i]
+            t3 = t3 + a3[i] * b3[i]
+            t4 = t4 + a4[i] * b4[i]
+            t5 = t5 + a5[i] * b5[i]
+            t6 = t6 + a6[i] * b6[i]
+            t7 = t7 + a7[i] * b7[i]
+        out[0], out[1], out[2], out[3] = t0, t1, t2, t3
+        out[4], out[5], out[6], out[7] = t4, t5, t6, t7
+
+    @numba.njit(cache=True, fastmath=False, nogil=True)
+    def update4(d: Any, y0: Any, y1: Any, y2: Any, y3: Any, s0: Any, s1: Any, s2: Any, s3: Any,
+                cy: Any, cs: Any, theta: float, count: int) -> None:
+        # subsm: d_i = d_i + y_ji*wv_j/theta + s_ji*wv_{col+j} for the first ``count`` pairs j, in order.
+        for i in range(d.shape[0]):
+            t = d[i]
+            t = t + y0[i] * cy[0] / theta + s0[i] * cs[0]
+            if count > 1:
+                t = t + y1[i] * cy[1] / theta + s1[i] * cs[1]
+                if count > 2:
+                    t = t + y2[i] * cy[2] / theta + s2[i] * cs[2]
+                    if count > 3:
+                        t = t + y3[i] * cy[3] / theta + s3[i] * cs[3]
+            d[i] = t
+
+    return SimpleNamespace(dots8=dots8, update4=update4)
+
+
+def compiled_kernels() -> SimpleNamespace | None:
+    """The compiled kernels, or ``None`` (numba not installed, or :data:`KERNELS_ENABLED` is False)."""
+    global _KERNELS
+    if not KERNELS_ENABLED:
+        return None
+    if _KERNELS is None:
+        _KERNELS = _build_kernels() or False
+    return _KERNELS or None
+
+
+def _as_vector(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _compiled_dots(kernels: SimpleNamespace, rows: list[np.ndarray], vectors: list[np.ndarray]) -> np.ndarray:
+    """(len(vectors), len(rows)) sequential dots by ``dots8``, eight at a time (a row's sums with every vector in
+    the same call, so the row is read once)."""
+    k = len(rows)
+    pairs = [(_as_vector(row), i, j) for j, row in enumerate(rows) for i in range(len(vectors))]
+    vectors = [_as_vector(vector) for vector in vectors]
+    out = np.empty((len(vectors), k))
+    result = np.empty(8)
+    for start in range(0, len(pairs), 8):
+        group = pairs[start:start + 8]
+        group = group + [group[0]] * (8 - len(group))  # padding: computed and ignored
+        kernels.dots8(*(p[0] for p in group), *(vectors[p[1]] for p in group), result)
+        for q, (_, i, j) in enumerate(pairs[start:start + 8]):
+            out[i, j] = result[q]
+    return out
+
+
+def compact_update(r: np.ndarray, y_rows: list[np.ndarray], s_rows: list[np.ndarray], coefficients: np.ndarray,
+                   theta: float) -> np.ndarray | None:
+    """``subsm``'s d = r, then d_i = d_i + y_ji·c_j/θ + s_ji·c_{col+j} for j in order, by the compiled kernel;
+    ``None`` when it is not available (the caller has a numpy path)."""
+    kernels = compiled_kernels()
+    if kernels is None:
+        return None
+    col = len(y_rows)
+    d = np.array(r, dtype=np.float64, copy=True, order="C")
+    cy = np.ascontiguousarray(coefficients[:col], dtype=np.float64)
+    cs = np.ascontiguousarray(coefficients[col:2 * col], dtype=np.float64)
+    for start in range(0, col, 4):
+        count = min(4, col - start)
+        ys = [_as_vector(y_rows[start + min(q, count - 1)]) for q in range(4)]
+        ss = [_as_vector(s_rows[start + min(q, count - 1)]) for q in range(4)]
+        cy4 = np.zeros(4)
+        cs4 = np.zeros(4)
+        cy4[:count] = cy[start:start + count]
+        cs4[:count] = cs[start:start + count]
+        kernels.update4(d, *ys, *ss, cy4, cs4, float(theta), count)
+    return d
+
+
+class PairColumns:
+    """The n × col matrix whose column j is ``rows[j]`` (the stored pairs, oldest first), without stacking them.
+
+    Supports what ``cauchy``/``freev``/``formk``/``cmprlb``/``subsm`` read of ``ws``/``wy``: ``m[index, j]`` (a
+    column gathered over a set of variables, a copy), ``m[k, :]`` (one variable across the pairs) and
+    ``m[index, :c]`` (an array of gathered columns); ``shape``.
+    """
+
+    __slots__ = ("rows", "shape")
+
+    def __init__(self, rows: list[np.ndarray], n: int) -> None:
+        self.rows = rows
+        self.shape = (n, len(rows))
+
+    def __getitem__(self, key: tuple[Any, Any]) -> Any:
+        index, j = key
+        if isinstance(j, (int, np.integer)):
+            return self.rows[j][index]
+        rows = self.rows[j]
+        if isinstance(index, (int, np.integer)):
+            return np.array([r[index] for r in rows], dtype=np.float64)
+        index = np.asarray(index)
+        out = np.empty((index.shape[0], len(rows)))
+        for c, r in enumerate(rows):
+            out[:, c] = r[index]
+        return out
+
+
 def sequential_dots(rows: list[np.ndarray], v: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """[0.0 + r[0]·v[0] + r[1]·v[1] + … for r in rows], each summed left to right like the C loops of ``formk`` /
     ``subsm`` (``temp = temp + a[k]*b[k]``), for all rows in one pass over v. With a list of vectors, the array
@@ -60,6 +199,10 @@ def sequential_dots(rows: list[np.ndarray], v: np.ndarray | list[np.ndarray]) ->
     k = len(rows)
     if k == 0 or not vectors:
         return np.zeros((len(vectors), k) if isinstance(v, list) else 0)
+    kernels = compiled_kernels()
+    if kernels is not None:
+        sums = _compiled_dots(kernels, rows, vectors)
+        return sums if isinstance(v, list) else sums[0]
     if k * len(vectors) == 1:  # one column would make the outer axis the contiguous one: add a twin column
         return sequential_dots([rows[0], rows[0]], vectors[0])[:1].reshape((1, 1) if isinstance(v, list) else 1)
     n = vectors[0].shape[0]
@@ -474,7 +617,10 @@ def generalized_cauchy_point(
 
 __all__ = [
     "CauchyPoint",
+    "PairColumns",
     "bmv",
+    "compact_update",
+    "compiled_kernels",
     "daxpy",
     "ddot",
     "generalized_cauchy_point",

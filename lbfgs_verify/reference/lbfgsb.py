@@ -81,7 +81,12 @@ from lbfgs_verify.reference.box import (
     project,
 )
 from lbfgs_verify.reference.box import projected_gradient_norm as box_projected_gradient_norm
-from lbfgs_verify.reference.cauchy import generalized_cauchy_point, sequential_dots
+from lbfgs_verify.reference.cauchy import (
+    PairColumns,
+    compact_update,
+    generalized_cauchy_point,
+    sequential_dots,
+)
 from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict, warn_non_finite
 from lbfgs_verify.reference.subspace import (
     factor_reduced_matrix,
@@ -482,6 +487,9 @@ def _compact_update(r: np.ndarray, y_rows: list[np.ndarray], s_rows: list[np.nda
     The terms of a block of entries are rows of one array that ``np.add.reduce(·, axis=0)`` adds in order
     (:func:`~lbfgs_verify.reference.cauchy.sequential_dots` explains why that order is kept).
     """
+    compiled = compact_update(r, y_rows, s_rows, wv, theta)
+    if compiled is not None:
+        return compiled
     n, col = r.shape[0], len(y_rows)
     out = np.empty(n)
     size = max(1, min(n, 16384))
@@ -720,13 +728,11 @@ def start(x0: Tensor, evaluate: Evaluate, options: LBFGSBOptions, *, box: BoxBou
     return state
 
 
-def _pairs_as_columns(state: LBFGSBState) -> tuple[np.ndarray, np.ndarray]:
-    n, col = state.x.numel(), state.memory_size
-    if col == 0:
-        return np.zeros((n, 0)), np.zeros((n, 0))
-    # Stacked as rows (one copy of each vector) and seen through the transpose: a column is contiguous.
-    return (np.stack([t.numpy() for t in state.s_history]).T,
-            np.stack([t.numpy() for t in state.y_history]).T)
+def _pairs_as_columns(state: LBFGSBState) -> tuple[PairColumns, PairColumns]:
+    """S and Y as n × col matrices over the stored tensors (no copy; columns are gathered where they are used)."""
+    n = state.x.numel()
+    return (PairColumns([t.numpy() for t in state.s_history], n),
+            PairColumns([t.numpy() for t in state.y_history], n))
 
 
 def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradient_norm: float) -> Tensor:

@@ -19,7 +19,7 @@ from scipy.linalg import lapack as scipy_lapack
 
 from lbfgs_verify.line_search.more_thuente import c_div
 from lbfgs_verify.reference.box import BOTH, LOWER_ONLY, UNBOUNDED, UPPER_ONLY, BoxBounds, step_to_bound
-from lbfgs_verify.reference.cauchy import bmv, ddot, ordered_sum, sequential_dots, trtrs_upper
+from lbfgs_verify.reference.cauchy import bmv, compact_update, ddot, ordered_sum, sequential_dots, trtrs_upper
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,9 @@ def subspace_step(cauchy_point: np.ndarray, r: np.ndarray, box: BoxBounds, s: np
     rows = free.index[:nsub]
     if nsub <= 0:
         return cauchy_point.copy()
-    wv = sequential_dots([y[rows, i] for i in range(col)] + [s[rows, i] for i in range(col)], r)
+    y_free = [y[rows, i] for i in range(col)]
+    s_free = [s[rows, i] for i in range(col)]
+    wv = sequential_dots(y_free + s_free, r)
     wv[col:] = theta * wv[col:]
     solved = trtrs_upper(wn, wv, transpose=True)
     if solved is None:
@@ -209,9 +211,11 @@ def subspace_step(cauchy_point: np.ndarray, r: np.ndarray, box: BoxBounds, s: np
     solved = trtrs_upper(wn, solved, transpose=False)
     if solved is None:
         return None
-    d = r.copy()
-    for jy in range(col):
-        d = d + (y[rows, jy] * float(solved[jy])) / theta + s[rows, jy] * float(solved[col + jy])
+    d = compact_update(r, y_free, s_free, solved, theta)
+    if d is None:
+        d = r.copy()
+        for jy in range(col):
+            d = d + (y_free[jy] * float(solved[jy])) / theta + s_free[jy] * float(solved[col + jy])
     d = d * c_div(1.0, theta)
 
     z = cauchy_point.copy()
