@@ -1,7 +1,10 @@
 """The whole-array kernels of the scipy twin give the bits of the C loops they replace (``scipy/optimize/__lbfgsb.c``).
 
 Each kernel is checked against a plain left-to-right Python loop written here (the loop of the C code), bitwise,
-NaN payloads included, on random data with ties, signed zeros and non-finite values.
+NaN payloads included, on random data with ties, signed zeros and non-finite values. The in-order sums and
+``subsm``'s update have two paths, numpy and the optional numba kernels (used when numba is installed): both are
+checked (the compiled one is skipped without numba), and a whole bounded and unbounded run is bitwise the same on
+both.
 """
 
 from __future__ import annotations
@@ -22,7 +25,20 @@ from lbfgs_verify.reference.box import (
 )
 from lbfgs_verify.reference.cauchy import generalized_cauchy_point, sequential_dots
 from lbfgs_verify.reference.lbfgsb import _compact_update
+from lbfgs_verify.reference.scipy_compat import minimize_lbfgsb
 from lbfgs_verify.reference.subspace import _gram
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on the numpy path, then on the numba kernels (skipped when numba is not installed)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(cauchy_module, "KERNELS_ENABLED", False)
+    else:
+        pytest.importorskip("numba")
+        monkeypatch.setattr(cauchy_module, "KERNELS_ENABLED", True)
+        assert cauchy_module.compiled_kernels() is not None
+    return str(request.param)
 
 
 def _bits(value: object) -> bytes:
@@ -41,8 +57,8 @@ def _wide_range(rng: np.random.Generator, *shape: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 9, 129, 16_384, 16_385, 40_001])
-@pytest.mark.parametrize("k", [1, 2, 5])
-def test_sequential_dots_sum_in_order(n: int, k: int) -> None:
+@pytest.mark.parametrize("k", [1, 2, 5, 9])
+def test_sequential_dots_sum_in_order(n: int, k: int, kernel_path: str) -> None:
     rng = np.random.default_rng(n * 10 + k)
     rows = [_wide_range(rng, n) for _ in range(k)]
     v, w = _wide_range(rng, n), _wide_range(rng, n)
@@ -63,10 +79,11 @@ def test_numpy_reduces_the_outer_axis_of_a_c_contiguous_array_in_order() -> None
 
 
 @pytest.mark.parametrize("n", [1, 2, 100, 16_385])
-def test_compact_update_adds_each_entry_in_the_loop_order(n: int) -> None:
+@pytest.mark.parametrize("col", [1, 3, 6])
+def test_compact_update_adds_each_entry_in_the_loop_order(n: int, col: int, kernel_path: str) -> None:
     """``subsm``: d_i = d_i + y_ji·wv_j/θ + s_ji·wv_{col+j} for j in order."""
-    rng = np.random.default_rng(n)
-    col, theta = 3, 0.7
+    rng = np.random.default_rng(n + col)
+    theta = 0.7
     r = _wide_range(rng, n)
     ys = [_wide_range(rng, n) for _ in range(col)]
     ss = [_wide_range(rng, n) for _ in range(col)]
@@ -179,3 +196,32 @@ def test_cauchy_whole_array_scan_and_sorted_walk_match_the_loop_and_heap(monkeyp
             assert _bits(a.c) == _bits(b.c)
             assert a.where.tobytes() == b.where.tobytes()
 
+
+
+def _chained_rosenbrock(x: np.ndarray) -> tuple[float, np.ndarray]:
+    head, tail = x[:-1], x[1:]
+    inner = tail - head * head
+    g = np.zeros_like(x)
+    g[:-1] = -400.0 * head * inner - 2.0 * (1.0 - head)
+    g[1:] += 200.0 * inner
+    return float(np.sum(100.0 * inner * inner + (1.0 - head) ** 2)), g
+
+
+@pytest.mark.parametrize("bounds", [None, (-2.0, 0.5)], ids=["unbounded", "bounded"])
+def test_whole_runs_are_bitwise_the_same_on_both_kernel_paths(bounds: tuple[float, float] | None,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("numba")
+    n = 300
+    x0 = np.full(n, -1.2)
+    x0[1::2] = 1.0
+    box = None if bounds is None else [bounds] * n
+    results = []
+    for enabled in (False, True):
+        monkeypatch.setattr(cauchy_module, "KERNELS_ENABLED", enabled)
+        results.append(minimize_lbfgsb(_chained_rosenbrock, x0, jac=True, bounds=box,
+                                       options={"maxiter": 40, "maxcor": 5}))
+    numpy_run, compiled_run = results
+    assert numpy_run.nit == compiled_run.nit > 10
+    assert (numpy_run.nfev, numpy_run.status) == (compiled_run.nfev, compiled_run.status)
+    assert _bits(numpy_run.x) == _bits(compiled_run.x)
+    assert _bits(numpy_run.fun) == _bits(compiled_run.fun)
