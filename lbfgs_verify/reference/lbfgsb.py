@@ -300,10 +300,13 @@ class _PairProducts:
     ``sy_blas[i, j]`` = ddot(s_i, y_j) (i > j) (``matupd``).
     """
 
-    __slots__ = ("blas_known", "formt", "loop_known", "pairs", "ss_blas", "sy_blas", "sy_loop", "yy")
+    __slots__ = ("blas_known", "formt", "loop_known", "pairs", "s_arrays", "ss_blas", "sy_blas", "sy_loop",
+                 "y_arrays", "yy")
 
     def __init__(self) -> None:
         self.pairs: list[tuple[Tensor, Tensor, int, int]] = []
+        self.s_arrays: list[np.ndarray] = []  # numpy views of the pairs' tensors (no copy), oldest first
+        self.y_arrays: list[np.ndarray] = []
         self.yy = self.sy_loop = self.ss_blas = self.sy_blas = np.zeros((0, 0))
         self.loop_known = self.blas_known = np.zeros(0, dtype=bool)
         self.formt: tuple[tuple[float, ...], np.ndarray | None] | None = None  # (θ, D, diag SᵀS) -> formt's factor
@@ -343,21 +346,23 @@ class _PairProducts:
         loop_known[:keep], blas_known[:keep] = self.loop_known[kept], self.blas_known[kept]
         self.loop_known, self.blas_known = loop_known, blas_known
         self.pairs = [(s, y, s._version, y._version) for s, y in zip(s_history, y_history, strict=True)]
+        self.s_arrays = [t.numpy() for t in s_history]
+        self.y_arrays = [t.numpy() for t in y_history]
 
     def loop_products(self, extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``yy`` and ``sy_loop`` (upper triangles valid), computing the missing columns, and the dots of
         [y_0 … y_k, s_0 … s_k] with ``extra`` summed the same way (in the same pass as the newest column)."""
         missing = np.flatnonzero(~self.loop_known).tolist()
         k = len(self.pairs)
-        all_rows = [p[1].numpy() for p in self.pairs] + [p[0].numpy() for p in self.pairs]
+        all_rows = self.y_arrays + self.s_arrays
         extra_dots = None
         for i in missing:
             if i == k - 1:
-                both = sequential_dots(all_rows, [self.pairs[i][1].numpy(), extra])
+                both = sequential_dots(all_rows, [self.y_arrays[i], extra])
                 dots, extra_dots = both[0], both[1]
                 dots = np.concatenate([dots[:k], dots[k:]])
             else:
-                dots = sequential_dots(all_rows[: i + 1] + all_rows[k: k + i + 1], self.pairs[i][1].numpy())
+                dots = sequential_dots(all_rows[: i + 1] + all_rows[k: k + i + 1], self.y_arrays[i])
             self.yy[: i + 1, i] = dots[: i + 1]
             self.sy_loop[: i + 1, i] = dots[-(i + 1):]
             self.loop_known[i] = True
@@ -368,10 +373,10 @@ class _PairProducts:
     def blas_products(self) -> tuple[np.ndarray, np.ndarray]:
         """``ss_blas`` (strict upper triangle) and ``sy_blas`` (strict lower triangle), computing missing ones."""
         for p in np.flatnonzero(~self.blas_known).tolist():
-            s_p = self.pairs[p][0].numpy()
+            s_p = self.s_arrays[p]
             for i in range(p):
-                self.ss_blas[i, p] = float(_ddot(self.pairs[i][0].numpy(), s_p))
-                self.sy_blas[p, i] = float(_ddot(s_p, self.pairs[i][1].numpy()))
+                self.ss_blas[i, p] = float(_ddot(self.s_arrays[i], s_p))
+                self.sy_blas[p, i] = float(_ddot(s_p, self.y_arrays[i]))
             self.blas_known[p] = True
         return self.ss_blas, self.sy_blas
 
@@ -442,7 +447,8 @@ def _quasi_newton_point_unchecked(state: LBFGSBState) -> Tensor | None:
     # formk: upper-left block Y'Y/θ + D, upper-right block from R (the strictly lower part of SᵀY is 0 here):
     # (R)_{ij} = s_j·y_i for i >= j, and -(L_a)_{ij} = -(0.0) above (no active variables).
     r = np.negative(state.g.numpy())
-    yy, sy_loop, wv = _pair_products(state).loop_products(r)  # wv = [Yᵀr; Sᵀr] (subsm), same pass
+    products = _pair_products(state)
+    yy, sy_loop, wv = products.loop_products(r)  # wv = [Yᵀr; Sᵀr] (subsm), same pass
     upper_left = np.triu(yy / theta)  # c_div: IEEE division
     upper_left[range(col), range(col)] += state.sy_history
     upper_right = np.where(np.tri(col, dtype=bool), sy_loop.T, -0.0)
@@ -452,10 +458,11 @@ def _quasi_newton_point_unchecked(state: LBFGSBState) -> Tensor | None:
     solved_12, _ = _trtrs_upper(factor_11, np.asfortranarray(upper_right), transpose=True)
     lower_right = np.zeros((col, col), order="F")
     zero_theta = 0.0 * theta
+    columns = list(np.ascontiguousarray(solved_12.T))  # column a of solved_12 as a contiguous vector
     for a in range(col):
-        column_a = solved_12[:, a]
+        column_a = columns[a]
         for b in range(a, col):
-            lower_right[a, b] = zero_theta + float(_ddot(column_a, solved_12[:, b]))
+            lower_right[a, b] = zero_theta + float(_ddot(column_a, columns[b]))
     factor_22, ok = _potrf_upper(lower_right)
     if not ok:
         return None
@@ -465,8 +472,7 @@ def _quasi_newton_point_unchecked(state: LBFGSBState) -> Tensor | None:
     middle[col:, col:] = factor_22
 
     # subsm with every variable free: r = -g, wv = [Yᵀr; θ Sᵀr], two triangular solves, then the update.
-    y_rows = [t.numpy() for t in state.y_history]
-    s_rows = [t.numpy() for t in state.s_history]
+    y_rows, s_rows = products.y_arrays, products.s_arrays
     wv[col:] = theta * wv[col:]
     wv, ok = _trtrs_upper(middle, wv, transpose=True)
     if not ok:
