@@ -54,6 +54,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     fuzz.add_argument("--repro-dir", type=Path, default=Path(DEFAULT_REPRO_DIR), metavar="DIR",
                       help=f"where each finding's standalone reproduction is written (default {DEFAULT_REPRO_DIR})")
     fuzz.add_argument("--threads", type=int, default=1, help="torch thread count (bits depend on it; default 1)")
+    fuzz.add_argument("--level", choices=("properties", "semantics", "conformance"), default="properties",
+                      help="how optimizer state compares, as in check: signed zeros equal at properties/semantics, "
+                           "bytes at conformance (default properties)")
     return fuzz
 
 
@@ -185,14 +188,15 @@ def run(args: argparse.Namespace) -> int:
         return usage(f"target {spec!r} cannot be fuzzed: {problem}")
 
     print(f"lbfgs-verify fuzz {target.spec}: {args.examples} example(s) per route and per class, seed {args.seed}"
-          + (f", lacks {', '.join(sorted(lacks))}" if lacks else ""), flush=True)
+          + (f", lacks {', '.join(sorted(lacks))}" if lacks else "") + f", level {args.level}", flush=True)
 
     def progress(kind: str, name: str, counts: dict[str, int]) -> None:  # the counts go in the matrix, once
         done = sum(counts.values())
         print(f"  {'route' if kind == 'valid' else 'class'} {name}: {done} case(s) done", file=sys.stderr, flush=True)
 
     report = run_fuzz(target, examples=args.examples, seed=args.seed, routes=args.routes, classes=args.classes,
-                      lacks=lacks, on_progress=progress, database=database, threads=args.threads)
+                      lacks=lacks, on_progress=progress, database=database, threads=args.threads,
+                      level=args.level)
     print()
     for line in matrix_lines(report):
         print(line)

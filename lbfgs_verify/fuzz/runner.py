@@ -46,6 +46,7 @@ from lbfgs_verify.engine.runs import (
 from lbfgs_verify.fuzz.corruptions import CORRUPTIONS, HOSTILE_RUNS, Applied, Context, Corruption
 from lbfgs_verify.fuzz.outcomes import CORRUPT_OUTCOMES, EVERY_LOAD_DIVERGES, FINDINGS, VALID_OUTCOMES, CaseOutcome
 from lbfgs_verify.fuzz.states import FuzzState, fuzz_states
+from lbfgs_verify.properties.base import LEVELS
 from lbfgs_verify.targets.load import option_names
 
 EVERY_LOAD_MESSAGE = "every load diverges (the undamaged state too): a resume failure, see resume.*"
@@ -67,11 +68,13 @@ def _failure_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" + (f" (at {origin})" if origin else "")
 
 
-def evaluate_route(target: Any, route: Route, state: FuzzState, *, threads: int = 1) -> CaseOutcome:
-    """Carry ``state`` along ``route`` and compare every continuation with the uninterrupted run."""
+def evaluate_route(target: Any, route: Route, state: FuzzState, *, threads: int = 1,
+                   level: str = "properties") -> CaseOutcome:
+    """Carry ``state`` along ``route`` and compare every continuation with the uninterrupted run; optimizer state
+    compares as ``level`` demands (signed zeros: :func:`lbfgs_verify.compare.environment.state_zero_sign_for`)."""
     example = {**state.evidence(), "route": route.name}
     # Warnings are recorded, not raised: a valid diverged state may load with a RuntimeWarning (the policy).
-    with comparison_environment(threads), warnings.catch_warnings(record=True):
+    with comparison_environment(threads, level), warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         try:
             uninterrupted = record_run(target, state.scenario)
@@ -79,7 +82,7 @@ def evaluate_route(target: Any, route: Route, state: FuzzState, *, threads: int 
         except Exception as exc:
             return CaseOutcome("valid", route.name, "crashed", _failure_text(exc),
                                {**example, "exception": type(exc.__cause__ or exc).__name__}, state=state)
-    outcome = _classify_route(route, state, example, result, uninterrupted)
+        outcome = _classify_route(route, state, example, result, uninterrupted)
     outcome.state = state
     return outcome
 
@@ -143,21 +146,21 @@ def _names(message: str, key: str) -> str:
 
 
 def evaluate_corruption(target: Any, corruption: Corruption, state: FuzzState, draw: Callable[..., Any], *,
-                        threads: int = 1) -> CaseOutcome | None:
+                        threads: int = 1, level: str = "properties") -> CaseOutcome | None:
     """Damage the state taken at the split, load it into a fresh optimizer, step, classify (see
     :func:`_corruption_outcome`); ``None`` when the class does not apply to the state."""
     applied: list[Applied] = []
-    result = _corruption_outcome(target, corruption, state, draw, threads, applied)
+    result = _corruption_outcome(target, corruption, state, draw, threads, applied, level)
     if result is not None:
         result.state, result.applied = state, applied[0]
     return result
 
 
 def _corruption_outcome(target: Any, corruption: Corruption, state: FuzzState, draw: Callable[..., Any],
-                        threads: int, holder: list[Applied]) -> CaseOutcome | None:
+                        threads: int, holder: list[Applied], level: str = "properties") -> CaseOutcome | None:
     """The classification of :func:`evaluate_corruption`: ``None`` when the class has nowhere to apply in
     this state, or the target cannot reach the state at all (that is the routes' finding)."""
-    with comparison_environment(threads):
+    with comparison_environment(threads, level):
         try:
             uninterrupted = record_run(target, state.scenario)
             source = record_run(target, state.scenario, steps=state.split)
@@ -380,13 +383,18 @@ def run_fuzz(
     database: Any = None,
     threads: int = 1,
     shrink: bool = True,
+    level: str = "properties",
 ) -> FuzzReport:
     """Fuzz ``target`` (a :class:`lbfgs_verify.targets.load.Target`) over ``routes`` x reachable states and
     ``classes`` x reachable states (default: all of :data:`ROUTES` and :data:`CORRUPTIONS`).
 
     ``lacks`` adds to the target's declared lacks; ``database`` is a hypothesis example database (``None``:
-    nothing kept between runs). Unknown route/class names raise ``ValueError`` naming them.
+    nothing kept between runs). Unknown route/class names raise ``ValueError`` naming them. ``level`` says how
+    optimizer state compares (``properties``/``semantics``: +0.0 == -0.0, noted; ``conformance``: bytes), as in
+    ``lbfgs-verify check``.
     """
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; choose from {', '.join(LEVELS)}")
     started = time.perf_counter()
     chosen_routes = list(ROUTES) if routes is None else list(routes)
     chosen_classes = list(CORRUPTIONS) if classes is None else list(classes)
@@ -428,7 +436,7 @@ def run_fuzz(
             report.skipped[name] = str(exc)
             continue
         counts, found, why = _campaign(
-            lambda s, d, r=route: evaluate_route(target, r, s, threads=threads), states, VALID_OUTCOMES,
+            lambda s, d, r=route: evaluate_route(target, r, s, threads=threads, level=level), states, VALID_OUTCOMES,
             examples=examples, seed=seed, database=database, key=f"lbfgs-verify fuzz|{spec}|valid|{name}",
             shrink=shrink)
         if why:
@@ -439,7 +447,7 @@ def run_fuzz(
     for name in chosen_classes:
         corruption = CORRUPTIONS[name]
         counts, found, why = _campaign(
-            lambda s, d, c=corruption: evaluate_corruption(target, c, s, d, threads=threads), states_all,
+            lambda s, d, c=corruption: evaluate_corruption(target, c, s, d, threads=threads, level=level), states_all,
             CORRUPT_OUTCOMES, examples=examples, seed=seed, database=database,
             key=f"lbfgs-verify fuzz|{spec}|corrupt|{name}", shrink=shrink)
         if why:

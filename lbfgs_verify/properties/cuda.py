@@ -73,7 +73,7 @@ def check_cpu_state_to_device_on(ctx: CheckContext, device: str) -> None:
     @ctx.settings()
     @given(scenario=_device_scenarios(ctx.budget.steps), data=st.data())
     def check(scenario: Scenario, data: st.DataObject) -> None:
-        with comparison_environment(ctx.threads):
+        with comparison_environment(ctx.threads, ctx.level):
             cpu = record_run(ctx.target, scenario, save=TORCH_SAVE.save)
             split = data.draw(st.integers(1, scenario.steps - 1), label="split")
             n = scenario.steps - split
@@ -101,7 +101,7 @@ def check_device_resume_on(ctx: CheckContext, device: str) -> None:
     @ctx.settings()
     @given(scenario=_device_scenarios(ctx.budget.steps), data=st.data())
     def check(scenario: Scenario, data: st.DataObject) -> None:
-        with comparison_environment(ctx.threads):
+        with comparison_environment(ctx.threads, ctx.level):
             run = record_run(ctx.target, scenario, save=TORCH_SAVE.save, device=device)
             again = record_run(ctx.target, scenario, device=device)
             deterministic = step_divergence(run.trace.steps, again.trace.steps) is None
@@ -153,7 +153,7 @@ def check_article_model_move_on(ctx: CheckContext, device: str) -> None:
     """The seed article's scenario: train on the CPU, save, ``model.to(device)``, new optimizer, load, continue."""
     steps = ctx.budget.steps
     split = max(1, steps // 2)
-    with comparison_environment(ctx.threads):
+    with comparison_environment(ctx.threads, ctx.level):
         disturb_global_rng(0)
         model, x, y = _article_model()
         optimizer = call_target("constructing the optimizer (article defaults)",

@@ -126,3 +126,24 @@ def test_zero_sign_in_a_parameter_fails_at_properties() -> None:
     check_transport(_context(reference.LBFGS, "properties"), TORCH_SAVE, st.just(scenario))  # the control
     with pytest.raises(PropertyFailed, match=r"params\[1\]: values differ first at element 0: 0.0 vs -0.0"):
         check_transport(_context(NegativeZeroParameters, "properties"), TORCH_SAVE, st.just(scenario))
+
+
+@pytest.mark.parametrize("route_name", ["save-load", "in-memory"])
+def test_the_fuzzer_compares_state_as_the_level_demands(route_name: str) -> None:
+    """``lbfgs-verify fuzz --level``: the same state, the same route; a flipped zero of ``d`` is exact at
+    ``properties`` and a divergence at ``conformance``, and the reference (the control) is exact at both."""
+    from lbfgs_verify.engine.runs import ROUTES
+    from lbfgs_verify.fuzz import evaluate_route
+    from lbfgs_verify.fuzz.states import FUZZ_PROBLEMS, FuzzState
+
+    scenario = Scenario(_zero_unused_problem(), {"lr": 1, "max_iter": 1, "history_size": 2, "line_search_fn": None},
+                        5)
+    state = FuzzState("history", FUZZ_PROBLEMS["rosenbrock"], scenario, 3, 2)
+    route = ROUTES[route_name]
+    flipped = Target("tests.quality.test_signed_zeros:ZeroSignOnLoad", ZeroSignOnLoad)
+    control = Target("lbfgs_verify.reference:LBFGS", reference.LBFGS)
+    for level in ("properties", "conformance"):
+        assert evaluate_route(control, route, state, level=level).outcome == "exact", level
+    assert evaluate_route(flipped, route, state, level="properties").outcome == "exact"
+    strict = evaluate_route(flipped, route, state, level="conformance")
+    assert strict.outcome == "diverged" and "only the sign of zero differs" in strict.message, strict.message
