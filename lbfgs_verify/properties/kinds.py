@@ -8,7 +8,9 @@ minimizers (:mod:`lbfgs_verify.targets.kinds`).
 - ``functional.*``: a maxiter-k run is the prefix of a longer run, a callback stop equals a maxiter stop, two runs
   are identical.
 - ``kinds.*`` (both kinds): descent, the Wolfe conditions with the declared constants, the two-loop direction
-  rebuilt from the accepted points against the declared H₀ rule and memory, convergence on MGH problems.
+  rebuilt from the accepted points against the declared H₀ rule and memory, convergence on MGH problems, and the
+  library's own resume path where the adapter has ``own_resume`` (jaxopt's ``OptStep`` warm start, tfp's
+  ``previous_optimizer_results``, the lbfgsb package's ``checkpoint``).
 
 The torch properties skip on these kinds ("not applicable (<kind> target: no step(closure)/state_dict API)")
 and these skip on torch targets; a functional target skips ``stepper.*`` with "not applicable (no state API)"
@@ -276,8 +278,10 @@ def convergence(ctx: CheckContext) -> None:
         gmax = float(np.max(np.abs(t.g[best])))
         near = f_star is not None and t.f[best] - f_star <= 1e-8 * max(1.0, abs(f_star))
         if not (near or gmax <= CONVERGENCE_GRADIENT):
+            conv = _conventions(ctx)
             raise PropertyFailed(f"{problem}: after {len(t.x) - 1} iterations the best f = {t.f[best]:.6g} "
-                                 f"(f* = {f_star}), max|g| = {gmax:.3g}",
+                                 f"(f* = {f_star}), max|g| = {gmax:.3g}: the library's iterates under its defaults "
+                                 f"(declared line search {conv.line_search}, c1={conv.c1}, memory {conv.memory_size})",
                                  evidence={"problem": problem, "iterations": len(t.x) - 1, "f": t.f[best],
                                            "f_star": f_star, "max_abs_g": gmax, "max_steps": 500, "gtol": 1e-7})
 
@@ -357,7 +361,7 @@ def load_checked_against_template(ctx: CheckContext) -> None:
     if not mismatch:
         raise PropertySkipped("not applicable (the adapter names no hyperparameter that changes the state's shapes)")
     mode = _stepper_mode()
-    k = max(3, ctx.budget.steps // 2)
+    k = max(3, ctx.budget.steps // 2, _conventions(ctx).memory_size + 1)  # memory full: a smaller one must differ
     part = run_stepper(adapter, {}, RESUME_PROBLEM, k, mode)
     for route, (save, _load) in routes(adapter, {}).items():
         blob = save((part.params, part.state))
@@ -387,6 +391,65 @@ def load_checked_against_template(ctx: CheckContext) -> None:
          "iterations; the template check refuses it")
     note(f"the state was made with the defaults (memory {_conventions(ctx).memory_size}) and continued {later} "
          f"iterations under {setting} from iteration {k}; max|dx| against the matching continuation {drift:.3g}")
+
+
+@register("kinds.own_resume_path", category="kinds",
+          title="The library's own resume path (jaxopt run(OptStep(params, state)), tfp previous_optimizer_results, "
+                "the lbfgsb package's checkpoint=): k iterations, then the library's resume to n, is bitwise one "
+                "library call of n iterations on the CPU (x64, float64); a stepper's state route is the control",
+          catches="a documented warm start that recomputes or resets part of the state (value, gradient, counters, "
+                  "memory) and so does not continue the run it claims to continue")
+def own_resume_path(ctx: CheckContext) -> None:
+    adapter = ctx.target.adapter  # type: ignore[attr-defined]
+    if not callable(getattr(adapter, "own_resume", None)):
+        raise PropertySkipped("not applicable (the library has no own resume path)")
+    steps = max(10, ctx.budget.resume_length)
+    splits = list(dict.fromkeys([steps * 2 // 3 + 1, *_splits(ctx, steps)]))[:max(1, ctx.budget.full_continuations)]
+    library = getattr(adapter, "library", "") or ctx.target.spec
+    for split in splits:
+        _own_resume_at(ctx, adapter, library, split, steps)
+
+
+def _own_resume_at(ctx: CheckContext, adapter: Any, library: str, split: int, steps: int) -> None:
+    from lbfgs_verify.problems.frameworks import RESUME_PROBLEM, jax_objective, kind_problem
+    from lbfgs_verify.targets.kinds import STEPPER, kind_of
+
+    control = ""
+    header: dict[str, Any] = {"problem": RESUME_PROBLEM, "split": split, "steps": steps}
+    if kind_of(ctx.target) == STEPPER:
+        from lbfgs_verify.targets.stepper import mode_context, run_stepper, start_params
+
+        mode = _stepper_mode()
+        header.update(mode.describe())
+        with mode_context(mode):
+            result = adapter.own_resume(jax_objective(RESUME_PROBLEM), start_params(RESUME_PROBLEM, mode),
+                                        split=split, steps=steps, jit=mode.jit)
+        full = run_stepper(adapter, {}, RESUME_PROBLEM, steps, mode)
+        part = run_stepper(adapter, {}, RESUME_PROBLEM, split, mode)
+        rest = run_stepper(adapter, {}, RESUME_PROBLEM, steps - split, mode, params=part.params, state=part.state)
+        same = rest.iterates[-1].tobytes() == full.iterates[-1].tobytes()
+        control = ("control: the same state carried through the adapter's step route continues bitwise"
+                   if same else "control: the adapter's step route does not continue bitwise either "
+                   f"(max|dx| = {float(np.max(np.abs(rest.iterates[-1] - full.iterates[-1]))):.3g})")
+    else:
+        kp = kind_problem(RESUME_PROBLEM)
+        result = adapter.own_resume(kp.fun_and_grad(), kp.x0.copy(), split=split, steps=steps, jit=False)
+    counters = "; ".join(f"{name} {a} uninterrupted vs {b} resumed" for name, (a, b) in result.counters.items())
+    measured = "; ".join(f"{name} = {value:.3g}" for name, value in result.at_resume.items())
+    evidence = {**header, "path": result.path, "counters": {k: list(v) for k, v in result.counters.items()},
+                "at_resume": dict(result.at_resume), "control": control}
+    if result.resumed.tobytes() == result.uninterrupted.tobytes():
+        note(f"{library}'s {result.path}: split at {split} of {steps}, the final iterate is bitwise the "
+             "uninterrupted one" + (f" ({counters})" if counters else "")
+             + (f"; at the resume point {measured}" if measured else ""))
+        return
+    worst = float(np.max(np.abs(result.resumed - result.uninterrupted)))
+    raise PropertyFailed(
+        f"finding ({library}'s own resume path {result.path}): {RESUME_PROBLEM}, split at {split} of {steps}: the "
+        f"final iterate differs from one uninterrupted call by max|dx| = {worst:.3g}"
+        + (f"; at the resume point the library recomputes: {measured}" if measured else "")
+        + (f"; counters: {counters}" if counters else "") + (f"; {control}" if control else ""),
+        evidence={**evidence, "max_abs_dx": worst})
 
 
 # --------------------------------------------------------------------------------------------------------------

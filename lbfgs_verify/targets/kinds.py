@@ -2,10 +2,12 @@
 minimizers, their protocols (:mod:`lbfgs_verify.targets.protocols`) and the built-in adapters.
 
 A target is one of these kinds when it is a built-in adapter name (:data:`BUILTINS`: ``optax:lbfgs``,
-``jaxopt:LBFGS``, ``scipy:L-BFGS-B``, ``lbfgs_verify.reference:minimize_lbfgsb``) or an object whose attribute
+``jaxopt:LBFGS``, ``optimistix:LBFGS``, ``tfp:lbfgs_minimize``, ``scipy:L-BFGS-B``,
+``lbfgs_verify.reference:minimize_lbfgsb``, ``pylbfgs``, ``lbfgsb``, ``torchmin:minimize``) or an object whose attribute
 ``lbfgs_verify_kind`` is ``"stepper"`` or ``"functional"`` (a user's own adapter, docs/adapters.md).
 :func:`lbfgs_verify.targets.load.load_target` hands the spec here first (:func:`builtin_target`), and any loaded object
-(:func:`target_from_object`). The JAX adapters need the ``jax`` extra; without it they are refused naming it.
+(:func:`target_from_object`). The JAX adapters need the ``jax`` extra, tfp, PyLBFGS, lbfgsb and torchmin the
+``peers`` extra; without it they are refused naming it.
 """
 
 from __future__ import annotations
@@ -26,10 +28,23 @@ JAX_EXTRA = 'pip install "lbfgs-verify[jax]"'
 BUILTINS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "optax:lbfgs": ("lbfgs_verify.targets.adapters.optax_lbfgs", "ADAPTER", ("jax", "optax")),
     "jaxopt:LBFGS": ("lbfgs_verify.targets.adapters.jaxopt_lbfgs", "ADAPTER", ("jax", "jaxopt")),
+    "optimistix:LBFGS": ("lbfgs_verify.targets.adapters.optimistix_lbfgs", "ADAPTER", ("jax", "optimistix")),
+    "tfp:lbfgs_minimize": ("lbfgs_verify.targets.adapters.tfp_lbfgs", "ADAPTER",
+                           ("jax", "tensorflow_probability.substrates.jax")),
     "scipy:L-BFGS-B": ("lbfgs_verify.targets.adapters.scipy_lbfgsb", "SCIPY", ()),
     "lbfgs_verify.reference:minimize_lbfgsb": ("lbfgs_verify.targets.adapters.scipy_lbfgsb", "REFERENCE", ()),
+    "pylbfgs": ("lbfgs_verify.targets.adapters.pylbfgs", "ADAPTER", ("lbfgs",)),
+    "lbfgsb": ("lbfgs_verify.targets.adapters.lbfgsb_package", "ADAPTER", ("lbfgsb",)),
+    "torchmin:minimize": ("lbfgs_verify.targets.adapters.torchmin_lbfgs", "ADAPTER", ("torchmin",)),
 }
-"""Built-in adapter names -> (module, attribute, the modules of the jax extra it needs)."""
+"""Built-in adapter names -> (module, attribute, the modules of an optional extra it needs)."""
+
+EXTRA_OF_MODULE: dict[str, str] = {
+    "jax": "jax", "jaxlib": "jax", "optax": "jax", "jaxopt": "jax", "optimistix": "jax",
+    "tensorflow_probability.substrates.jax": "peers", "lbfgs": "peers", "lbfgsb": "peers", "torchmin": "peers",
+}
+"""The extra of pyproject.toml that installs each module a built-in adapter needs (``jax``: the JAX stack CI
+installs; ``peers``: the other libraries compared, pytorch-minimize, PyLBFGS, lbfgsb, tfp-nightly)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,12 @@ class KindTarget(Target):
                         "commands do not take it")
 
 
+def extra_command(modules: tuple[str, ...]) -> str:
+    """``pip install "lbfgs-verify[...]"`` naming the extras that install ``modules``."""
+    extras = sorted({EXTRA_OF_MODULE.get(name, "peers") for name in modules})
+    return f'pip install "lbfgs-verify[{",".join(extras)}]"'
+
+
 def require_jax(spec: str, modules: tuple[str, ...] = ("jax", "optax", "jaxopt")) -> None:
     """Refuse ``spec`` with a message naming the extra when one of ``modules`` cannot be imported. jaxopt warns
     on import that it is no longer maintained (jaxopt/__init__.py, 0.8.5); the adapter's docstring says so, and
@@ -59,7 +80,8 @@ def require_jax(spec: str, modules: tuple[str, ...] = ("jax", "optax", "jaxopt")
                 warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
                 importlib.import_module(name)
         except ImportError as exc:
-            raise TargetLoadError(f"target {spec!r} needs the JAX stack, which is an optional extra: {JAX_EXTRA} "
+            what = "the JAX stack, which is" if EXTRA_OF_MODULE.get(name, "peers") == "jax" else f"{name}, which is in"
+            raise TargetLoadError(f"target {spec!r} needs {what} an optional extra: {extra_command(modules)} "
                                   f"(cannot import {name}: {exc})") from exc
 
 

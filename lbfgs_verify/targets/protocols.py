@@ -7,6 +7,7 @@
     params, state, info = stepper.step(params, state, objective)   # ONE outer L-BFGS iteration
     blob = stepper.serialize(state)                  # optional; default: lbfgs_verify.targets.serialize
     state = stepper.deserialize(blob, template)      # optional; template = make(**same).init(params)
+    result = adapter.own_resume(objective, x0, split=k, steps=n, jit=True)   # optional: the library's own resume
 
 ``objective`` is a traceable function ``f(params) -> scalar`` (``jax.value_and_grad`` may be applied to it);
 ``info`` is a mapping, where ``"line_search_failed"`` (bool) says the library took its fallback step.
@@ -20,6 +21,13 @@
 returning ``True`` (declared in :attr:`FunctionalAdapter.stop_by`). ``tolerance=0.0`` asks the adapter to switch
 its stopping rules off (only ``maxiter`` stops), ``None`` keeps the library's defaults.
 
+*The library's own resume path* (optional, either kind): where the library has its own way to continue a run
+(jaxopt's warm start ``run(OptStep(params, state))``, tfp's ``previous_optimizer_results``, the ``lbfgsb``
+package's ``checkpoint=``), ``adapter.own_resume`` runs ``n`` iterations in one library call and ``k`` iterations
+followed by the library's resume to ``n``, and returns both final iterates (:class:`OwnResume`); the property
+``kinds.own_resume_path`` compares them bitwise. ``objective`` is the JAX objective for a stepper (called under the
+harness's x64 flag; ``jit`` says whether to jit each library call) and ``fun_and_grad`` for a functional target.
+
 Every adapter declares its :class:`Conventions`: what the checks of :mod:`lbfgs_verify.properties.kinds` hold
 it to. Nocedal & Wright (2006), ch. 3.1 (Wolfe conditions 3.6/3.7) and ch. 7.2 (Algorithm 7.4, two-loop
 recursion; H₀ = γI with γ = sᵀy/yᵀy, eq. 7.20).
@@ -28,7 +36,7 @@ recursion; H₀ = γI with γ = sᵀy/yᵀy, eq. 7.20).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -59,7 +67,7 @@ class Conventions:
             ``False``: pairs with sᵀy ≤ 0 are left out (scipy, torch). The two-loop check rebuilds with this.
         line_search: one of :data:`LINE_SEARCHES`.
         c1: sufficient-decrease constant (N&W 3.6a).
-        c2: curvature constant (N&W 3.6b / 3.7b).
+        c2: curvature constant (N&W 3.6b / 3.7b); not used for ``"armijo"`` (no curvature condition).
         approximate_wolfe: the library also accepts Hager–Zhang approximate Wolfe points (HZ 2005 eq. 23),
             ``f(t) ≤ f(0) + approximate_wolfe·|f(0)|`` and ``φ'(t) ≤ (2c1 - 1)φ'(0)``; ``None`` when it does not.
         stopping: the stopping rule, in words.
@@ -91,7 +99,8 @@ class Conventions:
         """The declaration, one item a line (evidence and headers)."""
         return [f"memory {self.memory_size} ({self.memory_name or 'fixed'})", f"first step: {self.first_step}",
                 f"H0: {self.h0_scaling}", f"pair skip: {self.pair_skip}",
-                f"line search: {self.line_search} c1={self.c1} c2={self.c2}"
+                f"line search: {self.line_search} c1={self.c1}"
+                + ("" if self.line_search == "armijo" else f" c2={self.c2}")
                 + (f" or approximate Wolfe (rtol {self.approximate_wolfe})" if self.approximate_wolfe else ""),
                 f"stopping: {self.stopping}", f"source: {self.source}"]
 
@@ -141,3 +150,22 @@ class FunctionalAdapter(Protocol):
     def minimize(self, fun_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, *,
                  maxiter: int, callback: Callable[[np.ndarray], Any] | None = None, memory: int | None = None,
                  tolerance: float | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class OwnResume:
+    """What the library's own resume path did (``adapter.own_resume``), split at ``split`` of ``steps`` iterations.
+
+    Attributes:
+        path: the library's call that resumes, in words (``"run(OptStep(params, state))"``).
+        uninterrupted: the final iterate of one library call of ``steps`` iterations.
+        resumed: the final iterate of ``split`` iterations followed by the library's resume to ``steps``.
+        counters: counter name -> (uninterrupted, resumed), where the library counts (evaluations, iterations).
+        at_resume: what the library did at the resume point, measured (``"max|g recomputed - g saved|"`` -> value).
+    """
+
+    path: str
+    uninterrupted: np.ndarray
+    resumed: np.ndarray
+    counters: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    at_resume: Mapping[str, float] = field(default_factory=dict)

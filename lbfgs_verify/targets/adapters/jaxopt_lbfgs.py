@@ -4,7 +4,9 @@ jaxopt builds the solver around the objective; the protocol gives the objective 
 builds ``jaxopt.LBFGS(fun=objective, **hyperparameters)`` (trace time, free under jit) and calls ``update``.
 ``init(params)`` has no objective: it builds jaxopt's ``init_state`` with a zero objective and the first ``step``
 fills in the value and gradient at the start (``lax.cond`` on ``iter_num == 0``), as ``init_state`` would.
-jaxopt's own warm start (``run(OptStep(params, state))``) recomputes value and gradient and is not this path.
+jaxopt's own warm start (``run(OptStep(params, state))``) recomputes value and gradient and resets the error and
+the evaluation counters (lbfgs.py:262–292); it is not this path, and is checked on its own (``own_resume``,
+property ``kinds.own_resume_path``).
 
 Declared conventions, read from jaxopt 0.8.5 (no longer maintained; its L-BFGS moved to optax):
 
@@ -23,7 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lbfgs_verify.targets.protocols import STEPPER, Conventions
+import numpy as np
+
+from lbfgs_verify.targets.protocols import STEPPER, Conventions, OwnResume
 
 CONVENTIONS = Conventions(
     memory_size=10, memory_name="history_size",
@@ -79,6 +83,35 @@ class JaxoptAdapter:
         import jaxopt
 
         return jaxopt.LBFGS
+
+    def own_resume(self, objective: Any, x0: Any, *, split: int, steps: int, jit: bool = True) -> OwnResume:
+        """jaxopt's documented warm start: ``run(x0)`` with ``maxiter=steps`` against ``run(x0)`` with
+        ``maxiter=split`` followed by ``run(OptStep(params, state))`` with ``maxiter=steps - split`` (``maxiter``
+        counts one call's iterations), ``tol=0`` so that only ``maxiter`` stops. ``run`` is called as jaxopt
+        documents it, its loop compiled by jaxopt's own ``jit=`` option (set from ``jit``); ``init_state`` runs
+        outside that loop, so its value and gradient are computed by another compilation than the line search's.
+        ``at_resume`` measures what ``init_state(OptStep)`` recomputes (lbfgs.py:262-292): the value and gradient
+        at the resume point against the ones the saved state carries."""
+        import jaxopt
+
+        def solver(maxiter: int) -> Any:
+            return jaxopt.LBFGS(fun=objective, maxiter=maxiter, tol=0.0, jit=jit)
+
+        def run(maxiter: int, start: Any) -> Any:
+            return solver(maxiter).run(start)
+
+        whole = run(steps, x0)
+        part = run(split, x0)
+        resumed = run(steps - split, jaxopt.OptStep(part.params, part.state))
+        restarted = solver(steps - split).init_state(jaxopt.OptStep(part.params, part.state))
+        df = np.asarray(restarted.value) - np.asarray(part.state.value)
+        dg = np.asarray(restarted.grad) - np.asarray(part.state.grad)
+        at_resume = {"|f recomputed - f saved|": float(np.abs(df)),
+                     "max|g recomputed - g saved|": float(np.max(np.abs(dg)))}
+        counters = {"num_fun_eval": (int(whole.state.num_fun_eval), int(resumed.state.num_fun_eval)),
+                    "iter_num": (int(whole.state.iter_num), int(resumed.state.iter_num))}
+        return OwnResume(path="run(OptStep(params, state))", uninterrupted=np.array(whole.params),
+                         resumed=np.array(resumed.params), counters=counters, at_resume=at_resume)
 
 
 ADAPTER = JaxoptAdapter()
