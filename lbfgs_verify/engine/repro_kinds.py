@@ -28,6 +28,7 @@ Shapes of script, by property:
 from __future__ import annotations
 
 import inspect
+import re
 import textwrap
 from typing import Any
 
@@ -186,7 +187,7 @@ def _builtin_stepper_source(spec: str, adapter: Any) -> str | None:
         return None
     cls = type(adapter.make())
     source = textwrap.dedent(inspect.getsource(cls))
-    if "lbfgs_verify" in source:
+    if "import lbfgs_verify" in source or "from lbfgs_verify" in source:
         return None
     return f"{source.rstrip()}\n\n\nmake = {cls.__name__}\n"
 
@@ -228,6 +229,85 @@ def minimize(fun_and_grad, x0, *, maxiter, callback=None, memory=None, tolerance
 '''
     return "numpy and the target", (f"# The target: {spec}, through its adapter.\n{_user_import(spec)}"
                                     "minimize = adapter.minimize\nSTOP_BY = adapter.stop_by\n")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The library's own resume path (kinds.own_resume_path)
+# --------------------------------------------------------------------------------------------------------------
+
+_OWN_RESUME_RESULT = '''
+
+@dataclass(frozen=True)
+class OwnResume:
+    """What the library's own resume path did: its call, both final iterates, counters, what it recomputed."""
+
+    path: str
+    uninterrupted: np.ndarray
+    resumed: np.ndarray
+    counters: dict = field(default_factory=dict)
+    at_resume: dict = field(default_factory=dict)
+'''
+
+
+def _global_names(code: Any) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _global_names(const)
+    return names
+
+
+def _own_resume_source(spec: str, adapter: Any) -> str | None:
+    """The built-in adapter's ``own_resume`` as a plain function, with the module-level functions it calls, when
+    it needs nothing of lbfgs-verify but :class:`OwnResume` (written into the script); else ``None``."""
+    from lbfgs_verify.targets.kinds import BUILTINS
+
+    method = getattr(type(adapter), "own_resume", None)
+    if spec not in BUILTINS or method is None:
+        return None
+    module = inspect.getmodule(method)
+    helpers = []
+    for name in sorted(_global_names(method.__code__)):
+        value = getattr(module, name, None)
+        if name in ("np", "OwnResume") or value is None:
+            continue
+        if not inspect.isfunction(value) or value.__module__ != module.__name__:
+            return None
+        helpers.append(textwrap.dedent(inspect.getsource(value)).rstrip())
+    source = textwrap.dedent(inspect.getsource(method)).rstrip().replace("def own_resume(self, ", "def own_resume(", 1)
+    if any(f"{word} lbfgs_verify" in text for word in ("import", "from") for text in (source, *helpers)):
+        return None
+    if re.search(r"\bself\b", source):
+        return None
+    return "\n\n\n".join([*helpers, source]) + "\n"
+
+
+def _own_resume_driver(spec: str, adapter: Any) -> tuple[str, str]:
+    library = getattr(adapter, "library", "") or "the target"
+    source = _own_resume_source(spec, adapter)
+    if source is not None:
+        return library, (f"# The target: {spec}'s own resume path, as lbfgs-verify calls it.\n"
+                         f"from dataclasses import dataclass, field  # noqa: E402\n{_OWN_RESUME_RESULT}\n\n{source}")
+    return library, (f"# The target: {spec}'s own resume path, through its adapter.\n{_user_import(spec)}"
+                     "own_resume = adapter.own_resume\n")
+
+
+_OWN_RESUME_BODY = '''
+
+if KIND == "stepper":
+    result = own_resume(objective, jnp.asarray(X0), split=SPLIT, steps=STEPS, jit=JIT)
+else:
+    result = own_resume(lambda x: (float(value(np, np.asarray(x))), gradient(np.asarray(x))), X0.copy(),
+                        split=SPLIT, steps=STEPS, jit=False)
+for name, (whole, resumed) in dict(result.counters).items():
+    print(f"{name}: {whole} uninterrupted, {resumed} resumed")
+for name, measured in dict(result.at_resume).items():
+    print(f"at the resume point {name} = {measured:.3g}")
+worst = float(np.max(np.abs(np.asarray(result.resumed) - np.asarray(result.uninterrupted))))
+assert np.asarray(result.resumed).tobytes() == np.asarray(result.uninterrupted).tobytes(), (
+    f"{PROBLEM}: {result.path}: split at {SPLIT} of {STEPS}: the final iterate differs from one uninterrupted call "
+    f"by max|dx| = {worst:.3g}")
+'''
 
 
 _STEPPER_RUN = '''
@@ -557,6 +637,7 @@ else:
                          f"{MISMATCH} without error")
 ''',
 }
+_BODIES["kinds.own_resume_path"] = _OWN_RESUME_BODY
 """The check of each shape of script (the property's inequality over the run the script makes)."""
 
 
@@ -601,9 +682,12 @@ def _constants(property_id: str, evidence: dict[str, Any], adapter: Any, kind: s
     elif property_id == "stepper.load_checked_against_template":
         values["SPLIT"], values["ROUTE"], values["MISMATCH"] = _need(evidence, property_id, "split", "route",
                                                                      "mismatch")
+    elif property_id == "kinds.own_resume_path":
+        values["STEPS"], values["SPLIT"] = _need(evidence, property_id, "steps", "split")
+        values["KIND"], values["JIT"] = kind, evidence.get("execution", "") == "jit per step"
     else:
         raise NoReproduction(f"{property_id}: no standalone script is written for this property")
-    if key.startswith("kinds."):
+    if key.startswith("kinds.") and key != "kinds.own_resume_path":
         values["CALLS"] = 2 if kind == "functional" else 1  # a stepper's state is explicit: one run is the check
         values.setdefault("GTOL", 0.0)
     text = "".join(f"{name} = {literal(value)}\n" for name, value in values.items())
@@ -623,6 +707,9 @@ def kind_reproduction(spec: str, property_id: str, evidence: dict[str, Any], mes
     if not isinstance(hyperparameters, dict) or any(isinstance(v, str) for v in hyperparameters.values()):
         raise NoReproduction(f"{property_id}: hyperparameters {hyperparameters!r} are not plain values")
     needs, driver = _driver(spec, kind, adapter)
+    if key == "kinds.own_resume_path":
+        needs, driver = _own_resume_driver(spec, adapter)
+        needs = f"jax and {needs}" if kind == "stepper" else f"numpy and {needs}"
     summary = (f"{property_id}: {message}".splitlines() or ["a failure of lbfgs-verify"])[0]
     if kind == "stepper":
         imports = ('os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the bits compared are the CPU\'s\n\n'
@@ -630,12 +717,16 @@ def kind_reproduction(spec: str, property_id: str, evidence: dict[str, Any], mes
                    'jax.config.update("jax_enable_x64", True)  # the harness\'s mode: x64, float64, jit per step\n')
         objective = "\n\ndef objective(x):\n    return value(jnp, x)\n"
         runs = _STEPPER_RUN + (_TRAJECTORY_STEPPER if key.startswith("kinds.") else "")
+        if key == "kinds.own_resume_path":
+            runs = ""
     else:
         if key.startswith("stepper."):
             raise NoReproduction(f"{property_id}: a functional target has no state API")
         imports = ""
         objective = ""
         runs = _FUNCTIONAL_RUN + (_TRAJECTORY_FUNCTIONAL if key.startswith("kinds.") else "")
+        if key == "kinds.own_resume_path":
+            runs = ""
     conventions = "\n".join(f"#   {line}" for line in adapter.conventions.lines())
     return f'''"""Reproduction written by lbfgs-verify: {summary}
 
