@@ -20,7 +20,7 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from lbfgs_verify.problems.base import Problem
-from lbfgs_verify.report import agreement, profiles, verdicts
+from lbfgs_verify.report import agreement, kinds, profiles, verdicts
 from lbfgs_verify.report.benchmarks import STEP_SPEED, benchmark_section
 from lbfgs_verify.report.budget import REPORT_BUDGETS, ReportBudget
 from lbfgs_verify.report.document import report_counts
@@ -39,6 +39,9 @@ TIMING_FIELDS: tuple[str, ...] = (
     "section_seconds",
     "environment.date",
     "convergence.runs[*].seconds",
+    "convergence.runs[*].compile_seconds",
+    "convergence.runs[*].seconds_per_iteration",
+    "convergence.jit",
     "convergence.runs[*].seconds_to_solve",
     "convergence.runs[*].curve.seconds",
     "convergence.summary[*].median_seconds_to_solve",
@@ -142,6 +145,9 @@ def collect(options: ReportOptions) -> dict[str, Any]:
     run = options.sections
     problems = list(options.problems) if options.problems is not None else suite_problems()
     solvers = report_solvers(budget, options.targets, options.lacks, defaults=options.default_solvers)
+    left_out = kinds.builtin_solvers(budget, present=options.targets)[1]
+    stepper_names = kinds.stepper_problems(problems, budget.stepper_problems)
+    agreement_problems = [p for p in problems if p.name in stepper_names] if "agreement" in run else []
     targets = checkable_targets(solvers)
     bitwise_solvers = [s for s in targets if s.spec != "torch.optim:LBFGS"]
     configs = agreement.bitwise_configurations(options.history_sizes) if "agreement" in run else []
@@ -155,13 +161,17 @@ def collect(options: ReportOptions) -> dict[str, Any]:
     blas_threads = threadpool_limits(limits=options.threads)  # BLAS threads fight over shared cores: time is noise
     try:
         for solver in solvers if "convergence" in run else ():  # warm-up: the first run in a process pays for
-            run_solver(solver, problems[0], seed=options.seed, threads=options.threads)  # imports and allocation
+            if solver.kind not in kinds.KINDS:  # imports and allocation (a stepper's compile is timed apart)
+                run_solver(solver, problems[0], seed=options.seed, threads=options.threads)
         runs: list[ConvergenceRun] = []
         with _timed(section_seconds, "convergence"):
             progress.stage("convergence")
             for problem in problems if "convergence" in run else ():
                 for solver in solvers:
-                    runs.append(run_solver(solver, problem, seed=options.seed, threads=options.threads))
+                    if solver.kind == kinds.STEPPER and problem.name not in stepper_names:
+                        runs.append(ConvergenceRun(solver.id, problem.name, "skipped", kinds.budget_skip(budget)))
+                    else:
+                        runs.append(run_solver(solver, problem, seed=options.seed, threads=options.threads))
                     progress.tick()
         run_dicts = [r.to_json() for r in runs]
         problem_dicts = [_problem_json(p, math.nan) for p in problems]
@@ -174,6 +184,11 @@ def collect(options: ReportOptions) -> dict[str, Any]:
             progress.stage("torch vs scipy (solution level)")
             solution = agreement.solution_comparisons(problems if "agreement" in run else [],
                                                       threads=options.threads, tick=progress.tick)
+            progress.stage("agreement across kinds")
+            records = {(r.solver, r.problem): r.record for r in runs if r.record is not None}
+            kind_matrix = kinds.agreement_matrix(
+                solvers, kinds.agreement_records(solvers, agreement_problems, records, budget.max_iter,
+                                                 threads=options.threads), agreement_problems)
             progress.stage("bitwise vs torch")
             bitwise = agreement.bitwise_agreement(
                 bitwise_solvers if "agreement" in run else [], problems[: budget.bitwise_problems], configs,
@@ -185,7 +200,8 @@ def collect(options: ReportOptions) -> dict[str, Any]:
                                             on_result=lambda _result: progress.tick())
         fuzz: dict[str, Any] = {"available": True, "message": NOT_RUN, "examples": budget.fuzz_examples,
                                 "reports": {}}
-        resume: dict[str, Any] = {"problem": None, "steps": 0, "max_iter_per_step": 0, "transports": [], "rows": []}
+        resume: dict[str, Any] = {"problem": None, "steps": 0, "max_iter_per_step": 0, "transports": [], "rows": [],
+                                  "kinds": []}
         bench: dict[str, Any] = {"source": None, "note": NOT_RUN, "rows": []}
         with _timed(section_seconds, "fuzz"):
             progress.stage("fuzz")
@@ -201,12 +217,14 @@ def collect(options: ReportOptions) -> dict[str, Any]:
             if "resume" in run:
                 resume = resume_splits(solvers, steps=budget.resume_steps, seed=options.seed,
                                        threads=options.threads, tick=progress.tick)
+                resume["kinds"] = kinds.resume_verdicts(solvers, budget.name, threads=options.threads)
         with _timed(section_seconds, "benchmarks"):
             progress.stage("benchmarks")
             if "benchmarks" in run:
                 options.out.mkdir(parents=True, exist_ok=True)
                 bench = benchmark_section(json_path=options.benchmark_json, directory=options.benchmark_dir,
-                                          out_dir=options.out, targets=[s.spec for s in solvers if s.is_target],
+                                          out_dir=options.out, targets=[s.spec for s in solvers
+                                                   if s.is_target and s.kind not in kinds.KINDS],
                                           max_time=budget.benchmark_max_time)
             progress.tick()
         env = environment(seed=options.seed, threads=options.threads)
@@ -226,6 +244,7 @@ def collect(options: ReportOptions) -> dict[str, Any]:
         "sections": [name for name in SECTIONS if name in run],
         "environment": env,
         "solvers": [s.to_json() for s in solvers],
+        "solvers_left_out": left_out,
         "problems": problem_dicts,
         "convergence": {
             "criterion": ("solved: final f and the lowest f so far within 1e-6 * max(1, |f_ref|) of f_ref = min(f*, "
@@ -233,13 +252,17 @@ def collect(options: ReportOptions) -> dict[str, Any]:
             "tolerance": profiles.solve_threshold(0.0),
             "summary": _summary(solver_ids, run_dicts) if "convergence" in run else [],
             "runs": run_dicts,
+            "stepper_problems": stepper_names if any(s.kind == kinds.STEPPER for s in solvers) else [],
+            "jit": kinds.jit_timing({(r.solver, r.problem): r.record for r in runs if r.record is not None}, solvers),
         },
-        "profiles": _profiles(solver_ids if "convergence" in run else [], [p.name for p in problems], run_dicts),
+        "profiles": _profiles(solver_ids if "convergence" in run else [], kinds.profile_problems(problems, run_dicts),
+                              run_dicts),
         "agreement": {
             "bitwise": bitwise,
             "lbfgsb_vs_scipy": {"iterate_tolerance": agreement.ITERATE_TOLERANCE,
                                 "rows": agreement.lbfgsb_vs_scipy(runs) if "agreement" in run else []},
             "solution": solution,
+            "kinds": kind_matrix,
             "final_f_vs_scipy": agreement.final_f_vs_scipy(run_dicts) if "agreement" in run else [],
         },
         "check": {"mode": "properties", "budget": budget.name, "only": list(check_only or ()),

@@ -31,6 +31,7 @@ from lbfgs_verify.engine.evidence import PropertyFailed
 from lbfgs_verify.engine.runs import Scenario, exception_origin, record_run
 from lbfgs_verify.problems.base import Problem
 from lbfgs_verify.report.solvers import MINIMIZE_LBFGSB, OPTIMIZER, SCIPY, Solver, lacks_skip_reason
+from lbfgs_verify.targets.protocols import FUNCTIONAL, STEPPER
 
 OK = "ok"
 FAILED = "failed"
@@ -84,11 +85,17 @@ class ConvergenceRun:
     seconds: float = 0.0
     curve: list[tuple[int, float, float]] = field(default_factory=list)
     scipy_trace: list[TraceEntry] | None = None
+    compile_seconds: float | None = None
+    seconds_per_iteration: float | None = None
+    record: Any = None
 
     def to_json(self) -> dict[str, Any]:
         return {"solver": self.solver, "problem": self.problem, "status": self.status, "message": self.message,
                 "final_f": json_float(self.final_f), "evaluations": self.evaluations, "iterations": self.iterations,
                 "seconds": round(self.seconds, 6),
+                "compile_seconds": None if self.compile_seconds is None else round(self.compile_seconds, 4),
+                "seconds_per_iteration": (None if self.seconds_per_iteration is None
+                                          else round(self.seconds_per_iteration, 7)),
                 "curve": {"evaluations": [k for k, _, _ in self.curve],
                           "f_best": [json_float(f) for _, f, _ in self.curve],
                           "seconds": [round(t, 6) for _, _, t in self.curve]}}
@@ -120,6 +127,15 @@ def run_solver(solver: Solver, problem: Problem, *, seed: int, threads: int) -> 
     reason = lacks_skip_reason(solver, problem)
     if reason is not None:
         return ConvergenceRun(solver.id, problem.name, SKIPPED, reason)
+    if solver.kind in (STEPPER, FUNCTIONAL):
+        from lbfgs_verify.report.kinds import convergence_run
+
+        with comparison_environment(threads):
+            run, record = convergence_run(solver, problem, int(solver.settings["maxiter"]))
+        run.record = record
+        if run.status == OK and (run.final_f is None or not math.isfinite(run.final_f)):
+            run.status, run.message = FAILED, f"ended at a non-finite f ({run.final_f})"
+        return run
     limit = 2 * int(solver.settings.get("max_eval") or solver.settings.get("maxfun") or 15000) + 10
     timed = _TimedObjective(problem.objective, limit)
     timed_problem = dataclasses.replace(problem, objective=timed)

@@ -76,8 +76,14 @@ def scipy_options(budget: ReportBudget) -> dict[str, Any]:
 
 
 def target_solver(spec: str, budget: ReportBudget, lacks: frozenset[str] = frozenset()) -> Solver:
-    """A ``--target``: strong Wolfe line search unless it declares it lacks it (then a fixed step)."""
+    """A ``--target``: a stepper or functional target (:mod:`lbfgs_verify.report.kinds`) at its library's
+    defaults, or a torch-shaped optimizer with a strong Wolfe line search unless it declares it lacks it (then a
+    fixed step)."""
     target = load_target(spec)
+    if getattr(target, "kind", None) in ("stepper", "functional"):
+        from lbfgs_verify.report.kinds import kind_solver
+
+        return kind_solver(spec, target, budget, is_target=True)
     lacks = frozenset(lacks) | declared_lacks(target.factory)
     line_search = None if "strong_wolfe" in lacks else "strong_wolfe"
     name = f"{spec} ({line_search or 'no line search'})"
@@ -103,8 +109,12 @@ def default_solvers(budget: ReportBudget) -> list[Solver]:
 
 def report_solvers(budget: ReportBudget, targets: Sequence[str] = (), lacks: frozenset[str] = frozenset(),
                    *, defaults: Sequence[str] | None = None) -> list[Solver]:
-    """The default solvers (or those whose ids are in ``defaults``) followed by one solver per target."""
+    """The default solvers (or those whose ids are in ``defaults``: the installed built-in adapters of
+    :data:`lbfgs_verify.targets.kinds.BUILTINS` among them, by spec) followed by one solver per target."""
+    from lbfgs_verify.report.kinds import builtin_solvers
+
     solvers = [s for s in default_solvers(budget) if defaults is None or s.id in defaults]
+    solvers += [s for s in builtin_solvers(budget, present=targets)[0] if defaults is None or s.id in defaults]
     seen = {s.id for s in solvers}
     for spec in targets:
         solver = target_solver(spec, budget, lacks)
