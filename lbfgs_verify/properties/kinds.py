@@ -281,7 +281,8 @@ def convergence(ctx: CheckContext) -> None:
             conv = _conventions(ctx)
             raise PropertyFailed(f"{problem}: after {len(t.x) - 1} iterations the best f = {t.f[best]:.6g} "
                                  f"(f* = {f_star}), max|g| = {gmax:.3g}: the library's iterates under its defaults "
-                                 f"(declared line search {conv.line_search}, c1={conv.c1}, memory {conv.memory_size})",
+                                 f"(declared line search {conv.line_search}, c1={conv.c1}, memory {conv.memory_size}; "
+                                 f"declared stopping: {conv.stopping})",
                                  evidence={"problem": problem, "iterations": len(t.x) - 1, "f": t.f[best],
                                            "f_star": f_star, "max_abs_g": gmax, "max_steps": 500, "gtol": 1e-7})
 
@@ -512,8 +513,12 @@ def callback_stop(ctx: CheckContext) -> None:
             _compare_runs(problem, f"callback stop after {k} against maxiter={k}", by_maxiter.iterates,
                           by_callback.iterates, evidence)
             if by_callback.x is None or by_maxiter.x is None or by_callback.x.tobytes() != by_maxiter.x.tobytes():
-                raise PropertyFailed(f"{problem}: callback stop after {k}: the returned x differs from maxiter={k}'s",
-                                     evidence=evidence)
+                which = [j for j, x in enumerate(by_callback.iterates)
+                         if by_callback.x is not None and x.tobytes() == by_callback.x.tobytes()]
+                said = (f": it is iterate {which[-1]}, the callback was handed iterate {k} (the library returns "
+                        "the point before the step its callback stopped)" if which and which[-1] < k else "")
+                raise PropertyFailed(f"{problem}: callback stop after {k}: the returned x differs from maxiter={k}'s"
+                                     + said, evidence={**evidence, "returned_iterate": which[-1] if which else None})
 
 
 @register("functional.deterministic", category="functional",

@@ -7,7 +7,8 @@ objective_gradient, position_deltas, gradient_deltas) and takes it back as ``pre
 tensorflow/probability#928). ``max_iterations`` counts the total, so ``step`` is one call with
 ``max_iterations = num_iterations + 1``: each step goes through the library's own resume path. ``init(params)``
 has no objective: it is tfp's own initial state for a zero objective, and the first ``step`` replaces it by
-``lbfgs_minimize(objective, initial_position=params, max_iterations=0)``, the state tfp itself starts from.
+``lbfgs_minimize(objective, initial_position=params, max_iterations=0)``, the state tfp itself starts from (its
+correction buffers kept from ``init``: they are zeros in both).
 
 The library's own resume path is also checked on its own (``own_resume``): one call of n iterations against a call
 of k iterations followed by a call with ``previous_optimizer_results`` to n.
@@ -50,6 +51,11 @@ CONVENTIONS = Conventions(
 )
 
 
+START_FIELDS = ("converged", "failed", "num_iterations", "num_objective_evaluations", "position", "objective_value",
+                "objective_gradient")
+"""The fields of tfp's initial state that depend on the objective (``_get_initial_state``, lbfgs.py:291-302)."""
+
+
 def _minimize() -> Any:
     from tensorflow_probability.substrates.jax.optimizer import lbfgs_minimize
 
@@ -80,8 +86,11 @@ class TfpStepper:
     def step(self, params: Any, state: Any, objective: Any) -> tuple[Any, Any, Mapping[str, Any]]:
         import jax
 
-        state = jax.lax.cond(state.num_iterations == 0, lambda _: self._start(params, objective),
-                             lambda _: state, None)
+        def start(_: Any) -> Any:  # tfp's initial state, keeping the given state's (empty) correction buffers
+            first = self._start(params, objective)
+            return state._replace(**{name: getattr(first, name) for name in START_FIELDS})
+
+        state = jax.lax.cond(state.num_iterations == 0, start, lambda _: state, None)
         state = _minimize()(self._value_and_gradients(objective), initial_position=None,
                             previous_optimizer_results=state, max_iterations=state.num_iterations + 1,
                             **self.hyperparameters)
