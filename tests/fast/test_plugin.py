@@ -126,6 +126,33 @@ def test_plugin_module_does_not_import_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
 
 
+def test_a_functional_target_gets_the_cli_verdicts_and_scripts(pytester: pytest.Pytester,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """One behaviour, two faces, for a target of another kind (issue 20): the planted line-search bug of our numpy
+    L-BFGS fails kinds.wolfe through `check` and through the plugin, and both write the same standalone script."""
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": root}
+    target = "tests.quality.kinds.numpy_lbfgs:LineSearchBugNumpyLBFGS"
+    cli = subprocess.run([sys.executable, "-m", "lbfgs_verify", "check", target, "--budget", "quick", "--no-baseline",
+                          "--only", "kinds.wolfe", "--repro", "cli-repro"], cwd=pytester.path, capture_output=True,
+                         text=True, timeout=300, env=env, check=False)
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    assert "1 failed" in cli.stdout
+    monkeypatch.setenv("PYTHONPATH", root)
+    result = pytester.runpytest_subprocess(*SUITE, "--lbfgs-target", target, *QUICK, "--lbfgs-only", "kinds.wolfe",
+                                           "--lbfgs-repro", "pytest-repro")
+    result.assert_outcomes(failed=1)
+    cli_scripts = {p.name: p.read_text() for p in (pytester.path / "cli-repro").iterdir()}
+    pytest_scripts = {p.name: p.read_text() for p in (pytester.path / "pytest-repro").iterdir()}
+    assert list(cli_scripts) == ["kinds.wolfe.py"] and cli_scripts == pytest_scripts
+    ran = subprocess.run([sys.executable, "cli-repro/kinds.wolfe.py"], cwd=pytester.path, capture_output=True,
+                         text=True, timeout=120, env={k: v for k, v in env.items() if k != "PYTHONPATH"}, check=False)
+    assert ran.returncode == 1 and "the curvature condition fails" in ran.stderr, ran.stdout + ran.stderr
+
+
 def _has_cuda() -> bool:
     import torch
 
