@@ -11,12 +11,15 @@ and maximum of the per-round ratios twin/scipy in wall time and in CPU time of t
 shared: the CPU-time ratio is the less noisy one), both medians, and the physical limit: the compact-form step
 (``formk``/``subsm``) streams the m stored pairs (s, y) twice per iteration, 4·m·n·8 bytes (the same traffic as the
 two-loop recursion, Nocedal & Wright Alg. 7.4), times the iterations run, against the read bandwidth measured
-here (``numpy.dot`` over 256 MiB). The objective's own time is in both runs and not in the limit. Timing goes
-to the report, never into an assertion.
+here (``numpy.dot`` over 256 MiB). The objective's own time is in both runs and not in the limit. Also recorded:
+which path the twin's in-order sums took (``kernels``: ``"numba"`` when numba is installed, else ``"numpy"``; same
+bits) and the load average over the case (the machine may be shared). Timing goes to the report, never into an
+assertion.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Any
@@ -29,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from lbfgs_verify.compare.environment import comparison_environment
 from lbfgs_verify.reference import minimize_lbfgsb
+from lbfgs_verify.reference.cauchy import compiled_kernels
 
 SIZES = (100, 10_000, 1_000_000)
 MAXITER = 50
@@ -131,4 +135,6 @@ def test_run_time_twin_vs_scipy(benchmark: Any, n: int, bounded: bool) -> None:
         "compact_form_bytes_per_run": traffic,
         "read_bandwidth_bytes_per_s": bandwidth,
         "physical_limit_s": traffic / bandwidth,
+        "kernels": "numba" if compiled_kernels() is not None else "numpy",
+        "load_average_1min": os.getloadavg()[0],
     })

@@ -119,18 +119,19 @@ def _as_vector(a: np.ndarray) -> np.ndarray:
 def _compiled_dots(kernels: SimpleNamespace, rows: list[np.ndarray], vectors: list[np.ndarray]) -> np.ndarray:
     """(len(vectors), len(rows)) sequential dots by ``dots8``, eight at a time (a row's sums with every vector in
     the same call, so the row is read once)."""
-    k = len(rows)
-    pairs = [(_as_vector(row), i, j) for j, row in enumerate(rows) for i in range(len(vectors))]
+    k, nv = len(rows), len(vectors)
+    rows = [_as_vector(row) for row in rows]
     vectors = [_as_vector(vector) for vector in vectors]
-    out = np.empty((len(vectors), k))
-    result = np.empty(8)
-    for start in range(0, len(pairs), 8):
-        group = pairs[start:start + 8]
-        group = group + [group[0]] * (8 - len(group))  # padding: computed and ignored
-        kernels.dots8(*(p[0] for p in group), *(vectors[p[1]] for p in group), result)
-        for q, (_, i, j) in enumerate(pairs[start:start + 8]):
-            out[i, j] = result[q]
-    return out
+    left = [row for row in rows for _ in range(nv)]  # pair q = j·nv + i: row j with vector i
+    right = vectors * k
+    pad = -len(left) % 8  # padding: computed and ignored
+    left += [left[0]] * pad
+    right += [right[0]] * pad
+    result = np.empty(len(left))
+    dots8 = kernels.dots8
+    for start in range(0, len(left), 8):
+        dots8(*left[start:start + 8], *right[start:start + 8], result[start:start + 8])
+    return result[:k * nv].reshape(k, nv).T.copy()
 
 
 def compact_update(r: np.ndarray, y_rows: list[np.ndarray], s_rows: list[np.ndarray], coefficients: np.ndarray,
@@ -161,18 +162,38 @@ class PairColumns:
 
     Supports what ``cauchy``/``freev``/``formk``/``cmprlb``/``subsm`` read of ``ws``/``wy``: ``m[index, j]`` (a
     column gathered over a set of variables, a copy), ``m[k, :]`` (one variable across the pairs) and
-    ``m[index, :c]`` (an array of gathered columns); ``shape``.
+    ``m[index, :c]`` (an array of gathered columns); ``shape``. A column gathered over an index array is kept for
+    the next read over the same array (the free set is read by ``formk``, ``cmprlb`` and ``subsm``); the array is
+    held, so its memory cannot be taken by another one while the entry lives.
     """
 
-    __slots__ = ("rows", "shape")
+    __slots__ = ("_gathered", "rows", "shape")
 
     def __init__(self, rows: list[np.ndarray], n: int) -> None:
         self.rows = rows
         self.shape = (n, len(rows))
+        self._gathered: dict[tuple[Any, ...], tuple[np.ndarray, dict[int, np.ndarray]]] = {}
+
+    def _column(self, index: np.ndarray, j: int) -> np.ndarray:
+        # Same memory, shape, strides and type: the same indices (the entry holds the array it was made for, so no
+        # other array can occupy that memory meanwhile; index arrays are never written to here).
+        key = (index.__array_interface__["data"][0], index.shape, index.strides, index.dtype.str)
+        entry = self._gathered.get(key)
+        if entry is None:
+            entry = (index, {})
+            self._gathered[key] = entry
+        column = entry[1].get(j)
+        if column is None:
+            column = self.rows[j][index]
+            column.setflags(write=False)
+            entry[1][j] = column
+        return column
 
     def __getitem__(self, key: tuple[Any, Any]) -> Any:
         index, j = key
         if isinstance(j, (int, np.integer)):
+            if isinstance(index, np.ndarray) and index.ndim == 1 and index.dtype.kind == "i":
+                return self._column(index, int(j))
             return self.rows[j][index]
         rows = self.rows[j]
         if isinstance(index, (int, np.integer)):
@@ -333,7 +354,8 @@ class CauchyPoint:
     where: np.ndarray
 
 
-_Scan = tuple[np.ndarray, float, list[float], list[int], float, int, int, bool, np.ndarray]
+_Scan = tuple[np.ndarray, float, "np.ndarray | list[float]", "np.ndarray | list[int]", float, int, int, bool,
+              np.ndarray]
 """What ``cauchy``'s first loop over the variables leaves: d, f1, the breakpoints t and their variables, the least
 breakpoint and its position, the free count, whether the path is bounded, the contributing variables (in order)."""
 
@@ -429,14 +451,15 @@ def _scan_variables(x: np.ndarray, g: np.ndarray, box: BoxBounds, where: np.ndar
     not_breaking = ~breaking
     n_free = x.shape[0] - int(not_breaking.sum())
     bounded_path = not bool((np.abs(nc[not_breaking]) > 0.0).any())
-    breaks = contributing[breaking].tolist()
-    t = t_values.tolist()
-    least_at = int(np.argmin(t_values)) if t else 0
-    least = t[least_at] if t else 0.0
+    breaks = contributing[breaking]  # arrays: the heap walk makes lists only if it goes past the first breakpoint
+    t = t_values
+    least_at = int(np.argmin(t_values)) if t.size else 0
+    least = float(t[least_at]) if t.size else 0.0
     return d, f1, t, breaks, least, least_at, n_free, bounded_path, contributing
 
 
-def _walk_sorted_breakpoints(x: np.ndarray, box: BoxBounds, d: np.ndarray, t: list[float], breaks: list[int],
+def _walk_sorted_breakpoints(x: np.ndarray, box: BoxBounds, d: np.ndarray, t: np.ndarray | list[float],
+                             breaks: np.ndarray | list[int],
                              f1: float, f2: float, f2_org: float, dtm: float, theta: float,
                              bounded_path: bool) -> tuple[float, float, np.ndarray] | None:
     """``cauchy``'s walk over the breakpoints with an empty memory (no ``bmv``), in sorted order instead of the heap.
@@ -547,7 +570,7 @@ def generalized_cauchy_point(
         where[processed] = np.where(upper_side, WHERE_AT_UPPER, WHERE_AT_LOWER)
         d[processed] = 0.0
     elif nbreak >= 0:
-        order = list(breaks)
+        order: Any = breaks
         nleft = nbreak
         step_count = 0
         tj = 0.0
@@ -555,8 +578,11 @@ def generalized_cauchy_point(
             tj0 = tj
             if step_count == 0:
                 tj = least
-                ibp = order[least_at]
+                ibp = int(order[least_at])
             else:
+                if step_count == 1:  # the heap works on lists (copies: the scan's arrays stay as they are)
+                    t = t.tolist() if isinstance(t, np.ndarray) else list(t)
+                    order = order.tolist() if isinstance(order, np.ndarray) else list(order)
                 if step_count == 1 and least_at != nbreak:
                     t[least_at] = t[nbreak]
                     order[least_at] = order[nbreak]

@@ -52,11 +52,12 @@ from __future__ import annotations
 
 import copy
 import enum
+import functools
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -346,8 +347,8 @@ class _PairProducts:
         loop_known[:keep], blas_known[:keep] = self.loop_known[kept], self.blas_known[kept]
         self.loop_known, self.blas_known = loop_known, blas_known
         self.pairs = [(s, y, s._version, y._version) for s, y in zip(s_history, y_history, strict=True)]
-        self.s_arrays = [t.numpy() for t in s_history]
-        self.y_arrays = [t.numpy() for t in y_history]
+        self.s_arrays = self.s_arrays[kept] + [t.numpy() for t in s_history[keep:]]
+        self.y_arrays = self.y_arrays[kept] + [t.numpy() for t in y_history[keep:]]
 
     def loop_products(self, extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``yy`` and ``sy_loop`` (upper triangles valid), computing the missing columns, and the dots of
@@ -415,6 +416,24 @@ def _cauchy_point(x: Tensor, g: Tensor, gradient_norm: float) -> Tensor:
     return x + descent * (0.0 + t)
 
 
+class _Triangles(NamedTuple):
+    upper: np.ndarray  # j >= i (np.triu)
+    strict_upper: np.ndarray  # j > i
+    lower: np.ndarray  # j <= i (np.tri)
+    strict_lower: np.ndarray  # j < i
+    diagonal: np.ndarray  # 0 .. col-1
+
+
+@functools.lru_cache(maxsize=64)
+def _triangles(col: int) -> _Triangles:
+    """Masks of the triangles of a col × col matrix (row i, column j), made once per size (read-only)."""
+    i, j = np.indices((col, col))
+    masks = _Triangles(j >= i, j > i, j <= i, j < i, np.arange(col))
+    for mask in masks:
+        mask.setflags(write=False)
+    return masks
+
+
 def _potrf_upper(matrix: np.ndarray) -> tuple[np.ndarray, bool]:
     """Cholesky factor U (A = UᵀU) by LAPACK ``dpotrf('U')``; ``ok`` is False when A is not positive definite."""
     factor, info = scipy_lapack.dpotrf(matrix, lower=0, clean=1)
@@ -449,9 +468,10 @@ def _quasi_newton_point_unchecked(state: LBFGSBState) -> Tensor | None:
     r = np.negative(state.g.numpy())
     products = _pair_products(state)
     yy, sy_loop, wv = products.loop_products(r)  # wv = [Yᵀr; Sᵀr] (subsm), same pass
-    upper_left = np.triu(yy / theta)  # c_div: IEEE division
-    upper_left[range(col), range(col)] += state.sy_history
-    upper_right = np.where(np.tri(col, dtype=bool), sy_loop.T, -0.0)
+    masks = _triangles(col)
+    upper_left = np.where(masks.upper, yy / theta, 0.0)  # np.triu; c_div: IEEE division
+    upper_left[masks.diagonal, masks.diagonal] += state.sy_history
+    upper_right = np.where(masks.lower, sy_loop.T, -0.0)
     factor_11, ok = _potrf_upper(np.asfortranarray(upper_left))
     if not ok:
         return None
@@ -554,9 +574,10 @@ def _middle_matrix_factor_of(state: LBFGSBState, products: _PairProducts) -> np.
     """:func:`_middle_matrix_factor`, computed."""
     col, theta = state.memory_size, state.theta
     ss_blas, sy_blas = products.blas_products()
-    ss = np.triu(ss_blas, 1)
-    ss[range(col), range(col)] = state.ss_history
-    lower = np.tril(sy_blas, -1)
+    masks = _triangles(col)
+    ss = np.where(masks.strict_upper, ss_blas, 0.0)  # np.triu(ss_blas, 1)
+    ss[masks.diagonal, masks.diagonal] = state.ss_history
+    lower = np.where(masks.strict_lower, sy_blas, 0.0)  # np.tril(sy_blas, -1)
     with np.errstate(all="ignore"):
         scaled = theta * ss
         # totals[i, j] = Σ_{k<i} L_ik L_jk / D_k summed in order from 0.0 (exact zeros for k >= i change nothing).
@@ -564,9 +585,9 @@ def _middle_matrix_factor_of(state: LBFGSBState, products: _PairProducts) -> np.
         # contiguous one (products of transposed views come out in their layout, hence the copy into ``terms``).
         terms = np.zeros((col + 1, col, col))
         terms[1:] = lower.T[:, :, None] * lower.T[:, None, :] / np.asarray(state.sy_history)[:, None, None]
-        terms[1:][np.arange(col)[:, None] >= np.arange(col)[None, :], :] = 0.0
+        terms[1:][masks.lower, :] = 0.0  # k >= i
         totals = np.add.reduce(terms, axis=0)
-        t = np.triu(totals + scaled)
+        t = np.where(masks.upper, totals + scaled, 0.0)  # np.triu
     t[0] = scaled[0]
     factor, ok = _potrf_upper(np.asfortranarray(t))
     return factor if ok else None
