@@ -191,12 +191,36 @@ def check_sufficient_decrease_at(ctx: CheckContext, problem: Any, lr: float, c1:
     shown = ", ".join(f"{t:.6g}" for t in trials[:8]) + (" ..." if len(trials) > 8 else "")
     x0, x1 = float(step.start.x[0]), float(step.x_after[0])
     raise obs.fail(
-        f"on {what} ({problem.name}, lr = {lr:.6g}) the step accepted x = {x1:.10g} where f(x) = {end.loss:.6g} > "
+        f"on {what} ({problem.name}, lr = {lr:.6g}) {_how_it_ended(step, trials, x1)}: the step accepted "
+        f"x = {x1:.10g} where f(x) = {end.loss:.6g} > "
         f"f(x₀) + c₁·gᵀ(x - x₀) = {step.start.loss + c1 * check.gtp:.6g} (c₁ = {c1:g}, "
         f"{'declared by the target' if c1 != C1_FLOOR else 'the floor below any practical choice'}; gᵀ(x - x₀) = "
         f"{check.gtp:.6g}, the step length t = {abs(x1 - x0) / max(float(step.start.g.abs().max()), 1e-300):.6g}): "
         f"sufficient decrease fails by {check.decrease:.3g} (N&W eq. 3.4); trial points {shown}; {step.calls} "
         f"closure calls", c1=c1, accepted=x1, lr=lr, decrease=check.decrease, trials=trials[:40], calls=step.calls)
+
+
+def _how_it_ended(step: Any, trials: list[float], accepted: float) -> str:
+    """How the search that accepted a point without sufficient decrease ended, from what it evaluated (the control
+    that tells a budget of the target's own from the harness's budget and from a collapsed bracket).
+
+    A search that ends without a sufficient-decrease point has one in hand all the same: N&W Alg. 3.6 keeps as its
+    low end a point that satisfies eq. 3.4 (x₀ at worst), and practical searches that run out either return it or
+    report failure (scipy.optimize.line_search returns None; L-BFGS-B restores x_k, lbfgsb.f ``lnsrlb``). So ending
+    on a budget, the harness's or the target's own, excuses nothing; the text says which budget it was."""
+    xs = sorted({float(e.x[0]) for e in step.evaluations})
+    gap = min((b - a for a, b in itertools.pairwise(xs)), default=math.inf)
+    which = next((i for i, t in enumerate(trials, 1) if t == accepted), None)
+    picked = (f"the accepted point is its trial {which} of {len(trials)}" if which is not None
+              else "the accepted point is none of its trials")
+    if step.calls >= MAX_EVAL:
+        return (f"its line search used up max_eval = {MAX_EVAL} and accepted a point without sufficient decrease "
+                f"({picked})")
+    return (f"its line search exhausted its own budget and accepted a point without sufficient decrease (control: "
+            f"it stopped after {step.calls} closure calls although max_eval = {MAX_EVAL} allowed more, with its "
+            f"bracket still open: the closest two points it evaluated are {gap:.3g} apart, above tolerance_change = "
+            f"{SEARCH_TOLERANCE_CHANGE:g}, so neither the harness's budget nor a collapsed bracket ended it; "
+            f"{picked}; a correct search keeps a sufficient-decrease point, x₀ at worst, to return when it runs out)")
 
 
 @register(
