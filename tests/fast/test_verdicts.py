@@ -152,3 +152,75 @@ def test_a_scipy_style_optimizer_is_not_failed_for_torchs_conventions(capsys: py
     and every property that passed torch's default lr=1 to its constructor."""
     assert main(["check", "lbfgs_verify.reference:LBFGSB", "--budget", "quick", "--no-baseline"]) == 0, \
         capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------------------
+# portability.resume_other_thread_count: the thread count is judged against the target's own thread sensitivity
+# (false verdict on CircularLBFGS at the thorough budget, and on torch itself on a ci draw: a correct iteration
+# whose uninterrupted runs under 1 and 2 threads differ as much as its resumed run does)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _records(*rows: list[float]) -> list:
+    from lbfgs_verify.compare.trace import StepRecord
+
+    return [StepRecord(k, None, [torch.tensor(row, dtype=torch.float64)], None) for k, row in enumerate(rows)]
+
+
+def test_thread_blame_needs_more_than_the_targets_own_thread_sensitivity() -> None:
+    """A resumed run 1.5 times as far from the uninterrupted run as the uninterrupted runs under the two thread
+    counts are from each other passes; one 1e4 times as far (a lost or float32-rounded state) still fails, and so
+    does a difference where the thread count changes nothing at all."""
+    from lbfgs_verify.compare.tolerances import first_violation
+    from lbfgs_verify.properties.portability import THREAD_TOLERANCE, beyond_sensitivity, thread_sensitivity
+
+    expected = _records([1.0, 2.0], [0.5, 1.0], [0.25, 0.5])
+    other_threads = _records([1.0, 2.0], [0.5 + 1e-10, 1.0], [0.25 + 2e-10, 0.5])
+    sensitivity = thread_sensitivity(expected, other_threads)
+    assert sensitivity == pytest.approx([0.0, 1e-10, 2e-10], rel=1e-3)
+    amplified = _records([1.0, 2.0], [0.5 + 1.5e-10, 1.0], [0.25 + 3e-10, 0.5])
+    assert first_violation(expected, amplified, THREAD_TOLERANCE) is not None  # the old verdict: a failure
+    assert beyond_sensitivity(expected, amplified, sensitivity, THREAD_TOLERANCE) is None
+    lost = _records([1.0, 2.0], [0.5 + 1e-7, 1.0], [0.25 + 2e-7, 0.5])
+    assert "exceeds rtol 1e-10, atol 1e-11 + 10 ×" in str(beyond_sensitivity(expected, lost, sensitivity,
+                                                                             THREAD_TOLERANCE))
+    insensitive = thread_sensitivity(expected, expected)
+    assert beyond_sensitivity(expected, amplified, insensitive, THREAD_TOLERANCE) is not None
+    assert beyond_sensitivity(expected, _records([1.0, 2.0], [float("nan"), 1.0], [0.25, 0.5]), sensitivity,
+                              THREAD_TOLERANCE) is not None
+
+
+def test_a_line_search_that_stops_on_its_own_budget_is_named_so() -> None:
+    """line_search.sufficient_decrease on a search that keeps the lower-valued bracket end although it fails
+    sufficient decrease (torch 2.13's defect 9) and has a budget of its own (25 iterations: torch's ``_strong_wolfe``
+    default, as pytorch-minimize calls it): the message names its own budget, the open bracket and the accepted
+    trial, and not the harness's budget (docs/peers.md, pytorch-minimize)."""
+    load_all()
+    ctx = CheckContext(target=load_target("tests.fast.test_verdicts:OwnBudgetStrongWolfe"), budget=BUDGETS["quick"])
+    result = run_property(REGISTRY["line_search.sufficient_decrease"], ctx)
+    assert result.status is Status.FAIL, result.detail
+    assert "its line search exhausted its own budget and accepted a point without sufficient decrease (control: it " \
+           "stopped after 27 closure calls although max_eval = 100 allowed more, with its bracket still open" \
+           in result.detail, result.detail
+    assert "the accepted point is its trial 2 of 26" in result.detail
+    assert "used up max_eval" not in result.detail
+
+
+class OwnBudgetStrongWolfe(torch.optim.LBFGS):
+    """torch.optim.LBFGS whose strong-Wolfe search gets torch's default ``max_ls = 25`` instead of the rest of
+    ``max_eval`` (as pytorch-minimize 0.1.0 calls torch's ``_strong_wolfe``): torch's own search otherwise."""
+
+    def step(self, closure: object) -> object:  # type: ignore[override]
+        import torch.optim.lbfgs as torch_lbfgs
+
+        original = torch_lbfgs._strong_wolfe
+
+        def own_budget(*args: object, **kwargs: object) -> object:
+            kwargs.pop("max_ls", None)
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+        torch_lbfgs._strong_wolfe = own_budget  # type: ignore[assignment]
+        try:
+            return super().step(closure)  # type: ignore[arg-type]
+        finally:
+            torch_lbfgs._strong_wolfe = original
