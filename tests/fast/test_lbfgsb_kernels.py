@@ -167,7 +167,8 @@ def test_box_kernels_match_the_scans_of_lnsrlb_projgr_and_active() -> None:
             assert _bits(project(x, box)) == _bits(expected)
 
 
-def test_cauchy_whole_array_scan_and_sorted_walk_match_the_loop_and_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cauchy_whole_array_scan_and_sorted_walk_match_the_loop_and_heap(monkeypatch: pytest.MonkeyPatch,
+                                                                        kernel_path: str) -> None:
     """``cauchy``: the vectorized first loop and the sorted breakpoint walk give the loop's and the heap's bits."""
     rng = np.random.default_rng(5)
     cases = []
