@@ -226,6 +226,7 @@ def collect(options: ReportOptions) -> dict[str, Any]:
                                           out_dir=options.out, targets=[s.spec for s in solvers
                                                    if s.is_target and s.kind not in kinds.KINDS],
                                           max_time=budget.benchmark_max_time)
+                bench["twin_vs_scipy"] = kinds.twin_benchmark()
             progress.tick()
         env = environment(seed=options.seed, threads=options.threads)
     finally:

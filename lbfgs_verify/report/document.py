@@ -191,8 +191,11 @@ def _solvers(report: Mapping[str, Any]) -> Section:
             "gtol, tolerance_change = ftol (absolute), history_size = maxcor: the settings column; see "
             "`lbfgs_verify.compare.solutions`) and the budget's limits; evaluations are counted as each solver "
             "counts them (torch: closure calls; scipy: `nfev`, memoized).")
+    from lbfgs_verify.report.kinds_document import left_out_blocks
+
     return Section("solvers", "Solvers", [Paragraph(text), Table(
-        ["solver", "id", "kind", "spec", "settings", "lacks (declared)", "--target"], rows)])
+        ["solver", "id", "kind", "spec", "settings", "lacks (declared)", "--target"], rows),
+        *left_out_blocks(report)])
 
 
 def _convergence(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mapping[str, str]) -> Section:
@@ -228,6 +231,9 @@ def _convergence(report: Mapping[str, Any], plots: Mapping[str, Any], names: Map
         rows.append(row)
     blocks.append(Paragraph("Per problem: f − f_ref at the end / evaluations used."))
     blocks.append(Table(["problem", "f*", "f_ref", *[names[s] for s in solver_ids]], rows))
+    from lbfgs_verify.report.kinds_document import jit_blocks
+
+    blocks += jit_blocks(report, names)
     blocks.append(Details("One plot per problem",
                           [Image(plots["convergence"][p["name"]], f"convergence on {p['name']}")
                            for p in report["problems"]]))
@@ -311,7 +317,9 @@ def _agreement(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mappi
         Paragraph("Every solver's final f in the convergence runs against scipy's, problems per outcome:"),
         Table(["solver", *outcomes], count_rows),
         *([Image(plots["solution"], "final f against scipy's")] if "solution" in plots else [])])
-    return Section("agreement", "Agreement", subsections=[bit, lbfgsb, solution])
+    from lbfgs_verify.report.kinds_document import agreement_section
+
+    return Section("agreement", "Agreement", subsections=[agreement_section(report, names), bit, lbfgsb, solution])
 
 
 def _check(report: Mapping[str, Any], plots: Mapping[str, Any]) -> Section:
@@ -363,6 +371,8 @@ def _fuzz(report: Mapping[str, Any], plots: Mapping[str, Any]) -> Section:
 
 
 def _resume(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mapping[str, str]) -> Section:
+    from lbfgs_verify.report.kinds_document import resume_blocks
+
     resume = report["resume"]
     rows = []
     for row in resume["rows"]:
@@ -381,7 +391,7 @@ def _resume(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mapping[
             "uninterrupted steps.")
     return Section("resume", "Resume at every split", [
         Paragraph(text), Table(["solver", "transport", "bitwise splits", "first split that is not"], rows),
-        Image(plots["resume"], "resume bitwise at every split")])
+        Image(plots["resume"], "resume bitwise at every split"), *resume_blocks(report, names)])
 
 
 def _benchmarks(report: Mapping[str, Any], plots: Mapping[str, Any]) -> Section:
@@ -404,6 +414,9 @@ def _benchmarks(report: Mapping[str, Any], plots: Mapping[str, Any]) -> Section:
                              for r in bench["rows"]]))
     if "benchmarks" in plots:
         blocks.append(Image(plots["benchmarks"], "benchmark ratios to torch.optim.LBFGS"))
+    from lbfgs_verify.report.kinds_document import twin_benchmark_blocks
+
+    blocks += twin_benchmark_blocks(report)
     return Section("benchmarks", "Benchmarks", blocks)
 
 

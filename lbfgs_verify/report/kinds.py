@@ -279,8 +279,12 @@ def record_functional(minimize: Callable[..., Any], problem: Problem, max_iter: 
         out.step_seconds.append(now - last[0])
         last[0] = now
 
+    import warnings
+
     try:
-        minimize(recorded, out.iterates[0].copy(), maxiter=max_iter, callback=callback, **options)
+        with warnings.catch_warnings():  # libraries warn per run (liblbfgs: rounding errors); the record tells
+            warnings.simplefilter("ignore")
+            minimize(recorded, out.iterates[0].copy(), maxiter=max_iter, callback=callback, **options)
         out.stop = "returned"
     except Exception as exc:
         out.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -575,3 +579,45 @@ def resume_verdicts(solvers: Sequence[Solver], budget: str, *, threads: int) -> 
             rows.append({"solver": solver.id, "property": RESUME_PROPERTIES[0], "status": "not applicable",
                          "message": kind_skip_reason(RESUME_PROPERTIES[0], _Functional())})
     return rows
+
+
+# ------------------------------------------------------------------------------------------------- twin benchmark
+
+TWIN_BENCHMARK = "reports/speed/lbfgsb_vs_scipy.json"
+"""Written by ``benchmarks/test_lbfgsb_vs_scipy.py`` (pytest-benchmark JSON, one run per size)."""
+
+
+def twin_benchmark(root: Any = None) -> dict[str, Any]:
+    """The scipy twin (``minimize_lbfgsb``) against scipy's L-BFGS-B from :data:`TWIN_BENCHMARK` under ``root``
+    (default: the working directory, then the checkout this package sits in), read as it is: n, bounds, paired
+    ratios and the physical limit (compact-form bytes per run over measured read bandwidth)."""
+    import json
+    from pathlib import Path
+
+    candidates = [Path(root) / TWIN_BENCHMARK] if root is not None else [
+        Path.cwd() / TWIN_BENCHMARK, Path(__file__).resolve().parents[2] / TWIN_BENCHMARK]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        return {"source": None, "rows": [],
+                "note": f"no {TWIN_BENCHMARK} (run `python -m pytest benchmarks/test_lbfgsb_vs_scipy.py "
+                        f"--benchmark-only --benchmark-json {TWIN_BENCHMARK}`)"}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rows = []
+    for bench in data.get("benchmarks", []):
+        info = bench.get("extra_info") or {}
+        if "n" not in info:
+            continue
+        rows.append({"n": info["n"], "bounds": info.get("bounds"), "nit": info.get("nit"),
+                     "maxiter": info.get("maxiter"), "rounds": info.get("rounds"),
+                     "median_twin_s": info.get("median_twin_s"), "median_scipy_s": info.get("median_scipy_s"),
+                     "median_ratio": info.get("median_ratio_twin_over_scipy"),
+                     "min_ratio": info.get("min_ratio_twin_over_scipy"),
+                     "max_ratio": info.get("max_ratio_twin_over_scipy"),
+                     "physical_limit_s": info.get("physical_limit_s")})
+    commit = (data.get("commit_info") or {}).get("id", "")[:10]
+    note = (f"The scipy twin `lbfgs_verify.reference.minimize_lbfgsb` against scipy's L-BFGS-B on chained "
+            f"Rosenbrock, from `{TWIN_BENCHMARK}` (written by `benchmarks/test_lbfgsb_vs_scipy.py` on "
+            f"{data.get('datetime', '?')}, commit {commit or '?'}; one run per size, rounds interleaved, the ratio "
+            "is the median over rounds of twin time / scipy time). Physical limit: the bytes the compact form moves "
+            "per run over the measured read bandwidth.")
+    return {"source": TWIN_BENCHMARK, "note": note, "rows": rows}

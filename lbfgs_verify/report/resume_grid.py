@@ -61,7 +61,8 @@ def resume_splits(solvers: Sequence[Solver], *, steps: int, seed: int, threads: 
         setup = _resume_setup(solver)
         if setup is None:
             reason = ("scipy's L-BFGS-B keeps no state between calls: it cannot be resumed (scipy #19522)"
-                      if solver.kind == SCIPY else "not resumable")
+                      if solver.kind == SCIPY else "a stepper or functional target: see the verdicts of the "
+                      "other kinds below" if solver.kind in ("stepper", "functional") else "not resumable")
             rows.append({"solver": solver.id, "transport": None, "splits": [], "note": reason})
             tick()
             continue
