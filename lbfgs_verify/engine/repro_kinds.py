@@ -192,6 +192,17 @@ def _builtin_stepper_source(spec: str, adapter: Any) -> str | None:
     return f"{source.rstrip()}\n\n\nmake = {cls.__name__}\n"
 
 
+def _builtin_import(spec: str) -> str | None:
+    """Lines that import a built-in adapter from lbfgs-verify, where its library calls cannot be written into the
+    script on their own (the script then needs lbfgs-verify installed for the adapter, and the library)."""
+    from lbfgs_verify.targets.kinds import BUILTINS
+
+    if spec not in BUILTINS:
+        return None
+    module, attribute, _ = BUILTINS[spec]
+    return f"from {module} import {attribute} as adapter  # lbfgs-verify's built-in adapter of {spec}\n"
+
+
 def _user_import(spec: str) -> str:
     module, _, attr = spec.partition(":")
     root, *rest = attr.split(".")
@@ -207,6 +218,10 @@ def _driver(spec: str, kind: str, adapter: Any) -> tuple[str, str]:
         builtin = _builtin_stepper_source(spec, adapter)
         if builtin is not None:
             return f"jax and {library}", f"# The target: {spec} (the loop body lbfgs-verify drives).\n{builtin}"
+        builtin_import = _builtin_import(spec)
+        if builtin_import is not None:
+            return f"jax, {library} and lbfgs-verify", (f"# The target: {spec}, through lbfgs-verify's adapter.\n"
+                                                         f"{builtin_import}make = adapter.make\n")
         return "jax and the target", (f"# The target: {spec}, through its adapter.\n{_user_import(spec)}"
                                       "make = adapter.make\n")
     if spec in _SCIPY_SIGNATURE:
@@ -227,6 +242,11 @@ def minimize(fun_and_grad, x0, *, maxiter, callback=None, memory=None, tolerance
     return {call}(fun_and_grad, np.asarray(x0, dtype=np.float64), jac=True, callback=callback,
     {" " * len(call)}options=options{extra}).x
 '''
+    builtin_import = _builtin_import(spec)
+    if builtin_import is not None:
+        return f"numpy, {library} and lbfgs-verify", (f"# The target: {spec}, through lbfgs-verify's adapter.\n"
+                                                       f"{builtin_import}minimize = adapter.minimize\n"
+                                                       "STOP_BY = adapter.stop_by\n")
     return "numpy and the target", (f"# The target: {spec}, through its adapter.\n{_user_import(spec)}"
                                     "minimize = adapter.minimize\nSTOP_BY = adapter.stop_by\n")
 
@@ -288,6 +308,10 @@ def _own_resume_driver(spec: str, adapter: Any) -> tuple[str, str]:
     if source is not None:
         return library, (f"# The target: {spec}'s own resume path, as lbfgs-verify calls it.\n"
                          f"from dataclasses import dataclass, field  # noqa: E402\n{_OWN_RESUME_RESULT}\n\n{source}")
+    builtin_import = _builtin_import(spec)
+    if builtin_import is not None:
+        return f"{library} and lbfgs-verify", (f"# The target: {spec}'s own resume path, through lbfgs-verify's "
+                                               f"adapter.\n{builtin_import}own_resume = adapter.own_resume\n")
     return library, (f"# The target: {spec}'s own resume path, through its adapter.\n{_user_import(spec)}"
                      "own_resume = adapter.own_resume\n")
 
