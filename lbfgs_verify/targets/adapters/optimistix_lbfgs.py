@@ -13,8 +13,9 @@ the Python int ``history_length``, so neither ``jax.jit`` nor pickle takes it. T
 its array part (``eqx.partition(state, eqx.is_array)``, what ``eqx.filter_jit`` traces); ``step`` recombines it
 with the static part, which depends only on the hyperparameters and the parameters' structure and is rebuilt from
 ``init``. The adapter's own serializer route is equinox's ``tree_serialise_leaves`` of the whole state and
-``tree_deserialise_leaves`` into a template (equinox/_serialisation.py, 0.13.8); equinox checks no shape on load,
-so the route then compares every leaf's shape and dtype with the template's and refuses a difference.
+``tree_deserialise_leaves`` into a template (equinox/_serialisation.py, 0.13.8), which refuses an array leaf whose
+shape changed (``RuntimeError``, reported here as a state mismatch); the route also compares every leaf's dtype and
+the saved Python scalars (``history_length``) with the template's.
 
 Declared conventions, read from optimistix 0.1.0 (optimistix/_solver/limited_memory_bfgs.py, backtracking.py,
 quasi_newton.py, _misc.py):
@@ -125,7 +126,7 @@ class OptimistixStepper:
 
     def deserialize(self, blob: bytes, template: Any) -> Any:
         """``eqx.tree_deserialise_leaves`` into ``template`` = ``(params, init(params))`` of the same
-        hyperparameters; every leaf's shape and dtype is then compared with the template's (equinox does not)."""
+        hyperparameters (equinox refuses a changed shape); every leaf's dtype and scalar is then compared too."""
         import equinox as eqx
         import jax
         import numpy as np
@@ -134,15 +135,17 @@ class OptimistixStepper:
 
         params, state = template
         full = (params, eqx.combine(state, self._static(params)))
-        loaded = eqx.tree_deserialise_leaves(io.BytesIO(blob), full)
+        try:
+            loaded = eqx.tree_deserialise_leaves(io.BytesIO(blob), full)
+        except RuntimeError as exc:  # equinox: "Deserialised leaf at path ... has changed shape from ... to ..."
+            raise StateMismatch(f"equinox refuses the state: {exc}") from exc
         for index, (want, got) in enumerate(zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(loaded),
                                                 strict=True)):
             if not eqx.is_array(want) and not eqx.is_array_like(want):
                 continue
             a, b = np.asarray(want), np.asarray(got)
             if a.shape != b.shape or a.dtype != b.dtype:
-                raise StateMismatch(f"leaf {index}: saved {b.dtype.str}{b.shape}, template {a.dtype.str}{a.shape} "
-                                    "(equinox's tree_deserialise_leaves loads it without a check)")
+                raise StateMismatch(f"leaf {index}: saved {b.dtype.str}{b.shape}, template {a.dtype.str}{a.shape}")
             if np.ndim(want) == 0 and not eqx.is_array(want) and a.tobytes() != b.tobytes():
                 raise StateMismatch(f"leaf {index}: saved {b.item()!r}, template {a.item()!r}")
         loaded_params, loaded_state = loaded
