@@ -417,6 +417,7 @@ def _check(args: argparse.Namespace) -> int:
     from lbfgs_verify.properties.runner import (
         SelectionError,
         declared_lacks_of,
+        execution_description,
         header_lines,
         interface_problem,
         library_versions,
@@ -467,7 +468,7 @@ def _check(args: argparse.Namespace) -> int:
 
     budget = BUDGETS[args.budget]
     for line in header_lines(target.spec, target_version(target), args.mode, budget, args.threads,
-                             library_versions(), sources, skips):
+                             library_versions(), sources, skips, execution_description(target)):
         print(line)
     width = max((len(p.id) for p in selected), default=10)
     print()

@@ -157,18 +157,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if settings.target is None:
         return []
     from lbfgs_verify.properties.base import BUDGETS as BUDGET_OBJECTS
-    from lbfgs_verify.properties.runner import header_lines, library_versions, target_version
+    from lbfgs_verify.properties.runner import execution_description, header_lines, library_versions, target_version
     from lbfgs_verify.targets.load import load_target
 
     sources: dict[str, list[str]] = {}
+    execution = None
     try:
         target = load_target(settings.target, root=config.rootpath)
         version = target_version(target)
         sources = _lacks_sources(settings, target)
+        execution = execution_description(target)
     except Exception as exc:  # TargetLoadError, or a bad lbfgs_verify_lacks attribute
         version = f"cannot be loaded: {exc}"
     lines = header_lines(settings.target, version, settings.mode, BUDGET_OBJECTS[settings.budget], settings.threads,
-                         library_versions(), sources, dict(settings.skips))
+                         library_versions(), sources, dict(settings.skips), execution)
     lines[0] += f" [from {settings.target_source}]"
     if settings.only:
         lines.append(f"lbfgs-verify: only {', '.join(settings.only)}")

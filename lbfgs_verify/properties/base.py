@@ -276,12 +276,19 @@ def register(
         raise ValueError(f"property {id!r}: unknown needed feature(s) {sorted(unknown)}")
 
     def decorate(check: Callable[[CheckContext], None]) -> Callable[[CheckContext], None]:
-        if id in REGISTRY:
-            raise ValueError(f"property id {id!r} registered twice")
+        previous = REGISTRY.get(id)
+        if previous is not None and _origin(previous.check) != _origin(check):
+            raise ValueError(f"property id {id!r} registered twice ({_origin(previous.check)} and {_origin(check)})")
+        # The same function registered again is its module imported again (pytester's inline runs drop the
+        # modules a run imported from sys.modules): the newer object replaces the older one.
         REGISTRY[id] = Property(id, category, title, catches, chosen, check, needed, why)
         return check
 
     return decorate
+
+
+def _origin(check: Callable[..., Any]) -> str:
+    return f"{check.__module__}.{check.__qualname__}"
 
 
 def properties_for(level: str) -> list[Property]:

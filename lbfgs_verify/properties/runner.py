@@ -197,9 +197,10 @@ class RunReport:
 
 def header_lines(target: str, version: str, mode: str, budget: Budget, threads: int,
                  versions: dict[str, str], lacks_sources: dict[str, list[str]] | None = None,
-                 skips: dict[str, str] | None = None) -> list[str]:
+                 skips: dict[str, str] | None = None, execution: str | None = None) -> list[str]:
     """The lines that say exactly what was checked and how (printed by the CLI and the pytest plugin),
-    including what the target declared it lacks (and where that was declared) and the skips file."""
+    including what the target declared it lacks (and where that was declared), the skips file, and for a
+    stepper or functional target how it is executed (:func:`execution_description`)."""
     libs = ", ".join(f"{k} {v}" for k, v in versions.items())
     lines = [
         f"lbfgs-verify: target {target} (version {version})",
@@ -214,10 +215,33 @@ def header_lines(target: str, version: str, mode: str, budget: Budget, threads: 
                      "that need them skip")
     else:
         lines.append("lbfgs-verify: declared lacks: none (an undeclared crash is a failure)")
+    if execution:
+        lines.append(f"lbfgs-verify: execution: {execution}")
     if skips:
         lines.append(f"lbfgs-verify: skips file: {len(skips)} entr{'y' if len(skips) == 1 else 'ies'} ("
                      + ", ".join(skips) + ")")
     return lines
+
+
+def execution_description(target: Any) -> str | None:
+    """How a stepper or functional target is executed, for the header (issue 20: the execution mode is fixed on
+    both sides of a split and recorded): JAX's jit/eager, x64 flag, dtype, version and ``XLA_FLAGS`` for a stepper
+    (:class:`lbfgs_verify.targets.stepper.Mode`), the evaluation route for a functional minimizer; ``None`` for a
+    torch optimizer (its threads are on the line above)."""
+    from lbfgs_verify.targets.kinds import FUNCTIONAL, STEPPER, kind_of
+
+    kind = kind_of(target)
+    if kind == STEPPER:
+        from lbfgs_verify.targets.stepper import Mode
+
+        described = Mode().describe()
+        return (f"stepper, {described['execution']} (the same on both sides of every split), jax_enable_x64 "
+                f"{described['jax_enable_x64']}, dtype {described['dtype']}, jax {described['jax']}, "
+                f"XLA_FLAGS={described['XLA_FLAGS']!r}")
+    if kind == FUNCTIONAL:
+        return ("functional, float64 numpy vectors; every evaluation recorded by wrapping the objective, accepted "
+                "iterates by wrapping the callback")
+    return None
 
 
 def declared_lacks_of(target: Target, *sources: tuple[str, Iterable[str] | str | None]) -> dict[str, list[str]]:

@@ -290,3 +290,24 @@ def test_plugin_skips_file_and_level(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*level semantics*", "*skips file: 1 entry (behaviour.iterations)*",
                                  "*skipped by the skips file: our schedule evaluates the final point*"])
     result.assert_outcomes(skipped=1)
+
+
+def test_an_id_registered_by_two_functions_is_refused_and_a_reimported_module_replaces_its_own() -> None:
+    """Two checks under one id are refused, naming both; the same function registered again (its module
+    imported a second time, as pytester's inline runs do) replaces the first instead of failing collection."""
+    from lbfgs_verify.properties.base import REGISTRY, register
+
+    def first(ctx: object) -> None:
+        return None
+
+    def other(ctx: object) -> None:
+        return None
+
+    try:
+        register("zz_test.duplicate", category="zz_test", title="t", catches="c")(first)
+        register("zz_test.duplicate", category="zz_test", title="t", catches="c")(first)
+        assert REGISTRY["zz_test.duplicate"].check is first
+        with pytest.raises(ValueError, match=r"registered twice \(.*first and .*other\)"):
+            register("zz_test.duplicate", category="zz_test", title="t", catches="c")(other)
+    finally:
+        REGISTRY.pop("zz_test.duplicate", None)
