@@ -319,7 +319,7 @@ def _own_resume_driver(spec: str, adapter: Any) -> tuple[str, str]:
 _OWN_RESUME_BODY = '''
 
 if KIND == "stepper":
-    result = own_resume(objective, jnp.asarray(X0), split=SPLIT, steps=STEPS, jit=JIT)
+    result = own_resume(objective, jnp.asarray(X0, dtype=DTYPE), split=SPLIT, steps=STEPS, jit=JIT)
 else:
     result = own_resume(lambda x: (float(value(np, np.asarray(x))), gradient(np.asarray(x))), X0.copy(),
                         split=SPLIT, steps=STEPS, jit=False)
@@ -340,11 +340,14 @@ _STEPS = {}
 
 
 def stepper_and_step(hyperparameters):
-    """make(**hyperparameters) and its step with the objective bound, jitted once (jit per step, as the harness)."""
+    """make(**hyperparameters) and its step with the objective bound, jitted once when JIT (the harness's mode)."""
     key = repr(sorted(hyperparameters.items()))
     if key not in _STEPS:
         stepper = make(**hyperparameters)
-        _STEPS[key] = (stepper, jax.jit(lambda params, state: stepper.step(params, state, objective)))
+        def step(params, state):
+            return stepper.step(params, state, objective)
+
+        _STEPS[key] = (stepper, jax.jit(step) if JIT else step)
     return _STEPS[key]
 
 
@@ -352,7 +355,7 @@ def run(n, params=None, state=None, hyperparameters=HYPERPARAMETERS):
     """n iterations from (params, state), by default from X0 and init(X0): the iterates x_0..x_n (numpy), whether
     each step reported a failed line search, and the last (params, state)."""
     stepper, step = stepper_and_step(hyperparameters)
-    params = jnp.asarray(X0) if params is None else params
+    params = jnp.asarray(X0, dtype=DTYPE) if params is None else params
     state = stepper.init(params) if state is None else state
     iterates, failed = [np.array(params)], []
     for _ in range(n):
@@ -414,7 +417,7 @@ def trajectory(max_steps, gtol=0.0):
     f and g there, and per step whether the library reported a failed line search."""
     stepper, step = stepper_and_step(HYPERPARAMETERS)
     value_and_grad = jax.jit(jax.value_and_grad(objective))
-    params = jnp.asarray(X0)
+    params = jnp.asarray(X0, dtype=DTYPE)
     state = stepper.init(params)
     xs, fs, gs, failed = [], [], [], []
     for k in range(max_steps + 1):
@@ -596,7 +599,7 @@ def load(route, path):
     """Read (params, state) into a template made with the same hyperparameters, refusing a difference of
     structure, shape or dtype."""
     stepper = make(**HYPERPARAMETERS)
-    params0 = jnp.asarray(X0)
+    params0 = jnp.asarray(X0, dtype=DTYPE)
     template = (params0, stepper.init(params0))
     if route == "own":
         with open(path, "rb") as handle:
@@ -650,7 +653,7 @@ _, _, params, state = run(SPLIT)
 assert ROUTE == "own", "only the stepper's own serializer is the target's: lbfgs-verify's manifest route refuses"
 blob = make(**HYPERPARAMETERS).serialize((params, state))
 mismatched = make(**MISMATCH)
-params0 = jnp.asarray(X0)
+params0 = jnp.asarray(X0, dtype=DTYPE)
 template = (params0, mismatched.init(params0))
 try:
     mismatched.deserialize(blob, template)
@@ -708,7 +711,7 @@ def _constants(property_id: str, evidence: dict[str, Any], adapter: Any, kind: s
                                                                      "mismatch")
     elif property_id == "kinds.own_resume_path":
         values["STEPS"], values["SPLIT"] = _need(evidence, property_id, "steps", "split")
-        values["KIND"], values["JIT"] = kind, evidence.get("execution", "") == "jit per step"
+        values["KIND"] = kind
     else:
         raise NoReproduction(f"{property_id}: no standalone script is written for this property")
     if key.startswith("kinds.") and key != "kinds.own_resume_path":
@@ -735,10 +738,14 @@ def kind_reproduction(spec: str, property_id: str, evidence: dict[str, Any], mes
         needs, driver = _own_resume_driver(spec, adapter)
         needs = f"jax and {needs}" if kind == "stepper" else f"numpy and {needs}"
     summary = (f"{property_id}: {message}".splitlines() or ["a failure of lbfgs-verify"])[0]
+    jit = evidence.get("execution", "jit per step") == "jit per step"
+    x64, dtype = bool(evidence.get("jax_enable_x64", True)), str(evidence.get("dtype", "float64"))
     if kind == "stepper":
         imports = ('os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the bits compared are the CPU\'s\n\n'
                    "import jax  # noqa: E402\nimport jax.numpy as jnp  # noqa: E402\n\n"
-                   'jax.config.update("jax_enable_x64", True)  # the harness\'s mode: x64, float64, jit per step\n')
+                   f'jax.config.update("jax_enable_x64", {x64!r})  # the execution mode of the failure, fixed on '
+                   f'both sides of a split\nJIT, DTYPE = {jit!r}, {dtype!r}  # jit per step or eager; the '
+                   'parameters\' dtype\n')
         objective = "\n\ndef objective(x):\n    return value(jnp, x)\n"
         runs = _STEPPER_RUN + (_TRAJECTORY_STEPPER if key.startswith("kinds.") else "")
         if key == "kinds.own_resume_path":
