@@ -335,23 +335,24 @@ def _resume_fresh_process_in(ctx: CheckContext, mode: Any) -> None:
     from lbfgs_verify.problems.frameworks import RESUME_PROBLEM
     from lbfgs_verify.targets.stepper import continue_in_fresh_process, routes, run_stepper
 
+    problem = RESUME_PROBLEM.replace("float64", mode.dtype)  # its JAX definition checks the dtype of x
     adapter = ctx.target.adapter  # type: ignore[attr-defined]
     steps = max(8, ctx.budget.steps)
-    full = run_stepper(adapter, {}, RESUME_PROBLEM, steps, mode)
-    header = {"problem": RESUME_PROBLEM, "steps": steps, "hyperparameters": {}, **mode.describe()}
+    full = run_stepper(adapter, {}, problem, steps, mode)
+    header = {"problem": problem, "steps": steps, "hyperparameters": {}, **mode.describe()}
     for k in _splits(ctx, steps):
-        part = run_stepper(adapter, {}, RESUME_PROBLEM, k, mode)
-        cold = run_stepper(adapter, {}, RESUME_PROBLEM, steps - k, mode, params=part.params)
+        part = run_stepper(adapter, {}, problem, k, mode)
+        cold = run_stepper(adapter, {}, problem, steps - k, mode, params=part.params)
         cold_first, _ = _first_difference(full.iterates[k + 1:], cold.iterates[1:])
         blobs = {route: save((part.params, part.state)) for route, (save, _load) in routes(adapter, {}).items()}
-        continued = continue_in_fresh_process(ctx.target.spec, {}, RESUME_PROBLEM, mode, blobs, steps - k)
+        continued = continue_in_fresh_process(ctx.target.spec, {}, problem, mode, blobs, steps - k)
         for route, resumed in continued.items():
             first, worst = _first_difference(full.iterates[k + 1:], resumed)
             evidence = {**header, "split": k, "route": route, "bytes": len(blobs[route])}
             if first is not None:
                 same_as_cold = _first_difference(cold.iterates[1:], resumed)[0] is None
                 raise PropertyFailed(
-                    f"{RESUME_PROBLEM} ({'jit per step' if mode.jit else 'eager'}, x64 {'on' if mode.x64 else 'off'}, "
+                    f"{problem} ({'jit per step' if mode.jit else 'eager'}, x64 {'on' if mode.x64 else 'off'}, "
                     f"{mode.dtype}): split at {k}, route {route}: the continuation in a fresh process first differs "
                     f"at iteration {k + 1 + first} (max|dx| = {worst:.3g})"
                     + (" and equals a cold restart: the saved state is not used on load, or something is not saved"
@@ -362,7 +363,7 @@ def _resume_fresh_process_in(ctx: CheckContext, mode: Any) -> None:
              f"cold restart differs from iteration {k + 1 + cold_first if cold_first is not None else '-'}; "
              + ", ".join(f"{key} {value}" for key, value in mode.describe().items()))
         if cold_first is None:
-            raise PropertyFailed(f"{RESUME_PROBLEM}: split at {k}: the cold-restart control equals the uninterrupted "
+            raise PropertyFailed(f"{problem}: split at {k}: the cold-restart control equals the uninterrupted "
                                  "run, so this check cannot tell a resumed state from none",
                                  evidence={**header, "split": k})
 
