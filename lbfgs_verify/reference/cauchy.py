@@ -21,7 +21,7 @@ import numpy as np
 from scipy.linalg import blas as scipy_blas
 from scipy.linalg import lapack as scipy_lapack
 
-from lbfgs_verify.line_search.more_thuente import c_div, c_fmax, c_sqrt
+from lbfgs_verify.line_search.more_thuente import c_div, c_fmax
 from lbfgs_verify.reference.box import (
     BOTH,
     UNBOUNDED,
@@ -46,6 +46,8 @@ def ordered_sum(values: np.ndarray) -> float:
 
 _CHUNK = 16384
 """Rows per block of :func:`sequential_dots` (the block's products stay in the cache)."""
+_SMALL = 2048
+"""Up to this length the numpy paths work on all pairs at once (fewer numpy calls; same products, same order)."""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -55,6 +57,10 @@ _CHUNK = 16384
 KERNELS_ENABLED = os.environ.get("LBFGS_VERIFY_KERNELS", "").lower() != "numpy"
 """Use the compiled kernels when numba is installed (``LBFGS_VERIFY_KERNELS=numpy`` or setting this to False
 forces the numpy path; both give the same bits, ``tests/fast/test_lbfgsb_kernels.py``)."""
+
+KERNEL_MIN_SIZE = 4096
+"""Vectors shorter than this take the numpy path: there the cost is per call, not per entry, and a process that
+only meets small problems never imports numba (its import and first compilation or cache load take seconds)."""
 
 _KERNELS: Any = None  # None: not built yet; False: numba missing; else the namespace of compiled kernels
 
@@ -141,10 +147,11 @@ def _build_kernels() -> SimpleNamespace | None:
     return SimpleNamespace(dots8=dots8, update4=update4, sorted_walk=sorted_walk)
 
 
-def compiled_kernels() -> SimpleNamespace | None:
-    """The compiled kernels, or ``None`` (numba not installed, or :data:`KERNELS_ENABLED` is False)."""
+def compiled_kernels(size: int | None = None) -> SimpleNamespace | None:
+    """The compiled kernels, or ``None`` (numba not installed, :data:`KERNELS_ENABLED` False, or vectors of ``size``
+    entries below :data:`KERNEL_MIN_SIZE`)."""
     global _KERNELS
-    if not KERNELS_ENABLED:
+    if not KERNELS_ENABLED or (size is not None and size < KERNEL_MIN_SIZE):
         return None
     if _KERNELS is None:
         _KERNELS = _build_kernels() or False
@@ -177,7 +184,7 @@ def compact_update(r: np.ndarray, y_rows: list[np.ndarray], s_rows: list[np.ndar
                    theta: float) -> np.ndarray | None:
     """``subsm``'s d = r, then d_i = d_i + y_ji·c_j/θ + s_ji·c_{col+j} for j in order, by the compiled kernel;
     ``None`` when it is not available (the caller has a numpy path)."""
-    kernels = compiled_kernels()
+    kernels = compiled_kernels(r.shape[0])
     if kernels is None:
         return None
     col = len(y_rows)
@@ -228,6 +235,23 @@ class PairColumns:
             entry[1][j] = column
         return column
 
+    def columns(self, index: np.ndarray) -> list[np.ndarray]:
+        """Every column gathered over ``index`` (kept like single columns); short vectors in one gather."""
+        index = np.asarray(index)
+        col = self.shape[1]
+        if self.shape[0] > _SMALL or index.dtype.kind != "i" or index.ndim != 1:
+            return [self[index, j] for j in range(col)]
+        key = (index.__array_interface__["data"][0], index.shape, index.strides, index.dtype.str)
+        entry = self._gathered.get(key)
+        if entry is None:
+            entry = (index, {})
+            self._gathered[key] = entry
+        if len(entry[1]) < col:
+            gathered = np.array(self.rows, dtype=np.float64)[:, index] if col else np.zeros((0, index.shape[0]))
+            gathered.setflags(write=False)
+            entry[1].update(enumerate(gathered))
+        return [entry[1][j] for j in range(col)]
+
     def __getitem__(self, key: tuple[Any, Any]) -> Any:
         index, j = key
         if isinstance(j, (int, np.integer)):
@@ -242,6 +266,13 @@ class PairColumns:
         for c, r in enumerate(rows):
             out[:, c] = r[index]
         return out
+
+
+def pair_columns(m: np.ndarray | PairColumns, index: np.ndarray) -> list[np.ndarray]:
+    """[m[index, j] for every column j] of an n × col array or a :class:`PairColumns`."""
+    if isinstance(m, PairColumns):
+        return m.columns(index)
+    return [m[index, j] for j in range(m.shape[1])]
 
 
 def sequential_dots(rows: list[np.ndarray], v: np.ndarray | list[np.ndarray]) -> np.ndarray:
@@ -259,13 +290,21 @@ def sequential_dots(rows: list[np.ndarray], v: np.ndarray | list[np.ndarray]) ->
     k = len(rows)
     if k == 0 or not vectors:
         return np.zeros((len(vectors), k) if isinstance(v, list) else 0)
-    kernels = compiled_kernels()
+    kernels = compiled_kernels(vectors[0].shape[0])
     if kernels is not None:
         sums = _compiled_dots(kernels, rows, vectors)
         return sums if isinstance(v, list) else sums[0]
     if k * len(vectors) == 1:  # one column would make the outer axis the contiguous one: add a twin column
         return sequential_dots([rows[0], rows[0]], vectors[0])[:1].reshape((1, 1) if isinstance(v, list) else 1)
     n = vectors[0].shape[0]
+    if n <= _SMALL:  # one block: the rows stacked once, one multiply per vector (the same products and sums)
+        stacked = np.array(rows, dtype=np.float64).T
+        block = np.empty((n + 1, k * len(vectors)))
+        block[0] = 0.0
+        for i, vector in enumerate(vectors):
+            np.multiply(stacked, np.asarray(vector)[:, None], out=block[1:, i * k:(i + 1) * k])
+        sums = np.add.reduce(block, axis=0)
+        return sums.reshape(len(vectors), k) if isinstance(v, list) else sums
     size = max(1, min(n, _CHUNK))
     block = np.empty((size + 1, k * len(vectors)))
     sums = np.zeros(k * len(vectors))
@@ -310,35 +349,42 @@ def trtrs_upper(factor: np.ndarray, rhs: np.ndarray, *, transpose: bool) -> np.n
 def bmv(sy: np.ndarray, wt: np.ndarray, v: np.ndarray) -> np.ndarray | None:
     """M v for the 2col × 2col middle matrix of the compact form (``bmv``); ``None`` if a solve fails.
 
-    ``sy`` holds SᵀY (its lower triangle and diagonal are used), ``wt`` the upper Cholesky factor of T.
+    ``sy`` holds SᵀY (its lower triangle and diagonal are used), ``wt`` the upper Cholesky factor of T. The C loops'
+    sums (``sum = sum + sy[i,k]*v[k]/sy[k,k]`` over k < i, and over k > i later) run on whole arrays: the terms of
+    each sum are a column of a C-contiguous array reduced over its outer axis in order, from 0.0, with exact +0.0
+    where the loop has no term (a sum from +0.0 is never -0.0, so adding +0.0 changes nothing). The diagonal of
+    ``sy`` is sᵢᵀyᵢ > 0 (the skip rule) or NaN, where these are the loops' bits; a zero or negative one, which the
+    solver cannot hold, would give the hardware's NaN where :func:`c_div` gives +NaN.
     """
     col = sy.shape[0]
     if col == 0:
         return np.zeros(0)
+    sy = np.asarray(sy, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    diagonal = sy.diagonal().copy()
+    k_index = np.arange(col)[:, None]  # rows: k; columns: i
+    i_index = np.arange(col)[None, :]
     p = np.zeros(2 * col)
-    p[col] = v[col]
-    for i in range(1, col):
-        total = 0.0
-        for k in range(i):
-            total = total + c_div(sy[i, k] * v[k], sy[k, k])
-        p[col + i] = v[col + i] + total
-    lower = trtrs_upper(wt, p[col:].copy(), transpose=True)
-    if lower is None:
-        return None
-    p[col:] = lower
-    for i in range(col):
-        p[i] = c_div(v[i], c_sqrt(sy[i, i]))
-    upper = trtrs_upper(wt, p[col:].copy(), transpose=False)
-    if upper is None:
-        return None
-    p[col:] = upper
-    for i in range(col):
-        p[i] = c_div(-p[i], c_sqrt(sy[i, i]))
-    for i in range(col):
-        total = 0.0
-        for k in range(i + 1, col):
-            total = total + c_div(sy[k, i] * p[col + k], sy[i, i])
-        p[i] = p[i] + total
+    with np.errstate(all="ignore"):
+        terms = np.zeros((col + 1, col))
+        terms[1:] = np.where(k_index < i_index, (sy.T * v[:col, None]) / diagonal[:, None], 0.0)
+        totals = np.add.reduce(terms, axis=0)
+        p[col] = v[col]
+        p[col + 1:] = v[col + 1:2 * col] + totals[1:]
+        lower = trtrs_upper(wt, p[col:].copy(), transpose=True)
+        if lower is None:
+            return None
+        p[col:] = lower
+        root = np.where(diagonal >= 0.0, np.sqrt(diagonal), np.nan)  # c_sqrt: +NaN below zero or for NaN
+        p[:col] = v[:col] / root
+        upper = trtrs_upper(wt, p[col:].copy(), transpose=False)
+        if upper is None:
+            return None
+        p[col:] = upper
+        p[:col] = -p[:col] / root
+        terms[1:] = np.where(k_index > i_index, (sy * p[col:, None]) / diagonal[None, :], 0.0)
+        totals = np.add.reduce(terms, axis=0)
+        p[:col] = p[:col] + totals
     return p
 
 
@@ -525,7 +571,7 @@ def _walk_sorted_breakpoints(x: np.ndarray, box: BoxBounds, d: np.ndarray, t: np
         bits = values.view(np.int64)
         if not bool((bits == bits[first][group]).all()):
             return None
-    kernels = compiled_kernels()
+    kernels = compiled_kernels(times.shape[0])
     if kernels is not None:
         ok, tsum, dtm, passed = kernels.sorted_walk(times, slopes, rooms, starts, float(f1), float(f2),
                                                     float(f2_org), float(dtm), float(theta), bool(bounded_path))
@@ -585,7 +631,7 @@ def generalized_cauchy_point(
     p = np.zeros(2 * col)
     if col > 0 and contributing.size:
         dvals = d[contributing]
-        p[:] = sequential_dots([y[contributing, j] for j in range(col)] + [s[contributing, j] for j in range(col)],
+        p[:] = sequential_dots(pair_columns(y, contributing) + pair_columns(s, contributing),
                                dvals)
     if theta != 1.0:
         p[col:] = p[col:] * theta
@@ -696,6 +742,7 @@ __all__ = [
     "generalized_cauchy_point",
     "heap_next_breakpoint",
     "ordered_sum",
+    "pair_columns",
     "sequential_dots",
     "sequential_rows_sum",
     "trtrs_upper",

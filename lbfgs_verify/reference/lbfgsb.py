@@ -517,6 +517,13 @@ def _compact_update(r: np.ndarray, y_rows: list[np.ndarray], s_rows: list[np.nda
     if compiled is not None:
         return compiled
     n, col = r.shape[0], len(y_rows)
+    if 1 < n <= 2048:  # one block, all pairs at once (the same terms, added in the same order)
+        terms = np.empty((2 * col + 1, n))
+        terms[0] = r
+        np.multiply(np.array(y_rows, dtype=np.float64), wv[:col, None], out=terms[1::2])
+        np.divide(terms[1::2], theta, out=terms[1::2])
+        np.multiply(np.array(s_rows, dtype=np.float64), wv[col:2 * col, None], out=terms[2::2])
+        return np.add.reduce(terms, axis=0)
     out = np.empty(n)
     size = max(1, min(n, 16384))
     block = np.empty((2 * col + 1, size))

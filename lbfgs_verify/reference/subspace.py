@@ -19,7 +19,15 @@ from scipy.linalg import lapack as scipy_lapack
 
 from lbfgs_verify.line_search.more_thuente import c_div
 from lbfgs_verify.reference.box import BOTH, LOWER_ONLY, UNBOUNDED, UPPER_ONLY, BoxBounds, step_to_bound
-from lbfgs_verify.reference.cauchy import bmv, compact_update, ddot, ordered_sum, sequential_dots, trtrs_upper
+from lbfgs_verify.reference.cauchy import (
+    bmv,
+    compact_update,
+    ddot,
+    ordered_sum,
+    pair_columns,
+    sequential_dots,
+    trtrs_upper,
+)
 
 
 @dataclass(frozen=True)
@@ -105,13 +113,13 @@ def update_inner_products(wn1: np.ndarray, s: np.ndarray, y: np.ndarray, free: F
                 wn1[js:2 * m - 1, js] = wn1[js + 1:2 * m, js + 1]
                 wn1[m:2 * m - 1, jy] = wn1[m + 1:2 * m, jy + 1]
         iy, is_ = col - 1, m + col - 1
-        y_free = [y[free_rows, j] for j in range(col)]
-        s_free = [s[free_rows, j] for j in range(col)]
+        y_free = pair_columns(y, free_rows)
+        s_free = pair_columns(s, free_rows)
         # Over the free variables, against y_iy (iy = col - 1): y_jy·y_iy (row iy of YᵀZZᵀY) and s_i·y_iy (the new
         # column of the (2,1) block); over the active ones, against s_iy: s_jy·s_iy and y_jy·s_iy.
         free_dots = sequential_dots(y_free + s_free, y_free[iy])
         on_free, new_column = free_dots[:col], free_dots[col:]
-        on_active = sequential_dots([s[active_rows, j] for j in range(col)] + [y[active_rows, j] for j in range(col)],
+        on_active = sequential_dots(pair_columns(s, active_rows) + pair_columns(y, active_rows),
                                     s[active_rows, iy])
         for jy in range(col):
             js = m + jy
@@ -145,26 +153,28 @@ def factor_reduced_matrix(wn1: np.ndarray, sy_diagonal: list[float], theta: floa
     """``formk``, second half: the upper triangular 2col × 2col factor of K (two Cholesky factorizations), or
     ``None`` when K is not positive definite in the needed sense (the memory is then reset)."""
     wn = np.zeros((2 * col, 2 * col), order="F")
-    for iy in range(col):
-        is_, is1 = col + iy, m + iy
-        for jy in range(iy + 1):
-            js, js1 = col + jy, m + jy
-            wn[jy, iy] = c_div(float(wn1[iy, jy]), theta)
-            wn[js, is_] = float(wn1[is1, js1]) * theta
-        for jy in range(iy):
-            wn[jy, is_] = -float(wn1[is1, jy])
-        for jy in range(iy, col):
-            wn[jy, is_] = float(wn1[is1, jy])
-        wn[iy, iy] = float(wn[iy, iy]) + sy_diagonal[iy]
+    # formk's loops over iy, jy, as whole blocks (the same single operations per entry; jy is the row here):
+    # wn[jy, iy] = wn1[iy, jy]/θ and wn[col+jy, col+iy] = wn1[m+iy, m+jy]·θ for jy <= iy; wn[jy, col+iy] is
+    # -wn1[m+iy, jy] for jy < iy and wn1[m+iy, jy] for jy >= iy; then the diagonal of the first block gets sᵀy.
+    i, j = np.indices((col, col))  # i: row (jy), j: column (iy)
+    upper, strictly_upper = i <= j, i < j
+    with np.errstate(all="ignore"):
+        wn[:col, :col] = np.where(upper, wn1[:col, :col].T / theta, 0.0)
+        wn[col:, col:] = np.where(upper, wn1[m:m + col, m:m + col].T * theta, 0.0)
+    mixed = wn1[m:m + col, :col].T
+    wn[:col, col:] = np.where(strictly_upper, -mixed, mixed)
+    diagonal = np.arange(col)
+    wn[diagonal, diagonal] = wn[diagonal, diagonal] + np.asarray(sy_diagonal[:col], dtype=np.float64)
     factor, info = scipy_lapack.dpotrf(wn[:col, :col].copy(order="F"), lower=0, clean=1)
     if info != 0:
         return None
     wn[:col, :col] = factor
     solved, _ = scipy_lapack.dtrtrs(factor, wn[:col, col:].copy(order="F"), lower=0, trans=1)
     wn[:col, col:] = solved
-    for a in range(col, 2 * col):
-        for b in range(a, 2 * col):
-            wn[a, b] = float(wn[a, b]) + ddot(wn[:col, a], wn[:col, b])
+    columns = list(np.ascontiguousarray(wn[:col, col:].T))  # column col + a of wn over its first col rows
+    for a in range(col):
+        for b in range(a, col):
+            wn[col + a, col + b] = float(wn[col + a, col + b]) + ddot(columns[a], columns[b])
     factor2, info = scipy_lapack.dpotrf(wn[col:, col:].copy(order="F"), lower=0, clean=1)
     if info != 0:
         return None
@@ -182,10 +192,11 @@ def reduced_gradient(x: np.ndarray, g: np.ndarray, cauchy_point: np.ndarray, c: 
     v = bmv(sy, wt, c)
     if v is None:
         return None
+    y_free, s_free = pair_columns(y, rows), pair_columns(s, rows)
     for j in range(col):
         a1 = float(v[j])
         a2 = theta * float(v[col + j])
-        r = r + y[rows, j] * a1 + s[rows, j] * a2
+        r = r + y_free[j] * a1 + s_free[j] * a2
     return r
 
 
@@ -200,8 +211,8 @@ def subspace_step(cauchy_point: np.ndarray, r: np.ndarray, box: BoxBounds, s: np
     rows = free.index[:nsub]
     if nsub <= 0:
         return cauchy_point.copy()
-    y_free = [y[rows, i] for i in range(col)]
-    s_free = [s[rows, i] for i in range(col)]
+    y_free = pair_columns(y, rows)
+    s_free = pair_columns(s, rows)
     wv = sequential_dots(y_free + s_free, r)
     wv[col:] = theta * wv[col:]
     solved = trtrs_upper(wn, wv, transpose=True)

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from lbfgs_verify.line_search.more_thuente import c_div, c_sqrt
 from lbfgs_verify.reference import cauchy as cauchy_module
 from lbfgs_verify.reference.box import (
     BoxBounds,
@@ -37,7 +38,8 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     else:
         pytest.importorskip("numba")
         monkeypatch.setattr(cauchy_module, "KERNELS_ENABLED", True)
-        assert cauchy_module.compiled_kernels() is not None
+        monkeypatch.setattr(cauchy_module, "KERNEL_MIN_SIZE", 0)  # every size takes the compiled path
+        assert cauchy_module.compiled_kernels(1) is not None
     return str(request.param)
 
 
@@ -217,6 +219,7 @@ def test_whole_runs_are_bitwise_the_same_on_both_kernel_paths(bounds: tuple[floa
     x0[1::2] = 1.0
     box = None if bounds is None else [bounds] * n
     results = []
+    monkeypatch.setattr(cauchy_module, "KERNEL_MIN_SIZE", 0)
     for enabled in (False, True):
         monkeypatch.setattr(cauchy_module, "KERNELS_ENABLED", enabled)
         results.append(minimize_lbfgsb(_chained_rosenbrock, x0, jac=True, bounds=box,
@@ -226,3 +229,60 @@ def test_whole_runs_are_bitwise_the_same_on_both_kernel_paths(bounds: tuple[floa
     assert (numpy_run.nfev, numpy_run.status) == (compiled_run.nfev, compiled_run.status)
     assert _bits(numpy_run.x) == _bits(compiled_run.x)
     assert _bits(numpy_run.fun) == _bits(compiled_run.fun)
+
+
+def _loop_bmv(sy: np.ndarray, wt: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+    """``bmv`` of ``__lbfgsb.c`` as its loops run, entry by entry (the reference for the whole-array version)."""
+    col = sy.shape[0]
+    p = np.zeros(2 * col)
+    p[col] = v[col]
+    for i in range(1, col):
+        total = 0.0
+        for k in range(i):
+            total = total + c_div(float(sy[i, k]) * float(v[k]), float(sy[k, k]))
+        p[col + i] = float(v[col + i]) + total
+    lower = cauchy_module.trtrs_upper(wt, p[col:].copy(), transpose=True)
+    if lower is None:
+        return None
+    p[col:] = lower
+    for i in range(col):
+        p[i] = c_div(float(v[i]), c_sqrt(float(sy[i, i])))
+    upper = cauchy_module.trtrs_upper(wt, p[col:].copy(), transpose=False)
+    if upper is None:
+        return None
+    p[col:] = upper
+    for i in range(col):
+        p[i] = c_div(-float(p[i]), c_sqrt(float(sy[i, i])))
+    for i in range(col):
+        total = 0.0
+        for k in range(i + 1, col):
+            total = total + c_div(float(sy[k, i]) * float(p[col + k]), float(sy[i, i]))
+        p[i] = float(p[i]) + total
+    return p
+
+
+def test_bmv_matches_the_loops_of_bmv() -> None:
+    """On the diagonals the solver can hold: D = diag(sᵢᵀyᵢ) > 0 (the skip rule), or NaN after a non-finite step.
+    (A zero or negative diagonal would give NaN of another sign: the loop's ``c_div``/``c_sqrt`` return +NaN where
+    the hardware, and so C and numpy, return its default NaN.)"""
+    rng = np.random.default_rng(17)
+    for _ in range(300):
+        col = int(rng.integers(1, 8))
+        sy = _random_vector(rng, col * col).reshape(col, col)
+        if rng.random() < 0.6:
+            sy = np.tril(rng.standard_normal((col, col)))
+        if rng.random() < 0.2:
+            sy[rng.integers(0, col), rng.integers(0, col)] = rng.choice([0.0, -0.0, -1.0, math.nan])
+        diagonal = np.where(np.isnan(sy.diagonal()), sy.diagonal(), np.abs(sy.diagonal()) + rng.uniform(0.1, 3.0, col))
+        sy[np.arange(col), np.arange(col)] = diagonal
+        wt = np.triu(rng.standard_normal((col, col))) + np.diag(rng.uniform(0.5, 2.0, col))
+        if rng.random() < 0.1:
+            wt[0, 0] = 0.0  # a zero pivot: the solve fails
+        wt = np.asfortranarray(wt)
+        v = _random_vector(rng, 2 * col)
+        with np.errstate(all="ignore"):
+            expected = _loop_bmv(sy, wt, v)
+            got = cauchy_module.bmv(sy, wt, v)
+        assert (expected is None) == (got is None)
+        if expected is not None:
+            assert _bits(got) == _bits(expected)
