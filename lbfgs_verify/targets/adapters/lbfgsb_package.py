@@ -9,7 +9,11 @@ warns and falls back to the same path (main.py:574–580).
 Its own resume path is ``checkpoint=``: an earlier ``OptimizeResult`` is passed back with ``x0 = checkpoint.x``,
 and the package rebuilds the past iterates and gradients from the stored differences, ``x − cumsum(sk)`` and
 ``jac − cumsum(yk)`` (``initialize_X_and_G``, main.py), then refactors its matrices (``is_force_update=True``);
-``own_resume`` checks it against one uninterrupted call (property ``kinds.own_resume_path``).
+``own_resume`` checks it against one uninterrupted call (property ``kinds.own_resume_path``). Measured (Extended
+Rosenbrock n = 10, split at 7 of 10): ``sk`` is stored oldest difference first, so ``x − cumsum(sk)`` is no past
+iterate but the first (x₀ excepted, 0.18 away from any); the resumed run ends 0.26 from the uninterrupted one.
+Rebuilt newest difference first (``x − cumsum(sk[::-1])``, reversed), the same resume ends 1.1e-16 away, the
+rounding of the subtraction: the order of the reconstruction is the cause.
 
 Declared conventions, read from lbfgsb 1.1.0 (lbfgsb/main.py, linesearch.py, bfgsmats.py):
 

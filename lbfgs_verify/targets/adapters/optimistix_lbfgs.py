@@ -8,6 +8,9 @@ at most :data:`MAX_TRIALS` of them (optimistix itself has no per-iteration cap: 
 ``max_steps`` = 256 steps in all, optimistix/_minimise.py:47; an iteration that hits the cap reports
 ``line_search_failed`` and the next ``step`` continues the same search).
 
+Measured: the accepted points are bitwise those ``optx.minimise`` returns after the same number of steps (Extended
+Rosenbrock n = 10, 12 iterations).
+
 The state optimistix keeps holds a ``Jaxpr`` (the closure of the inverse-Hessian ``FunctionLinearOperator``) and
 the Python int ``history_length``, so neither ``jax.jit`` nor pickle takes it. The state handed to the harness is
 its array part (``eqx.partition(state, eqx.is_array)``, what ``eqx.filter_jit`` traces); ``step`` recombines it
