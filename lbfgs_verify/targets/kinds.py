@@ -69,7 +69,8 @@ def extra_command(modules: tuple[str, ...]) -> str:
 
 
 def require_jax(spec: str, modules: tuple[str, ...] = ("jax", "optax", "jaxopt")) -> None:
-    """Refuse ``spec`` with a message naming the extra when one of ``modules`` cannot be imported. jaxopt warns
+    """Refuse ``spec`` with a message naming the extra (:data:`EXTRA_OF_MODULE`, ``jax`` or ``peers``) when one of
+    ``modules`` cannot be imported. jaxopt warns
     on import that it is no longer maintained (jaxopt/__init__.py, 0.8.5); the adapter's docstring says so, and
     the warning is not raised as an error here."""
     import warnings
@@ -79,7 +80,7 @@ def require_jax(spec: str, modules: tuple[str, ...] = ("jax", "optax", "jaxopt")
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
                 importlib.import_module(name)
-        except ImportError as exc:
+        except (ImportError, AttributeError) as exc:  # AttributeError: a release built for another jax (tfp 0.25)
             what = "the JAX stack, which is" if EXTRA_OF_MODULE.get(name, "peers") == "jax" else f"{name}, which is in"
             raise TargetLoadError(f"target {spec!r} needs {what} an optional extra: {extra_command(modules)} "
                                   f"(cannot import {name}: {exc})") from exc
