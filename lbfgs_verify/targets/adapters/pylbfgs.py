@@ -1,5 +1,6 @@
 """Built-in functional adapter ``pylbfgs``: ``lbfgs.fmin_lbfgs`` of PyLBFGS 0.2.0.16, the Cython wrapper of
-Naoaki Okazaki's liblbfgs (the C library is compiled into the wheel; its source is liblbfgs' lib/lbfgs.c).
+Naoaki Okazaki's liblbfgs (the C library is compiled into the wheel from the copy PyLBFGS vendors as
+liblbfgs/lbfgs.c, setup.py; liblbfgs' lib/lbfgs.c upstream).
 
 No state goes in or out: the memory lives in C for one call. The accepted iterates come from the ``progress``
 callback (called once per iteration with the new x, liblbfgs lib/lbfgs.c, ``lbfgs()``); a non-zero return stops the
@@ -12,8 +13,9 @@ Declared conventions, read from PyLBFGS 0.2.0.16 (lbfgs/__init__.py, ``fmin_lbfg
 lib/lbfgs.c (``lbfgs()`` main loop and ``line_search_morethuente``):
 
 - memory ``m`` = 6 (PyLBFGS default, as liblbfgs');
-- first step: d = −g₀ (H₀ = I), trial step 1/‖d‖₂ (``vec2norminv``); every later trial step is 1 (measured: the
-  first trial is 1/‖g₀‖₂ to 1 ulp with this wheel);
+- first step: d = −g₀ (H₀ = I), trial step 1/‖d‖₂ (``vec2norminv``); every later trial step is 1. Measured with
+  this wheel: the first trial is 1/‖g₀‖₂ to 1 ulp (liblbfgs' current master overrides it with ``step = 1.0``; the
+  vendored copy does not);
 - H₀ = γI with γ = yᵀs/yᵀy of the newest pair (``vecscale(d, ys / yy)``);
 - pair skip: none: every pair is stored and used with ρ = 1/yᵀs whatever its sign;
 - line search: ``default`` = Moré–Thuente, strong Wolfe with ``ftol`` (c1) = 1e-4 and ``gtol`` (c2) = 0.9,
