@@ -106,7 +106,8 @@ def twin_benchmark_blocks(report: Mapping[str, Any]) -> list[Block]:
     return [Paragraph(twin["note"]),
             Table(["n", "bounds", "iterations", "twin median s", "scipy median s", "ratio (median of paired)",
                    "ratio range", "physical limit s"],
-                  [[cell(r["n"]), cell(r["bounds"] or "none"), cell(r["nit"]), cell(r["median_twin_s"]),
+                  [[cell(r["n"]), cell(", ".join(map(fmt, r["bounds"])) if r["bounds"] else "none"), cell(r["nit"]),
+                    cell(r["median_twin_s"]),
                     cell(r["median_scipy_s"]), cell(r["median_ratio"]),
                     f"{fmt(r['min_ratio'])}–{fmt(r['max_ratio'])}", cell(r["physical_limit_s"])]
                    for r in twin["rows"]])]

@@ -95,9 +95,10 @@ def test_twin_benchmark_table_is_read_with_its_source(tmp_path: Path) -> None:
 
 
 def _written(out: Path, **changes: Any) -> tuple[dict[str, Any], str]:
+    settings: dict[str, Any] = {"default_solvers": ("scipy",), "sections": frozenset({"convergence", "agreement"}),
+                                **changes}
     options = ReportOptions(out=out, budget=BUDGET, problems=[mgh_problem(1)], problem_set="rosenbrock",
-                            default_solvers=("scipy",), sections=frozenset({"convergence", "agreement", "resume"}),
-                            progress=False, **changes)
+                            progress=False, **settings)
     write_report(options)
     return (json.loads((out / "report.json").read_text(encoding="utf-8")),
             (out / "index.md").read_text(encoding="utf-8"))
@@ -106,7 +107,8 @@ def _written(out: Path, **changes: Any) -> tuple[dict[str, Any], str]:
 def test_a_functional_target_through_the_report(tmp_path: Path) -> None:
     """scipy's L-BFGS-B as a functional target beside the scipy solver: the same library through two routes is
     bitwise to the end; its resume verdict is "not applicable (no state API)", on the page as in the JSON."""
-    data, markdown = _written(tmp_path, targets=("scipy:L-BFGS-B",))
+    data, markdown = _written(tmp_path, targets=("scipy:L-BFGS-B",),
+                              sections=frozenset({"convergence", "agreement", "resume"}))
     tid = "target:scipy:L-BFGS-B"
     assert [s["id"] for s in data["solvers"]] == ["scipy", tid]
     runs = {r["solver"]: r for r in data["convergence"]["runs"]}
