@@ -186,10 +186,34 @@ def _builtin_stepper_source(spec: str, adapter: Any) -> str | None:
     if spec not in BUILTINS:
         return None
     cls = type(adapter.make())
-    source = textwrap.dedent(inspect.getsource(cls))
-    if "import lbfgs_verify" in source or "from lbfgs_verify" in source:
+    codes = [f.__code__ for f in vars(cls).values() if inspect.isfunction(f)]
+    helpers = _module_helpers(inspect.getmodule(cls), codes)
+    source = textwrap.dedent(inspect.getsource(cls)).rstrip()
+    if helpers is None or any(f"{word} lbfgs_verify" in text for word in ("import", "from")
+                              for text in (source, *helpers)):
         return None
-    return f"{source.rstrip()}\n\n\nmake = {cls.__name__}\n"
+    return "\n\n\n".join([*helpers, source, f"make = {cls.__name__}"]) + "\n"
+
+
+_SCRIPT_NAMES = frozenset({"np", "jax", "jnp", "OwnResume", "Any", "Mapping"})
+"""Module-level names of an adapter that the script defines itself (imports, :class:`OwnResume`, annotations)."""
+
+
+def _module_helpers(module: Any, codes: list[Any]) -> list[str] | None:
+    """The sources of the module-level functions of ``module`` that ``codes`` name, or ``None`` when they name
+    any other module-level object (a class, a constant: the adapter is then imported, not written out)."""
+    names: set[str] = set()
+    for code in codes:
+        names |= _global_names(code)
+    helpers = []
+    for name in sorted(names - _SCRIPT_NAMES):
+        value = getattr(module, name, None)
+        if value is None:
+            continue  # an attribute name, a local import or a builtin
+        if not inspect.isfunction(value) or value.__module__ != module.__name__:
+            return None
+        helpers.append(textwrap.dedent(inspect.getsource(value)).rstrip())
+    return helpers
 
 
 def _builtin_import(spec: str) -> str | None:
@@ -285,15 +309,9 @@ def _own_resume_source(spec: str, adapter: Any) -> str | None:
     method = getattr(type(adapter), "own_resume", None)
     if spec not in BUILTINS or method is None:
         return None
-    module = inspect.getmodule(method)
-    helpers = []
-    for name in sorted(_global_names(method.__code__)):
-        value = getattr(module, name, None)
-        if name in ("np", "OwnResume") or value is None:
-            continue
-        if not inspect.isfunction(value) or value.__module__ != module.__name__:
-            return None
-        helpers.append(textwrap.dedent(inspect.getsource(value)).rstrip())
+    helpers = _module_helpers(inspect.getmodule(method), [method.__code__])
+    if helpers is None:
+        return None
     source = textwrap.dedent(inspect.getsource(method)).rstrip().replace("def own_resume(self, ", "def own_resume(", 1)
     if any(f"{word} lbfgs_verify" in text for word in ("import", "from") for text in (source, *helpers)):
         return None
