@@ -410,8 +410,9 @@ def load_checked_against_template(ctx: CheckContext) -> None:
     setting = ", ".join(f"{k}={v}" for k, v in mismatch.items())
     ignored = (" (no drift with the default memory full: the library runs the loaded state's own memory and ignores "
                "the setting)" if drift == 0 else "")
+    cause = getattr(adapter, "mismatch_cause", "")
     note(f"finding: {library} accepts a default-memory state under {setting}: no error, drift {drift:.2g} in {later} "
-         f"iterations{ignored}; the template check refuses it")
+         f"iterations{ignored}" + (f"; {cause}" if cause else "") + "; the template check refuses it")
     note(f"the state was made with the defaults (memory {_conventions(ctx).memory_size}) and continued {later} "
          f"iterations under {setting} from iteration {k}; max|dx| against the matching continuation {drift:.3g}")
 

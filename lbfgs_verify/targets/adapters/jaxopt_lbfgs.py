@@ -75,6 +75,9 @@ class JaxoptAdapter:
     needs_jax = True
     conventions = CONVENTIONS
     mismatch: Mapping[str, Any] = {"history_size": 5}
+    mismatch_cause = ("the hyperparameters are not in the state and update checks none of its shapes: the ring "
+                      "index is iter_num % the new history_size (jaxopt 0.8.5, jaxopt/_src/lbfgs.py:316) while the "
+                      "two-loop reads every slot of the state's buffers (lbfgs.py:77)")
 
     def make(self, **hyperparameters: Any) -> JaxoptStepper:
         return JaxoptStepper(**hyperparameters)

@@ -65,6 +65,9 @@ class OptaxAdapter:
     needs_jax = True
     conventions = CONVENTIONS
     mismatch: Mapping[str, Any] = {"memory_size": 5}
+    mismatch_cause = ("the hyperparameters are not in the state and update checks none of its shapes: the ring "
+                      "index is count % the new memory_size (optax 0.2.8, optax/_src/transform.py:1733) while the "
+                      "two-loop reads every slot of the state's buffers (transform.py:1590)")
 
     def make(self, **hyperparameters: Any) -> OptaxStepper:
         return OptaxStepper(**hyperparameters)
