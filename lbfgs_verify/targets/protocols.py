@@ -26,7 +26,8 @@ its stopping rules off (only ``maxiter`` stops), ``None`` keeps the library's de
 package's ``checkpoint=``), ``adapter.own_resume`` runs ``n`` iterations in one library call and ``k`` iterations
 followed by the library's resume to ``n``, and returns both final iterates (:class:`OwnResume`); the property
 ``kinds.own_resume_path`` compares them bitwise. ``objective`` is the JAX objective for a stepper (called under the
-harness's x64 flag; ``jit`` says whether to jit each library call) and ``fun_and_grad`` for a functional target.
+harness's x64 flag; ``jit`` asks for the compiled mode as the library offers it: jaxopt's own ``jit=`` option,
+``jax.jit`` around each tfp call) and ``fun_and_grad`` for a functional target.
 
 Every adapter declares its :class:`Conventions`: what the checks of :mod:`lbfgs_verify.properties.kinds` hold
 it to. Nocedal & Wright (2006), ch. 3.1 (Wolfe conditions 3.6/3.7) and ch. 7.2 (Algorithm 7.4, two-loop
