@@ -166,6 +166,8 @@ def collect(options: ReportOptions) -> dict[str, Any]:
         runs: list[ConvergenceRun] = []
         with _timed(section_seconds, "convergence"):
             progress.stage("convergence")
+            if "convergence" in run:
+                kinds.precompile(solvers, [p for p in problems if p.name in stepper_names])
             for problem in problems if "convergence" in run else ():
                 for solver in solvers:
                     if solver.kind == kinds.STEPPER and problem.name not in stepper_names:

@@ -32,8 +32,9 @@ def jit_blocks(report: Mapping[str, Any], names: Mapping[str, str]) -> list[Bloc
     if rows:
         blocks.append(Paragraph(
             "Time per iteration under jit (the compiled step, median over the run's iterations; it includes the "
-            "harness's ordered callback that records each evaluation); the one-time compile is not in it and is "
-            "shown apart (a timing field)."))
+            "harness's ordered callback that records each evaluation); the one-time cost (make, init, trace, lower, "
+            "compile; the steppers compile side by side in threads) is not in it and is shown apart (a timing "
+            "field)."))
         blocks.append(Table(["solver", "problem", "iterations", "median seconds per iteration", "compile seconds"],
                             [[cell(names.get(r["solver"], r["solver"])), cell(r["problem"]), cell(r["iterations"]),
                               cell(r["median_seconds_per_iteration"]), cell(r["compile_seconds"])] for r in rows]))

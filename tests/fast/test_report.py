@@ -455,7 +455,11 @@ def test_index_html_opens_in_a_headless_browser_with_every_image_loaded(
 
 def test_report_command_writes_the_three_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from lbfgs_verify.targets import kinds as target_kinds
+
     monkeypatch.setitem(REPORT_BUDGETS, "quick", dataclasses.replace(TINY_BUDGET, check_only=CHECKED))
+    # the built-in adapters (JAX steppers compile for seconds) are tested in test_report_kinds.py
+    monkeypatch.setattr(target_kinds, "BUILTINS", {})
     out = tmp_path / "out"
     problem = "mgh05_beale[n=2,x0*1,float64]"
     assert main(["report", "--out", str(out), "--problems", problem, "--no-benchmarks", "--no-progress",

@@ -17,7 +17,7 @@ from lbfgs_verify.problems import mgh_problem
 from lbfgs_verify.report import REPORT_BUDGETS, ReportOptions
 from lbfgs_verify.report import kinds as report_kinds
 from lbfgs_verify.report.kinds import IterationRecord, pair_agreement, twin_benchmark
-from lbfgs_verify.report.kinds_document import why_line
+from lbfgs_verify.report.kinds_document import twin_benchmark_blocks, why_line
 from lbfgs_verify.report.write import write_report
 from lbfgs_verify.targets.adapters.scipy_lbfgsb import CONVENTIONS as SCIPY_CONVENTIONS
 from tests.fast.test_report import md_tables, table_with
@@ -92,6 +92,9 @@ def test_twin_benchmark_table_is_read_with_its_source(tmp_path: Path) -> None:
     twin = twin_benchmark(tmp_path)
     assert twin["source"] == "reports/speed/lbfgsb_vs_scipy.json" and "e7b27b12ed" in twin["note"]
     assert twin["rows"][0]["median_ratio"] == 10.0 and twin["rows"][0]["physical_limit_s"] == 5e-5
+    paragraph, table = twin_benchmark_blocks({"benchmarks": {"twin_vs_scipy": twin}})
+    assert paragraph.text == twin["note"]  # type: ignore[attr-defined]
+    assert table.rows == [["100", "none", "50", "0.02", "0.002", "10", "4–15", "5e-05"]]  # type: ignore[attr-defined]
 
 
 def _written(out: Path, **changes: Any) -> tuple[dict[str, Any], str]:
