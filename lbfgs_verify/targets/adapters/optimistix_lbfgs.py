@@ -14,8 +14,10 @@ Rosenbrock n = 10, 12 iterations).
 The state optimistix keeps holds a ``Jaxpr`` (the closure of the inverse-Hessian ``FunctionLinearOperator``) and
 the Python int ``history_length``, so neither ``jax.jit`` nor pickle takes it. The state handed to the harness is
 its array part (``eqx.partition(state, eqx.is_array)``, what ``eqx.filter_jit`` traces); ``step`` recombines it
-with the static part, which depends only on the hyperparameters and the parameters' structure and is rebuilt from
-``init``. The adapter's own serializer route is equinox's ``tree_serialise_leaves`` of the whole state and
+with the static part, which depends only on the parameters' structure and the state's memory (its buffers' length)
+and is rebuilt from ``init`` of a solver with that memory: a state stepped by a solver of another ``history_length``
+then meets optimistix's own refusal (a ``TypeError`` from its ``filter_cond``, as when the whole state is passed).
+The adapter's own serializer route is equinox's ``tree_serialise_leaves`` of the whole state and
 ``tree_deserialise_leaves`` into a template (equinox/_serialisation.py, 0.13.8), which refuses an array leaf whose
 shape changed (``RuntimeError``, reported here as a state mismatch); the route also compares every leaf's dtype and
 the saved Python scalars (``history_length``) with the template's.
@@ -73,23 +75,31 @@ class OptimistixStepper:
         self.hyperparameters = dict(hyperparameters)
         self.solver = optx.LBFGS(**{**DEFAULTS, **hyperparameters})
 
-    def _full_init(self, params: Any, objective: Any) -> Any:
+    def _full_init(self, params: Any, objective: Any, solver: Any = None) -> Any:
         import jax
 
-        return self.solver.init(lambda y, args: (objective(y), None), params, None, {},
-                                jax.ShapeDtypeStruct((), params.dtype), None, frozenset())
+        return (solver or self.solver).init(lambda y, args: (objective(y), None), params, None, {},
+                                            jax.ShapeDtypeStruct((), params.dtype), None, frozenset())
 
-    def _static(self, params: Any) -> Any:
-        """The state's static part (a Jaxpr and ``history_length``) for ``params``; it records the dtype, so it is
-        built with x64 on for 64-bit parameters whatever the caller's flag (serializing outside the run's mode)."""
+    def _static(self, params: Any, state: Any = None) -> Any:
+        """The static part (a Jaxpr and ``history_length``) of ``state``: that of a state made by the same solver with
+        the state's own memory (its buffers' length), which is what optimistix keeps with the state, so a state
+        stepped by a solver of another memory meets the library's own check. It records the dtype, so it is built
+        with x64 on for 64-bit parameters whatever the caller's flag (serializing outside the run's mode)."""
         import equinox as eqx
         import jax
         import jax.numpy as jnp
         import numpy as np
+        import optimistix as optx
 
+        solver = self.solver
+        if state is not None:
+            memory = jax.tree_util.tree_leaves(state.hessian_update_state.y_diff_history)[0].shape[0]
+            if memory != solver.history_length:
+                solver = optx.LBFGS(**{**DEFAULTS, **self.hyperparameters, "history_length": memory})
         x64 = bool(jax.config.jax_enable_x64) or np.dtype(params.dtype).itemsize == 8
         with jax.enable_x64(x64):
-            return eqx.partition(self._full_init(params, lambda y: jnp.sum(y * 0)), eqx.is_array)[1]
+            return eqx.partition(self._full_init(params, lambda y: jnp.sum(y * 0), solver), eqx.is_array)[1]
 
     def init(self, params: Any) -> Any:
         import equinox as eqx
@@ -102,7 +112,7 @@ class OptimistixStepper:
         import jax
         import jax.numpy as jnp
 
-        static = self._static(params)
+        static = self._static(params, state)
         fn = lambda y, args: (objective(y), None)  # noqa: E731
         target = state.num_accepted_steps + 1 + jnp.where(state.first_step, 1, 0)
 
@@ -124,7 +134,7 @@ class OptimistixStepper:
 
         params, state = tree
         buffer = io.BytesIO()
-        eqx.tree_serialise_leaves(buffer, (params, eqx.combine(state, self._static(params))))
+        eqx.tree_serialise_leaves(buffer, (params, eqx.combine(state, self._static(params, state))))
         return buffer.getvalue()
 
     def deserialize(self, blob: bytes, template: Any) -> Any:
@@ -137,7 +147,7 @@ class OptimistixStepper:
         from lbfgs_verify.targets.serialize import StateMismatch
 
         params, state = template
-        full = (params, eqx.combine(state, self._static(params)))
+        full = (params, eqx.combine(state, self._static(params, state)))
         try:
             loaded = eqx.tree_deserialise_leaves(io.BytesIO(blob), full)
         except RuntimeError as exc:  # equinox: "Deserialised leaf at path ... has changed shape from ... to ..."
