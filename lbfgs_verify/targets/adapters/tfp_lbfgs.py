@@ -103,6 +103,9 @@ class TfpAdapter:
     needs_jax = True
     conventions = CONVENTIONS
     mismatch: Mapping[str, Any] = {"num_correction_pairs": 5}
+    mismatch_cause = ("num_correction_pairs is read only when a run starts (tfp-nightly 0.26.0.dev20261027, "
+                      "tensorflow_probability/substrates/jax/optimizer/lbfgs.py:275-282, _get_initial_state): a run "
+                      "resumed from previous_optimizer_results pushes into the state's own buffers")
 
     def make(self, **hyperparameters: Any) -> TfpStepper:
         return TfpStepper(**hyperparameters)
