@@ -258,8 +258,8 @@ def collect(options: ReportOptions) -> dict[str, Any]:
             "stepper_problems": stepper_names if any(s.kind == kinds.STEPPER for s in solvers) else [],
             "jit": kinds.jit_timing({(r.solver, r.problem): r.record for r in runs if r.record is not None}, solvers),
         },
-        "profiles": _profiles(solver_ids if "convergence" in run else [], kinds.profile_problems(problems, run_dicts),
-                              run_dicts),
+        "profiles": _profiles(kinds.profile_solvers(solver_ids, run_dicts) if "convergence" in run else [],
+                              [p.name for p in problems], run_dicts),
         "agreement": {
             "bitwise": bitwise,
             "lbfgsb_vs_scipy": {"iterate_tolerance": agreement.ITERATE_TOLERANCE,

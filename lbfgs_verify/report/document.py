@@ -247,6 +247,10 @@ def _profiles(report: Mapping[str, Any], plots: Mapping[str, Any], names: Mappin
     text = ("Dolan & Moré (Math. Programming 91, 2002): for each solver, the share of problems it solved within a "
             "factor τ of the cheapest solver on that problem. ρ(1): share where it was the cheapest; "
             f"ρ({fmt(prof['tau'][-1])}): share solved. Time is wall time on a shared machine (a timing field).")
+    left = [names[s["id"]] for s in report["solvers"] if s["id"] not in prof.get("evaluations", {})]
+    if left and prof.get("evaluations"):
+        text += (" Left out (the budget did not run them on every problem, see Convergence): "
+                 + ", ".join(left) + ".")
     return Section("profiles", "Performance profiles", [
         Paragraph(text), Image(plots["profile_evaluations"], "performance profile on evaluations"),
         Image(plots["profile_time"], "performance profile on time"),

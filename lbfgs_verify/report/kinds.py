@@ -408,11 +408,12 @@ def budget_skip(budget: ReportBudget) -> str:
             f"{budget.stepper_problems} problem(s), --budget ci or thorough run more")
 
 
-def profile_problems(problems: Sequence[Problem], runs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The problems of the performance profiles: those every solver ran (a budget skip leaves a problem out, a
-    declared lack does not: that solver fails it, Moré & Wild's convention for an unsolved problem)."""
-    skipped = {r["problem"] for r in runs if r["status"] == "skipped" and str(r["message"]).startswith(BUDGET_SKIP)}
-    return [p.name for p in problems if p.name not in skipped]
+def profile_solvers(solver_ids: Sequence[str], runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The solvers of the performance profiles: those the budget let run every problem (a profile compares
+    solvers on one problem set, Dolan & Moré 2002; a declared lack counts as a failure there, a budget skip
+    leaves the solver out of the profile and the page says so)."""
+    skipped = {r["solver"] for r in runs if r["status"] == "skipped" and str(r["message"]).startswith(BUDGET_SKIP)}
+    return [s for s in solver_ids if s not in skipped]
 
 
 def agreement_records(solvers: Sequence[Solver], problems: Sequence[Problem],

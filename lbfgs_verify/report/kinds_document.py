@@ -27,8 +27,10 @@ def jit_blocks(report: Mapping[str, Any], names: Mapping[str, str]) -> list[Bloc
         blocks.append(Paragraph(
             f"Stepper targets (JAX) ran {len(conv['stepper_problems'])} problem(s) at this budget: "
             + ", ".join(f"`{p}`" for p in conv["stepper_problems"])
-            + "; each (stepper, problem) compiles its step once, ahead of time, and the performance profiles use "
-              "only the problems every solver ran."))
+            + "; each (stepper, problem) compiles its step once, ahead of time. The performance profiles leave out "
+              "the solvers that did not run every problem: "
+            + (", ".join(f"`{s}`" for s in sorted({r["solver"] for r in conv["runs"]} - set(report["profiles"].get(
+                "evaluations", {})))) or "none") + "."))
     if rows:
         blocks.append(Paragraph(
             "Time per iteration under jit (the compiled step, median over the run's iterations; it includes the "

@@ -158,3 +158,11 @@ def test_a_jax_stepper_in_the_report(tmp_path: Path) -> None:
     (row,) = data["agreement"]["kinds"]["rows"]
     assert row["cause"] in {"first-step rule", "line search", "rounding"}
     assert why_line(row).replace("`", "") in markdown.replace("`", "")
+
+
+def test_profiles_leave_out_solvers_the_budget_did_not_run_everywhere() -> None:
+    runs = [{"solver": "optax:lbfgs", "problem": "a", "status": "ok", "message": ""},
+            {"solver": "optax:lbfgs", "problem": "b", "status": "skipped",
+             "message": report_kinds.budget_skip(BUDGET)},
+            {"solver": "torch", "problem": "b", "status": "skipped", "message": "lacks float32"}]
+    assert report_kinds.profile_solvers(["torch", "optax:lbfgs"], runs) == ["torch"]
