@@ -583,31 +583,46 @@ RESUME_PROPERTIES = ("stepper.resume_fresh_process",)
 
 
 def resume_verdicts(solvers: Sequence[Solver], budget: str, *, threads: int) -> list[dict[str, Any]]:
-    """The stepper resume property per stepper target; functional kinds (scipy's included) "not applicable"."""
+    """The stepper resume property per stepper target; functional kinds (scipy's included) "not applicable".
+
+    The steppers' checks run side by side in threads: each waits on its fresh process and on XLA's compiler,
+    both outside the GIL (notes are per thread: :func:`lbfgs_verify.engine.runs.collecting_notes` keeps them in a
+    context variable)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     from lbfgs_verify.properties.runner import run_check
     from lbfgs_verify.report.runs import relative_paths
     from lbfgs_verify.targets.kinds import kind_skip_reason
 
-    rows = []
+    def check(solver: Solver) -> list[dict[str, Any]]:
+        try:
+            report = run_check(solver.target, "properties", budget, threads=threads,  # type: ignore[arg-type]
+                               only=RESUME_PROPERTIES).to_json()
+            results = report.get("results", [])
+        except Exception as exc:
+            results = [{"property": RESUME_PROPERTIES[0], "status": "error", "detail": f"{type(exc).__name__}: {exc}"}]
+        rows = []
+        for result in results:
+            notes = result.get("notes") or []
+            text = result.get("detail") or result.get("message") or (notes[0] if notes else "")
+            rows.append({"solver": solver.id, "property": result.get("property", result.get("id")),
+                         "status": result.get("status"),
+                         "message": relative_paths(str(text).splitlines()[0]) if text else ""})
+        return rows
+
+    steppers = [s for s in solvers if s.kind == STEPPER]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(steppers), os.cpu_count() or 1))) as pool:
+        checked = dict(zip([s.id for s in steppers], pool.map(check, steppers), strict=True))
+
+    class _Functional:
+        kind = FUNCTIONAL
+
+    rows: list[dict[str, Any]] = []
     for solver in solvers:
         if solver.kind == STEPPER:
-            try:
-                report = run_check(solver.target, "properties", budget, threads=threads,  # type: ignore[arg-type]
-                                   only=RESUME_PROPERTIES).to_json()
-                results = report.get("results", [])
-            except Exception as exc:
-                results = [{"property": RESUME_PROPERTIES[0], "status": "error",
-                            "detail": f"{type(exc).__name__}: {exc}"}]
-            for result in results:
-                notes = result.get("notes") or []
-                text = result.get("detail") or result.get("message") or (notes[0] if notes else "")
-                rows.append({"solver": solver.id, "property": result.get("property", result.get("id")),
-                             "status": result.get("status"), "message": relative_paths(str(text).splitlines()[0])
-                             if text else ""})
+            rows += checked[solver.id]
         elif solver.kind in (FUNCTIONAL, SCIPY, MINIMIZE_LBFGSB):
-            class _Functional:
-                kind = FUNCTIONAL
-
             rows.append({"solver": solver.id, "property": RESUME_PROPERTIES[0], "status": "not applicable",
                          "message": kind_skip_reason(RESUME_PROPERTIES[0], _Functional())})
     return rows
