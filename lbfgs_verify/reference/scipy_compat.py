@@ -34,11 +34,11 @@ import numbers
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from scipy.optimize import LbfgsInvHessProduct, OptimizeResult, OptimizeWarning
+from scipy.optimize import Bounds, LbfgsInvHessProduct, OptimizeResult, OptimizeWarning
 from scipy.optimize._constraints import old_bound_to_new
 from scipy.optimize._differentiable_functions import FD_METHODS
 from scipy.optimize._minimize import (
@@ -123,6 +123,32 @@ def _inverse_hessian(state: LBFGSBState | None, maxcor: int, n: int) -> LbfgsInv
     return LbfgsInvHessProduct(s_slots, y_slots)
 
 
+class _BoundArrays(NamedTuple):
+    """Bounds as ``_minimize_lbfgsb`` holds them after ``old_bound_to_new``: float64 arrays, ±inf for no bound."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def _bound_arrays(bounds: Bounds, x0: np.ndarray) -> Any:
+    """The arrays that ``standardize_bounds(bounds, x0, "l-bfgs-b")`` followed by ``_minimize_lbfgsb``'s
+    ``old_bound_to_new`` make of a ``Bounds`` (scipy ``_minimize.py``, ``_constraints.py``), without the round trip
+    through a Python list of n pairs: ``new_bounds_to_old`` keeps ``float(x)`` where x > -inf (lower) or x < inf
+    (upper) and puts ``None`` elsewhere (NaN included), which ``old_bound_to_new`` reads as -inf / +inf. Bounds of
+    another dtype than a real number take scipy's own route."""
+    lb, ub = np.asarray(bounds.lb), np.asarray(bounds.ub)
+    if lb.dtype.kind not in "fiu" or ub.dtype.kind not in "fiu":
+        return standardize_bounds(bounds, x0, "l-bfgs-b")
+    n = x0.shape[0]
+    try:
+        lb = np.broadcast_to(lb, n).astype(np.float64)
+        ub = np.broadcast_to(ub, n).astype(np.float64)
+    except ValueError:
+        return standardize_bounds(bounds, x0, "l-bfgs-b")
+    with np.errstate(invalid="ignore"):
+        return _BoundArrays(np.where(lb > -np.inf, lb, -np.inf), np.where(ub < np.inf, ub, np.inf))
+
+
 def _run(
     fun: Callable[..., Any],
     x0: Any,
@@ -161,9 +187,14 @@ def _run(
     box = None
     new_bounds = None
     if bounds is not None:
-        if len(bounds) != n:
-            raise ValueError("length of x0 != length of bounds")
-        new_bounds = np.array(old_bound_to_new(bounds))
+        if isinstance(bounds, _BoundArrays):
+            if bounds.lower.shape[0] != n:
+                raise ValueError("length of x0 != length of bounds")
+            new_bounds = np.array([bounds.lower, bounds.upper])
+        else:
+            if len(bounds) != n:
+                raise ValueError("length of x0 != length of bounds")
+            new_bounds = np.array(old_bound_to_new(bounds))
         if (new_bounds[0] > new_bounds[1]).any():
             raise ValueError("LBFGSB - one of the lower bounds is greater than an upper bound.")
         x0 = np.clip(x0, new_bounds[0], new_bounds[1])
@@ -284,7 +315,7 @@ def minimize_lbfgsb(
                     callback = _Patch_Callback_Equal_Variables(callback, i_fixed, x_fixed)
                 else:
                     callback = _Remove_From_Func(callback, i_fixed, x_fixed)
-        bounds = standardize_bounds(bounds, x0, "l-bfgs-b")
+        bounds = _bound_arrays(bounds, x0)
     wrapped = _wrap_callback(callback, "l-bfgs-b")
     result = _run(fun, x0, args, jac, bounds, callback=wrapped, options=options)
     if remove_vars:

@@ -286,3 +286,25 @@ def test_bmv_matches_the_loops_of_bmv() -> None:
         assert (expected is None) == (got is None)
         if expected is not None:
             assert _bits(got) == _bits(expected)
+
+
+@pytest.mark.parametrize("lower, upper", [
+    ([-math.inf, -2.0, -0.0, math.nan, 0.0], [math.inf, 0.5, 0.0, math.nan, math.inf]),
+    (-1.0, 2.0),
+    (np.array([0, -3, 1, 2, -5]), np.array([1, 4, 1, 9, 5])),
+    (np.array([-1.5, 0.0, -math.inf, 2.0, 1e30], dtype=np.float32), math.inf),
+])
+def test_bound_arrays_are_what_scipys_round_trip_makes(lower: object, upper: object) -> None:
+    """Bounds -> old pairs -> arrays (``standardize_bounds`` + ``old_bound_to_new``), made without the lists."""
+    from scipy.optimize import Bounds
+    from scipy.optimize._constraints import old_bound_to_new
+    from scipy.optimize._minimize import standardize_bounds
+
+    from lbfgs_verify.reference.scipy_compat import _bound_arrays
+
+    x0 = np.zeros(5)
+    with np.errstate(all="ignore"):
+        bounds = Bounds(lower, upper)
+        expected = np.array(old_bound_to_new(standardize_bounds(bounds, x0, "l-bfgs-b")))
+        got = _bound_arrays(Bounds(lower, upper), x0)
+    assert _bits(np.array([got.lower, got.upper])) == _bits(expected)
