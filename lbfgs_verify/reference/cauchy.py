@@ -268,7 +268,11 @@ class PairColumns:
         return out
 
 
-def pair_columns(m: np.ndarray | PairColumns, index: np.ndarray) -> list[np.ndarray]:
+Pairs = np.ndarray | PairColumns
+"""The n × col matrix of stored vectors (S or Y, oldest first): an array, or a :class:`PairColumns` view."""
+
+
+def pair_columns(m: Pairs, index: np.ndarray) -> list[np.ndarray]:
     """[m[index, j] for every column j] of an n × col array or a :class:`PairColumns`."""
     if isinstance(m, PairColumns):
         return m.columns(index)
@@ -611,8 +615,8 @@ def generalized_cauchy_point(
     g: np.ndarray,
     box: BoxBounds,
     where: np.ndarray,
-    s: np.ndarray,
-    y: np.ndarray,
+    s: Pairs,
+    y: Pairs,
     sy: np.ndarray,
     wt: np.ndarray | None,
     theta: float,
@@ -734,6 +738,7 @@ def generalized_cauchy_point(
 __all__ = [
     "CauchyPoint",
     "PairColumns",
+    "Pairs",
     "bmv",
     "compact_update",
     "compiled_kernels",

@@ -20,6 +20,7 @@ from scipy.linalg import lapack as scipy_lapack
 from lbfgs_verify.line_search.more_thuente import c_div
 from lbfgs_verify.reference.box import BOTH, LOWER_ONLY, UNBOUNDED, UPPER_ONLY, BoxBounds, step_to_bound
 from lbfgs_verify.reference.cauchy import (
+    Pairs,
     bmv,
     compact_update,
     ddot,
@@ -94,7 +95,7 @@ def _sum_products(a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> float:
     return ordered_sum(a[rows] * b[rows]) if rows.size else 0.0
 
 
-def update_inner_products(wn1: np.ndarray, s: np.ndarray, y: np.ndarray, free: FreeSet, updated: bool,
+def update_inner_products(wn1: np.ndarray, s: Pairs, y: Pairs, free: FreeSet, updated: bool,
                           n_updates: int, m: int) -> None:
     """``formk``, first half: bring ``wn1`` (2m × 2m; YᵀZZᵀY, SᵀAAᵀS and the mixed SᵀY blocks) up to date, in place.
 
@@ -182,8 +183,8 @@ def factor_reduced_matrix(wn1: np.ndarray, sy_diagonal: list[float], theta: floa
     return wn
 
 
-def reduced_gradient(x: np.ndarray, g: np.ndarray, cauchy_point: np.ndarray, c: np.ndarray, s: np.ndarray,
-                     y: np.ndarray, sy: np.ndarray, wt: np.ndarray, theta: float,
+def reduced_gradient(x: np.ndarray, g: np.ndarray, cauchy_point: np.ndarray, c: np.ndarray, s: Pairs,
+                     y: Pairs, sy: np.ndarray, wt: np.ndarray, theta: float,
                      free: FreeSet) -> np.ndarray | None:
     """``cmprlb`` (bounded case): r = -Zᵀ(g + θ(x^c - x) - W M c) on the free variables; ``None`` if bmv fails."""
     col = s.shape[1]
@@ -200,7 +201,7 @@ def reduced_gradient(x: np.ndarray, g: np.ndarray, cauchy_point: np.ndarray, c: 
     return r
 
 
-def subspace_step(cauchy_point: np.ndarray, r: np.ndarray, box: BoxBounds, s: np.ndarray, y: np.ndarray,
+def subspace_step(cauchy_point: np.ndarray, r: np.ndarray, box: BoxBounds, s: Pairs, y: Pairs,
                   theta: float, x: np.ndarray, g: np.ndarray, wn: np.ndarray, free: FreeSet) -> np.ndarray | None:
     """``subsm``: the subspace Newton step from the Cauchy point, projected into the box (Morales–Nocedal 2011).
 
