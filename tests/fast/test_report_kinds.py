@@ -166,3 +166,16 @@ def test_profiles_leave_out_solvers_the_budget_did_not_run_everywhere() -> None:
              "message": report_kinds.budget_skip(BUDGET)},
             {"solver": "torch", "problem": "b", "status": "skipped", "message": "lacks float32"}]
     assert report_kinds.profile_solvers(["torch", "optax:lbfgs"], runs) == ["torch"]
+
+
+@pytest.mark.slow
+def test_a_stepper_resume_verdict_comes_from_the_property() -> None:
+    """optax:lbfgs's row is ``stepper.resume_fresh_process``'s own result (a fresh process: slow)."""
+    pytest.importorskip("optax")
+    from lbfgs_verify.report.solvers import report_solvers
+
+    solvers = report_solvers(BUDGET, defaults=("optax:lbfgs", "scipy"))
+    rows = {r["solver"]: r for r in report_kinds.resume_verdicts(solvers, "quick", threads=1)}
+    assert rows["optax:lbfgs"]["property"] == "stepper.resume_fresh_process"
+    assert rows["optax:lbfgs"]["status"] == "pass" and "continued bitwise" in rows["optax:lbfgs"]["message"]
+    assert rows["scipy"]["message"] == "not applicable (no state API)"
