@@ -522,9 +522,13 @@ def _classify(k: int, a: str, b: str, ra: IterationRecord, rb: IterationRecord, 
         if ca and cb and (ca.c1, ca.c2, ca.line_search) != (cb.c1, cb.c2, cb.line_search):
             constants = (f"; declared {a} {ca.line_search} c1={ca.c1:g} c2={ca.c2:g}, "
                          f"{b} {cb.line_search} c1={cb.c1:g} c2={cb.c2:g}")
+        pa, pb = ra.trials[k - 1], rb.trials[k - 1]
+        j = next((i for i in range(min(ta, tb)) if _relative(pa[i][0], pb[i][0]) > TRACK_TOLERANCE), min(ta, tb))
+        where = (f"trial {j + 1} differs (each interpolates its own way)" if j < min(ta, tb)
+                 else f"the first {j} trial(s) agree, then one accepts and the other tries more")
         return {"cause": "line search",
-                "detail": f"{which} (iteration {k}): same first trial, {a} evaluated {ta} point(s), {b} {tb}"
-                          + constants}
+                "detail": f"{which} (iteration {k}): same first trial, {a} evaluated {ta} point(s), {b} {tb}; "
+                          f"{where}" + constants}
     if not same_first_trial:
         if ca and cb and ca.memory_size != cb.memory_size and k - 1 > min(ca.memory_size, cb.memory_size):
             m = min(ca.memory_size, cb.memory_size)
