@@ -45,8 +45,8 @@ COMMANDS = {
     "lbfgs-verify fuzz myopt:MyLBFGS --examples 20": "test_fuzz_and_report_commands_run_from_the_folder",
     "lbfgs-verify report --target myopt:MyLBFGS --problems rosenbrock --sections convergence":
         "test_fuzz_and_report_commands_run_from_the_folder",
-    'python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e ".[dev,jax,speed]" && '
-    "LBFGS_VERIFY_PROFILE=ci python -m pytest -q -n auto --dist loadgroup":
+    'python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && '
+    'pip install -e ".[dev,jax,speed]" && LBFGS_VERIFY_PROFILE=ci python -m pytest -q -n auto --dist loadgroup':
         "test_the_ci_script_runs_the_readme_test_command",
 }
 """Every command of the README's ``bash`` blocks -> the test here that runs (or, for installs, checks) it."""
