@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-benchmarks", action="store_true",
                         help="leave the benchmark section out (as --sections without benchmarks)")
     report.add_argument("--no-progress", action="store_true", help="no progress bar")
+    report.add_argument("--solvers", metavar="IDS",
+                        help="comma-separated default solvers and built-in adapters to run (ids as in the report's "
+                             "Solvers table, e.g. torch,scipy,optax:lbfgs; none: only --target); default: all five "
+                             "defaults and every installed built-in (JAX steppers compile once per problem)")
 
     from lbfgs_verify.fuzz.cli import add_parser as add_fuzz_parser
 
@@ -227,13 +231,14 @@ def _report(args: argparse.Namespace) -> int:
     import time
 
     from lbfgs_verify.engine.capabilities import CapabilityError, parse_lacks
-    from lbfgs_verify.report.options import ProblemSetError, problem_set, section_set
+    from lbfgs_verify.report.options import ProblemSetError, problem_set, section_set, solver_set
     from lbfgs_verify.report.write import fresh_directory, output_problem
 
     try:
         problems = problem_set(args.problems)
         lacks = parse_lacks(args.lacks)
         sections = section_set(args.sections, no_benchmarks=args.no_benchmarks)
+        solvers = solver_set(args.solvers)
     except (ProblemSetError, CapabilityError) as exc:
         print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -268,7 +273,7 @@ def _report(args: argparse.Namespace) -> int:
         out=args.out, budget=REPORT_BUDGETS[args.budget], targets=tuple(args.target), problems=problems,
         problem_set=args.problems, seed=args.seed, threads=args.threads, lacks=lacks,
         benchmark_json=args.benchmark_json, benchmark_dir=STEP_SPEED if "benchmarks" in sections else None,
-        progress=not args.no_progress, sections=sections,
+        progress=not args.no_progress, sections=sections, default_solvers=solvers,
     )
     report = write_report(options)
     print(f"report written to {args.out}/index.md, {args.out}/index.html and {args.out}/report.json "

@@ -67,7 +67,8 @@ class ReportOptions:
         seed: global RNG seed of every run and the fuzzer's seed.
         threads: torch thread count of every run (bits depend on it).
         lacks: features the targets declare they lack (merged with their own declarations).
-        default_solvers: ids of the default solvers to keep (``None``: all five).
+        default_solvers: ids of the default solvers and built-in adapters to run (``--solvers``; ``None``: all
+            five defaults and every installed built-in).
         benchmark_json: a pytest-benchmark JSON to read instead of running ``benchmark_dir``.
         benchmark_dir: the pytest-benchmark file or folder to run (``None``: no benchmarks).
         progress: show a progress bar (tqdm, on stderr).
@@ -335,6 +336,8 @@ def reproduce_command(options: ReportOptions) -> str:
         parts.append(f"--sections {','.join(s for s in SECTIONS if s in options.sections) or 'none'}")
     if options.threads != 1:
         parts.append(f"--threads {options.threads}")
+    if options.default_solvers is not None:
+        parts.append(f"--solvers {shlex.quote(','.join(options.default_solvers) or 'none')}")
     parts += [f"--target {shlex.quote(t)}" for t in options.targets]
     if options.lacks:
         parts.append(f"--lacks {','.join(sorted(options.lacks))}")

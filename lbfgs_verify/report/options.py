@@ -36,6 +36,28 @@ def section_set(text: str | None, *, no_benchmarks: bool = False) -> frozenset[s
     return frozenset(chosen)
 
 
+DEFAULT_SOLVER_IDS = ("reference", "torch", "torch-strong_wolfe", "scipy", "minimize_lbfgsb")
+"""The ids of the five default solvers (:func:`lbfgs_verify.report.solvers.default_solvers`)."""
+
+
+def solver_set(text: str | None) -> tuple[str, ...] | None:
+    """``--solvers a,b``: the default solvers and built-in adapters to run, by id (a default solver's id or a
+    built-in adapter's name, :data:`lbfgs_verify.targets.kinds.BUILTINS`); ``None`` (no option): every default
+    solver and every installed built-in. ``--target`` solvers always run. An unknown id raises
+    :class:`ProblemSetError` naming the valid ones."""
+    if text is None:
+        return None
+    from lbfgs_verify.targets.kinds import BUILTINS
+
+    known = list(DEFAULT_SOLVER_IDS) + [spec for spec in BUILTINS if spec not in DEFAULT_SOLVER_IDS]
+    chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip() and part.strip() != "none"))
+    unknown = [part for part in chosen if part not in known]
+    if unknown:
+        raise ProblemSetError(f"--solvers {', '.join(unknown)}: unknown solver; choose from {', '.join(known)} "
+                              "(or none: only the --target solvers)")
+    return chosen
+
+
 def short_name(name: str) -> str:
     """``mgh01_rosenbrock[n=2,x0*1,float64]`` -> ``rosenbrock``; ``spd_quadratic[...]`` -> ``spd_quadratic``."""
     return re.sub(r"^mgh\d\d_", "", name.split("[")[0])

@@ -476,6 +476,27 @@ def test_report_command_writes_the_three_files(tmp_path: Path, monkeypatch: pyte
     assert "<img src=\"data:image/png;base64," in (out / "index.html").read_text(encoding="utf-8")
 
 
+def test_solvers_option_chooses_defaults_and_builtins_and_refuses_unknown_ids(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--solvers``: the chosen default solvers and built-ins only (targets always run), in the reproduce command;
+    an unknown id is a usage error naming the valid ones, and nothing is written."""
+    from lbfgs_verify.report.options import ProblemSetError, solver_set
+
+    assert solver_set(None) is None and solver_set("none") == () and solver_set("torch, scipy,torch") == (
+        "torch", "scipy")
+    assert solver_set("optax:lbfgs") == ("optax:lbfgs",)  # a built-in name is known whether or not it is installed
+    with pytest.raises(ProblemSetError, match=r"--solvers nope: unknown solver; choose from reference, torch"):
+        solver_set("torch,nope")
+    out = tmp_path / "out"
+    assert main(["report", "--out", str(out), "--problems", "mgh05_beale[n=2,x0*1,float64]", "--no-progress",
+                 "--sections", "none", "--solvers", "nope"]) == 2
+    assert "unknown solver" in capsys.readouterr().err and not out.exists()
+    assert main(["report", "--out", str(out), "--problems", "mgh05_beale[n=2,x0*1,float64]", "--no-progress",
+                 "--sections", "none", "--solvers", "scipy,torch"]) == 0
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [s["id"] for s in data["solvers"]] == ["torch", "scipy"] and "--solvers scipy,torch" in data["command"]
+
+
 def test_solved_cost_is_the_first_evaluation_within_tolerance_of_f_ref() -> None:
     from lbfgs_verify.report.profiles import solved_cost
 
