@@ -462,6 +462,11 @@ def _first_trial_step(record: IterationRecord, g0: np.ndarray) -> float | None:
     return float(np.linalg.norm(x_trial - record.iterates[0])) / norm if norm > 0 else None
 
 
+def _json_number(value: float) -> float | str:
+    """``value``, or ``"inf"``/``"nan"`` where one run left the finite numbers (report.json is strict JSON)."""
+    return float(value) if math.isfinite(value) else str(float(value))
+
+
 def pair_agreement(a: str, b: str, ra: IterationRecord, rb: IterationRecord, ca: Conventions | None,
                    cb: Conventions | None, g0: np.ndarray) -> dict[str, Any]:
     """How long ``a`` and ``b`` agree on one problem and why they part (a classification, see the module)."""
@@ -479,7 +484,7 @@ def pair_agreement(a: str, b: str, ra: IterationRecord, rb: IterationRecord, ca:
     row: dict[str, Any] = {"a": a, "b": b, "iterations_a": len(ra.iterates) - 1,
                            "iterations_b": len(rb.iterates) - 1, "bitwise_iterations": bitwise,
                            "tracked_iterations": tracked, "parts_at": parts_at,
-                           "difference_at_parting": None if parts_at is None else float(diff)}
+                           "difference_at_parting": None if parts_at is None else _json_number(diff)}
     if ra.error or rb.error:
         row.update(cause="failed", detail="; ".join(f"{s}: {r.error}" for s, r in ((a, ra), (b, rb)) if r.error))
         return row
