@@ -31,10 +31,11 @@ import torch
 from torch import Tensor
 
 from lbfgs_verify.compare.bitwise import same_values
-from lbfgs_verify.compare.trace import CountingClosure, Evaluation, flat
+from lbfgs_verify.compare.trace import CountingClosure, Evaluation
 from lbfgs_verify.compare.trace import flat_grad as flat_grad  # re-exported for the observation helpers
 from lbfgs_verify.engine.evidence import PropertyFailed
-from lbfgs_verify.problems.base import Problem
+from lbfgs_verify.engine.runs import call_target
+from lbfgs_verify.problems.base import Problem, flat
 
 CURVATURE_THRESHOLD = 1e-10
 RELATIVE_CURVATURE_EPS = 2.220446049250313e-16
@@ -80,29 +81,6 @@ def grad_mask(params: Sequence[Tensor]) -> Tensor:
         n = 2 * p.numel() if p.is_complex() else p.numel()
         parts.append(torch.full((n,), p.grad is not None, dtype=torch.bool))
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Calling the target
-# --------------------------------------------------------------------------------------------------------
-
-
-def call_target(action: str, fn: Callable[[], Any], context: str = "") -> Any:
-    """Call into the target; an exception it raises becomes a :class:`PropertyFailed` saying what was done."""
-    try:
-        return fn()
-    except PropertyFailed:
-        raise
-    except Exception as exc:
-        from lbfgs_verify.engine.runs import exception_origin, is_rejection
-
-        if is_rejection(exc):  # a declared-lacking feature was refused (lbfgs_verify.engine.capabilities.Guarded)
-            raise
-        origin = exception_origin(exc)
-        where = f"\n  {context}" if context else ""
-        raise PropertyFailed(f"{action} raised {type(exc).__name__}: {exc}{f' (at {origin})' if origin else ''}"
-                             f"{where}", {"action": action, "exception": type(exc).__name__, "message": str(exc),
-                                          "origin": origin}) from exc
 
 
 def describe_value(value: Any) -> str:
@@ -238,7 +216,7 @@ def observe(
     params = problem.make_params(device)
     context = f"problem={problem.name}, {describe_hyperparameters(hp)}"
     optimizer = call_target("constructing the optimizer", lambda: target.make(params, **fresh_hyperparameters(hp)),
-                            context)
+                            context=context)
     obs = Observation(problem, hp, flat(params), optimizer=optimizer, params=params)
     closure = RecordingClosure(problem, params)
     for k in range(n_steps):
@@ -246,7 +224,7 @@ def observe(
             before_step(k, optimizer)
         in_effect = group_hyperparameters(optimizer) or dict(hp)
         try:
-            returned = call_target(f"step {k}", lambda: optimizer.step(closure), context)
+            returned = call_target(f"step {k}", lambda: optimizer.step(closure), context=context)
         except PropertyFailed as exc:  # name the run, so that the failure can be reproduced (lbfgs_verify.engine.repro)
             exc.evidence = {**obs.evidence(), **exc.evidence}
             raise

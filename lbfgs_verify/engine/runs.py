@@ -205,11 +205,14 @@ def exception_origin(exc: BaseException) -> str:
     return f"{short_path(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name}"
 
 
-def raised_failure(action: str, exc: BaseException, scenario: Scenario | None, **extra: Any) -> PropertyFailed:
-    """A :class:`PropertyFailed` for an exception the target raised while ``action``."""
+def raised_failure(action: str, exc: BaseException, scenario: Scenario | None, context: str = "",
+                   **extra: Any) -> PropertyFailed:
+    """A :class:`PropertyFailed` for an exception the target raised while ``action``; the scenario's description
+    (or ``context``, where there is no scenario) goes on a line of its own."""
     origin = exception_origin(exc)
     where = f" (at {origin})" if origin else ""
-    context = f"\n  {scenario.describe()}" if scenario is not None else ""
+    described = scenario.describe() if scenario is not None else context
+    context = f"\n  {described}" if described else ""
     extras = "".join(f"; {k}={v}" for k, v in extra.items())
     message = f"{action} raised {type(exc).__name__}: {exc}{where}{context}{extras}"
     evidence = {**(scenario.evidence() if scenario is not None else {}), "action": action,
@@ -230,8 +233,10 @@ def short_path(filename: str) -> str:
     return filename if relative.startswith("..") else relative
 
 
-def call_target(action: str, fn: Callable[[], Any], scenario: Scenario | None = None, **extra: Any) -> Any:
-    """Call into the target; an exception it raises becomes a :class:`PropertyFailed` saying what was done."""
+def call_target(action: str, fn: Callable[[], Any], scenario: Scenario | None = None, context: str = "",
+                **extra: Any) -> Any:
+    """Call into the target; an exception it raises becomes a :class:`PropertyFailed` saying what was done
+    (and, on a line of its own, the scenario or ``context``)."""
     try:
         return fn()
     except PropertyFailed:
@@ -239,7 +244,7 @@ def call_target(action: str, fn: Callable[[], Any], scenario: Scenario | None = 
     except Exception as exc:
         if is_rejection(exc):  # a declared-lacking feature was refused (lbfgs_verify.engine.capabilities.Guarded)
             raise
-        raise raised_failure(action, exc, scenario, **extra) from exc
+        raise raised_failure(action, exc, scenario, context, **extra) from exc
 
 
 def is_rejection(exc: BaseException) -> bool:

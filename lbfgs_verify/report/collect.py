@@ -145,8 +145,9 @@ def collect(options: ReportOptions) -> dict[str, Any]:
     budget = options.budget
     run = options.sections
     problems = list(options.problems) if options.problems is not None else suite_problems()
-    solvers = report_solvers(budget, options.targets, options.lacks, defaults=options.default_solvers)
-    left_out = kinds.builtin_solvers(budget, present=options.targets)[1]
+    builtins, left_out = kinds.builtin_solvers(budget, present=options.targets)
+    solvers = report_solvers(budget, options.targets, options.lacks, defaults=options.default_solvers,
+                             builtins=builtins)
     stepper_names = kinds.stepper_problems(problems, budget.stepper_problems)
     agreement_problems = [p for p in problems if p.name in stepper_names] if "agreement" in run else []
     targets = checkable_targets(solvers)

@@ -108,13 +108,16 @@ def default_solvers(budget: ReportBudget) -> list[Solver]:
 
 
 def report_solvers(budget: ReportBudget, targets: Sequence[str] = (), lacks: frozenset[str] = frozenset(),
-                   *, defaults: Sequence[str] | None = None) -> list[Solver]:
+                   *, defaults: Sequence[str] | None = None, builtins: Sequence[Solver] | None = None) -> list[Solver]:
     """The default solvers (or those whose ids are in ``defaults``: the installed built-in adapters of
-    :data:`lbfgs_verify.targets.kinds.BUILTINS` among them, by spec) followed by one solver per target."""
-    from lbfgs_verify.report.kinds import builtin_solvers
+    :data:`lbfgs_verify.targets.kinds.BUILTINS` among them, by spec) followed by one solver per target.
+    ``builtins``: the built-in solvers when the caller has them already (``report.kinds.builtin_solvers``)."""
+    if builtins is None:
+        from lbfgs_verify.report.kinds import builtin_solvers
 
+        builtins = builtin_solvers(budget, present=targets)[0]
     solvers = [s for s in default_solvers(budget) if defaults is None or s.id in defaults]
-    solvers += [s for s in builtin_solvers(budget, present=targets)[0] if defaults is None or s.id in defaults]
+    solvers += [s for s in builtins if defaults is None or s.id in defaults]
     seen = {s.id for s in solvers}
     for spec in targets:
         solver = target_solver(spec, budget, lacks)
