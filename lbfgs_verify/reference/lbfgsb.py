@@ -66,7 +66,9 @@ from scipy.linalg import lapack as scipy_lapack
 from torch import Tensor
 
 from lbfgs_verify.line_search.more_thuente import (
+    EXTRAPOLATION_UPPER,
     LBFGSB_SEARCH_PARAMETERS,
+    SearchParameters,
     Task,
     c_div,
     c_fmax,
@@ -83,12 +85,14 @@ from lbfgs_verify.reference.box import (
 )
 from lbfgs_verify.reference.box import projected_gradient_norm as box_projected_gradient_norm
 from lbfgs_verify.reference.cauchy import (
+    KERNEL_MIN_SIZE,
     PairColumns,
     compact_update,
     generalized_cauchy_point,
     sequential_dots,
 )
 from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict, warn_non_finite
+from lbfgs_verify.reference.kernels import small_kernels
 from lbfgs_verify.reference.subspace import (
     factor_reduced_matrix,
     free_set,
@@ -301,16 +305,23 @@ class _PairProducts:
     ``sy_blas[i, j]`` = ddot(s_i, y_j) (i > j) (``matupd``).
     """
 
-    __slots__ = ("blas_known", "formt", "loop_known", "pairs", "s_arrays", "ss_blas", "sy_blas", "sy_loop",
-                 "y_arrays", "yy")
+    __slots__ = ("blas_known", "formt", "known", "loop_known", "pairs", "s_arrays", "ss_blas", "stacked", "sy_blas",
+                 "sy_loop", "tables", "y_arrays", "yy")
 
     def __init__(self) -> None:
         self.pairs: list[tuple[Tensor, Tensor, int, int]] = []
         self.s_arrays: list[np.ndarray] = []  # numpy views of the pairs' tensors (no copy), oldest first
         self.y_arrays: list[np.ndarray] = []
-        self.yy = self.sy_loop = self.ss_blas = self.sy_blas = np.zeros((0, 0))
-        self.loop_known = self.blas_known = np.zeros(0, dtype=bool)
+        self._tables(np.zeros((4, 0, 0)), np.zeros((2, 0), dtype=bool))
         self.formt: tuple[tuple[float, ...], np.ndarray | None] | None = None  # (θ, D, diag SᵀS) -> formt's factor
+        self.stacked: np.ndarray | None = None  # [Y; S] as a 2 × k × n array (the pairs as rows), made when asked
+
+    def _tables(self, tables: np.ndarray, known: np.ndarray) -> None:
+        """The four k × k tables are views of one 4 × k × k array, the two ``known`` flags of one 2 × k array (so
+        that following the pairs shifts all of them in one operation)."""
+        self.tables, self.known = tables, known
+        self.yy, self.sy_loop, self.ss_blas, self.sy_blas = tables[0], tables[1], tables[2], tables[3]
+        self.loop_known, self.blas_known = known[0], known[1]
 
     def __reduce__(self) -> tuple[type, tuple[()]]:
         return (_PairProducts, ())
@@ -323,8 +334,9 @@ class _PairProducts:
             return
         offset, keep = 0, 0
         if k:
+            first_s, first_y = s_history[0], y_history[0]
             for index, pair in enumerate(old):
-                if pair[0] is s_history[0] and pair[1] is y_history[0]:
+                if pair[0] is first_s and pair[1] is first_y:
                     offset = index
                     break
             while offset + keep < len(old) and keep < k:
@@ -335,20 +347,30 @@ class _PairProducts:
                 keep += 1
         kept = slice(offset, offset + keep)
         self.formt = None
-
-        def carried(table: np.ndarray) -> np.ndarray:
-            new = np.zeros((k, k))
-            new[:keep, :keep] = table[kept, kept]
-            return new
-
-        self.yy, self.sy_loop = carried(self.yy), carried(self.sy_loop)
-        self.ss_blas, self.sy_blas = carried(self.ss_blas), carried(self.sy_blas)
-        loop_known, blas_known = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
-        loop_known[:keep], blas_known[:keep] = self.loop_known[kept], self.blas_known[kept]
-        self.loop_known, self.blas_known = loop_known, blas_known
+        tables, known = np.zeros((4, k, k)), np.zeros((2, k), dtype=bool)
+        if keep:
+            tables[:, :keep, :keep] = self.tables[:, kept, kept]
+            known[:, :keep] = self.known[:, kept]
+        self._tables(tables, known)
         self.pairs = [(s, y, s._version, y._version) for s, y in zip(s_history, y_history, strict=True)]
-        self.s_arrays = self.s_arrays[kept] + [t.numpy() for t in s_history[keep:]]
-        self.y_arrays = self.y_arrays[kept] + [t.numpy() for t in y_history[keep:]]
+        new_s, new_y = [t.numpy() for t in s_history[keep:]], [t.numpy() for t in y_history[keep:]]
+        self.s_arrays = self.s_arrays[kept] + new_s
+        self.y_arrays = self.y_arrays[kept] + new_y
+        stacked, self.stacked = self.stacked, None
+        if stacked is not None and keep and k - keep <= 1:  # the usual shift: carry the rows, copy the new one
+            rows = np.empty((2, k, stacked.shape[2]))
+            rows[:, :keep] = stacked[:, kept]
+            if keep < k:
+                rows[0, keep], rows[1, keep] = new_y[0], new_s[0]
+            self.stacked = rows
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Y and S as C-contiguous k × n arrays (the pairs as rows, oldest first), copied once per pair."""
+        if self.stacked is None:
+            n = self.s_arrays[0].shape[0] if self.s_arrays else 0
+            k = len(self.pairs)
+            self.stacked = np.array([self.y_arrays, self.s_arrays], dtype=np.float64).reshape(2, k, n)
+        return self.stacked[0], self.stacked[1]
 
     def loop_products(self, extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``yy`` and ``sy_loop`` (upper triangles valid), computing the missing columns, and the dots of
@@ -462,6 +484,15 @@ def _quasi_newton_point_unchecked(state: LBFGSBState) -> Tensor | None:
     """
     col = state.memory_size
     theta = state.theta
+    n = state.x.numel()
+    kernels = small_kernels() if 0 < n < KERNEL_MIN_SIZE else None
+    if kernels is not None:  # the same operations in one compiled call (lbfgs_verify.reference.kernels)
+        products = _pair_products(state)
+        ys, ss = products.rows()
+        z = np.empty(n)
+        failed = kernels.quasi_newton_point(state.x.numpy(), state.g.numpy(), ys, ss, products.yy, products.sy_loop,
+                                            products.loop_known, np.array(state.sy_history), float(theta), z)
+        return None if failed else torch.from_numpy(z)
 
     # formk: upper-left block Y'Y/θ + D, upper-right block from R (the strictly lower part of SᵀY is 0 here):
     # (R)_{ij} = s_j·y_i for i >= j, and -(L_a)_{ij} = -(0.0) above (no active variables).
@@ -580,6 +611,14 @@ def _middle_matrix_factor(state: LBFGSBState) -> np.ndarray | None:
 def _middle_matrix_factor_of(state: LBFGSBState, products: _PairProducts) -> np.ndarray | None:
     """:func:`_middle_matrix_factor`, computed."""
     col, theta = state.memory_size, state.theta
+    n = state.x.numel()
+    kernels = small_kernels() if col > 0 and 0 < n < KERNEL_MIN_SIZE else None
+    if kernels is not None:  # the same operations in one compiled call (lbfgs_verify.reference.kernels)
+        ys, ss = products.rows()
+        factor_t = np.empty((col, col))
+        failed = kernels.middle_factor(ss, ys, products.ss_blas, products.sy_blas, products.blas_known,
+                                       np.array(state.ss_history), np.array(state.sy_history), float(theta), factor_t)
+        return None if failed else factor_t.T
     ss_blas, sy_blas = products.blas_products()
     masks = _triangles(col)
     ss = np.where(masks.strict_upper, ss_blas, 0.0)  # np.triu(ss_blas, 1)
@@ -672,6 +711,11 @@ def _line_search(
         return None
     parameters = LBFGSB_SEARCH_PARAMETERS if step_max == STEP_MAX else replace(
         LBFGSB_SEARCH_PARAMETERS, stpmax=step_max)
+    n = direction.numel()
+    kernels = small_kernels() if 0 < n < KERNEL_MIN_SIZE else None
+    if kernels is not None and parameters.stpmin <= step <= parameters.stpmax:
+        return _compiled_line_search(state, z, direction, evaluator, maxls, box, kernels, parameters, step,
+                                     slope_start, direction_norm)
     outcome = dcsrch_start(state.f, slope_start, step, parameters)
     if outcome.task is Task.ERROR:  # the step to z exceeds the largest feasible step only through rounding
         raise RuntimeError(f"Moré–Thuente rejected its input: {outcome.message} (step {step}, largest {step_max})")
@@ -691,6 +735,42 @@ def _line_search(
         assert outcome.state is not None
         outcome = dcsrch_iterate(f, slope, step, outcome.state, parameters)
     return _AcceptedStep(x, f, g, direction, step, slope_start, slope, direction_norm)
+
+
+def _compiled_line_search(
+    state: LBFGSBState, z: Tensor, direction: Tensor, evaluator: _MemoizedEvaluator, maxls: int,
+    box: BoxBounds | None, kernels: Any, parameters: SearchParameters, step: float, slope_start: float,
+    direction_norm: float,
+) -> _AcceptedStep | None:
+    """:func:`_line_search` after its start, with ``dcsrch``/``dcstep`` compiled
+    (:mod:`~lbfgs_verify.reference.kernels`: the same operations as :mod:`lbfgs_verify.line_search.more_thuente`, on
+    a float array instead of dataclasses)."""
+    f0 = state.f
+    width = parameters.stpmax - parameters.stpmin
+    # dcsrch_start: [bracketed, stage, f_init, g_init, g_test, stx, fx, gx, sty, fy, gy, stmin, stmax, width, width1]
+    search = np.array([0.0, 1.0, f0, slope_start, parameters.ftol * slope_start, 0.0, f0, slope_start, 0.0, f0,
+                       slope_start, 0.0, step + EXTRAPOLATION_UPPER * step, width, width / 0.5])
+    ftol, gtol, xtol = parameters.ftol, parameters.gtol, parameters.xtol
+    stpmin, stpmax = parameters.stpmin, parameters.stpmax
+    iterate_search, dot = kernels.dcsrch_iterate, kernels.blas_dot
+    x_start, d = state.x, direction.numpy()
+    constrained = box is not None and box.constrained
+    evaluations = 0
+    f, g, slope = f0, state.g, slope_start
+    while True:
+        if evaluations >= maxls:  # mainlb: iback >= maxls, before evaluating the next trial
+            return None
+        x = z if step == 1.0 else direction * step + x_start
+        if constrained and step != 1.0:
+            assert box is not None
+            x = torch.from_numpy(clamp_trial_point(x.numpy().copy(), box))
+        f, g = evaluator(x)
+        evaluations += 1
+        slope = float(dot(g.numpy(), d))
+        task, new_step = iterate_search(f, slope, step, search, ftol, gtol, xtol, stpmin, stpmax)
+        if task != 0:
+            return _AcceptedStep(x, f, g, direction, step, slope_start, slope, direction_norm)
+        step = new_step
 
 
 # --------------------------------------------------------------------------------------------------------
