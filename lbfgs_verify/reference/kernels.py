@@ -379,9 +379,29 @@ def _build() -> SimpleNamespace | None:
         st[11], st[12], st[13], st[14] = stmin, stmax, width, width_before
         return 0, stp
 
-    return SimpleNamespace(quasi_newton_point=quasi_newton_point, middle_factor=middle_factor,
-                           blas_dot=blas_dot, ordered_dot=ordered_dot, dcsrch_iterate=dcsrch_iterate,
-                           dcstep=dcstep)
+    @jit
+    def infinity_norm(g: Any) -> float:
+        # max |g_i| as numpy's max of abs: NaN if any entry is NaN (the maximum itself is exact).
+        norm = 0.0
+        for q in range(g.shape[0]):
+            a = abs(g[q])
+            if a != a:
+                return math.nan
+            if a > norm:
+                norm = a
+        return norm
+
+    @jit
+    def same_point(a: Any, b: Any) -> bool:
+        # numpy.array_equal on two vectors of one size: a[i] == b[i] for all i (-0.0 == 0.0, NaN never equal).
+        for q in range(a.shape[0]):  # noqa: SIM110 (a generator is not what numba compiles best)
+            if a[q] != b[q]:  # True for NaN: never equal
+                return False
+        return True
+
+    return SimpleNamespace(infinity_norm=infinity_norm, same_point=same_point, quasi_newton_point=quasi_newton_point,
+                           middle_factor=middle_factor, blas_dot=blas_dot, ordered_dot=ordered_dot,
+                           dcsrch_iterate=dcsrch_iterate, dcstep=dcstep)
 
 
 def small_kernels() -> SimpleNamespace | None:

@@ -305,8 +305,8 @@ class _PairProducts:
     ``sy_blas[i, j]`` = ddot(s_i, y_j) (i > j) (``matupd``).
     """
 
-    __slots__ = ("blas_known", "formt", "known", "loop_known", "pairs", "s_arrays", "ss_blas", "stacked", "sy_blas",
-                 "sy_loop", "tables", "y_arrays", "yy")
+    __slots__ = ("blas_known", "formt", "known", "lists", "loop_known", "pairs", "s_arrays", "ss_blas", "stacked",
+                 "sy_blas", "sy_loop", "tables", "y_arrays", "yy")
 
     def __init__(self) -> None:
         self.pairs: list[tuple[Tensor, Tensor, int, int]] = []
@@ -315,6 +315,7 @@ class _PairProducts:
         self._tables(np.zeros((4, 0, 0)), np.zeros((2, 0), dtype=bool))
         self.formt: tuple[tuple[float, ...], np.ndarray | None] | None = None  # (θ, D, diag SᵀS) -> formt's factor
         self.stacked: np.ndarray | None = None  # [Y; S] as a 2 × k × n array (the pairs as rows), made when asked
+        self.lists: tuple[list[Tensor], list[Tensor]] | None = None  # the list objects of the last sync
 
     def _tables(self, tables: np.ndarray, known: np.ndarray) -> None:
         """The four k × k tables are views of one 4 × k × k array, the two ``known`` flags of one 2 × k array (so
@@ -329,6 +330,7 @@ class _PairProducts:
     def sync(self, s_history: list[Tensor], y_history: list[Tensor]) -> None:
         """Follow the pairs to ``s_history``/``y_history``: keep the products of a run of pairs seen before."""
         old, k = self.pairs, len(s_history)
+        self.lists = (s_history, y_history)
         if len(old) == k and all(p[0] is s and p[1] is y and p[2] == s._version and p[3] == y._version
                                  for p, s, y in zip(old, s_history, y_history, strict=True)):
             return
@@ -363,6 +365,40 @@ class _PairProducts:
             if keep < k:
                 rows[0, keep], rows[1, keep] = new_y[0], new_s[0]
             self.stacked = rows
+
+    def push(self, old: tuple[list[Tensor], list[Tensor]], new: tuple[list[Tensor], list[Tensor]]) -> None:
+        """Follow ``matupd``'s update from the lists ``old`` to ``new`` (the newest pairs of ``old`` then one new pair):
+        what :meth:`sync` would find, without searching, shifting the tables in place when the memory is full.
+        Nothing happens when the table was not following ``old`` (the next :meth:`sync` catches up)."""
+        lists, k_old, k = self.lists, len(old[0]), len(new[0])
+        if lists is None or lists[0] is not old[0] or lists[1] is not old[1] or len(self.pairs) != k_old:
+            return
+        dropped, keep = k_old + 1 - k, k - 1
+        self.formt = None
+        tables, known, stacked = self.tables, self.known, self.stacked
+        if dropped == 1:  # full memory: the oldest leaves, everything moves up by one
+            tables[:, :keep, :keep] = tables[:, 1:, 1:]
+            tables[:, keep, :] = 0.0
+            tables[:, :, keep] = 0.0
+            known[:, :keep] = known[:, 1:]
+            known[:, keep] = False
+        else:
+            kept = slice(dropped, dropped + keep)
+            tables, known = np.zeros((4, k, k)), np.zeros((2, k), dtype=bool)
+            tables[:, :keep, :keep] = self.tables[:, kept, kept]
+            known[:, :keep] = self.known[:, kept]
+            self._tables(tables, known)
+        s, y = new[0][-1], new[1][-1]
+        s_array, y_array = s.numpy(), y.numpy()
+        self.pairs = [*self.pairs[dropped:], (s, y, s._version, y._version)]
+        self.s_arrays = [*self.s_arrays[dropped:], s_array]
+        self.y_arrays = [*self.y_arrays[dropped:], y_array]
+        if stacked is not None and dropped == 1:
+            stacked[:, :keep] = stacked[:, 1:]
+            stacked[0, keep], stacked[1, keep] = y_array, s_array
+        else:
+            self.stacked = None
+        self.lists = new
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Y and S as C-contiguous k × n arrays (the pairs as rows, oldest first), copied once per pair."""
@@ -404,12 +440,20 @@ class _PairProducts:
         return self.ss_blas, self.sy_blas
 
 
-def _pair_products(state: LBFGSBState) -> _PairProducts:
-    """The state's table of pair products, following its current pairs (not a field of the state)."""
+def _pair_products(state: LBFGSBState, *, within_iteration: bool = False) -> _PairProducts:
+    """The state's table of pair products, following its current pairs (not a field of the state).
+
+    ``within_iteration``: called inside :func:`iterate` after its first call, where the pairs change only by new
+    lists: the same list objects as at the last call mean the same pairs (no per-pair check).
+    """
     products = state.__dict__.get("_pair_products")
     if products is None:
         products = _PairProducts()
         state.__dict__["_pair_products"] = products
+    lists = products.lists
+    if within_iteration and lists is not None and lists[0] is state.s_history and lists[1] is state.y_history \
+            and len(state.s_history) == len(products.pairs) == len(state.y_history):
+        return products
     products.sync(state.s_history, state.y_history)
     return products
 
@@ -418,6 +462,9 @@ def projected_gradient_norm(g: Tensor) -> float:
     """max |g_i| (``projgr`` without bounds): NaN if any component is NaN, 0 for an empty vector."""
     if g.numel() == 0:
         return 0.0
+    kernels = small_kernels() if g.numel() < KERNEL_MIN_SIZE else None
+    if kernels is not None:
+        return float(kernels.infinity_norm(g.detach().numpy()))
     norm = float(np.max(np.abs(g.detach().numpy())))  # numpy's max propagates NaN
     return math.nan if norm != norm else norm
 
@@ -487,7 +534,7 @@ def _quasi_newton_point_unchecked(state: LBFGSBState) -> Tensor | None:
     n = state.x.numel()
     kernels = small_kernels() if 0 < n < KERNEL_MIN_SIZE else None
     if kernels is not None:  # the same operations in one compiled call (lbfgs_verify.reference.kernels)
-        products = _pair_products(state)
+        products = _pair_products(state, within_iteration=True)
         ys, ss = products.rows()
         z = np.empty(n)
         failed = kernels.quasi_newton_point(state.x.numpy(), state.g.numpy(), ys, ss, products.yy, products.sy_loop,
@@ -497,7 +544,7 @@ def _quasi_newton_point_unchecked(state: LBFGSBState) -> Tensor | None:
     # formk: upper-left block Y'Y/θ + D, upper-right block from R (the strictly lower part of SᵀY is 0 here):
     # (R)_{ij} = s_j·y_i for i >= j, and -(L_a)_{ij} = -(0.0) above (no active variables).
     r = np.negative(state.g.numpy())
-    products = _pair_products(state)
+    products = _pair_products(state, within_iteration=True)
     yy, sy_loop, wv = products.loop_products(r)  # wv = [Yᵀr; Sᵀr] (subsm), same pass
     masks = _triangles(col)
     upper_left = np.where(masks.upper, yy / theta, 0.0)  # np.triu; c_div: IEEE division
@@ -586,7 +633,7 @@ def _middle_matrix_factorizes(state: LBFGSBState) -> bool:
 
 def _sy_matrix(state: LBFGSBState) -> np.ndarray:
     """SᵀY as ``matupd`` keeps it: diagonal ``sy_history``, below it s_i·y_k by BLAS ``ddot`` (i > k)."""
-    _, sy_blas = _pair_products(state).blas_products()
+    _, sy_blas = _pair_products(state, within_iteration=True).blas_products()
     sy = np.tril(sy_blas, -1)
     sy[range(state.memory_size), range(state.memory_size)] = state.sy_history
     return sy
@@ -599,7 +646,7 @@ def _middle_matrix_factor(state: LBFGSBState) -> np.ndarray | None:
     diagonal (``sy_history``), the diagonal of SᵀS is ``ss_history``.
     """
     theta = state.theta
-    products = _pair_products(state)
+    products = _pair_products(state, within_iteration=True)
     key = (theta, *state.sy_history, *state.ss_history)
     if products.formt is not None and products.formt[0] == key:
         return products.formt[1]
@@ -662,7 +709,11 @@ class _MemoizedEvaluator:
         last_x, last_f, last_g = self._last
         new, old = x.numpy(), last_x.numpy()
         # np.array_equal: -0.0 == 0.0, NaN never equal (a first entry that differs decides at once).
-        if (new.size == 0 or new[0] == old[0]) and np.array_equal(new, old):
+        kernels = small_kernels() if new.size < KERNEL_MIN_SIZE else None
+        if kernels is not None:
+            if new.shape == old.shape and kernels.same_point(new, old):
+                return last_f, last_g
+        elif (new.size == 0 or new[0] == old[0]) and np.array_equal(new, old):
             return last_f, last_g
         before = self._total() if self._total is not None else 0
         f, g = self._evaluate(x)
@@ -802,11 +853,13 @@ def _gradient_norm(state: LBFGSBState, box: BoxBounds | None) -> float:
     Remembered on the state for its (x, g, box), so the norm the stop test computed is not computed again at the
     start of the next iteration.
     """
-    key = (state.x, state.x._version, state.g, state.g._version, box)
+    x, g = state.x, state.g
+    key = (x, x._version, g, g._version, box)
     known = state.__dict__.get("_gradient_norm")
-    if known is not None and all(a is b for a, b in zip(known[0][::2], key[::2], strict=True)) \
-            and known[0][1] == key[1] and known[0][3] == key[3]:
-        return known[1]
+    if known is not None:
+        old = known[0]
+        if old[0] is x and old[2] is g and old[4] is box and old[1] == key[1] and old[3] == key[3]:
+            return known[1]
     if box is None or not box.constrained:
         norm = projected_gradient_norm(state.g)
     else:
@@ -912,7 +965,8 @@ def iterate(
     if state.stop is not None:
         raise RuntimeError(f"the run has stopped ({state.stop.value}); it does not iterate again")
     _pair_products(state)  # created before the copy, so that work and state share it
-    work = copy.copy(state)  # new lists on reset/update below; tensors are never modified in place
+    work = object.__new__(type(state))  # copy.copy without its protocol: new lists on reset/update below,
+    work.__dict__.update(state.__dict__)  # tensors are never modified in place
     constrained = box is not None and box.constrained
     if constrained:
         if state.inner_products is None or state.inner_products.shape != (2 * options.maxcor, 2 * options.maxcor):
@@ -972,11 +1026,9 @@ def iterate(
 
 
 def _commit(state: LBFGSBState, work: LBFGSBState) -> None:
-    """Copy every field of ``work`` into ``state`` (the end of an iteration)."""
-    for name in STATE_KEYS:
-        setattr(state, name, getattr(work, name))
-    if "_gradient_norm" in work.__dict__:
-        state.__dict__["_gradient_norm"] = work.__dict__["_gradient_norm"]
+    """Copy every field of ``work`` into ``state`` (the end of an iteration), with the remembered gradient norm and
+    the (shared) table of pair products."""
+    state.__dict__.update(work.__dict__)
 
 
 def _update_memory(work: LBFGSBState, g_old: Tensor, step: _AcceptedStep, maxcor: int) -> None:
@@ -1000,8 +1052,12 @@ def _update_memory(work: LBFGSBState, g_old: Tensor, step: _AcceptedStep, maxcor
     dtd = step.direction_norm * step.direction_norm
     ss = dtd if step.step == 1.0 else step.step * step.step * dtd
     keep = maxcor - 1  # pairs that stay; the oldest beyond them leave (the ring buffer's wrap-around)
+    old_pairs = (work.s_history, work.y_history)
     work.s_history = [*work.s_history[-keep:], s] if keep else [s]
     work.y_history = [*work.y_history[-keep:], y] if keep else [y]
+    products = work.__dict__.get("_pair_products")
+    if products is not None:
+        products.push(old_pairs, (work.s_history, work.y_history))
     work.sy_history = [*work.sy_history[-keep:], sy] if keep else [sy]
     work.ss_history = [*work.ss_history[-keep:], ss] if keep else [ss]
     work.theta = c_div(yy, sy)
