@@ -24,6 +24,7 @@ from typing import Any
 
 from lbfgs_verify.line_search.more_thuente import BISECTION_FACTOR as BISECTION
 from lbfgs_verify.line_search.more_thuente import EXTRAPOLATION_LOWER, EXTRAPOLATION_UPPER
+from lbfgs_verify.reference import cauchy as _cauchy
 
 SEARCH_STATE = ("bracketed", "stage", "f_init", "g_init", "g_test", "stx", "fx", "gx", "sty", "fy", "gy", "stmin",
                 "stmax", "width", "width_before")
@@ -45,11 +46,12 @@ def _build() -> SimpleNamespace | None:
     except ImportError:
         return None
 
-    for name, module in (("ddot", "scipy.linalg.cython_blas"), ("dpotrf", "scipy.linalg.cython_lapack"),
-                         ("dtrtrs", "scipy.linalg.cython_lapack")):
+    for name, module in (("ddot", "scipy.linalg.cython_blas"), ("dnrm2", "scipy.linalg.cython_blas"),
+                         ("dpotrf", "scipy.linalg.cython_lapack"), ("dtrtrs", "scipy.linalg.cython_lapack")):
         llvm.add_symbol(f"lbfgs_verify_{name}", get_cython_function_address(module, name))
     int_p, double_p, char_p = types.CPointer(types.int32), types.CPointer(types.float64), types.CPointer(types.uint8)
     ddot = types.ExternalFunction("lbfgs_verify_ddot", types.float64(int_p, double_p, int_p, double_p, int_p))
+    dnrm2 = types.ExternalFunction("lbfgs_verify_dnrm2", types.float64(int_p, double_p, int_p))
     dpotrf = types.ExternalFunction("lbfgs_verify_dpotrf", types.void(char_p, int_p, double_p, int_p, int_p))
     dtrtrs = types.ExternalFunction("lbfgs_verify_dtrtrs", types.void(
         char_p, char_p, char_p, int_p, int_p, double_p, int_p, double_p, int_p, int_p))
@@ -63,6 +65,14 @@ def _build() -> SimpleNamespace | None:
         ints[1] = 1
         ints[2] = 1
         return ddot(ints[0:].ctypes, a.ctypes, ints[1:].ctypes, b.ctypes, ints[2:].ctypes)
+
+    @jit
+    def blas_nrm2(a: Any) -> float:
+        # dnrm2(n, a, 1) on a contiguous vector.
+        ints = np.empty(2, np.int32)
+        ints[0] = a.shape[0]
+        ints[1] = 1
+        return dnrm2(ints[0:].ctypes, a.ctypes, ints[1:].ctypes)
 
     @jit
     def potrf_upper(at: Any) -> int:
@@ -400,16 +410,15 @@ def _build() -> SimpleNamespace | None:
         return True
 
     return SimpleNamespace(infinity_norm=infinity_norm, same_point=same_point, quasi_newton_point=quasi_newton_point,
-                           middle_factor=middle_factor, blas_dot=blas_dot, ordered_dot=ordered_dot,
+                           middle_factor=middle_factor, blas_dot=blas_dot, blas_nrm2=blas_nrm2,
+                           ordered_dot=ordered_dot,
                            dcsrch_iterate=dcsrch_iterate, dcstep=dcstep)
 
 
 def small_kernels() -> SimpleNamespace | None:
     """The compiled phases, or ``None`` (numba missing or ``LBFGS_VERIFY_KERNELS=numpy``: the numpy path)."""
     global _SMALL_KERNELS
-    from lbfgs_verify.reference import cauchy
-
-    if not cauchy.KERNELS_ENABLED:
+    if not _cauchy.KERNELS_ENABLED:
         return None
     if _SMALL_KERNELS is None:
         _SMALL_KERNELS = _build() or False

@@ -283,13 +283,24 @@ def scipy_status(state: LBFGSBState, options: LBFGSBOptions) -> int:
 
 
 def _blas_dot(a: Tensor, b: Tensor) -> float:
-    """``ddot`` from scipy's BLAS (the routine ``__lbfgsb.c`` calls; its summation order)."""
-    return float(_ddot(a.numpy(), b.numpy()))
+    """``ddot`` from scipy's BLAS (the routine ``__lbfgsb.c`` calls; its summation order); short contiguous vectors
+    through the compiled kernels' binding of the same routine (no f2py call)."""
+    u, v = a.numpy(), b.numpy()
+    if 0 < u.shape[0] < KERNEL_MIN_SIZE and u.flags.c_contiguous and v.flags.c_contiguous and u.shape == v.shape:
+        kernels = small_kernels()
+        if kernels is not None:
+            return float(kernels.blas_dot(u, v))
+    return float(_ddot(u, v))
 
 
 def _blas_nrm2(a: Tensor) -> float:
-    """``dnrm2`` from scipy's BLAS."""
-    return float(_dnrm2(a.numpy()))
+    """``dnrm2`` from scipy's BLAS (short contiguous vectors as :func:`_blas_dot`)."""
+    u = a.numpy()
+    if 0 < u.shape[0] < KERNEL_MIN_SIZE and u.flags.c_contiguous:
+        kernels = small_kernels()
+        if kernels is not None:
+            return float(kernels.blas_nrm2(u))
+    return float(_dnrm2(u))
 
 
 class _PairProducts:
@@ -517,6 +528,8 @@ def _trtrs_upper(factor: np.ndarray, rhs: np.ndarray, *, transpose: bool) -> tup
 
 def _quasi_newton_point(state: LBFGSBState) -> Tensor | None:
     """:func:`_quasi_newton_point_unchecked` with IEEE results and no numpy warnings (C arithmetic does not warn)."""
+    if 0 < state.x.numel() < KERNEL_MIN_SIZE and small_kernels() is not None:  # compiled: IEEE, no warnings
+        return _quasi_newton_point_unchecked(state)
     with np.errstate(all="ignore"):
         return _quasi_newton_point_unchecked(state)
 

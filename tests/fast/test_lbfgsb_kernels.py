@@ -10,12 +10,24 @@ both.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
+from scipy.linalg import blas as scipy_blas
 
-from lbfgs_verify.line_search.more_thuente import c_div, c_sqrt
+from lbfgs_verify.line_search.more_thuente import (
+    LBFGSB_SEARCH_PARAMETERS,
+    Task,
+    c_div,
+    c_sqrt,
+    dcsrch_iterate,
+    dcsrch_start,
+)
 from lbfgs_verify.reference import cauchy as cauchy_module
+from lbfgs_verify.reference import lbfgsb as lbfgsb_module
 from lbfgs_verify.reference.box import (
     BoxBounds,
     initial_where,
@@ -25,7 +37,8 @@ from lbfgs_verify.reference.box import (
     step_to_bound,
 )
 from lbfgs_verify.reference.cauchy import generalized_cauchy_point, sequential_dots
-from lbfgs_verify.reference.lbfgsb import _compact_update
+from lbfgs_verify.reference.kernels import small_kernels
+from lbfgs_verify.reference.lbfgsb import LBFGSBState, _compact_update
 from lbfgs_verify.reference.scipy_compat import minimize_lbfgsb
 from lbfgs_verify.reference.subspace import _gram
 
@@ -308,3 +321,146 @@ def test_bound_arrays_are_what_scipys_round_trip_makes(lower: object, upper: obj
         expected = np.array(old_bound_to_new(standardize_bounds(bounds, x0, "l-bfgs-b")))
         got = _bound_arrays(Bounds(lower, upper), x0)
     assert _bits(np.array([got.lower, got.upper])) == _bits(expected)
+
+
+# --- the compiled phases of small problems (lbfgs_verify/reference/kernels.py) ----------------------------------
+
+
+@pytest.fixture
+def phases() -> Any:
+    """The compiled phases (skipped without numba)."""
+    pytest.importorskip("numba")
+    compiled = small_kernels()
+    if compiled is None:
+        pytest.skip("compiled kernels are turned off (LBFGS_VERIFY_KERNELS=numpy)")
+    return compiled
+
+
+def test_compiled_blas_bindings_are_scipys_routines(phases: Any) -> None:
+    """``ddot``/``dnrm2`` reached through cython_blas give the bits of scipy.linalg.blas (the same routines)."""
+    rng = np.random.default_rng(11)
+    for n in (1, 3, 8, 17, 100, 1001):
+        a, b = _wide_range(rng, n), _wide_range(rng, n)
+        assert _bits(phases.blas_dot(a, b)) == _bits(scipy_blas.ddot(a, b)), n
+        assert _bits(phases.blas_nrm2(a)) == _bits(scipy_blas.dnrm2(a)), n
+
+
+def test_compiled_norm_and_point_test_follow_numpy(phases: Any) -> None:
+    """‖g‖∞ as numpy's max of abs (NaN wins, signed zeros), and the memo test as np.array_equal."""
+    cases = [np.array([0.0, -0.0]), np.array([-3.0, 2.0, np.inf]), np.array([1.0, np.nan, 5.0]),
+             np.array([-0.0]), _wide_range(np.random.default_rng(2), 50)]
+    for g in cases:
+        expected = float(np.max(np.abs(g)))
+        assert _bits(phases.infinity_norm(g)) == _bits(expected) or (math.isnan(expected)
+                                                                     and math.isnan(phases.infinity_norm(g)))
+    a = np.array([0.0, 1.0, np.nan])
+    for b in (np.array([-0.0, 1.0, np.nan]), np.array([0.0, 1.0, 2.0]), a.copy()):
+        assert phases.same_point(a[:2], b[:2]) == np.array_equal(a[:2], b[:2])
+        assert phases.same_point(a, b) == np.array_equal(a, b)
+
+
+def _search_trials(phi: Any, step: float, maxls: int, *, compiled: Any | None, stpmax: float = 1e10) -> list[Any]:
+    """The (task, step) sequence of one Moré–Thuente search on φ, by more_thuente or by the compiled kernel."""
+    f0, g0 = phi(0.0)
+    params = replace(LBFGSB_SEARCH_PARAMETERS, stpmax=stpmax)
+    trials: list[Any] = []
+    if compiled is None:
+        outcome = dcsrch_start(f0, g0, step, params)
+        while outcome.task is Task.FG and len(trials) < maxls:
+            f, g = phi(outcome.stp)
+            assert outcome.state is not None
+            outcome = dcsrch_iterate(f, g, outcome.stp, outcome.state, params)
+            trials.append((outcome.task.name, _bits(outcome.stp)))
+        return trials
+    names = {0: "FG", 1: "CONVERGENCE", 2: "WARNING"}
+    state = np.array([0.0, 1.0, f0, g0, params.ftol * g0, 0.0, f0, g0, 0.0, f0, g0, 0.0, step + 4.0 * step,
+                      params.stpmax - params.stpmin, (params.stpmax - params.stpmin) / 0.5])
+    task = 0
+    while task == 0 and len(trials) < maxls:
+        f, g = phi(step)
+        task, step = compiled.dcsrch_iterate(f, g, step, state, params.ftol, params.gtol, params.xtol,
+                                             params.stpmin, params.stpmax)
+        trials.append((names[task], _bits(step)))
+    return trials
+
+
+def test_compiled_line_search_takes_more_thuentes_steps(phases: Any) -> None:
+    """The compiled dcsrch/dcstep give the same tasks and step bits as more_thuente's, trial by trial, on functions
+    that exercise the four dcstep cases, stage 1's modified function, bisection and the step limits."""
+    rng = np.random.default_rng(5)
+    functions: list[Any] = [
+        lambda t: ((t - 3.0) ** 2 - 9.0, 2.0 * (t - 3.0)),
+        lambda t: ((t - 0.01) ** 2 - 1e-4, 2.0 * (t - 0.01)),
+        lambda t: (-t + 0.5 * t ** 4, -1.0 + 2.0 * t ** 3),
+        lambda t: (math.sin(5.0 * t) - 0.3 * t, 5.0 * math.cos(5.0 * t) - 0.3),
+        lambda t: (-t, -1.0),  # unbounded below: extrapolates to stpmax
+        lambda t: (-math.log1p(t) + 1e-3 * t * t, -1.0 / (1.0 + t) + 2e-3 * t),
+    ]
+    for _ in range(40):
+        a, b, c = rng.uniform(0.1, 5.0), rng.uniform(0.01, 20.0), rng.uniform(-2.0, 2.0)
+        functions.append(lambda t, a=a, b=b, c=c: (a * (t - b) ** 2 + c * math.sin(t) - c * t,
+                                                   2.0 * a * (t - b) + c * math.cos(t) - c))
+    for phi in functions:
+        if phi(0.0)[1] >= 0.0:
+            continue
+        for step, stpmax in ((1.0, 1e10), (0.001, 1e10), (37.0, 1e10), (1.0, 2.5)):
+            expected = _search_trials(phi, step, 30, compiled=None, stpmax=stpmax)
+            assert _search_trials(phi, step, 30, compiled=phases, stpmax=stpmax) == expected
+
+
+def _random_state(rng: np.random.Generator, n: int, pairs: int) -> LBFGSBState:
+    """A state with ``pairs`` curvature pairs (sᵀy > 0) of wide-ranging entries, as matupd would store them."""
+    x, g = torch.from_numpy(rng.standard_normal(n)), torch.from_numpy(_wide_range(rng, n) * 1e-3)
+    state = LBFGSBState(x=x, f=1.0, g=g, n_iterations=pairs, n_evaluations=pairs + 1)
+    for _ in range(pairs):
+        s = rng.standard_normal(n)
+        y = s * rng.uniform(0.5, 2.0, n) + 0.1 * rng.standard_normal(n)
+        state.s_history.append(torch.from_numpy(s))
+        state.y_history.append(torch.from_numpy(y))
+        state.sy_history.append(float(s @ y))
+        state.ss_history.append(float(scipy_blas.dnrm2(s)) ** 2)
+    state.theta = float(np.dot(state.y_history[-1].numpy(), state.y_history[-1].numpy()) / state.sy_history[-1])
+    return state
+
+
+@pytest.mark.parametrize(("n", "pairs"), [(1, 1), (5, 3), (100, 10), (257, 7)])
+def test_compiled_formk_subsm_and_formt_give_the_numpy_paths_bits(n: int, pairs: int,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """z of the quasi-Newton step (formk + subsm) and formt's factor: the same bits from the compiled phases as
+    from the numpy path (each from a fresh table of products, and again after a new pair shifted the table)."""
+    pytest.importorskip("numba")
+    results: dict[bool, list[bytes]] = {}
+    for enabled in (False, True):
+        monkeypatch.setattr(cauchy_module, "KERNELS_ENABLED", enabled)
+        assert (small_kernels() is not None) == enabled
+        state = _random_state(np.random.default_rng(n + pairs), n, pairs)
+        out = []
+        for _ in range(2):
+            z = lbfgsb_module._quasi_newton_point(state)
+            factor = lbfgsb_module._middle_matrix_factor(state)
+            out += [b"none" if z is None else z.numpy().tobytes(),
+                    b"none" if factor is None else np.asarray(factor).tobytes()]
+            s = torch.from_numpy(np.random.default_rng(len(out)).standard_normal(n))
+            y = s * 1.5
+            old = (state.s_history, state.y_history)
+            state.s_history, state.y_history = [*state.s_history[1:], s], [*state.y_history[1:], y]
+            state.sy_history = [*state.sy_history[1:], float(s.numpy() @ y.numpy())]
+            state.ss_history = [*state.ss_history[1:], float(s.numpy() @ s.numpy())]
+            lbfgsb_module._pair_products(state).push(old, (state.s_history, state.y_history))
+        results[enabled] = out
+    assert results[True] == results[False]
+    assert b"none" not in results[True][:2]
+
+
+def test_a_failed_factorization_is_a_failure_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """formt with θ < 0 (T not positive definite) gives no factor, formk with D < 0 (K's first block not positive
+    definite) no point, on both paths."""
+    pytest.importorskip("numba")
+    for enabled in (False, True):
+        monkeypatch.setattr(cauchy_module, "KERNELS_ENABLED", enabled)
+        state = _random_state(np.random.default_rng(1), 20, 3)
+        state.theta = -1e6
+        assert lbfgsb_module._middle_matrix_factor(state) is None
+        state = _random_state(np.random.default_rng(1), 20, 3)
+        state.sy_history = [-1e9 * abs(v) for v in state.sy_history]
+        assert lbfgsb_module._quasi_newton_point(state) is None
