@@ -49,6 +49,22 @@ _MODES = ("properties", "semantics", "conformance")
 _BUDGETS = ("quick", "ci", "thorough")
 
 
+def _jobs(text: str) -> int | str:
+    """``--jobs N`` or ``auto`` (resolved where the target is known: :func:`_resolve_jobs`)."""
+    return "auto" if text.strip() == "auto" else _positive_int(text)
+
+
+def _resolve_jobs(jobs: int | str, target: object | None = None) -> int:
+    """``auto``: :func:`lbfgs_verify.properties.runner.auto_jobs`, or 1 where ``target`` cannot be loaded by its
+    spec in a worker process (an explicit N is checked by the runner, which names the problem)."""
+    from lbfgs_verify.properties.runner import auto_jobs, loadable_by_spec
+
+    if jobs != "auto":
+        return int(jobs)
+    count = auto_jobs()
+    return count if count == 1 or target is None or loadable_by_spec(target) else 1  # type: ignore[arg-type]
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -98,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run only properties whose ID equals or starts with ID (repeatable, comma-separated)")
     check.add_argument("--threads", type=_positive_int, default=1,
                        help="torch thread count for every run (bits depend on it; default 1)")
-    check.add_argument("--jobs", type=_positive_int, default=1,
-                       help="run the properties in N worker processes (same verdicts as one; default 1)")
+    check.add_argument("--jobs", type=_jobs, default="auto",
+                       help="run the properties in N processes (same verdicts as one); default auto: "
+                            "$LBFGS_VERIFY_JOBS, else the CPUs available up to 4, 1 for a target a worker "
+                            "process cannot import by its spec")
     check.add_argument("--list", action="store_true",
                        help="print the documented property IDs (of --mode, filtered by --only) and exit")
 
@@ -131,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "check's default ci runs one target), ci, thorough")
     report.add_argument("--seed", type=int, default=0, help="global RNG seed of every run and of the fuzzer")
     report.add_argument("--threads", type=_positive_int, default=1, help="torch and BLAS threads (default 1)")
+    report.add_argument("--jobs", type=_jobs, default="auto",
+                        help="with 2 or more, the verdict sections (properties, fuzz, resume) run in a worker "
+                             "process beside the timed ones (same numbers as one process); default auto: "
+                             "$LBFGS_VERIFY_JOBS, else the CPUs available up to 4")
     report.add_argument("--lacks", metavar="FEATURES",
                         help="comma-separated features the targets lack (lbfgs_verify.engine.capabilities.FEATURES)")
     report.add_argument("--benchmark-json", metavar="PATH", type=Path,
@@ -239,7 +261,8 @@ def _report(args: argparse.Namespace) -> int:
         lacks = parse_lacks(args.lacks)
         sections = section_set(args.sections, no_benchmarks=args.no_benchmarks)
         solvers = solver_set(args.solvers)
-    except (ProblemSetError, CapabilityError) as exc:
+        jobs = _resolve_jobs(args.jobs)
+    except (ProblemSetError, CapabilityError, ValueError) as exc:
         print(f"lbfgs-verify: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.out is None:
@@ -273,7 +296,7 @@ def _report(args: argparse.Namespace) -> int:
         out=args.out, budget=REPORT_BUDGETS[args.budget], targets=tuple(args.target), problems=problems,
         problem_set=args.problems, seed=args.seed, threads=args.threads, lacks=lacks,
         benchmark_json=args.benchmark_json, benchmark_dir=STEP_SPEED if "benchmarks" in sections else None,
-        progress=not args.no_progress, sections=sections, default_solvers=solvers,
+        progress=not args.no_progress, sections=sections, default_solvers=solvers, jobs=jobs,
     )
     report = write_report(options)
     print(f"report written to {args.out}/index.md, {args.out}/index.html and {args.out}/report.json "
@@ -483,13 +506,14 @@ def _check(args: argparse.Namespace) -> int:
         print(table_row(result, width), flush=True)  # type: ignore[arg-type]
 
     try:
+        jobs = _resolve_jobs(args.jobs, target)
         report = run_check(target, args.mode, budget, threads=args.threads, properties=selected, on_result=show,
-                           lacks=sorted(lacks), skips=skips, jobs=args.jobs)
+                           lacks=sorted(lacks), skips=skips, jobs=jobs)
     except ValueError as exc:  # --jobs with a target that a worker process cannot import
         print(f"lbfgs-verify: error: --jobs {args.jobs}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if not args.no_baseline:
-        mark_baseline_failures(report, target, jobs=args.jobs)
+        mark_baseline_failures(report, target, jobs=jobs)
     print()
     print(summary_line(report))
     print_baseline(report)

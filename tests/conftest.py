@@ -4,6 +4,7 @@ how pytest-xdist shares the tests out (``-n N --dist loadgroup``)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 import torch
@@ -14,6 +15,9 @@ from lbfgs_verify.engine.hypothesis_profiles import load_profile
 load_profile()
 # Bits depend on the thread count: every comparison in this suite runs single-threaded.
 torch.set_num_threads(1)
+# `check` and `report` default to --jobs auto (worker processes); the suite already runs under pytest-xdist, so
+# the commands it runs use one process unless a test asks for more (tests/fast/test_jobs.py).
+os.environ["LBFGS_VERIFY_JOBS"] = "1"
 # The reference (and scipy and numpy.fft behind it) is imported here, once per process: pytester's in-process
 # runs drop the modules first imported inside them, and numpy's C extensions cannot be imported a second time
 # ("cannot load module more than once per process"), so a test file run alone, or on an xdist worker whose

@@ -315,8 +315,11 @@ def _first_difference(expected: list[np.ndarray], actual: list[np.ndarray]) -> t
           catches="state that does not survive serialization, state kept outside the state pytree (in the "
                   "optimizer object or a global), a serializer that loses a leaf, dtype or weak type")
 def resume_fresh_process(ctx: CheckContext) -> None:
-    for index, mode in enumerate(resume_modes(ctx)):
-        _resume_fresh_process_in(ctx, mode, every_split=index == 0)
+    from lbfgs_verify.targets.stepper import shared_compilation_cache
+
+    with shared_compilation_cache():  # the fresh process loads the step this one compiled
+        for index, mode in enumerate(resume_modes(ctx)):
+            _resume_fresh_process_in(ctx, mode, every_split=index == 0)
 
 
 def resume_modes(ctx: CheckContext) -> list[Any]:

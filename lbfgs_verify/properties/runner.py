@@ -360,34 +360,71 @@ def run_in_processes(
     target: Target, mode: str, budget: Budget, threads: int, selected: Sequence[Property], device: str,
     lacks: list[str], skips: dict[str, str], jobs: int, on_result: Callable[[PropertyResult], None] | None = None,
 ) -> list[PropertyResult]:
-    """Run ``selected`` in ``jobs`` spawned processes (:mod:`concurrent.futures`; spawned, not forked: a forked
-    child of a process whose OpenMP pool has run can hang). Each process loads the target from its spec, so
-    the target must be importable by it. Results come back in selection order; ``on_result`` sees each group
-    as it finishes. Every property draws the same examples as in one process (derandomized profiles seed each
-    property by its own test function), so the verdicts are those of a serial run."""
+    """Run ``selected`` in ``jobs`` processes: this one runs the first group while ``jobs - 1`` spawned ones
+    (:mod:`concurrent.futures`; spawned, not forked: a forked child of a process whose OpenMP pool has run can
+    hang) run the others. Each worker loads the target from its spec, so the target must be importable by it.
+    Results come back in selection order; ``on_result`` sees each result as its group gives it. Every property draws
+    the same examples as in one process (derandomized profiles seed each property by its own test function), so
+    the verdicts are those of a serial run."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from lbfgs_verify.targets.load import TargetLoadError, load_target
-
-    try:
-        loadable = load_target(target.spec).factory is target.factory
-    except TargetLoadError:
-        loadable = False
-    if not loadable:
+    if not loadable_by_spec(target):
         raise ValueError(f"jobs={jobs}: the target {target.spec!r} cannot be loaded by its spec in a worker process; "
                          f"run with jobs=1 or give an importable module:attr")
     groups = property_groups(selected, jobs)
     by_id: dict[str, PropertyResult] = {}
-    with ProcessPoolExecutor(max_workers=len(groups), mp_context=multiprocessing.get_context("spawn")) as pool:
+
+    def take(result: PropertyResult) -> None:
+        by_id[result.property] = result
+        if on_result is not None:
+            on_result(result)
+
+    with ProcessPoolExecutor(max_workers=max(1, len(groups) - 1),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_run_group, target.spec, mode, budget, threads, [p.id for p in group], device, lacks,
-                               skips) for group in groups]
+                               skips) for group in groups[1:]]
+        run_check(target, mode, budget, threads=threads, properties=groups[0], device=device, lacks=lacks,
+                  skips=skips, on_result=take)  # this process runs the first group while the workers start
         for future in as_completed(futures):
             for result in future.result():
-                by_id[result.property] = result
-                if on_result is not None:
-                    on_result(result)
+                take(result)
     return [by_id[p.id] for p in selected]
+
+
+JOBS_VARIABLE = "LBFGS_VERIFY_JOBS"
+"""Environment variable that sets ``--jobs auto``'s count (this repository's tests set it to 1)."""
+MAX_AUTO_JOBS = 4
+"""``--jobs auto`` uses at most this many processes: each worker imports torch (about 2.5 s of CPU), and the
+properties fall into about ten categories that keep their recordings in one process."""
+
+
+def auto_jobs() -> int:
+    """The process count of ``--jobs auto``: :data:`JOBS_VARIABLE` when set, else the CPUs this process may run
+    on, at most :data:`MAX_AUTO_JOBS` (``os.sched_getaffinity``, where the system has it)."""
+    import os
+
+    text = os.environ.get(JOBS_VARIABLE, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{JOBS_VARIABLE}={text!r} is not a positive integer") from None
+        if value < 1:
+            raise ValueError(f"{JOBS_VARIABLE}={text!r} is not a positive integer")
+        return value
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(MAX_AUTO_JOBS, cpus))
+
+
+def loadable_by_spec(target: Target) -> bool:
+    """Whether a worker process that loads ``target.spec`` gets this very target."""
+    from lbfgs_verify.targets.load import TargetLoadError, load_target
+
+    try:
+        return load_target(target.spec).factory is target.factory
+    except TargetLoadError:
+        return False
 
 
 BASELINE_SPEC = "torch.optim:LBFGS"

@@ -365,6 +365,14 @@ def bmv(sy: np.ndarray, wt: np.ndarray, v: np.ndarray) -> np.ndarray | None:
         return np.zeros(0)
     sy = np.asarray(sy, dtype=np.float64)
     v = np.asarray(v, dtype=np.float64)
+    from lbfgs_verify.reference.kernels import small_kernels  # (kernels imports this module)
+
+    kernels = small_kernels()
+    if kernels is not None:  # the same operations in one compiled call
+        p = np.empty(2 * col)
+        failed = kernels.bmv(np.ascontiguousarray(sy), np.asfortranarray(wt).T, np.ascontiguousarray(v), p)
+        if failed != 2:  # 2: a NaN came up (its payload is the compiler's), computed again below
+            return None if failed else p
     diagonal = sy.diagonal().copy()
     k_index = np.arange(col)[:, None]  # rows: k; columns: i
     i_index = np.arange(col)[None, :]

@@ -26,6 +26,8 @@ from lbfgs_verify.line_search.more_thuente import BISECTION_FACTOR as BISECTION
 from lbfgs_verify.line_search.more_thuente import EXTRAPOLATION_LOWER, EXTRAPOLATION_UPPER
 from lbfgs_verify.reference import cauchy as _cauchy
 
+EPSMACH = 2.220446049250313e-16
+
 SEARCH_STATE = ("bracketed", "stage", "f_init", "g_init", "g_test", "stx", "fx", "gx", "sty", "fy", "gy", "stmin",
                 "stmax", "width", "width_before")
 """Layout of the float64 state array of the compiled ``dcsrch`` (the fields of ``more_thuente.SearchState``;
@@ -47,11 +49,13 @@ def _build() -> SimpleNamespace | None:
         return None
 
     for name, module in (("ddot", "scipy.linalg.cython_blas"), ("dnrm2", "scipy.linalg.cython_blas"),
+                         ("daxpy", "scipy.linalg.cython_blas"),
                          ("dpotrf", "scipy.linalg.cython_lapack"), ("dtrtrs", "scipy.linalg.cython_lapack")):
         llvm.add_symbol(f"lbfgs_verify_{name}", get_cython_function_address(module, name))
     int_p, double_p, char_p = types.CPointer(types.int32), types.CPointer(types.float64), types.CPointer(types.uint8)
     ddot = types.ExternalFunction("lbfgs_verify_ddot", types.float64(int_p, double_p, int_p, double_p, int_p))
     dnrm2 = types.ExternalFunction("lbfgs_verify_dnrm2", types.float64(int_p, double_p, int_p))
+    daxpy = types.ExternalFunction("lbfgs_verify_daxpy", types.void(int_p, double_p, double_p, int_p, double_p, int_p))
     dpotrf = types.ExternalFunction("lbfgs_verify_dpotrf", types.void(char_p, int_p, double_p, int_p, int_p))
     dtrtrs = types.ExternalFunction("lbfgs_verify_dtrtrs", types.void(
         char_p, char_p, char_p, int_p, int_p, double_p, int_p, double_p, int_p, int_p))
@@ -110,6 +114,13 @@ def _build() -> SimpleNamespace | None:
         return ints[4]
 
     @jit
+    def has_nan(a: Any) -> bool:
+        for q in range(a.shape[0]):
+            if a[q] != a[q]:
+                return True
+        return False
+
+    @jit
     def ordered_dot(a: Any, b: Any) -> float:
         # temp = 0; temp = temp + a[k]*b[k] for k in order (formk's and subsm's own loops).
         total = 0.0
@@ -121,7 +132,7 @@ def _build() -> SimpleNamespace | None:
     def quasi_newton_point(x: Any, g: Any, ys: Any, ss: Any, yy: Any, sy_loop: Any, loop_known: Any,
                            sy_diag: Any, theta: float, z: Any) -> int:
         # lbfgsb._quasi_newton_point_unchecked, operation for operation; 0 on success, 1 when a factorization
-        # or solve fails (z is then not written). ys/ss: the pairs as rows (k × n, oldest first); yy/sy_loop and
+        # or solve fails, 2 when z holds a NaN (its payload is the compiler's: the caller takes the numpy path). ys/ss: the pairs as rows (k × n, oldest first); yy/sy_loop and
         # loop_known: the table of in-order products, completed here in place (missing columns in order).
         k, n = ys.shape
         r = np.empty(n)
@@ -182,13 +193,16 @@ def _build() -> SimpleNamespace | None:
                 t = t + ys[j, q] * rhs[0, j] / theta
                 t = t + ss[j, q] * rhs[0, k + j]
             z[q] = x[q] + t * inverse_theta
+        if has_nan(z):
+            return 2
         return 0
 
     @jit
     def middle_factor(ss: Any, ys: Any, ss_blas: Any, sy_blas: Any, blas_known: Any, ss_diag: Any, sy_diag: Any,
                       theta: float, factor_t: Any) -> int:
         # matupd's missing products (ddot, in the order of lbfgsb._PairProducts.blas_products), then formt as
-        # lbfgsb._middle_matrix_factor_of computes it; factor_t: the Fortran factor, transposed (k × k).
+        # lbfgsb._middle_matrix_factor_of computes it; factor_t: the Fortran factor, transposed (k × k). dpotrf's
+        # info, or -1 when the factor holds a NaN (the caller takes the numpy path).
         k = ss.shape[0]
         for p in range(k):
             if not blas_known[p]:
@@ -209,7 +223,12 @@ def _build() -> SimpleNamespace | None:
                     for q in range(i):
                         total = total + sy_blas[i, q] * sy_blas[j, q] / sy_diag[q]
                     factor_t[j, i] = total + scaled
-        return potrf_upper(factor_t)
+        info = potrf_upper(factor_t)
+        if info == 0:
+            for i in range(k):
+                if has_nan(factor_t[i]):
+                    return -1
+        return info
 
     @jit
     def fmax(a: float, b: float) -> float:
@@ -409,10 +428,521 @@ def _build() -> SimpleNamespace | None:
                 return False
         return True
 
-    return SimpleNamespace(infinity_norm=infinity_norm, same_point=same_point, quasi_newton_point=quasi_newton_point,
-                           middle_factor=middle_factor, blas_dot=blas_dot, blas_nrm2=blas_nrm2,
-                           ordered_dot=ordered_dot,
-                           dcsrch_iterate=dcsrch_iterate, dcstep=dcstep)
+    @jit
+    def reduced_factor(wn1: Any, sy_diag: Any, theta: float, m: int, col: int, wn_t: Any) -> int:
+        # subspace.factor_reduced_matrix (formk's second half), operation for operation, into wn_t: the 2col × 2col
+        # Fortran matrix wn, transposed (wn[i, j] = wn_t[j, i]); 0 on success, 1 when a dpotrf fails, 2 on a NaN.
+        for a in range(2 * col):
+            for b in range(2 * col):
+                wn_t[a, b] = 0.0
+        for i in range(col):
+            for j in range(i, col):
+                wn_t[j, i] = wn1[j, i] / theta
+                wn_t[col + j, col + i] = wn1[m + j, m + i] * theta
+            for j in range(col):
+                mixed = wn1[m + j, i]
+                wn_t[col + j, i] = -mixed if i < j else mixed
+        for d in range(col):
+            wn_t[d, d] = wn_t[d, d] + sy_diag[d]
+        f11 = np.empty((col, col))
+        for a in range(col):
+            for b in range(col):
+                f11[a, b] = wn_t[a, b]
+        if potrf_upper(f11) != 0:
+            return 1
+        x12 = np.empty((col, col))
+        for a in range(col):
+            for b in range(col):
+                wn_t[a, b] = f11[a, b]
+                x12[a, b] = wn_t[col + a, b]
+        trtrs_upper(f11, x12, True)
+        for a in range(col):
+            for b in range(col):
+                wn_t[col + a, b] = x12[a, b]
+        for a in range(col):
+            for b in range(a, col):
+                wn_t[col + b, col + a] = wn_t[col + b, col + a] + blas_dot(x12[a], x12[b])
+        f22 = np.empty((col, col))
+        for a in range(col):
+            for b in range(col):
+                f22[a, b] = wn_t[col + a, col + b]
+        if potrf_upper(f22) != 0:
+            return 1
+        for a in range(col):
+            for b in range(col):
+                wn_t[col + a, col + b] = f22[a, b]
+        for a in range(2 * col):
+            if has_nan(wn_t[a]):
+                return 2
+        return 0
+
+    @jit
+    def bmv(sy: Any, wt_t: Any, v: Any, p: Any) -> int:
+        # cauchy.bmv, operation for operation, into p (2col); wt_t: formt's Fortran factor, transposed.
+        # 0 on success, 1 when a triangular solve fails, 2 when p holds a NaN (numpy path then).
+        col = sy.shape[0]
+        for i in range(2 * col):
+            p[i] = 0.0
+        if col == 0:
+            return 0
+        p[col] = v[col]
+        for i in range(1, col):
+            total = 0.0
+            for k in range(i):
+                total = total + (sy[i, k] * v[k]) / sy[k, k]
+            p[col + i] = v[col + i] + total
+        rhs = np.empty((1, col))
+        for i in range(col):
+            rhs[0, i] = p[col + i]
+        if trtrs_upper(wt_t, rhs, True) != 0:
+            return 1
+        for i in range(col):
+            p[col + i] = rhs[0, i]
+            diagonal = sy[i, i]
+            root = math.sqrt(diagonal) if diagonal >= 0.0 else math.nan
+            p[i] = v[i] / root
+        if trtrs_upper(wt_t, rhs, False) != 0:
+            return 1
+        for i in range(col):
+            p[col + i] = rhs[0, i]
+            diagonal = sy[i, i]
+            root = math.sqrt(diagonal) if diagonal >= 0.0 else math.nan
+            p[i] = -p[i] / root
+        for i in range(col):
+            total = 0.0
+            for k in range(i + 1, col):
+                total = total + (sy[k, i] * p[col + k]) / sy[i, i]
+            p[i] = p[i] + total
+        if has_nan(p):
+            return 2
+        return 0
+
+    @jit
+    def step_to_bound(lower: Any, upper: Any, kind: Any, k: int, xk: float, dk: float, step: float) -> float:
+        # box.step_to_bound; NaN stands for "not limited" (a limit is never NaN where it is returned).
+        code = kind[k]
+        if code == 0:
+            return math.nan
+        if dk < 0.0 and code <= 2:
+            room = lower[k] - xk
+            if room >= 0.0:
+                return 0.0
+            if dk * step < room:
+                return room / dk
+        elif dk > 0.0 and code >= 2:
+            room = upper[k] - xk
+            if room <= 0.0:
+                return 0.0
+            if dk * step > room:
+                return room / dk
+        return math.nan
+
+    @jit
+    def longest_feasible_step(x: Any, d: Any, lower: Any, upper: Any, kind: Any) -> float:
+        # lnsrlb's scan for stpmx, variable by variable (box.longest_feasible_step's reference loop).
+        step = 1.0e10
+        for i in range(x.shape[0]):
+            limited = step_to_bound(lower, upper, kind, i, x[i], d[i], step)
+            if limited == limited:
+                step = limited
+        return step
+
+    @jit
+    def projected_gradient_norm(x: Any, g: Any, lower: Any, upper: Any, kind: Any) -> float:
+        # box.projected_gradient_norm: the first NaN of g as it is, else max over |projected g_i| from 0.0.
+        for i in range(g.shape[0]):
+            if g[i] != g[i]:
+                return g[i]
+        norm = 0.0
+        for i in range(g.shape[0]):
+            gi = g[i]
+            code = kind[i]
+            if gi < 0.0:
+                if code == 2 or code == 3:
+                    a = x[i] - upper[i]
+                    gi = gi if (a != a or not a > gi) else a
+            elif code == 1 or code == 2:
+                a = x[i] - lower[i]
+                gi = gi if (a != a or not a < gi) else a
+            gi = abs(gi)
+            if gi > norm:
+                norm = gi
+        return norm
+
+    @jit
+    def blas_axpy(a: float, x: Any, y: Any) -> None:
+        # y = y + a·x by daxpy(n, a, x, 1, y, 1) (in place; BLAS may fuse the multiply-add, as in scipy).
+        ints = np.empty(3, np.int32)
+        ints[0] = x.shape[0]
+        ints[1] = 1
+        ints[2] = 1
+        alpha = np.empty(1)
+        alpha[0] = a
+        daxpy(ints[0:].ctypes, alpha.ctypes, x.ctypes, ints[1:].ctypes, y.ctypes, ints[2:].ctypes)
+
+    @jit
+    def heap_next(count: int, t: Any, order: Any, built: bool) -> None:
+        # cauchy.heap_next_breakpoint (hpsolb) on arrays.
+        if not built:
+            for k in range(2, count + 2):
+                value, index = t[k - 1], order[k - 1]
+                i = k
+                while i > 1:
+                    j = i // 2
+                    if value < t[j - 1]:
+                        t[i - 1], order[i - 1] = t[j - 1], order[j - 1]
+                        i = j
+                    else:
+                        break
+                t[i - 1], order[i - 1] = value, index
+        if count > 0:
+            i = 1
+            out, out_index = t[0], order[0]
+            value, index = t[count], order[count]
+            while True:
+                j = i + i
+                if j > count:
+                    break
+                if t[j] < t[j - 1]:
+                    j += 1
+                if t[j - 1] < value:
+                    t[i - 1], order[i - 1] = t[j - 1], order[j - 1]
+                    i = j
+                else:
+                    break
+            t[i - 1], order[i - 1] = value, index
+            t[count], order[count] = out, out_index
+
+    @jit
+    def cauchy_point(x: Any, g: Any, lower: Any, upper: Any, kind: Any, where: Any, ys: Any, ss: Any, sy: Any,
+                     wt_t: Any, theta: float, gradient_norm: float, xcp: Any, c: Any) -> int:
+        # cauchy.generalized_cauchy_point with the scan variable by variable (_scan_variables_in_order, the loop of
+        # __lbfgsb.c) and the heap walk (hpsolb); writes xcp, c (2col) and where (in place). 0, or 1 if bmv fails,
+        # 2 when a NaN came up (NaN payloads are the compiler's: the caller takes the numpy path).
+        n, col = x.shape[0], ys.shape[0]
+        for i in range(n):
+            xcp[i] = x[i]
+        for i in range(2 * col):
+            c[i] = 0.0
+        if gradient_norm <= 0.0:
+            return 0
+        bounded_path = True
+        n_free = n
+        nbreak = -1
+        t = np.empty(n)
+        order = np.empty(n, np.int64)
+        least, least_at = 0.0, 0
+        f1 = 0.0
+        d = np.zeros(n)
+        tl = tu = 0.0
+        contributing = np.empty(n, np.int64)
+        n_contributing = 0
+        for i in range(n):
+            neggi = -g[i]
+            code = kind[i]
+            if where[i] != 3 and where[i] != -1:
+                if code <= 2:
+                    tl = x[i] - lower[i]
+                if code >= 2:
+                    tu = upper[i] - x[i]
+                at_lower = code <= 2 and tl <= 0.0
+                at_upper = code >= 2 and tu <= 0.0
+                where[i] = 0
+                if at_lower:
+                    if neggi <= 0.0:
+                        where[i] = 1
+                elif at_upper:
+                    if neggi >= 0.0:
+                        where[i] = 2
+                elif abs(neggi) <= 0.0:
+                    where[i] = -3
+            if where[i] != 0 and where[i] != -1:
+                d[i] = 0.0
+                continue
+            d[i] = neggi
+            f1 = f1 - neggi * neggi
+            contributing[n_contributing] = i
+            n_contributing += 1
+            if code <= 2 and code != 0 and neggi < 0.0:
+                value = tl / -neggi
+            elif code >= 2 and neggi > 0.0:
+                value = tu / neggi
+            else:
+                n_free -= 1
+                if abs(neggi) > 0.0:
+                    bounded_path = False
+                continue
+            nbreak += 1
+            t[nbreak] = value
+            order[nbreak] = i
+            if nbreak == 0 or value < least:
+                least, least_at = value, nbreak
+        p = np.zeros(2 * col)
+        for j in range(col):
+            total_y = 0.0
+            total_s = 0.0
+            for q in range(n_contributing):
+                e = contributing[q]
+                total_y = total_y + ys[j, e] * d[e]
+                total_s = total_s + ss[j, e] * d[e]
+            p[j] = total_y
+            p[col + j] = total_s
+        if theta != 1.0:
+            for j in range(col):
+                p[col + j] = p[col + j] * theta
+        if nbreak == -1 and n_free == n:
+            return 0
+        f2 = -theta * f1
+        f2_org = f2
+        v = np.empty(2 * col)
+        if col > 0:
+            status = bmv(sy, wt_t, p, v)
+            if status != 0:
+                return status
+            f2 = f2 - blas_dot(v, p)
+        dtm = -f1 / f2
+        tsum = 0.0
+        if nbreak >= 0:
+            nleft = nbreak
+            step_count = 0
+            tj = 0.0
+            wbp = np.empty(2 * col)
+            while True:
+                tj0 = tj
+                if step_count == 0:
+                    tj = least
+                    ibp = order[least_at]
+                else:
+                    if step_count == 1 and least_at != nbreak:
+                        t[least_at] = t[nbreak]
+                        order[least_at] = order[nbreak]
+                    heap_next(nleft, t, order, step_count - 1 != 0)
+                    tj = t[nleft]
+                    ibp = order[nleft]
+                dt = tj - tj0
+                if dtm < dt:
+                    break
+                tsum = tsum + dt
+                nleft -= 1
+                step_count += 1
+                dibp = d[ibp]
+                d[ibp] = 0.0
+                if dibp > 0.0:
+                    zibp = upper[ibp] - x[ibp]
+                    xcp[ibp] = upper[ibp]
+                    where[ibp] = 2
+                else:
+                    zibp = lower[ibp] - x[ibp]
+                    xcp[ibp] = lower[ibp]
+                    where[ibp] = 1
+                dibp2 = dibp * dibp
+                f1 = f1 + dt * f2 + dibp2 - theta * dibp * zibp
+                f2 = f2 - theta * dibp2
+                if col > 0:
+                    blas_axpy(dt, p, c)
+                    for j in range(col):
+                        wbp[j] = ys[j, ibp]
+                        wbp[col + j] = theta * ss[j, ibp]
+                    status = bmv(sy, wt_t, wbp, v)
+                    if status != 0:
+                        return status
+                    wmc = blas_dot(c, v)
+                    wmp = blas_dot(p, v)
+                    wmw = blas_dot(wbp, v)
+                    blas_axpy(-dibp, wbp, p)
+                    f1 = f1 + dibp * wmc
+                    f2 = f2 + dibp * 2.0 * wmp - dibp2 * wmw
+                f2 = fmax(EPSMACH * f2_org, f2)
+                if nleft >= 0:
+                    dtm = -f1 / f2
+                elif bounded_path:
+                    dtm = 0.0
+                    break
+                else:
+                    dtm = -f1 / f2
+                    break
+        if dtm <= 0.0:
+            dtm = 0.0
+        tsum = tsum + dtm
+        blas_axpy(tsum, d, xcp)
+        if col > 0:
+            blas_axpy(dtm, p, c)
+        if has_nan(xcp) or has_nan(c):
+            return 2
+        return 0
+
+    @jit
+    def update_inner(wn1: Any, ys: Any, ss: Any, index: Any, n_free: int, entering: Any, leaving: Any,
+                     updated: bool, n_updates: int, m: int) -> None:
+        # subspace.update_inner_products (formk's first half), operation for operation, on wn1 in place.
+        col = ys.shape[0]
+        n = index.shape[0]
+        if updated:
+            if n_updates > m:
+                for jy in range(m - 1):
+                    js = m + jy
+                    for r in range(jy, m - 1):
+                        wn1[r, jy] = wn1[r + 1, jy + 1]
+                    for r in range(js, 2 * m - 1):
+                        wn1[r, js] = wn1[r + 1, js + 1]
+                    for r in range(m, 2 * m - 1):
+                        wn1[r, jy] = wn1[r + 1, jy + 1]
+            iy, is_ = col - 1, m + col - 1
+            for jy in range(col):
+                on_free = 0.0
+                new_column = 0.0
+                for q in range(n_free):
+                    e = index[q]
+                    on_free = on_free + ys[jy, e] * ys[iy, e]
+                    new_column = new_column + ss[jy, e] * ys[iy, e]
+                ss_active = 0.0
+                ys_active = 0.0
+                for q in range(n_free, n):
+                    e = index[q]
+                    ss_active = ss_active + ss[jy, e] * ss[iy, e]
+                    ys_active = ys_active + ys[jy, e] * ss[iy, e]
+                wn1[iy, jy] = on_free
+                wn1[is_, m + jy] = ss_active
+                wn1[is_, jy] = ys_active
+                wn1[m + jy, col - 1] = new_column
+            upcl = col - 1
+        else:
+            upcl = col
+        if upcl == 0:
+            return
+        for r in range(upcl):
+            for cc in range(upcl):
+                yy_in = yy_out = ss_in = ss_out = sy_in = sy_out = 0.0
+                for q in range(entering.shape[0]):
+                    e = entering[q]
+                    yy_in = yy_in + ys[r, e] * ys[cc, e]
+                    ss_in = ss_in + ss[r, e] * ss[cc, e]
+                    sy_in = sy_in + ss[r, e] * ys[cc, e]
+                for q in range(leaving.shape[0]):
+                    e = leaving[q]
+                    yy_out = yy_out + ys[r, e] * ys[cc, e]
+                    ss_out = ss_out + ss[r, e] * ss[cc, e]
+                    sy_out = sy_out + ss[r, e] * ys[cc, e]
+                if cc <= r:
+                    wn1[r, cc] = (wn1[r, cc] + yy_in) - yy_out
+                    wn1[m + r, m + cc] = (wn1[m + r, m + cc] - ss_in) + ss_out
+                if r <= cc:
+                    wn1[m + r, cc] = (wn1[m + r, cc] + sy_in) - sy_out
+                else:
+                    wn1[m + r, cc] = (wn1[m + r, cc] - sy_in) + sy_out
+
+    @jit
+    def subspace_point(x: Any, g: Any, lower: Any, upper: Any, kind: Any, ys: Any, ss: Any, sy: Any, wt_t: Any,
+                       theta: float, index: Any, n_free: int, xcp: Any, c: Any, wn_t: Any, z: Any) -> int:
+        # cmprlb (subspace.reduced_gradient) then subsm (subspace.subspace_step), operation for operation; writes z.
+        # 0 on success, 1 when bmv or a triangular solve fails, 2 when z holds a NaN (numpy path then).
+        n, col = x.shape[0], ys.shape[0]
+        nsub = n_free
+        for i in range(n):
+            z[i] = xcp[i]
+        if nsub <= 0:
+            return 0
+        v = np.empty(2 * col)
+        status = bmv(sy, wt_t, c, v)
+        if status != 0:
+            return status
+        r = np.empty(nsub)
+        for q in range(nsub):
+            e = index[q]
+            r[q] = -theta * (xcp[e] - x[e]) - g[e]
+        for j in range(col):
+            a1 = v[j]
+            a2 = theta * v[col + j]
+            for q in range(nsub):
+                e = index[q]
+                r[q] = r[q] + ys[j, e] * a1 + ss[j, e] * a2
+        rhs = np.empty((1, 2 * col))
+        for j in range(col):
+            total_y = 0.0
+            total_s = 0.0
+            for q in range(nsub):
+                e = index[q]
+                total_y = total_y + ys[j, e] * r[q]
+                total_s = total_s + ss[j, e] * r[q]
+            rhs[0, j] = total_y
+            rhs[0, col + j] = theta * total_s
+        if trtrs_upper(wn_t, rhs, True) != 0:
+            return 1
+        for j in range(col):
+            rhs[0, j] = -rhs[0, j]
+        if trtrs_upper(wn_t, rhs, False) != 0:
+            return 1
+        d = np.empty(nsub)
+        inverse_theta = 1.0 / theta
+        for q in range(nsub):
+            e = index[q]
+            t = r[q]
+            for j in range(col):
+                t = t + ys[j, e] * rhs[0, j] / theta
+                t = t + ss[j, e] * rhs[0, col + j]
+            d[q] = t * inverse_theta
+        hit_bound = False
+        for q in range(nsub):
+            e = index[q]
+            code = kind[e]
+            lo, hi = lower[e], upper[e]
+            moved = z[e] + d[q]
+            raised = lo if (moved != moved or lo > moved) else moved
+            lowered = hi if (moved != moved or hi < moved) else moved
+            both = hi if (raised != raised or hi < raised) else raised
+            if code == 1:
+                projected = raised
+            elif code == 2:
+                projected = both
+            elif code == 3:
+                projected = lowered
+            else:
+                projected = moved
+            z[e] = projected
+            if ((code == 1 or code == 2) and projected == lo) or ((code == 2 or code == 3) and projected == hi):
+                hit_bound = True
+        if not hit_bound:
+            return 2 if has_nan(z) else 0
+        slope = 0.0
+        for i in range(n):
+            slope = slope + (z[i] - x[i]) * g[i]
+        if not slope > 0.0:
+            return 2 if has_nan(z) else 0
+        for i in range(n):
+            z[i] = xcp[i]
+        alpha, temp1, ibd = 1.0, 1.0, 0
+        for q in range(nsub):
+            e = index[q]
+            if kind[e] == 0:
+                continue
+            limited = step_to_bound(lower, upper, kind, e, z[e], d[q], alpha)
+            if limited == limited:
+                temp1 = limited
+            if temp1 < alpha:
+                alpha, ibd = temp1, q
+        if alpha < 1.0:
+            dk = d[ibd]
+            e = index[ibd]
+            if dk > 0.0:
+                z[e] = upper[e]
+                d[ibd] = 0.0
+            elif dk < 0.0:
+                z[e] = lower[e]
+                d[ibd] = 0.0
+        for q in range(nsub):
+            e = index[q]
+            z[e] = z[e] + alpha * d[q]
+        if has_nan(z):
+            return 2
+        return 0
+
+    return SimpleNamespace(
+        cauchy_point=cauchy_point, update_inner=update_inner, subspace_point=subspace_point, blas_axpy=blas_axpy,
+        infinity_norm=infinity_norm, reduced_factor=reduced_factor, bmv=bmv,
+        longest_feasible_step=longest_feasible_step,
+        box_projected_gradient_norm=projected_gradient_norm, same_point=same_point,
+        quasi_newton_point=quasi_newton_point, middle_factor=middle_factor, blas_dot=blas_dot, blas_nrm2=blas_nrm2,
+        ordered_dot=ordered_dot, dcsrch_iterate=dcsrch_iterate, dcstep=dcstep)
 
 
 def small_kernels() -> SimpleNamespace | None:

@@ -528,8 +528,16 @@ def _trtrs_upper(factor: np.ndarray, rhs: np.ndarray, *, transpose: bool) -> tup
 
 def _quasi_newton_point(state: LBFGSBState) -> Tensor | None:
     """:func:`_quasi_newton_point_unchecked` with IEEE results and no numpy warnings (C arithmetic does not warn)."""
-    if 0 < state.x.numel() < KERNEL_MIN_SIZE and small_kernels() is not None:  # compiled: IEEE, no warnings
-        return _quasi_newton_point_unchecked(state)
+    kernels = small_kernels() if 0 < state.x.numel() < KERNEL_MIN_SIZE else None
+    if kernels is not None:  # the same operations in one compiled call (lbfgs_verify.reference.kernels)
+        products = _pair_products(state, within_iteration=True)
+        ys, ss = products.rows()
+        z = np.empty(state.x.numel())
+        failed = kernels.quasi_newton_point(state.x.numpy(), state.g.numpy(), ys, ss, products.yy, products.sy_loop,
+                                            products.loop_known, np.array(state.sy_history), float(state.theta), z)
+        if failed != 2:
+            return None if failed else torch.from_numpy(z)
+        products.loop_known[:] = False  # a NaN came up: the numpy path, from sums of its own
     with np.errstate(all="ignore"):
         return _quasi_newton_point_unchecked(state)
 
@@ -544,15 +552,6 @@ def _quasi_newton_point_unchecked(state: LBFGSBState) -> Tensor | None:
     """
     col = state.memory_size
     theta = state.theta
-    n = state.x.numel()
-    kernels = small_kernels() if 0 < n < KERNEL_MIN_SIZE else None
-    if kernels is not None:  # the same operations in one compiled call (lbfgs_verify.reference.kernels)
-        products = _pair_products(state, within_iteration=True)
-        ys, ss = products.rows()
-        z = np.empty(n)
-        failed = kernels.quasi_newton_point(state.x.numpy(), state.g.numpy(), ys, ss, products.yy, products.sy_loop,
-                                            products.loop_known, np.array(state.sy_history), float(theta), z)
-        return None if failed else torch.from_numpy(z)
 
     # formk: upper-left block Y'Y/θ + D, upper-right block from R (the strictly lower part of SᵀY is 0 here):
     # (R)_{ij} = s_j·y_i for i >= j, and -(L_a)_{ij} = -(0.0) above (no active variables).
@@ -678,7 +677,8 @@ def _middle_matrix_factor_of(state: LBFGSBState, products: _PairProducts) -> np.
         factor_t = np.empty((col, col))
         failed = kernels.middle_factor(ss, ys, products.ss_blas, products.sy_blas, products.blas_known,
                                        np.array(state.ss_history), np.array(state.sy_history), float(theta), factor_t)
-        return None if failed else factor_t.T
+        if failed != -1:  # -1: a NaN in the factor, computed again below
+            return None if failed else factor_t.T
     ss_blas, sy_blas = products.blas_products()
     masks = _triangles(col)
     ss = np.where(masks.strict_upper, ss_blas, 0.0)  # np.triu(ss_blas, 1)
@@ -764,7 +764,7 @@ def _line_search(
     constrained = box is not None and box.constrained
     if constrained:
         assert box is not None
-        step_max = 1.0 if state.n_iterations == 0 else longest_feasible_step(
+        step_max = 1.0 if state.n_iterations == 0 else _longest_feasible_step(
             state.x.numpy(), direction.numpy(), box)
     if state.n_iterations == 0 and not (constrained and box is not None and box.boxed):
         step = c_fmin(c_div(1.0, direction_norm), step_max)
@@ -799,6 +799,14 @@ def _line_search(
         assert outcome.state is not None
         outcome = dcsrch_iterate(f, slope, step, outcome.state, parameters)
     return _AcceptedStep(x, f, g, direction, step, slope_start, slope, direction_norm)
+
+
+def _longest_feasible_step(x: np.ndarray, d: np.ndarray, box: BoxBounds) -> float:
+    """:func:`~lbfgs_verify.reference.box.longest_feasible_step`; at small n ``lnsrlb``'s loop itself, compiled."""
+    kernels = small_kernels() if x.shape[0] < KERNEL_MIN_SIZE else None
+    if kernels is not None:
+        return float(kernels.longest_feasible_step(x, d, box.lower, box.upper, box.kind))
+    return longest_feasible_step(x, d, box)
 
 
 def _compiled_line_search(
@@ -876,7 +884,12 @@ def _gradient_norm(state: LBFGSBState, box: BoxBounds | None) -> float:
     if box is None or not box.constrained:
         norm = projected_gradient_norm(state.g)
     else:
-        norm = box_projected_gradient_norm(state.x.numpy(), state.g.numpy(), box)
+        x, g = state.x.numpy(), state.g.numpy()
+        kernels = small_kernels() if x.shape[0] < KERNEL_MIN_SIZE else None
+        if kernels is not None:  # projgr's loop, compiled (the same result)
+            norm = float(kernels.box_projected_gradient_norm(x, g, box.lower, box.upper, box.kind))
+        else:
+            norm = box_projected_gradient_norm(x, g, box)
     state.__dict__["_gradient_norm"] = (key, norm)
     return norm
 
@@ -931,6 +944,14 @@ def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradie
         if col > 0 and wt is None:
             work.reset_memory()
             continue
+        kernels = small_kernels() if 0 < x.shape[0] < KERNEL_MIN_SIZE else None
+        if kernels is not None:  # the same phases, compiled (lbfgs_verify.reference.kernels)
+            z = _compiled_bounded_point(work, box, maxcor, gradient_norm, kernels, sy, wt)
+            if z is None:
+                work.reset_memory()
+                continue
+            if z is not _NUMPY_PATH:
+                return z
         cauchy = generalized_cauchy_point(x, g, box, work.where.numpy(), s, y, sy, wt, work.theta, gradient_norm)
         if cauchy is None:
             work.reset_memory()
@@ -955,6 +976,54 @@ def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradie
             work.reset_memory()
             continue
         return torch.from_numpy(z)
+
+
+_NUMPY_PATH: Any = object()
+"""Returned by :func:`_compiled_bounded_point` when a NaN came up: the pass is made again on the numpy path."""
+
+
+def _compiled_bounded_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradient_norm: float, kernels: Any,
+                            sy: np.ndarray, wt: np.ndarray | None) -> Any:
+    """:func:`_bounded_search_point`'s one pass with ``cauchy``, ``formk`` (both halves), ``cmprlb`` and ``subsm``
+    compiled; ``None`` when a factorization or solve fails (the caller resets the memory), :data:`_NUMPY_PATH`
+    (``work`` as it was) when a NaN came up: its payload would be the compiler's, the numpy path's is the loops'."""
+    assert work.where is not None and work.free_index is not None and work.inner_products is not None
+    before = (work.where, work.free_index, work.n_free, work.inner_products)
+    x, g = work.x.numpy(), work.g.numpy()
+    n, col, theta = x.shape[0], work.memory_size, work.theta
+    if col > 0:
+        ys, ss = _pair_products(work, within_iteration=True).rows()
+        assert wt is not None
+        wt_t = np.asfortranarray(wt).T
+    else:
+        ys = ss = np.zeros((0, n))
+        wt_t = np.zeros((0, 0))
+    where = work.where.numpy().copy()
+    xcp, c = np.empty(n), np.empty(2 * col)
+    status = kernels.cauchy_point(x, g, box.lower, box.upper, box.kind, where, ys, ss, np.ascontiguousarray(sy),
+                                  wt_t, float(theta), float(gradient_norm), xcp, c)
+    if status:
+        return None if status == 1 else _NUMPY_PATH
+    work.where = torch.from_numpy(where)
+    free = free_set(work.free_index.numpy(), work.n_free, where, work.updated, True, work.n_iterations)
+    work.free_index, work.n_free = torch.from_numpy(free.index), free.n_free
+    if free.n_free == 0 or col == 0:
+        return torch.from_numpy(xcp)
+    if free.changed:
+        inner = work.inner_products.numpy().copy()
+        kernels.update_inner(inner, ys, ss, free.index, free.n_free, free.entering, free.leaving, work.updated,
+                             work.n_updates, maxcor)
+        work.inner_products = torch.from_numpy(inner)
+    wn = factor_reduced_matrix(work.inner_products.numpy(), work.sy_history, theta, maxcor, col)
+    if wn is None:
+        return None
+    z = np.empty(n)
+    status = kernels.subspace_point(x, g, box.lower, box.upper, box.kind, ys, ss, np.ascontiguousarray(sy), wt_t,
+                                    float(theta), free.index, free.n_free, xcp, c, np.asfortranarray(wn).T, z)
+    if status == 2:
+        work.where, work.free_index, work.n_free, work.inner_products = before
+        return _NUMPY_PATH
+    return None if status else torch.from_numpy(z)
 
 
 def iterate(

@@ -29,6 +29,7 @@ from lbfgs_verify.reference.cauchy import (
     sequential_dots,
     trtrs_upper,
 )
+from lbfgs_verify.reference.kernels import small_kernels
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,16 @@ def update_inner_products(wn1: np.ndarray, s: Pairs, y: Pairs, free: FreeSet, up
 def factor_reduced_matrix(wn1: np.ndarray, sy_diagonal: list[float], theta: float, m: int,
                           col: int) -> np.ndarray | None:
     """``formk``, second half: the upper triangular 2col × 2col factor of K (two Cholesky factorizations), or
-    ``None`` when K is not positive definite in the needed sense (the memory is then reset)."""
+    ``None`` when K is not positive definite in the needed sense (the memory is then reset).
+
+    With the compiled kernels (:mod:`~lbfgs_verify.reference.kernels`) the same operations run in one call."""
+    kernels = small_kernels()
+    if kernels is not None and col > 0:
+        wn_t = np.empty((2 * col, 2 * col))
+        failed = kernels.reduced_factor(np.ascontiguousarray(wn1, dtype=np.float64),
+                                        np.asarray(sy_diagonal[:col], dtype=np.float64), float(theta), m, col, wn_t)
+        if failed != 2:  # 2: a NaN came up, computed again below
+            return None if failed else wn_t.T
     wn = np.zeros((2 * col, 2 * col), order="F")
     # formk's loops over iy, jy, as whole blocks (the same single operations per entry; jy is the row here):
     # wn[jy, iy] = wn1[iy, jy]/θ and wn[col+jy, col+iy] = wn1[m+iy, m+jy]·θ for jy <= iy; wn[jy, col+iy] is

@@ -76,6 +76,9 @@ class ReportOptions:
         history_sizes: the history sizes of the bitwise configurations.
         sections: the optional sections to run (:data:`lbfgs_verify.report.options.SECTIONS`); the others are
             written as "not run", with empty numbers in ``report.json``.
+        jobs: with 2 or more, the verdict sections (properties, fuzz, resume: no timings the report compares)
+            run in a spawned worker process beside the timed ones (:func:`verdict_sections`); their numbers are
+            those of one process.
     """
 
     out: Path
@@ -93,6 +96,7 @@ class ReportOptions:
     check_only: tuple[str, ...] | None = None
     history_sizes: tuple[int, ...] = (100, 3)
     sections: frozenset[str] = frozenset(SECTIONS)
+    jobs: int = 1
 
 
 class Progress:
@@ -145,12 +149,9 @@ def collect(options: ReportOptions) -> dict[str, Any]:
     budget = options.budget
     run = options.sections
     problems = list(options.problems) if options.problems is not None else suite_problems()
-    builtins, left_out = kinds.builtin_solvers(budget, present=options.targets)
-    solvers = report_solvers(budget, options.targets, options.lacks, defaults=options.default_solvers,
-                             builtins=builtins)
+    solvers, targets, left_out = _solvers_of(options)
     stepper_names = kinds.stepper_problems(problems, budget.stepper_problems)
     agreement_problems = [p for p in problems if p.name in stepper_names] if "agreement" in run else []
-    targets = checkable_targets(solvers)
     bitwise_solvers = [s for s in targets if s.spec != "torch.optim:LBFGS"]
     configs = agreement.bitwise_configurations(options.history_sizes) if "agreement" in run else []
     check_only = options.check_only if options.check_only is not None else budget.check_only
@@ -161,6 +162,7 @@ def collect(options: ReportOptions) -> dict[str, Any]:
     progress = Progress(total, options.progress)
     section_seconds: dict[str, float] = {}
     blas_threads = threadpool_limits(limits=options.threads)  # BLAS threads fight over shared cores: time is noise
+    background = _start_verdicts(options) if options.jobs > 1 and {"properties", "fuzz", "resume"} & run else None
     try:
         for solver in solvers if "convergence" in run else ():  # warm-up: the first run in a process pays for
             if solver.kind not in kinds.KINDS:  # imports and allocation (a stepper's compile is timed apart)
@@ -197,31 +199,16 @@ def collect(options: ReportOptions) -> dict[str, Any]:
             bitwise = agreement.bitwise_agreement(
                 bitwise_solvers if "agreement" in run else [], problems[: budget.bitwise_problems], configs,
                 steps=budget.bitwise_steps, seed=options.seed, threads=options.threads, tick=progress.tick)
-        with _timed(section_seconds, "check"):
-            progress.stage("property verdicts")
-            checks = verdicts.check_reports(targets if "properties" in run else [], budget.name,
-                                            threads=options.threads, only=check_only,
-                                            on_result=lambda _result: progress.tick())
-        fuzz: dict[str, Any] = {"available": True, "message": NOT_RUN, "examples": budget.fuzz_examples,
-                                "reports": {}}
-        resume: dict[str, Any] = {"problem": None, "steps": 0, "max_iter_per_step": 0, "transports": [], "rows": [],
-                                  "kinds": []}
+        if background is not None:
+            progress.stage("property verdicts, fuzz, resume (worker process)")
+            verdict = _join(background, options, solvers, targets, check_only, progress,
+                            n_properties * len(targets) + len(targets) * ("fuzz" in run)
+                            + len(solvers) * ("resume" in run))
+        else:
+            verdict = verdict_sections(options, solvers, targets, check_only, progress)
+        checks, fuzz, resume = verdict["check"], verdict["fuzz"], verdict["resume"]
+        section_seconds.update(verdict["seconds"])
         bench: dict[str, Any] = {"source": None, "note": NOT_RUN, "rows": []}
-        with _timed(section_seconds, "fuzz"):
-            progress.stage("fuzz")
-            def fuzz_progress(*done: Any) -> None:  # issue 8's on_progress(kind, name, counts)
-                progress.stage(" ".join(["fuzz", *map(str, done[:2])]))
-
-            if "fuzz" in run:
-                fuzz = verdicts.fuzz_reports(targets, examples=budget.fuzz_examples, seed=options.seed,
-                                             threads=options.threads, on_progress=fuzz_progress)
-                progress.tick(len(targets))
-        with _timed(section_seconds, "resume"):
-            progress.stage("resume at every split")
-            if "resume" in run:
-                resume = resume_splits(solvers, steps=budget.resume_steps, seed=options.seed,
-                                       threads=options.threads, tick=progress.tick)
-                resume["kinds"] = kinds.resume_verdicts(solvers, budget.name, threads=options.threads)
         with _timed(section_seconds, "benchmarks"):
             progress.stage("benchmarks")
             if "benchmarks" in run:
@@ -236,6 +223,8 @@ def collect(options: ReportOptions) -> dict[str, Any]:
     finally:
         progress.close()
         blas_threads.restore_original_limits()
+        if background is not None:
+            background[0].shutdown(wait=False, cancel_futures=True)
 
     solver_ids = [s.id for s in solvers]
     report = {
@@ -280,6 +269,85 @@ def collect(options: ReportOptions) -> dict[str, Any]:
     }
     report["counts"] = report_counts(report)
     return report
+
+
+def verdict_sections(options: ReportOptions, solvers: Sequence[Any], targets: Sequence[Any],
+                     check_only: Sequence[str] | None, progress: Progress | None = None) -> dict[str, Any]:
+    """The sections that give verdicts, not timings: the property check of every target, the state_dict fuzzer,
+    resume at every split and the steppers' resume property. Returns ``{"check", "fuzz", "resume", "seconds"}``."""
+    budget, run = options.budget, options.sections
+    progress = progress or Progress(0, False)
+    seconds: dict[str, float] = {}
+    with _timed(seconds, "check"):
+        progress.stage("property verdicts")
+        checks = verdicts.check_reports(targets if "properties" in run else [], budget.name,
+                                        threads=options.threads, only=check_only,
+                                        on_result=lambda _result: progress.tick())
+    fuzz: dict[str, Any] = {"available": True, "message": NOT_RUN, "examples": budget.fuzz_examples,
+                            "reports": {}}
+    resume: dict[str, Any] = {"problem": None, "steps": 0, "max_iter_per_step": 0, "transports": [], "rows": [],
+                              "kinds": []}
+    with _timed(seconds, "fuzz"):
+        progress.stage("fuzz")
+
+        def fuzz_progress(*done: Any) -> None:  # issue 8's on_progress(kind, name, counts)
+            progress.stage(" ".join(["fuzz", *map(str, done[:2])]))
+
+        if "fuzz" in run:
+            fuzz = verdicts.fuzz_reports(targets, examples=budget.fuzz_examples, seed=options.seed,
+                                         threads=options.threads, on_progress=fuzz_progress)
+            progress.tick(len(targets))
+    with _timed(seconds, "resume"):
+        progress.stage("resume at every split")
+        if "resume" in run:
+            resume = resume_splits(solvers, steps=budget.resume_steps, seed=options.seed,
+                                   threads=options.threads, tick=progress.tick)
+            resume["kinds"] = kinds.resume_verdicts(solvers, budget.name, threads=options.threads)
+    return {"check": checks, "fuzz": fuzz, "resume": resume, "seconds": seconds}
+
+
+def _solvers_of(options: ReportOptions) -> tuple[list[Any], list[Any], list[Any]]:
+    """The report's solvers, its checkable targets and the built-ins left out (not installed)."""
+    builtins, left_out = kinds.builtin_solvers(options.budget, present=options.targets)
+    solvers = report_solvers(options.budget, options.targets, options.lacks, defaults=options.default_solvers,
+                             builtins=builtins)
+    return solvers, checkable_targets(solvers), left_out
+
+
+def _verdicts_in_worker(options: ReportOptions, check_only: tuple[str, ...] | None) -> dict[str, Any]:
+    """Worker process: rebuild the solvers from the options (targets load by their specs) and run
+    :func:`verdict_sections` under the report's BLAS thread limit."""
+    solvers, targets, _left_out = _solvers_of(options)
+    with threadpool_limits(limits=options.threads):
+        return verdict_sections(options, solvers, targets, check_only)
+
+
+def _start_verdicts(options: ReportOptions) -> tuple[Any, Any]:
+    """Start :func:`verdict_sections` in one spawned process (spawned, not forked: a forked child of a process
+    whose OpenMP or XLA threads have run can hang) while this process runs the timed sections."""
+    import dataclasses
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    check_only = options.check_only if options.check_only is not None else options.budget.check_only
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    portable = dataclasses.replace(options, problems=None, progress=False)  # problems hold closures
+    return pool, pool.submit(_verdicts_in_worker, portable, check_only)
+
+
+def _join(background: tuple[Any, Any], options: ReportOptions, solvers: Sequence[Any], targets: Sequence[Any],
+          check_only: Sequence[str] | None, progress: Progress, n_ticks: int) -> dict[str, Any]:
+    """The worker's sections; where the worker could not run them (a target its process cannot import, a
+    crash), they run here instead, so the report is the same either way."""
+    pool, future = background
+    try:
+        verdict = future.result()
+    except Exception:
+        pool.shutdown(wait=False, cancel_futures=True)
+        return verdict_sections(options, solvers, targets, check_only, progress)
+    pool.shutdown(wait=True)
+    progress.tick(n_ticks)
+    return verdict
 
 
 def _mark_solved(runs: list[dict[str, Any]], f_refs: dict[str, float]) -> None:
