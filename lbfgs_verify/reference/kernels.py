@@ -115,7 +115,7 @@ def _build() -> SimpleNamespace | None:
 
     @jit
     def has_nan(a: Any) -> bool:
-        for q in range(a.shape[0]):
+        for q in range(a.shape[0]):  # noqa: SIM110 (a plain loop compiles best)
             if a[q] != a[q]:
                 return True
         return False
@@ -132,7 +132,8 @@ def _build() -> SimpleNamespace | None:
     def quasi_newton_point(x: Any, g: Any, ys: Any, ss: Any, yy: Any, sy_loop: Any, loop_known: Any,
                            sy_diag: Any, theta: float, z: Any) -> int:
         # lbfgsb._quasi_newton_point_unchecked, operation for operation; 0 on success, 1 when a factorization
-        # or solve fails, 2 when z holds a NaN (its payload is the compiler's: the caller takes the numpy path). ys/ss: the pairs as rows (k × n, oldest first); yy/sy_loop and
+        # or solve fails, 2 when z holds a NaN (its payload is the compiler's: the caller takes the numpy path).
+        # ys/ss: the pairs as rows (k × n, oldest first); yy/sy_loop and
         # loop_known: the table of in-order products, completed here in place (missing columns in order).
         k, n = ys.shape
         r = np.empty(n)

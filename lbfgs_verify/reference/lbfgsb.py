@@ -69,6 +69,7 @@ from lbfgs_verify.line_search.more_thuente import (
     EXTRAPOLATION_UPPER,
     LBFGSB_SEARCH_PARAMETERS,
     SearchParameters,
+    SearchState,
     Task,
     c_div,
     c_fmax,
@@ -801,6 +802,20 @@ def _line_search(
     return _AcceptedStep(x, f, g, direction, step, slope_start, slope, direction_norm)
 
 
+def _python_search_step(f: float, g: float, step: float, search: np.ndarray,
+                        parameters: SearchParameters) -> tuple[int, float]:
+    """One ``dcsrch_iterate`` of :mod:`~lbfgs_verify.line_search.more_thuente` on the compiled search's state array
+    (read and written back; layout :data:`~lbfgs_verify.reference.kernels.SEARCH_STATE`)."""
+    values = search.tolist()
+    state = SearchState(bool(values[0]), int(values[1]), *values[2:])
+    outcome = dcsrch_iterate(f, g, step, state, parameters)
+    assert outcome.state is not None
+    st = outcome.state
+    search[:] = [float(st.bracketed), float(st.stage), st.f_init, st.g_init, st.g_test, st.stx, st.fx, st.gx, st.sty,
+                 st.fy, st.gy, st.stmin, st.stmax, st.width, st.width_before]
+    return {Task.FG: 0, Task.CONVERGENCE: 1, Task.WARNING: 2}[outcome.task], outcome.stp
+
+
 def _longest_feasible_step(x: np.ndarray, d: np.ndarray, box: BoxBounds) -> float:
     """:func:`~lbfgs_verify.reference.box.longest_feasible_step`; at small n ``lnsrlb``'s loop itself, compiled."""
     kernels = small_kernels() if x.shape[0] < KERNEL_MIN_SIZE else None
@@ -839,7 +854,10 @@ def _compiled_line_search(
         f, g = evaluator(x)
         evaluations += 1
         slope = float(dot(g.numpy(), d))
-        task, new_step = iterate_search(f, slope, step, search, ftol, gtol, xtol, stpmin, stpmax)
+        if math.isfinite(f) and math.isfinite(slope):
+            task, new_step = iterate_search(f, slope, step, search, ftol, gtol, xtol, stpmin, stpmax)
+        else:  # non-finite values: more_thuente's own arithmetic (NaN payloads as the Python path has them)
+            task, new_step = _python_search_step(f, slope, step, search, parameters)
         if task != 0:
             return _AcceptedStep(x, f, g, direction, step, slope_start, slope, direction_norm)
         step = new_step
