@@ -24,8 +24,10 @@ class ReportBudget:
         benchmark_max_time: pytest-benchmark ``--benchmark-max-time`` (seconds per benchmark).
         check_only: property ID prefixes for the verdict grid (``None``: every property of the mode).
         stepper_problems: how many problems stepper targets (JAX) run: each (stepper, problem) compiles its step
-            once, 1.5 to 10 s (tfp the longest; measured, jax 0.10.2 CPU), so the quick budget runs the four of
-            :data:`lbfgs_verify.report.kinds.REPRESENTATIVE` only; these are also the agreement matrix's problems.
+            once, 0.6 to 9 s (tfp the longest; measured, jax 0.10.2 CPU, 2 cores), so the quick budget runs the
+            first two of :data:`lbfgs_verify.report.kinds.REPRESENTATIVE` (Rosenbrock-2 and extended
+            Rosenbrock-10: 8 compiles, about 20 s of CPU; four problems took 43 s), ci twelve; these are also the
+            agreement matrix's problems.
     """
 
     name: str
@@ -41,7 +43,7 @@ class ReportBudget:
 
 REPORT_BUDGETS: dict[str, ReportBudget] = {
     "quick": ReportBudget("quick", max_iter=1000, bitwise_problems=4, bitwise_steps=4, resume_steps=6,
-                          fuzz_examples=6, benchmark_max_time=0.25, stepper_problems=4),
+                          fuzz_examples=6, benchmark_max_time=0.25, stepper_problems=2),
     "ci": ReportBudget("ci", max_iter=5000, bitwise_problems=43, bitwise_steps=6, resume_steps=10,
                        fuzz_examples=20, benchmark_max_time=1.0, stepper_problems=12),
     "thorough": ReportBudget("thorough", max_iter=15000, bitwise_problems=10**6, bitwise_steps=10, resume_steps=25,

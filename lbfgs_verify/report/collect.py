@@ -164,14 +164,15 @@ def collect(options: ReportOptions) -> dict[str, Any]:
     blas_threads = threadpool_limits(limits=options.threads)  # BLAS threads fight over shared cores: time is noise
     background = _start_verdicts(options) if options.jobs > 1 and {"properties", "fuzz", "resume"} & run else None
     try:
+        compiled = kinds.precompile(solvers, [p for p in problems if p.name in stepper_names]
+                                    if "convergence" in run else [])
         for solver in solvers if "convergence" in run else ():  # warm-up: the first run in a process pays for
             if solver.kind not in kinds.KINDS:  # imports and allocation (a stepper's compile is timed apart)
                 run_solver(solver, problems[0], seed=options.seed, threads=options.threads)
         runs: list[ConvergenceRun] = []
         with _timed(section_seconds, "convergence"):
             progress.stage("convergence")
-            if "convergence" in run:
-                kinds.precompile(solvers, [p for p in problems if p.name in stepper_names])
+            compiled()  # the steppers' compiles, begun before the warm-up, end before any timed run
             for problem in problems if "convergence" in run else ():
                 for solver in solvers:
                     if solver.kind == kinds.STEPPER and problem.name not in stepper_names:

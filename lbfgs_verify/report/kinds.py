@@ -209,9 +209,10 @@ def _compiled_step(solver: Solver, problem: Problem, params: Any) -> tuple[Any, 
     return state, compiled, holder, seconds, True
 
 
-def precompile(solvers: Sequence[Solver], problems: Sequence[Problem]) -> None:
-    """Compile every (stepper, problem) step at once in threads (XLA compiles outside the GIL: on 2 cores the
-    one-time cost takes about half the wall time); a failure is left for the run to report."""
+def precompile(solvers: Sequence[Solver], problems: Sequence[Problem]) -> Callable[[], None]:
+    """Start compiling every (stepper, problem) step in threads (XLA compiles outside the GIL: on 2 cores the
+    one-time cost takes about half the wall time) and return a function that waits for them; a failure is left
+    for the run to report. The report starts it before its untimed warm-up runs, so the two overlap."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
@@ -230,9 +231,17 @@ def precompile(solvers: Sequence[Solver], problems: Sequence[Problem]) -> None:
         except Exception:  # record_stepper compiles again and reports the error
             pass
 
-    if len(pairs) > 1:
-        with ThreadPoolExecutor(max_workers=min(len(pairs), os.cpu_count() or 1)) as pool:
-            list(pool.map(one, pairs))
+    if not pairs:
+        return lambda: None
+    pool = ThreadPoolExecutor(max_workers=min(len(pairs), os.cpu_count() or 1))
+    futures = [pool.submit(one, pair) for pair in pairs]
+
+    def wait() -> None:
+        for future in futures:
+            future.result()
+        pool.shutdown()
+
+    return wait
 
 
 def record_stepper(solver: Solver, problem: Problem, max_iter: int) -> IterationRecord:
