@@ -8,6 +8,7 @@ driver ``_lbfgsb_py.py`` (the ``nbd`` codes). Comparisons use C ``fmax``/``fmin`
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,14 +44,14 @@ class BoxBounds:
     def n(self) -> int:
         return int(self.kind.shape[0])
 
-    @property
+    @functools.cached_property
     def constrained(self) -> bool:
-        """Some variable has a bound (``active``: ``cnstnd``)."""
+        """Some variable has a bound (``active``: ``cnstnd``); computed once (the arrays are not to be modified)."""
         return bool((self.kind != UNBOUNDED).any())
 
-    @property
+    @functools.cached_property
     def boxed(self) -> bool:
-        """Every variable has both bounds (``active``: ``boxed``; changes the first trial step)."""
+        """Every variable has both bounds (``active``: ``boxed``; changes the first trial step); computed once."""
         return bool((self.kind == BOTH).all())
 
     @classmethod

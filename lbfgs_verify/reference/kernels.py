@@ -937,8 +937,41 @@ def _build() -> SimpleNamespace | None:
             return 2
         return 0
 
+    @jit
+    def free_variables(previous_index: Any, previous_n_free: int, where: Any, compare: bool) -> Any:
+        # subspace.free_set (freev): the free variables ascending then the active ones descending, how many are
+        # free, and (when ``compare``) those that entered and those that left (the latter last-found first).
+        n = where.shape[0]
+        entering = np.empty(n, np.int64)
+        leaving = np.empty(n, np.int64)
+        n_entering = n_leaving = 0
+        if compare:
+            for q in range(previous_n_free):
+                e = previous_index[q]
+                if where[e] > 0:
+                    leaving[n_leaving] = e
+                    n_leaving += 1
+            for q in range(previous_n_free, n):
+                e = previous_index[q]
+                if where[e] <= 0:
+                    entering[n_entering] = e
+                    n_entering += 1
+        index = np.empty(n, np.int64)
+        n_free = 0
+        for e in range(n):
+            if where[e] <= 0:
+                index[n_free] = e
+                n_free += 1
+        position = n_free
+        for e in range(n - 1, -1, -1):
+            if where[e] > 0:
+                index[position] = e
+                position += 1
+        return index, n_free, entering[:n_entering].copy(), leaving[:n_leaving][::-1].copy()
+
     return SimpleNamespace(
-        cauchy_point=cauchy_point, update_inner=update_inner, subspace_point=subspace_point, blas_axpy=blas_axpy,
+        free_variables=free_variables, cauchy_point=cauchy_point, update_inner=update_inner,
+        subspace_point=subspace_point, blas_axpy=blas_axpy,
         infinity_norm=infinity_norm, reduced_factor=reduced_factor, bmv=bmv,
         longest_feasible_step=longest_feasible_step,
         box_projected_gradient_norm=projected_gradient_norm, same_point=same_point,

@@ -95,6 +95,7 @@ from lbfgs_verify.reference.cauchy import (
 from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict, warn_non_finite
 from lbfgs_verify.reference.kernels import small_kernels
 from lbfgs_verify.reference.subspace import (
+    FreeSet,
     factor_reduced_matrix,
     free_set,
     reduced_gradient,
@@ -318,7 +319,7 @@ class _PairProducts:
     """
 
     __slots__ = ("blas_known", "formt", "known", "lists", "loop_known", "pairs", "s_arrays", "ss_blas", "stacked",
-                 "sy_blas", "sy_loop", "tables", "y_arrays", "yy")
+                 "sy", "sy_blas", "sy_loop", "tables", "y_arrays", "yy")
 
     def __init__(self) -> None:
         self.pairs: list[tuple[Tensor, Tensor, int, int]] = []
@@ -328,6 +329,7 @@ class _PairProducts:
         self.formt: tuple[tuple[float, ...], np.ndarray | None] | None = None  # (θ, D, diag SᵀS) -> formt's factor
         self.stacked: np.ndarray | None = None  # [Y; S] as a 2 × k × n array (the pairs as rows), made when asked
         self.lists: tuple[list[Tensor], list[Tensor]] | None = None  # the list objects of the last sync
+        self.sy: tuple[tuple[float, ...], np.ndarray] | None = None  # (D, SᵀY as matupd keeps it), read-only
 
     def _tables(self, tables: np.ndarray, known: np.ndarray) -> None:
         """The four k × k tables are views of one 4 × k × k array, the two ``known`` flags of one 2 × k array (so
@@ -360,7 +362,7 @@ class _PairProducts:
                     break
                 keep += 1
         kept = slice(offset, offset + keep)
-        self.formt = None
+        self.formt = self.sy = None
         tables, known = np.zeros((4, k, k)), np.zeros((2, k), dtype=bool)
         if keep:
             tables[:, :keep, :keep] = self.tables[:, kept, kept]
@@ -386,7 +388,7 @@ class _PairProducts:
         if lists is None or lists[0] is not old[0] or lists[1] is not old[1] or len(self.pairs) != k_old:
             return
         dropped, keep = k_old + 1 - k, k - 1
-        self.formt = None
+        self.formt = self.sy = None
         tables, known, stacked = self.tables, self.known, self.stacked
         if dropped == 1:  # full memory: the oldest leaves, everything moves up by one
             tables[:, :keep, :keep] = tables[:, 1:, 1:]
@@ -646,9 +648,16 @@ def _middle_matrix_factorizes(state: LBFGSBState) -> bool:
 
 def _sy_matrix(state: LBFGSBState) -> np.ndarray:
     """SᵀY as ``matupd`` keeps it: diagonal ``sy_history``, below it s_i·y_k by BLAS ``ddot`` (i > k)."""
-    _, sy_blas = _pair_products(state, within_iteration=True).blas_products()
-    sy = np.tril(sy_blas, -1)
-    sy[range(state.memory_size), range(state.memory_size)] = state.sy_history
+    products = _pair_products(state, within_iteration=True)
+    key = tuple(state.sy_history)
+    if products.sy is not None and products.sy[0] == key:
+        return products.sy[1]
+    _, sy_blas = products.blas_products()
+    col = state.memory_size
+    sy = np.where(_triangles(col).strict_lower, sy_blas, 0.0)  # np.tril(sy_blas, -1)
+    sy[range(col), range(col)] = state.sy_history
+    sy.setflags(write=False)
+    products.sy = (key, sy)
     return sy
 
 
@@ -956,7 +965,6 @@ def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradie
     x, g = work.x.numpy(), work.g.numpy()
     while True:
         col = work.memory_size
-        s, y = _pairs_as_columns(work)
         sy = _sy_matrix(work)
         wt = _middle_matrix_factor(work) if col > 0 else None
         if col > 0 and wt is None:
@@ -970,6 +978,7 @@ def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradie
                 continue
             if z is not _NUMPY_PATH:
                 return z
+        s, y = _pairs_as_columns(work)
         cauchy = generalized_cauchy_point(x, g, box, work.where.numpy(), s, y, sy, wt, work.theta, gradient_norm)
         if cauchy is None:
             work.reset_memory()
@@ -1023,7 +1032,9 @@ def _compiled_bounded_point(work: LBFGSBState, box: BoxBounds, maxcor: int, grad
     if status:
         return None if status == 1 else _NUMPY_PATH
     work.where = torch.from_numpy(where)
-    free = free_set(work.free_index.numpy(), work.n_free, where, work.updated, True, work.n_iterations)
+    index, n_free, entering, leaving = kernels.free_variables(work.free_index.numpy(), work.n_free, where,
+                                                              work.n_iterations > 0)
+    free = FreeSet(index, n_free, entering, leaving, bool(entering.size) or bool(leaving.size) or work.updated)
     work.free_index, work.n_free = torch.from_numpy(free.index), free.n_free
     if free.n_free == 0 or col == 0:
         return torch.from_numpy(xcp)
