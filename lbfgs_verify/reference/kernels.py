@@ -969,8 +969,47 @@ def _build() -> SimpleNamespace | None:
                 position += 1
         return index, n_free, entering[:n_entering].copy(), leaving[:n_leaving][::-1].copy()
 
+    @jit
+    def bounded_point(x: Any, g: Any, lower: Any, upper: Any, kind: Any, where: Any, ys: Any, ss: Any,
+                      sy_blas: Any, wt_t: Any, theta: float, gradient_norm: float, previous_index: Any,
+                      previous_n_free: int, compare: bool, updated: bool, n_updates: int, m: int, inner: Any,
+                      sy_diag: Any, z: Any) -> Any:
+        # One pass of lbfgsb._bounded_search_point from the Cauchy point to z: cauchy, freev, formk (both halves),
+        # cmprlb, subsm (SᵀY from its strictly lower part sy_blas and its diagonal sy_diag). ``where`` and
+        # ``inner`` are copies, updated in place. Returns (status, index, n_free,
+        # changed): status 0 (z written), 1 (cauchy failed: nothing to keep), 3 (a later factorization or solve
+        # failed: keep where, the free set and, when changed, inner), 2 (a NaN came up: take the numpy path).
+        n, col = x.shape[0], ys.shape[0]
+        sy = np.zeros((col, col))  # SᵀY as matupd keeps it (lbfgsb._sy_matrix)
+        for i in range(col):
+            for k in range(i):
+                sy[i, k] = sy_blas[i, k]
+            sy[i, i] = sy_diag[i]
+        xcp = np.empty(n)
+        c = np.empty(2 * col)
+        status = cauchy_point(x, g, lower, upper, kind, where, ys, ss, sy, wt_t, theta, gradient_norm, xcp, c)
+        if status != 0:
+            return status, previous_index, previous_n_free, False
+        index, n_free, entering, leaving = free_variables(previous_index, previous_n_free, where, compare)
+        if n_free == 0 or col == 0:
+            for q in range(n):
+                z[q] = xcp[q]
+            return 0, index, n_free, False
+        changed = entering.shape[0] > 0 or leaving.shape[0] > 0 or updated
+        if changed:
+            update_inner(inner, ys, ss, index, n_free, entering, leaving, updated, n_updates, m)
+        wn_t = np.empty((2 * col, 2 * col))
+        status = reduced_factor(inner, sy_diag, theta, m, col, wn_t)
+        if status == 0:
+            status = subspace_point(x, g, lower, upper, kind, ys, ss, sy, wt_t, theta, index, n_free, xcp, c,
+                                    wn_t, z)
+        if status == 1:
+            status = 3
+        return status, index, n_free, changed
+
     return SimpleNamespace(
-        free_variables=free_variables, cauchy_point=cauchy_point, update_inner=update_inner,
+        bounded_point=bounded_point, free_variables=free_variables, cauchy_point=cauchy_point,
+        update_inner=update_inner,
         subspace_point=subspace_point, blas_axpy=blas_axpy,
         infinity_norm=infinity_norm, reduced_factor=reduced_factor, bmv=bmv,
         longest_feasible_step=longest_feasible_step,

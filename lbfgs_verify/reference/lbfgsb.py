@@ -95,7 +95,6 @@ from lbfgs_verify.reference.cauchy import (
 from lbfgs_verify.reference.checkpoint import finish_load, pack_state_dict, unpack_state_dict, warn_non_finite
 from lbfgs_verify.reference.kernels import small_kernels
 from lbfgs_verify.reference.subspace import (
-    FreeSet,
     factor_reduced_matrix,
     free_set,
     reduced_gradient,
@@ -783,13 +782,13 @@ def _line_search(
     slope_start = _blas_dot(state.g, direction)
     if slope_start >= 0.0:  # not a descent direction (info = -4)
         return None
-    parameters = LBFGSB_SEARCH_PARAMETERS if step_max == STEP_MAX else replace(
-        LBFGSB_SEARCH_PARAMETERS, stpmax=step_max)
     n = direction.numel()
     kernels = small_kernels() if 0 < n < KERNEL_MIN_SIZE else None
-    if kernels is not None and parameters.stpmin <= step <= parameters.stpmax:
-        return _compiled_line_search(state, z, direction, evaluator, maxls, box, kernels, parameters, step,
+    if kernels is not None and LBFGSB_SEARCH_PARAMETERS.stpmin <= step <= step_max:
+        return _compiled_line_search(state, z, direction, evaluator, maxls, box, kernels, step_max, step,
                                      slope_start, direction_norm)
+    parameters = LBFGSB_SEARCH_PARAMETERS if step_max == STEP_MAX else replace(
+        LBFGSB_SEARCH_PARAMETERS, stpmax=step_max)
     outcome = dcsrch_start(state.f, slope_start, step, parameters)
     if outcome.task is Task.ERROR:  # the step to z exceeds the largest feasible step only through rounding
         raise RuntimeError(f"Moré–Thuente rejected its input: {outcome.message} (step {step}, largest {step_max})")
@@ -835,21 +834,21 @@ def _longest_feasible_step(x: np.ndarray, d: np.ndarray, box: BoxBounds) -> floa
 
 def _compiled_line_search(
     state: LBFGSBState, z: Tensor, direction: Tensor, evaluator: _MemoizedEvaluator, maxls: int,
-    box: BoxBounds | None, kernels: Any, parameters: SearchParameters, step: float, slope_start: float,
-    direction_norm: float,
+    box: BoxBounds | None, kernels: Any, step_max: float, step: float, slope_start: float, direction_norm: float,
 ) -> _AcceptedStep | None:
     """:func:`_line_search` after its start, with ``dcsrch``/``dcstep`` compiled
     (:mod:`~lbfgs_verify.reference.kernels`: the same operations as :mod:`lbfgs_verify.line_search.more_thuente`, on
     a float array instead of dataclasses)."""
+    parameters = LBFGSB_SEARCH_PARAMETERS
     f0 = state.f
-    width = parameters.stpmax - parameters.stpmin
+    width = step_max - parameters.stpmin
     # dcsrch_start: [bracketed, stage, f_init, g_init, g_test, stx, fx, gx, sty, fy, gy, stmin, stmax, width, width1]
     search = np.array([0.0, 1.0, f0, slope_start, parameters.ftol * slope_start, 0.0, f0, slope_start, 0.0, f0,
                        slope_start, 0.0, step + EXTRAPOLATION_UPPER * step, width, width / 0.5])
     ftol, gtol, xtol = parameters.ftol, parameters.gtol, parameters.xtol
-    stpmin, stpmax = parameters.stpmin, parameters.stpmax
+    stpmin, stpmax = parameters.stpmin, step_max
     iterate_search, dot = kernels.dcsrch_iterate, kernels.blas_dot
-    x_start, d = state.x, direction.numpy()
+    x_start, d = state.x, np.ascontiguousarray(direction.numpy())
     constrained = box is not None and box.constrained
     evaluations = 0
     f, g, slope = f0, state.g, slope_start
@@ -862,11 +861,15 @@ def _compiled_line_search(
             x = torch.from_numpy(clamp_trial_point(x.numpy().copy(), box))
         f, g = evaluator(x)
         evaluations += 1
-        slope = float(dot(g.numpy(), d))
+        gradient = g.numpy()
+        if not gradient.flags.c_contiguous:  # (the kernel hands BLAS a unit stride)
+            gradient = np.ascontiguousarray(gradient)
+        slope = float(dot(gradient, d))
         if math.isfinite(f) and math.isfinite(slope):
             task, new_step = iterate_search(f, slope, step, search, ftol, gtol, xtol, stpmin, stpmax)
         else:  # non-finite values: more_thuente's own arithmetic (NaN payloads as the Python path has them)
-            task, new_step = _python_search_step(f, slope, step, search, parameters)
+            full = parameters if step_max == parameters.stpmax else replace(parameters, stpmax=step_max)
+            task, new_step = _python_search_step(f, slope, step, search, full)
         if task != 0:
             return _AcceptedStep(x, f, g, direction, step, slope_start, slope, direction_norm)
         step = new_step
@@ -963,21 +966,21 @@ def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradie
     """
     assert work.where is not None and work.free_index is not None and work.inner_products is not None
     x, g = work.x.numpy(), work.g.numpy()
+    kernels = small_kernels() if 0 < x.shape[0] < KERNEL_MIN_SIZE else None
     while True:
         col = work.memory_size
-        sy = _sy_matrix(work)
-        wt = _middle_matrix_factor(work) if col > 0 else None
+        wt = _middle_matrix_factor(work) if col > 0 else None  # (the compiled path makes SᵀY from its table)
         if col > 0 and wt is None:
             work.reset_memory()
             continue
-        kernels = small_kernels() if 0 < x.shape[0] < KERNEL_MIN_SIZE else None
         if kernels is not None:  # the same phases, compiled (lbfgs_verify.reference.kernels)
-            z = _compiled_bounded_point(work, box, maxcor, gradient_norm, kernels, sy, wt)
+            z = _compiled_bounded_point(work, box, maxcor, gradient_norm, kernels, wt)
             if z is None:
                 work.reset_memory()
                 continue
             if z is not _NUMPY_PATH:
                 return z
+        sy = _sy_matrix(work)
         s, y = _pairs_as_columns(work)
         cauchy = generalized_cauchy_point(x, g, box, work.where.numpy(), s, y, sy, wt, work.theta, gradient_norm)
         if cauchy is None:
@@ -1010,49 +1013,35 @@ _NUMPY_PATH: Any = object()
 
 
 def _compiled_bounded_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradient_norm: float, kernels: Any,
-                            sy: np.ndarray, wt: np.ndarray | None) -> Any:
-    """:func:`_bounded_search_point`'s one pass with ``cauchy``, ``formk`` (both halves), ``cmprlb`` and ``subsm``
-    compiled; ``None`` when a factorization or solve fails (the caller resets the memory), :data:`_NUMPY_PATH`
+                            wt: np.ndarray | None) -> Any:
+    """:func:`_bounded_search_point`'s one pass (``cauchy``, ``freev``, ``formk``, ``cmprlb``, ``subsm``) in one
+    compiled call; ``None`` when a factorization or solve fails (the caller resets the memory), :data:`_NUMPY_PATH`
     (``work`` as it was) when a NaN came up: its payload would be the compiler's, the numpy path's is the loops'."""
     assert work.where is not None and work.free_index is not None and work.inner_products is not None
-    before = (work.where, work.free_index, work.n_free, work.inner_products)
     x, g = work.x.numpy(), work.g.numpy()
     n, col, theta = x.shape[0], work.memory_size, work.theta
     if col > 0:
-        ys, ss = _pair_products(work, within_iteration=True).rows()
+        products = _pair_products(work, within_iteration=True)
+        ys, ss = products.rows()
+        sy_blas = products.blas_products()[1]  # known: formt's factor was made from them
         assert wt is not None
         wt_t = np.asfortranarray(wt).T
     else:
         ys = ss = np.zeros((0, n))
-        wt_t = np.zeros((0, 0))
-    where = work.where.numpy().copy()
-    xcp, c = np.empty(n), np.empty(2 * col)
-    status = kernels.cauchy_point(x, g, box.lower, box.upper, box.kind, where, ys, ss, np.ascontiguousarray(sy),
-                                  wt_t, float(theta), float(gradient_norm), xcp, c)
-    if status:
-        return None if status == 1 else _NUMPY_PATH
-    work.where = torch.from_numpy(where)
-    index, n_free, entering, leaving = kernels.free_variables(work.free_index.numpy(), work.n_free, where,
-                                                              work.n_iterations > 0)
-    free = FreeSet(index, n_free, entering, leaving, bool(entering.size) or bool(leaving.size) or work.updated)
-    work.free_index, work.n_free = torch.from_numpy(free.index), free.n_free
-    if free.n_free == 0 or col == 0:
-        return torch.from_numpy(xcp)
-    if free.changed:
-        inner = work.inner_products.numpy().copy()
-        kernels.update_inner(inner, ys, ss, free.index, free.n_free, free.entering, free.leaving, work.updated,
-                             work.n_updates, maxcor)
-        work.inner_products = torch.from_numpy(inner)
-    wn = factor_reduced_matrix(work.inner_products.numpy(), work.sy_history, theta, maxcor, col)
-    if wn is None:
-        return None
-    z = np.empty(n)
-    status = kernels.subspace_point(x, g, box.lower, box.upper, box.kind, ys, ss, np.ascontiguousarray(sy), wt_t,
-                                    float(theta), free.index, free.n_free, xcp, c, np.asfortranarray(wn).T, z)
+        wt_t = sy_blas = np.zeros((0, 0))
+    where, inner, z = work.where.numpy().copy(), work.inner_products.numpy().copy(), np.empty(n)
+    status, index, n_free, changed = kernels.bounded_point(
+        x, g, box.lower, box.upper, box.kind, where, ys, ss, sy_blas, wt_t, float(theta),
+        float(gradient_norm), work.free_index.numpy(), work.n_free, work.n_iterations > 0, work.updated,
+        work.n_updates, maxcor, inner, np.array(work.sy_history[:col], dtype=np.float64), z)
     if status == 2:
-        work.where, work.free_index, work.n_free, work.inner_products = before
         return _NUMPY_PATH
-    return None if status else torch.from_numpy(z)
+    if status == 1:
+        return None
+    work.where, work.free_index, work.n_free = torch.from_numpy(where), torch.from_numpy(index), int(n_free)
+    if changed:
+        work.inner_products = torch.from_numpy(inner)
+    return None if status == 3 else torch.from_numpy(z)
 
 
 def iterate(
