@@ -363,9 +363,9 @@ def run_in_processes(
     """Run ``selected`` in ``jobs`` processes: this one runs the first group while ``jobs - 1`` spawned ones
     (:mod:`concurrent.futures`; spawned, not forked: a forked child of a process whose OpenMP pool has run can
     hang) run the others. Each worker loads the target from its spec, so the target must be importable by it.
-    Results come back in selection order; ``on_result`` sees each result as its group gives it. Every property draws
-    the same examples as in one process (derandomized profiles seed each property by its own test function), so
-    the verdicts are those of a serial run."""
+    Results come back, and ``on_result`` sees them, in selection order (a result waits for those before it). Every
+    property draws the same examples as in one process (derandomized profiles seed each property by its own test
+    function), so the verdicts are those of a serial run."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -374,11 +374,16 @@ def run_in_processes(
                          f"run with jobs=1 or give an importable module:attr")
     groups = property_groups(selected, jobs)
     by_id: dict[str, PropertyResult] = {}
+    order = [p.id for p in selected]
+    shown = 0
 
-    def take(result: PropertyResult) -> None:
+    def take(result: PropertyResult) -> None:  # on_result in selection order, as soon as the order allows
+        nonlocal shown
         by_id[result.property] = result
-        if on_result is not None:
-            on_result(result)
+        while shown < len(order) and order[shown] in by_id:
+            if on_result is not None:
+                on_result(by_id[order[shown]])
+            shown += 1
 
     with ProcessPoolExecutor(max_workers=max(1, len(groups) - 1),
                              mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -11,7 +11,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,8 +140,14 @@ def _timed(section_seconds: dict[str, float], name: str) -> Iterator[None]:
         section_seconds[name] = round(time.perf_counter() - start, 3)
 
 
-def collect(options: ReportOptions) -> dict[str, Any]:
-    """Run every section; return the report dict (see :data:`TIMING_FIELDS` for what varies)."""
+def collect(options: ReportOptions, draw_convergence: Callable[[dict[str, Any]], Any] | None = None
+            ) -> dict[str, Any]:
+    """Run every section; return the report dict (see :data:`TIMING_FIELDS` for what varies).
+
+    ``draw_convergence`` is called with the report's convergence fields (``sections``, ``solvers``, ``problems``,
+    ``convergence.runs``, ``profiles``) as soon as they are final, before the verdict sections are joined: the
+    plots of the convergence section are drawn while the worker process runs; what it returns is kept in
+    ``report["_drawn"]`` for :func:`lbfgs_verify.report.write.render`."""
     from lbfgs_verify.problems import suite_problems
     from lbfgs_verify.properties.runner import select_properties
 
@@ -200,17 +206,15 @@ def collect(options: ReportOptions) -> dict[str, Any]:
             bitwise = agreement.bitwise_agreement(
                 bitwise_solvers if "agreement" in run else [], problems[: budget.bitwise_problems], configs,
                 steps=budget.bitwise_steps, seed=options.seed, threads=options.threads, tick=progress.tick)
-        if background is not None:
-            progress.stage("property verdicts, fuzz, resume (worker process)")
-            verdict = _join(background, options, solvers, targets, check_only, progress,
-                            n_properties * len(targets) + len(targets) * ("fuzz" in run)
-                            + len(solvers) * ("resume" in run))
-        else:
-            verdict = verdict_sections(options, solvers, targets, check_only, progress)
-        checks, fuzz, resume = verdict["check"], verdict["fuzz"], verdict["resume"]
-        section_seconds.update(verdict["seconds"])
+        solver_ids = [s.id for s in solvers]
+        profile_data = _profiles(kinds.profile_solvers(solver_ids, run_dicts) if "convergence" in run else [],
+                                 [p.name for p in problems], run_dicts)
+        drawn = draw_convergence({"sections": [name for name in SECTIONS if name in run],
+                                  "solvers": [s.to_json() for s in solvers], "problems": problem_dicts,
+                                  "convergence": {"runs": run_dicts}, "profiles": profile_data}) \
+            if draw_convergence is not None else None
         bench: dict[str, Any] = {"source": None, "note": NOT_RUN, "rows": []}
-        with _timed(section_seconds, "benchmarks"):
+        with _timed(section_seconds, "benchmarks"):  # with a worker: beside it, on the other core
             progress.stage("benchmarks")
             if "benchmarks" in run:
                 options.out.mkdir(parents=True, exist_ok=True)
@@ -220,6 +224,15 @@ def collect(options: ReportOptions) -> dict[str, Any]:
                                           max_time=budget.benchmark_max_time)
                 bench["twin_vs_scipy"] = kinds.twin_benchmark()
             progress.tick()
+        if background is not None:
+            progress.stage("property verdicts, fuzz, resume (worker process)")
+            verdict = _join(background, options, solvers, targets, check_only, progress,
+                            n_properties * len(targets) + len(targets) * ("fuzz" in run)
+                            + len(solvers) * ("resume" in run))
+        else:
+            verdict = verdict_sections(options, solvers, targets, check_only, progress)
+        checks, fuzz, resume = verdict["check"], verdict["fuzz"], verdict["resume"]
+        section_seconds.update(verdict["seconds"])
         env = environment(seed=options.seed, threads=options.threads)
     finally:
         progress.close()
@@ -227,7 +240,6 @@ def collect(options: ReportOptions) -> dict[str, Any]:
         if background is not None:
             background[0].shutdown(wait=False, cancel_futures=True)
 
-    solver_ids = [s.id for s in solvers]
     report = {
         "schema_version": SCHEMA_VERSION,
         "title": TITLE,
@@ -250,8 +262,7 @@ def collect(options: ReportOptions) -> dict[str, Any]:
             "stepper_problems": stepper_names if any(s.kind == kinds.STEPPER for s in solvers) else [],
             "jit": kinds.jit_timing({(r.solver, r.problem): r.record for r in runs if r.record is not None}, solvers),
         },
-        "profiles": _profiles(kinds.profile_solvers(solver_ids, run_dicts) if "convergence" in run else [],
-                              [p.name for p in problems], run_dicts),
+        "profiles": profile_data,
         "agreement": {
             "bitwise": bitwise,
             "lbfgsb_vs_scipy": {"iterate_tolerance": agreement.ITERATE_TOLERANCE,
@@ -269,6 +280,8 @@ def collect(options: ReportOptions) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - start, 3),
     }
     report["counts"] = report_counts(report)
+    if drawn is not None:
+        report["_drawn"] = drawn
     return report
 
 

@@ -386,22 +386,51 @@ FILES = {"convergence_overview": ("convergence_overview.png", "convergence, ever
          "benchmarks": ("benchmarks.png", "benchmark ratios")}
 
 
-def write_plots(report: Mapping[str, Any], out: Path) -> dict[str, Any]:
-    """Draw every plot under ``out/plots``; return their paths relative to ``out`` by role."""
+CONVERGENCE_ROLES = ("convergence_overview", "profile_evaluations", "profile_time")
+"""The plots drawn from the convergence runs alone (``solvers``, ``problems``, ``convergence``, ``profiles``)."""
+
+
+def write_convergence_plots(report: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """Draw the convergence plots (:data:`CONVERGENCE_ROLES` and one per problem) from a report that may have
+    only the convergence fields yet; return their paths relative to ``out`` (``{}`` when convergence did not
+    run). The report draws them while its worker process is still busy with the verdict sections."""
+    if "convergence" not in report.get("sections", ()):
+        return {}
     plots = out / "plots"
     paths: dict[str, Any] = {"convergence": {}}
-    drawers = figures(report)
-    for role, draw in drawers.items():
+    for role in CONVERGENCE_ROLES:
         name, title = FILES[role]
-        paths[role] = save(draw(), plots / name, title)
-    for problem in report["problems"] if "convergence_overview" in drawers else ():
+        figure = convergence_overview(report) if role == "convergence_overview" else \
+            profile_figure(report, role.removeprefix("profile_"))
+        paths[role] = save(figure, plots / name, title)
+    for problem in report["problems"]:
         path = save(convergence_figure(report, problem), plots / "convergence" / f"{slug(problem['name'])}.png",
                     f"convergence on {problem['name']}", tight=False)  # fixed margins: one draw, not two
         paths["convergence"][problem["name"]] = path
+    return _relative(paths, out)
 
+
+def write_plots(report: Mapping[str, Any], out: Path, drawn: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Draw every plot under ``out/plots`` but those of ``drawn`` (paths :func:`write_convergence_plots`
+    returned for this report); return their paths relative to ``out`` by role."""
+    plots = out / "plots"
+    drawn = dict(drawn) if drawn else write_convergence_plots(report, out)
+    paths: dict[str, Any] = {"convergence": {}}
+    for role, draw in figures(report).items():
+        if role in CONVERGENCE_ROLES:
+            continue
+        name, title = FILES[role]
+        paths[role] = save(draw(), plots / name, title)
+    paths = _relative(paths, out)
+    ordered = {role: drawn[role] for role in CONVERGENCE_ROLES if role in drawn}
+    return {"convergence": drawn.get("convergence", {}), **ordered,
+            **{role: path for role, path in paths.items() if role != "convergence"}}
+
+
+def _relative(paths: dict[str, Any], out: Path) -> dict[str, Any]:
     def relative(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: relative(v) for k, v in value.items()}
-        return value.relative_to(out).as_posix()
+        return value if isinstance(value, str) else value.relative_to(out).as_posix()
 
     return relative(paths)

@@ -11,7 +11,7 @@ from lbfgs_verify.report.collect import TITLE, ReportOptions, collect
 from lbfgs_verify.report.document import build_sections
 from lbfgs_verify.report.html import render_html
 from lbfgs_verify.report.markdown import render_markdown
-from lbfgs_verify.report.plots import write_plots
+from lbfgs_verify.report.plots import write_convergence_plots, write_plots
 
 
 def is_report_directory(path: Path) -> bool:
@@ -48,10 +48,11 @@ def fresh_directory(parent: Path, stamp: str) -> Path:
 def render(report: dict[str, Any], out: Path) -> dict[str, Path]:
     """Draw the plots and write the pages and ``report.json`` for an already collected ``report`` (an earlier
     report's ``plots/`` is removed first, so that no stale picture stays next to the new pages)."""
+    drawn = report.pop("_drawn", None)  # plots collect drew already (write_report)
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "plots").is_dir() and is_report_directory(out):
-        shutil.rmtree(out / "plots")
-    plots = write_plots(report, out)
+    if drawn is None:
+        remove_old_plots(out)
+    plots = write_plots(report, out, drawn)
     report["plots"] = plots
     sections = build_sections(report, plots)
     paths = {"json": out / "report.json", "markdown": out / "index.md", "html": out / "index.html"}
@@ -61,8 +62,16 @@ def render(report: dict[str, Any], out: Path) -> dict[str, Path]:
     return paths
 
 
+def remove_old_plots(out: Path) -> None:
+    """Remove an earlier report's ``plots/`` (no stale picture stays next to the new pages)."""
+    if (out / "plots").is_dir() and is_report_directory(out):
+        shutil.rmtree(out / "plots")
+
+
 def write_report(options: ReportOptions) -> dict[str, Any]:
-    """Collect every section, then :func:`render` it under ``options.out``; return the report dict."""
-    report = collect(options)
+    """Collect every section, then :func:`render` it under ``options.out``; return the report dict. The
+    convergence plots are drawn as soon as their numbers are final (:func:`collect`'s ``draw_convergence``)."""
+    remove_old_plots(options.out)
+    report = collect(options, draw_convergence=lambda partial: write_convergence_plots(partial, options.out))
     render(report, options.out)
     return report

@@ -30,8 +30,11 @@ def test_two_processes_give_the_serial_verdicts() -> None:
                                                 "behaviour.defaults"])
     target = load_target("torch.optim:LBFGS")
     serial = run_check(target, "properties", "quick", properties=selected)
-    parallel = run_check(target, "properties", "quick", properties=selected, jobs=2)
+    shown: list[str] = []
+    parallel = run_check(target, "properties", "quick", properties=selected, jobs=2,
+                         on_result=lambda result: shown.append(result.property))
     assert [r.property for r in parallel.results] == [p.id for p in selected]
+    assert shown == [p.id for p in selected]  # the terminal table's rows come in the serial order
     assert [(r.property, r.status, r.detail) for r in parallel.results] == \
         [(r.property, r.status, r.detail) for r in serial.results]
     assert any(r.status.value == "fail" for r in serial.results)  # torch 2.13 fails deepcopy_optimizer
