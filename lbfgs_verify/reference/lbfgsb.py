@@ -848,14 +848,14 @@ def _compiled_line_search(
     ftol, gtol, xtol = parameters.ftol, parameters.gtol, parameters.xtol
     stpmin, stpmax = parameters.stpmin, step_max
     iterate_search, dot = kernels.dcsrch_iterate, kernels.blas_dot
-    x_start, d = state.x, np.ascontiguousarray(direction.numpy())
+    x_numpy, d = state.x.numpy(), np.ascontiguousarray(direction.numpy())
     constrained = box is not None and box.constrained
     evaluations = 0
     f, g, slope = f0, state.g, slope_start
     while True:
         if evaluations >= maxls:  # mainlb: iback >= maxls, before evaluating the next trial
             return None
-        x = z if step == 1.0 else direction * step + x_start
+        x = z if step == 1.0 else torch.from_numpy(d * step + x_numpy)  # (d·stp) + x, rounded twice as in torch
         if constrained and step != 1.0:
             assert box is not None
             x = torch.from_numpy(clamp_trial_point(x.numpy().copy(), box))
@@ -1090,7 +1090,7 @@ def iterate(
                 continue
         else:
             z = _cauchy_point(work.x, work.g, gradient_norm)
-        direction = z - work.x
+        direction = _difference(z, work.x)
         accepted = _line_search(work, z, direction, evaluator, options.maxls, box)
         if accepted is not None:
             break
@@ -1125,6 +1125,13 @@ def iterate(
     return record
 
 
+def _difference(a: Tensor, b: Tensor) -> Tensor:
+    """a - b as a new tensor (short vectors by numpy: the same IEEE subtractions, without torch's per-call cost)."""
+    if a.numel() < KERNEL_MIN_SIZE:
+        return torch.from_numpy(np.subtract(a.numpy(), b.numpy()))
+    return a - b
+
+
 def _commit(state: LBFGSBState, work: LBFGSBState) -> None:
     """Copy every field of ``work`` into ``state`` (the end of an iteration), with the remembered gradient norm and
     the (shared) table of pair products."""
@@ -1133,7 +1140,7 @@ def _commit(state: LBFGSBState, work: LBFGSBState) -> None:
 
 def _update_memory(work: LBFGSBState, g_old: Tensor, step: _AcceptedStep, maxcor: int) -> None:
     """``mainlb`` after the stop tests: the skip rule, ``matupd`` and the ``formt`` factorization check."""
-    y = step.g - g_old
+    y = _difference(step.g, g_old)
     y_norm = _blas_nrm2(y)
     yy = y_norm * y_norm
     if step.step == 1.0:
@@ -1142,7 +1149,8 @@ def _update_memory(work: LBFGSBState, g_old: Tensor, step: _AcceptedStep, maxcor
         scale = -step.slope_start
     else:
         sy = (step.slope_end - step.slope_start) * step.step
-        s = step.direction * step.step
+        s = step.direction * step.step if step.direction.numel() >= KERNEL_MIN_SIZE else torch.from_numpy(
+            step.direction.numpy() * step.step)
         scale = -step.slope_start * step.step
     if sy <= EPSMACH * scale:  # curvature too small: skip the pair (memory and θ unchanged)
         work.updated = False
