@@ -329,20 +329,14 @@ def run_check(
     return report
 
 
-def property_groups(selected: Sequence[Property], jobs: int) -> list[list[Property]]:
-    """``selected`` in at most ``jobs`` groups for worker processes. Properties of one category stay together
-    where they can (they draw the same scenarios and share their recordings,
-    :mod:`lbfgs_verify.engine.recordings`); categories are dealt largest first to the least loaded group, a category
-    larger than an even share being split."""
-    share = max(1, -(-len(selected) // jobs))
+def property_chunks(selected: Sequence[Property]) -> list[list[Property]]:
+    """``selected`` by category (the first part of the ID), largest first: the units of work handed to the
+    processes of :func:`run_in_processes`. A category stays in one process: its properties draw the same scenarios
+    and share their recordings (:mod:`lbfgs_verify.engine.recordings`)."""
     by_category: dict[str, list[Property]] = {}
     for prop in selected:
         by_category.setdefault(prop.id.split(".")[0], []).append(prop)
-    chunks = [members[i:i + share] for members in by_category.values() for i in range(0, len(members), share)]
-    groups: list[list[Property]] = [[] for _ in range(min(jobs, len(selected)))]
-    for chunk in sorted(chunks, key=len, reverse=True):
-        min(groups, key=len).extend(chunk)
-    return [g for g in groups if g]
+    return sorted(by_category.values(), key=len, reverse=True)
 
 
 def _run_group(spec: str, mode: str, budget: Budget, threads: int, ids: list[str], device: str, lacks: list[str],
@@ -360,22 +354,34 @@ def run_in_processes(
     target: Target, mode: str, budget: Budget, threads: int, selected: Sequence[Property], device: str,
     lacks: list[str], skips: dict[str, str], jobs: int, on_result: Callable[[PropertyResult], None] | None = None,
 ) -> list[PropertyResult]:
-    """Run ``selected`` in ``jobs`` processes: this one runs the first group while ``jobs - 1`` spawned ones
-    (:mod:`concurrent.futures`; spawned, not forked: a forked child of a process whose OpenMP pool has run can
-    hang) run the others. Each worker loads the target from its spec, so the target must be importable by it.
-    Results come back, and ``on_result`` sees them, in selection order (a result waits for those before it). Every
-    property draws the same examples as in one process (derandomized profiles seed each property by its own test
-    function), so the verdicts are those of a serial run."""
+    """Run ``selected`` in ``jobs`` processes: this one and ``jobs - 1`` spawned ones (:mod:`concurrent.futures`;
+    spawned, not forked: a forked child of a process whose OpenMP pool has run can hang) each take the next
+    category of :func:`property_chunks` as soon as they are free (a work queue: the categories' costs differ
+    tenfold, so fixed groups left one process idle). Each worker loads the target from its spec, so the target
+    must be importable by it. Results come back, and ``on_result`` sees them, in selection order (a result waits
+    for those before it). Every property draws the same examples as in one process (derandomized profiles seed
+    each property by its own test function), so the verdicts are those of a serial run."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
 
     if not loadable_by_spec(target):
         raise ValueError(f"jobs={jobs}: the target {target.spec!r} cannot be loaded by its spec in a worker process; "
                          f"run with jobs=1 or give an importable module:attr")
-    groups = property_groups(selected, jobs)
+    import queue
+    import threading
+    from collections import deque
+
+    pending = deque(property_chunks(selected))
+    lock = threading.Lock()
+    finished: queue.Queue[tuple[list[PropertyResult] | None, BaseException | None]] = queue.Queue()
     by_id: dict[str, PropertyResult] = {}
     order = [p.id for p in selected]
     shown = 0
+    running = jobs - 1  # dispatchers not yet done
+
+    def next_chunk() -> list[Property] | None:
+        with lock:
+            return pending.popleft() if pending else None
 
     def take(result: PropertyResult) -> None:  # on_result in selection order, as soon as the order allows
         nonlocal shown
@@ -385,15 +391,40 @@ def run_in_processes(
                 on_result(by_id[order[shown]])
             shown += 1
 
-    with ProcessPoolExecutor(max_workers=max(1, len(groups) - 1),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_group, target.spec, mode, budget, threads, [p.id for p in group], device, lacks,
-                               skips) for group in groups[1:]]
-        run_check(target, mode, budget, threads=threads, properties=groups[0], device=device, lacks=lacks,
-                  skips=skips, on_result=take)  # this process runs the first group while the workers start
-        for future in as_completed(futures):
-            for result in future.result():
-                take(result)
+    def receive(block: bool) -> bool:
+        """Take one message of a dispatcher (results, an error, or its end); False when none was waiting."""
+        nonlocal running
+        try:
+            results, error = finished.get(block=block)
+        except queue.Empty:
+            return False
+        if error is not None:
+            raise error
+        if results is None:
+            running -= 1
+        for result in results or ():
+            take(result)
+        return True
+
+    with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        def dispatch() -> None:  # one per worker process: hand it the next category as soon as it is free
+            try:
+                while (chunk := next_chunk()) is not None:
+                    finished.put((pool.submit(_run_group, target.spec, mode, budget, threads,
+                                              [p.id for p in chunk], device, lacks, skips).result(), None))
+            except BaseException as exc:  # raised again in the calling thread by receive()
+                finished.put((None, exc))
+            finished.put((None, None))
+
+        for _ in range(jobs - 1):
+            threading.Thread(target=dispatch, daemon=True).start()
+        while (chunk := next_chunk()) is not None:  # this process takes categories too, while the workers start
+            run_check(target, mode, budget, threads=threads, properties=chunk, device=device, lacks=lacks,
+                      skips=skips, on_result=take)
+            while receive(block=False):
+                pass
+        while running:
+            receive(block=True)
     return [by_id[p.id] for p in selected]
 
 

@@ -8,20 +8,17 @@ import pytest
 import torch
 
 from lbfgs_verify.properties.base import load_all
-from lbfgs_verify.properties.runner import property_groups, run_check, select_properties
+from lbfgs_verify.properties.runner import property_chunks, run_check, select_properties
 from lbfgs_verify.targets.load import Target, load_target
 
 
-def test_groups_cover_every_property_once_and_keep_categories_together() -> None:
+def test_chunks_cover_every_property_once_by_category_largest_first() -> None:
     load_all()
     selected = select_properties("properties")
-    for jobs in (1, 2, 3, 8):
-        groups = property_groups(selected, jobs)
-        assert len(groups) <= jobs
-        assert sorted(p.id for g in groups for p in g) == sorted(p.id for p in selected)
-    groups = property_groups(selected, 2)
-    resume = [i for i, g in enumerate(groups) if any(p.id.startswith("resume.") for p in g)]
-    assert len(resume) == 1  # the resume.* properties share their recordings: one process
+    chunks = property_chunks(selected)
+    assert sorted(p.id for c in chunks for p in c) == sorted(p.id for p in selected)
+    assert all(len({p.id.split(".")[0] for p in chunk}) == 1 for chunk in chunks)  # a category shares recordings
+    assert [len(c) for c in chunks] == sorted((len(c) for c in chunks), reverse=True)
 
 
 def test_two_processes_give_the_serial_verdicts() -> None:
