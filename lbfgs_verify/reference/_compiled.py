@@ -115,14 +115,24 @@ def quasi_newton_point(x: Any, g: Any, ys: Any, ss: Any, yy: Any, sy_loop: Any, 
         r[q] = -g[q]
     for i in range(k):
         if not loop_known[i]:
-            for j in range(i + 1):
-                yy[j, i] = ordered_dot(ys[j], ys[i])
-                sy_loop[j, i] = ordered_dot(ss[j], ys[i])
+            for j in range(i + 1):  # two sums side by side, each in its loop's order
+                total_y = 0.0
+                total_s = 0.0
+                for q in range(n):
+                    total_y = total_y + ys[j, q] * ys[i, q]
+                    total_s = total_s + ss[j, q] * ys[i, q]
+                yy[j, i] = total_y
+                sy_loop[j, i] = total_s
             loop_known[i] = True
     wv = np.empty(2 * k)
     for j in range(k):
-        wv[j] = ordered_dot(ys[j], r)
-        wv[k + j] = ordered_dot(ss[j], r)
+        total_y = 0.0
+        total_s = 0.0
+        for q in range(n):
+            total_y = total_y + ys[j, q] * r[q]
+            total_s = total_s + ss[j, q] * r[q]
+        wv[j] = total_y
+        wv[k + j] = total_s
     # formk: F11 = chol(triu(YᵀY)/θ + D), X = F11⁻ᵀ R, F22 = chol(0·θ + XᵀX) (Fortran matrices, transposed).
     f11 = np.zeros((k, k))
     for i in range(k):

@@ -464,3 +464,64 @@ def test_a_failed_factorization_is_a_failure_on_both_paths(monkeypatch: pytest.M
         state = _random_state(np.random.default_rng(1), 20, 3)
         state.sy_history = [-1e9 * abs(v) for v in state.sy_history]
         assert lbfgsb_module._quasi_newton_point(state) is None
+
+
+def _fenced_quadratic(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """Σ i·(x_i - 3)², and +inf with a NaN gradient outside |x_i| ≤ 1.1 (the quasi-Newton step overshoots there)."""
+    if np.max(np.abs(x)) > 1.1:
+        return math.inf, np.full_like(x, math.nan)
+    weights = np.arange(1, x.size + 1, dtype=np.float64)
+    return float(np.sum((x - 3.0) ** 2 * weights)), 2.0 * (x - 3.0) * weights
+
+
+@pytest.mark.parametrize("bounds", [None, [(-1.5, 1.5), (None, 1.2), (-1.5, None), (None, None), (-1.0, 1.5),
+                                           (-0.5, 0.5)]], ids=["unbounded", "bounded"])
+def test_a_search_meeting_a_non_finite_value_gives_the_same_bits_on_both_paths(
+        bounds: list[Any] | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial point where f = inf (the compiled search hands that step to more_thuente's own arithmetic): the same
+    run on both paths, and scipy's."""
+    pytest.importorskip("numba")
+    from scipy.optimize import minimize
+
+    x0 = np.array([0.0, 0.1, -0.2, 0.3, 0.5, 0.3])
+    values: list[float] = []
+
+    def counted(x: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = _fenced_quadratic(x)
+        values.append(value)
+        return value, gradient
+
+    runs = []
+    for enabled in (False, True):
+        monkeypatch.setattr(cauchy_module, "KERNELS_ENABLED", enabled)
+        values.clear()
+        runs.append(minimize_lbfgsb(counted, x0, jac=True, bounds=bounds, options={"maxcor": 3}))
+        assert any(not math.isfinite(v) for v in values)
+    scipy_run = minimize(_fenced_quadratic, x0, jac=True, bounds=bounds, method="L-BFGS-B", options={"maxcor": 3})
+    for run in runs:
+        assert (run.nit, run.nfev, run.status) == (scipy_run.nit, scipy_run.nfev, scipy_run.status)
+        assert _bits(run.x) == _bits(scipy_run.x) and _bits(run.fun) == _bits(scipy_run.fun)
+
+
+def test_bounded_runs_with_every_kind_of_bound_are_scipys_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random boxes mixing lower-only, upper-only, two-sided, fixed and free variables (the branches of cauchy,
+    freev, formk's updates and subsm's backtrack), chained Rosenbrock at n = 40: scipy's bits on both paths."""
+    pytest.importorskip("numba")
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(7)
+    n = 40
+    for trial in range(3):
+        x0 = rng.uniform(-2.0, 2.0, n)
+        lower, upper = rng.uniform(-1.5, 0.0, n), rng.uniform(0.2, 1.5, n)
+        kinds = rng.integers(0, 5, n)
+        bounds = [(None if k in (0, 2) else float(lo), None if k in (0, 1) else float(hi)) if k != 4
+                  else (float(lo), float(lo)) for k, lo, hi in zip(kinds, lower, upper, strict=True)]
+        scipy_run = minimize(_chained_rosenbrock, x0, jac=True, bounds=bounds, method="L-BFGS-B",
+                             options={"maxcor": 4, "maxiter": 60})
+        for enabled in (False, True):
+            monkeypatch.setattr(cauchy_module, "KERNELS_ENABLED", enabled)
+            run = minimize_lbfgsb(_chained_rosenbrock, x0, jac=True, bounds=bounds,
+                                  options={"maxcor": 4, "maxiter": 60})
+            assert (run.nit, run.nfev, run.status) == (scipy_run.nit, scipy_run.nfev, scipy_run.status), trial
+            assert _bits(run.x) == _bits(scipy_run.x), (trial, enabled)
