@@ -768,25 +768,34 @@ def _line_search(
     iteration), the first trial step is 1 when every variable has both bounds, and a trial point other than z is
     put back into the box.
     """
-    direction_norm = _blas_nrm2(direction)
+    n = direction.numel()
+    kernels = small_kernels() if 0 < n < KERNEL_MIN_SIZE else None
     step_max = STEP_MAX
     constrained = box is not None and box.constrained
-    if constrained:
-        assert box is not None
-        step_max = 1.0 if state.n_iterations == 0 else _longest_feasible_step(
-            state.x.numpy(), direction.numpy(), box)
+    if kernels is not None:  # the same calls on numpy views made once (dnrm2, stpmx's scan, ddot)
+        x_numpy, d = state.x.numpy(), np.ascontiguousarray(direction.numpy())
+        g_numpy = np.ascontiguousarray(state.g.numpy())
+        direction_norm = float(kernels.blas_nrm2(d))
+        if constrained:
+            assert box is not None
+            step_max = 1.0 if state.n_iterations == 0 else float(
+                kernels.longest_feasible_step(x_numpy, d, box.lower, box.upper, box.kind))
+    else:
+        direction_norm = _blas_nrm2(direction)
+        if constrained:
+            assert box is not None
+            step_max = 1.0 if state.n_iterations == 0 else _longest_feasible_step(
+                state.x.numpy(), direction.numpy(), box)
     if state.n_iterations == 0 and not (constrained and box is not None and box.boxed):
         step = c_fmin(c_div(1.0, direction_norm), step_max)
     else:
         step = 1.0
-    slope_start = _blas_dot(state.g, direction)
+    slope_start = float(kernels.blas_dot(g_numpy, d)) if kernels is not None else _blas_dot(state.g, direction)
     if slope_start >= 0.0:  # not a descent direction (info = -4)
         return None
-    n = direction.numel()
-    kernels = small_kernels() if 0 < n < KERNEL_MIN_SIZE else None
     if kernels is not None and LBFGSB_SEARCH_PARAMETERS.stpmin <= step <= step_max:
         return _compiled_line_search(state, z, direction, evaluator, maxls, box, kernels, step_max, step,
-                                     slope_start, direction_norm)
+                                     slope_start, direction_norm, x_numpy, d)
     parameters = LBFGSB_SEARCH_PARAMETERS if step_max == STEP_MAX else replace(
         LBFGSB_SEARCH_PARAMETERS, stpmax=step_max)
     outcome = dcsrch_start(state.f, slope_start, step, parameters)
@@ -835,6 +844,7 @@ def _longest_feasible_step(x: np.ndarray, d: np.ndarray, box: BoxBounds) -> floa
 def _compiled_line_search(
     state: LBFGSBState, z: Tensor, direction: Tensor, evaluator: _MemoizedEvaluator, maxls: int,
     box: BoxBounds | None, kernels: Any, step_max: float, step: float, slope_start: float, direction_norm: float,
+    x_numpy: np.ndarray, d: np.ndarray,
 ) -> _AcceptedStep | None:
     """:func:`_line_search` after its start, with ``dcsrch``/``dcstep`` compiled
     (:mod:`~lbfgs_verify.reference.kernels`: the same operations as :mod:`lbfgs_verify.line_search.more_thuente`, on
@@ -848,7 +858,6 @@ def _compiled_line_search(
     ftol, gtol, xtol = parameters.ftol, parameters.gtol, parameters.xtol
     stpmin, stpmax = parameters.stpmin, step_max
     iterate_search, dot = kernels.dcsrch_iterate, kernels.blas_dot
-    x_numpy, d = state.x.numpy(), np.ascontiguousarray(direction.numpy())
     constrained = box is not None and box.constrained
     evaluations = 0
     f, g, slope = f0, state.g, slope_start
@@ -965,8 +974,8 @@ def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradie
     ``work``'s ``where``, ``free_index``, ``n_free`` and ``inner_products`` are updated on the way (new objects).
     """
     assert work.where is not None and work.free_index is not None and work.inner_products is not None
-    x, g = work.x.numpy(), work.g.numpy()
-    kernels = small_kernels() if 0 < x.shape[0] < KERNEL_MIN_SIZE else None
+    n = work.x.numel()
+    kernels = small_kernels() if 0 < n < KERNEL_MIN_SIZE else None
     while True:
         col = work.memory_size
         wt = _middle_matrix_factor(work) if col > 0 else None  # (the compiled path makes SᵀY from its table)
@@ -981,6 +990,7 @@ def _bounded_search_point(work: LBFGSBState, box: BoxBounds, maxcor: int, gradie
             if z is not _NUMPY_PATH:
                 return z
         sy = _sy_matrix(work)
+        x, g = work.x.numpy(), work.g.numpy()
         s, y = _pairs_as_columns(work)
         cauchy = generalized_cauchy_point(x, g, box, work.where.numpy(), s, y, sy, wt, work.theta, gradient_norm)
         if cauchy is None:
