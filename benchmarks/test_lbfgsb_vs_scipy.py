@@ -12,9 +12,10 @@ shared: the CPU-time ratio is the less noisy one), both medians, and the physica
 (``formk``/``subsm``) streams the m stored pairs (s, y) twice per iteration, 4·m·n·8 bytes (the same traffic as the
 two-loop recursion, Nocedal & Wright Alg. 7.4), times the iterations run, against the read bandwidth measured
 here (``numpy.dot`` over 256 MiB). The objective's own time is in both runs and not in the limit. Also recorded:
-which path the twin's in-order sums took (``kernels``: ``"numba"`` when numba is installed, else ``"numpy"``; same
-bits; numba's import and cache load, once per process, run before the timed rounds) and the load average over the
-case (the machine may be shared). Timing goes to the report, never into an assertion.
+which path the twin's compiled parts took (``kernels``: ``"numba"`` when numba is installed and not turned off by
+``LBFGS_VERIFY_KERNELS=numpy`` — whole phases of the iteration below 4096 entries, the in-order sums above —
+else ``"numpy"``; same bits; numba's import and cache load, once per process, run before the timed rounds) and the
+load average over the case (the machine may be shared). Timing goes to the report, never into an assertion.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from threadpoolctl import threadpool_limits
 from lbfgs_verify.compare.environment import comparison_environment
 from lbfgs_verify.reference import minimize_lbfgsb
 from lbfgs_verify.reference.cauchy import KERNEL_MIN_SIZE, compiled_kernels
+from lbfgs_verify.reference.kernels import small_kernels
 
 SIZES = (100, 10_000, 1_000_000)
 MAXITER = 50
@@ -62,6 +64,13 @@ def read_bandwidth(nbytes: int = 256 * 2**20, repeats: int = 5) -> float:
         np.dot(a, b)
         times.append(time.perf_counter() - start)
     return nbytes / min(times)
+
+
+def _kernels_path(n: int) -> str:
+    """Where the twin's compiled parts run at this size: "numba" (whole phases below KERNEL_MIN_SIZE entries, the
+    in-order sums above) when numba is installed and not turned off, else "numpy"."""
+    compiled = small_kernels() if n < KERNEL_MIN_SIZE else compiled_kernels(n)
+    return "numpy" if compiled is None else "numba"
 
 
 def _rounds(n: int, bounded: bool) -> int:
@@ -118,8 +127,8 @@ def test_run_time_twin_vs_scipy(benchmark: Any, n: int, bounded: bool) -> None:
 
     with comparison_environment(1), threadpool_limits(1):
         assert torch.get_num_threads() == 1
-        if compiled_kernels(n) is not None:  # numba's import and cache load (once per process) stay out of the rounds
-            small = np.full(KERNEL_MIN_SIZE, -1.2)
+        if _kernels_path(n) == "numba":  # numba's import and cache load (once per process) stay out of the rounds
+            small = np.full(KERNEL_MIN_SIZE if n >= KERNEL_MIN_SIZE else 10, -1.2)
             minimize_lbfgsb(chained_rosenbrock, small, jac=True, bounds=[(LOWER, UPPER)] * small.size,
                             options={"maxiter": 3, "maxcor": MAXCOR})
             minimize_lbfgsb(chained_rosenbrock, small, jac=True, options={"maxiter": 3, "maxcor": MAXCOR})
@@ -140,6 +149,6 @@ def test_run_time_twin_vs_scipy(benchmark: Any, n: int, bounded: bool) -> None:
         "compact_form_bytes_per_run": traffic,
         "read_bandwidth_bytes_per_s": bandwidth,
         "physical_limit_s": traffic / bandwidth,
-        "kernels": "numba" if compiled_kernels(n) is not None else "numpy",
+        "kernels": _kernels_path(n),
         "load_average_1min": os.getloadavg()[0],
     })
