@@ -993,7 +993,34 @@ def bounded_point(x: Any, g: Any, lower: Any, upper: Any, kind: Any, where: Any,
 
 
 
+@jit
+def shift_pairs(tables: Any, known: Any, stacked: Any, y: Any, s: Any) -> None:
+    # lbfgsb._PairProducts.push with a full memory: every table, flag and stored row moves up by one (the oldest
+    # pair leaves), the newest pair's products are unknown, its rows are y and s (copies, no arithmetic).
+    k = tables.shape[1]
+    keep = k - 1
+    for t in range(tables.shape[0]):
+        for i in range(keep):
+            for j in range(keep):
+                tables[t, i, j] = tables[t, i + 1, j + 1]
+        for j in range(k):
+            tables[t, keep, j] = 0.0
+            tables[t, j, keep] = 0.0
+    for t in range(known.shape[0]):
+        for i in range(keep):
+            known[t, i] = known[t, i + 1]
+        known[t, keep] = False
+    for i in range(keep):
+        for q in range(stacked.shape[2]):
+            stacked[0, i, q] = stacked[0, i + 1, q]
+            stacked[1, i, q] = stacked[1, i + 1, q]
+    for q in range(stacked.shape[2]):
+        stacked[0, keep, q] = y[q]
+        stacked[1, keep, q] = s[q]
+
+
 KERNELS = {
+    "shift_pairs": shift_pairs,
     "bounded_point": bounded_point,
     "free_variables": free_variables,
     "cauchy_point": cauchy_point,

@@ -389,6 +389,17 @@ class _PairProducts:
         dropped, keep = k_old + 1 - k, k - 1
         self.formt = self.sy = None
         tables, known, stacked = self.tables, self.known, self.stacked
+        s, y = new[0][-1], new[1][-1]
+        s_array, y_array = s.numpy(), y.numpy()
+        kernels = small_kernels() if stacked is not None and dropped == 1 and 0 < s_array.shape[0] < KERNEL_MIN_SIZE \
+            else None
+        if kernels is not None:  # the same moves in one compiled call
+            kernels.shift_pairs(tables, known, stacked, y_array, s_array)
+            self.pairs = [*self.pairs[1:], (s, y, s._version, y._version)]
+            self.s_arrays = [*self.s_arrays[1:], s_array]
+            self.y_arrays = [*self.y_arrays[1:], y_array]
+            self.lists = new
+            return
         if dropped == 1:  # full memory: the oldest leaves, everything moves up by one
             tables[:, :keep, :keep] = tables[:, 1:, 1:]
             tables[:, keep, :] = 0.0
@@ -401,8 +412,6 @@ class _PairProducts:
             tables[:, :keep, :keep] = self.tables[:, kept, kept]
             known[:, :keep] = self.known[:, kept]
             self._tables(tables, known)
-        s, y = new[0][-1], new[1][-1]
-        s_array, y_array = s.numpy(), y.numpy()
         self.pairs = [*self.pairs[dropped:], (s, y, s._version, y._version)]
         self.s_arrays = [*self.s_arrays[dropped:], s_array]
         self.y_arrays = [*self.y_arrays[dropped:], y_array]
@@ -724,12 +733,13 @@ class _MemoizedEvaluator:
     def __init__(self, evaluate: Evaluate, x: Tensor, f: float, g: Tensor, total: EvaluationTotal | None) -> None:
         self._evaluate = evaluate
         self._last = (x, f, g)
+        self._last_numpy: np.ndarray | None = None  # x.numpy() of the last point, once known
         self._total = total
         self.count = 0
 
     def __call__(self, x: Tensor) -> tuple[float, Tensor]:
         last_x, last_f, last_g = self._last
-        new, old = x.numpy(), last_x.numpy()
+        new, old = x.numpy(), self._last_numpy if self._last_numpy is not None else last_x.numpy()
         # np.array_equal: -0.0 == 0.0, NaN never equal (a first entry that differs decides at once).
         kernels = small_kernels() if new.size < KERNEL_MIN_SIZE else None
         if kernels is not None:
@@ -741,12 +751,13 @@ class _MemoizedEvaluator:
         f, g = self._evaluate(x)
         self.count += (self._total() - before) if self._total is not None else 1
         self._last = (x, f, g)
+        self._last_numpy = new
         return f, g
 
 
-@dataclass(frozen=True)
-class _AcceptedStep:
-    """What a successful line search hands to the stop tests and the memory update."""
+class _AcceptedStep(NamedTuple):
+    """What a successful line search hands to the stop tests and the memory update (a tuple: made once per
+    iteration, cheaper than a frozen dataclass)."""
 
     x: Tensor
     f: float
