@@ -54,15 +54,18 @@ def _jobs(text: str) -> int | str:
     return "auto" if text.strip() == "auto" else _positive_int(text)
 
 
-def _resolve_jobs(jobs: int | str, target: object | None = None) -> int:
-    """``auto``: :func:`lbfgs_verify.properties.runner.auto_jobs`, or 1 where ``target`` cannot be loaded by its
-    spec in a worker process (an explicit N is checked by the runner, which names the problem)."""
+def _resolve_jobs(jobs: int | str, target: object | None = None, budget: str = "ci") -> int:
+    """``auto``: :func:`lbfgs_verify.properties.runner.auto_jobs`; 1 at budget quick (a run of seconds: a worker
+    takes about 3 s to start) and where ``target`` cannot be loaded by its spec in a worker process (an explicit
+    N is checked by the runner, which names the problem)."""
     from lbfgs_verify.properties.runner import auto_jobs, loadable_by_spec
 
     if jobs != "auto":
         return int(jobs)
     count = auto_jobs()
-    return count if count == 1 or target is None or loadable_by_spec(target) else 1  # type: ignore[arg-type]
+    if count == 1 or budget == "quick":
+        return 1
+    return count if target is None or loadable_by_spec(target) else 1  # type: ignore[arg-type]
 
 
 def _positive_int(text: str) -> int:
@@ -116,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch thread count for every run (bits depend on it; default 1)")
     check.add_argument("--jobs", type=_jobs, default="auto",
                        help="run the properties in N processes (same verdicts as one); default auto: "
-                            "$LBFGS_VERIFY_JOBS, else the CPUs available up to 4, 1 for a target a worker "
-                            "process cannot import by its spec")
+                            "$LBFGS_VERIFY_JOBS, else the CPUs available up to 4; 1 at --budget quick and for a "
+                            "target a worker process cannot import by its spec")
     check.add_argument("--list", action="store_true",
                        help="print the documented property IDs (of --mode, filtered by --only) and exit")
 
@@ -506,7 +509,7 @@ def _check(args: argparse.Namespace) -> int:
         print(table_row(result, width), flush=True)  # type: ignore[arg-type]
 
     try:
-        jobs = _resolve_jobs(args.jobs, target)
+        jobs = _resolve_jobs(args.jobs, target, args.budget)
         report = run_check(target, args.mode, budget, threads=args.threads, properties=selected, on_result=show,
                            lacks=sorted(lacks), skips=skips, jobs=jobs)
     except ValueError as exc:  # --jobs with a target that a worker process cannot import

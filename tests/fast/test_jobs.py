@@ -68,6 +68,7 @@ def test_jobs_auto_gives_one_process_to_a_target_workers_cannot_import(monkeypat
     assert _resolve_jobs("auto", Target("tests.nowhere:LBFGS", torch.optim.LBFGS)) == 1
     assert _resolve_jobs("auto", load_target("torch.optim:LBFGS")) == 2
     assert _resolve_jobs(3, Target("tests.nowhere:LBFGS", torch.optim.LBFGS)) == 3
+    assert _resolve_jobs("auto", load_target("torch.optim:LBFGS"), "quick") == 1  # seconds: not worth a worker
 
 
 def test_report_verdict_sections_in_a_worker_equal_one_process(tmp_path: Any) -> None:
