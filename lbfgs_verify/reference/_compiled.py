@@ -1019,7 +1019,20 @@ def shift_pairs(tables: Any, known: Any, stacked: Any, y: Any, s: Any) -> None:
         stacked[1, keep, q] = s[q]
 
 
+@jit
+def step_pair(g_new: Any, g_old: Any, d: Any, step: float, y: Any, s: Any) -> float:
+    # lbfgsb._update_memory's vectors: y = g_new - g_old, s = stp·d (when stp != 1), and yᵀy as dnrm2(y)².
+    for q in range(y.shape[0]):
+        y[q] = g_new[q] - g_old[q]
+    if step != 1.0:
+        for q in range(s.shape[0]):
+            s[q] = d[q] * step
+    norm = blas_nrm2(y)
+    return norm * norm
+
+
 KERNELS = {
+    "step_pair": step_pair,
     "shift_pairs": shift_pairs,
     "bounded_point": bounded_point,
     "free_variables": free_variables,

@@ -743,7 +743,7 @@ class _MemoizedEvaluator:
         # np.array_equal: -0.0 == 0.0, NaN never equal (a first entry that differs decides at once).
         kernels = small_kernels() if new.size < KERNEL_MIN_SIZE else None
         if kernels is not None:
-            if new.shape == old.shape and kernels.same_point(new, old):
+            if new.shape == old.shape and (new.size == 0 or new[0] == old[0]) and kernels.same_point(new, old):
                 return last_f, last_g
         elif (new.size == 0 or new[0] == old[0]) and np.array_equal(new, old):
             return last_f, last_g
@@ -1161,17 +1161,24 @@ def _commit(state: LBFGSBState, work: LBFGSBState) -> None:
 
 def _update_memory(work: LBFGSBState, g_old: Tensor, step: _AcceptedStep, maxcor: int) -> None:
     """``mainlb`` after the stop tests: the skip rule, ``matupd`` and the ``formt`` factorization check."""
-    y = _difference(step.g, g_old)
-    y_norm = _blas_nrm2(y)
-    yy = y_norm * y_norm
+    n = step.direction.numel()
+    kernels = small_kernels() if 0 < n < KERNEL_MIN_SIZE else None
+    if kernels is not None:  # y, s and yᵀy in one compiled call (the same operations)
+        y_array, s_array = np.empty(n), np.empty(n if step.step != 1.0 else 0)
+        yy = float(kernels.step_pair(step.g.numpy(), g_old.numpy(), step.direction.numpy(), step.step, y_array,
+                                     s_array))
+        y = torch.from_numpy(y_array)
+        s = step.direction if step.step == 1.0 else torch.from_numpy(s_array)
+    else:
+        y = step.g - g_old
+        y_norm = _blas_nrm2(y)
+        yy = y_norm * y_norm
+        s = step.direction if step.step == 1.0 else step.direction * step.step
     if step.step == 1.0:
         sy = step.slope_end - step.slope_start
-        s = step.direction
         scale = -step.slope_start
     else:
         sy = (step.slope_end - step.slope_start) * step.step
-        s = step.direction * step.step if step.direction.numel() >= KERNEL_MIN_SIZE else torch.from_numpy(
-            step.direction.numpy() * step.step)
         scale = -step.slope_start * step.step
     if sy <= EPSMACH * scale:  # curvature too small: skip the pair (memory and θ unchanged)
         work.updated = False
