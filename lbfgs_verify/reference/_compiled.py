@@ -104,11 +104,12 @@ def ordered_dot(a: Any, b: Any) -> float:
 
 @jit
 def quasi_newton_point(x: Any, g: Any, ys: Any, ss: Any, yy: Any, sy_loop: Any, loop_known: Any,
-                       sy_diag: Any, theta: float, z: Any) -> int:
+                       sy_diag: Any, theta: float, z: Any, direction: Any) -> int:
     # lbfgsb._quasi_newton_point_unchecked, operation for operation; 0 on success, 1 when a factorization
     # or solve fails, 2 when z holds a NaN (its payload is the compiler's: the caller takes the numpy path).
     # ys/ss: the pairs as rows (k × n, oldest first); yy/sy_loop and
     # loop_known: the table of in-order products, completed here in place (missing columns in order).
+    # direction: z - x, as iterate computes it.
     k, n = ys.shape
     r = np.empty(n)
     for q in range(n):
@@ -178,6 +179,7 @@ def quasi_newton_point(x: Any, g: Any, ys: Any, ss: Any, yy: Any, sy_loop: Any, 
             t = t + ys[j, q] * rhs[0, j] / theta
             t = t + ss[j, q] * rhs[0, k + j]
         z[q] = x[q] + t * inverse_theta
+        direction[q] = z[q] - x[q]  # mainlb's d = z - x (recomputed from the rounded z)
     if has_nan(z):
         return 2
     return 0
@@ -957,7 +959,7 @@ def free_variables(previous_index: Any, previous_n_free: int, where: Any, compar
 def bounded_point(x: Any, g: Any, lower: Any, upper: Any, kind: Any, where: Any, ys: Any, ss: Any,
                   sy_blas: Any, wt_t: Any, theta: float, gradient_norm: float, previous_index: Any,
                   previous_n_free: int, compare: bool, updated: bool, n_updates: int, m: int, inner: Any,
-                  sy_diag: Any, z: Any) -> Any:
+                  sy_diag: Any, z: Any, direction: Any) -> Any:
     # One pass of lbfgsb._bounded_search_point from the Cauchy point to z: cauchy, freev, formk (both halves),
     # cmprlb, subsm (SᵀY from its strictly lower part sy_blas and its diagonal sy_diag). ``where`` and
     # ``inner`` are copies, updated in place. Returns (status, index, n_free,
@@ -978,6 +980,7 @@ def bounded_point(x: Any, g: Any, lower: Any, upper: Any, kind: Any, where: Any,
     if n_free == 0 or col == 0:
         for q in range(n):
             z[q] = xcp[q]
+            direction[q] = z[q] - x[q]
         return 0, index, n_free, False
     changed = entering.shape[0] > 0 or leaving.shape[0] > 0 or updated
     if changed:
@@ -989,6 +992,9 @@ def bounded_point(x: Any, g: Any, lower: Any, upper: Any, kind: Any, where: Any,
                                 wn_t, z)
     if status == 1:
         status = 3
+    if status == 0:
+        for q in range(n):
+            direction[q] = z[q] - x[q]  # mainlb's d = z - x
     return status, index, n_free, changed
 
 

@@ -543,11 +543,16 @@ def _quasi_newton_point(state: LBFGSBState) -> Tensor | None:
     if kernels is not None:  # the same operations in one compiled call (lbfgs_verify.reference.kernels)
         products = _pair_products(state, within_iteration=True)
         ys, ss = products.rows()
-        z = np.empty(state.x.numel())
+        z, direction = np.empty(state.x.numel()), np.empty(state.x.numel())
         failed = kernels.quasi_newton_point(state.x.numpy(), state.g.numpy(), ys, ss, products.yy, products.sy_loop,
-                                            products.loop_known, np.array(state.sy_history), float(state.theta), z)
+                                            products.loop_known, np.array(state.sy_history), float(state.theta), z,
+                                            direction)
         if failed != 2:
-            return None if failed else torch.from_numpy(z)
+            if failed:
+                return None
+            point = torch.from_numpy(z)
+            state.__dict__["_direction"] = (point, torch.from_numpy(direction))  # d = z - x, for iterate
+            return point
         products.loop_known[:] = False  # a NaN came up: the numpy path, from sums of its own
     with np.errstate(all="ignore"):
         return _quasi_newton_point_unchecked(state)
@@ -1050,11 +1055,11 @@ def _compiled_bounded_point(work: LBFGSBState, box: BoxBounds, maxcor: int, grad
     else:
         ys = ss = np.zeros((0, n))
         wt_t = sy_blas = np.zeros((0, 0))
-    where, inner, z = work.where.numpy().copy(), work.inner_products.numpy().copy(), np.empty(n)
+    where, inner, z, direction = work.where.numpy().copy(), work.inner_products.numpy().copy(), np.empty(n), np.empty(n)
     status, index, n_free, changed = kernels.bounded_point(
         x, g, box.lower, box.upper, box.kind, where, ys, ss, sy_blas, wt_t, float(theta),
         float(gradient_norm), work.free_index.numpy(), work.n_free, work.n_iterations > 0, work.updated,
-        work.n_updates, maxcor, inner, np.array(work.sy_history[:col], dtype=np.float64), z)
+        work.n_updates, maxcor, inner, np.array(work.sy_history[:col], dtype=np.float64), z, direction)
     if status == 2:
         return _NUMPY_PATH
     if status == 1:
@@ -1062,7 +1067,11 @@ def _compiled_bounded_point(work: LBFGSBState, box: BoxBounds, maxcor: int, grad
     work.where, work.free_index, work.n_free = torch.from_numpy(where), torch.from_numpy(index), int(n_free)
     if changed:
         work.inner_products = torch.from_numpy(inner)
-    return None if status == 3 else torch.from_numpy(z)
+    if status == 3:
+        return None
+    point = torch.from_numpy(z)
+    work.__dict__["_direction"] = (point, torch.from_numpy(direction))  # d = z - x, for iterate
+    return point
 
 
 def iterate(
@@ -1111,7 +1120,8 @@ def iterate(
                 continue
         else:
             z = _cauchy_point(work.x, work.g, gradient_norm)
-        direction = _difference(z, work.x)
+        known = work.__dict__.pop("_direction", None)  # d = z - x when the compiled step computed it
+        direction = known[1] if known is not None and known[0] is z else _difference(z, work.x)
         accepted = _line_search(work, z, direction, evaluator, options.maxls, box)
         if accepted is not None:
             break
