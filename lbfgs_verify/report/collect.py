@@ -178,6 +178,8 @@ def collect(options: ReportOptions, draw_convergence: Callable[[dict[str, Any]],
         runs: list[ConvergenceRun] = []
         with _timed(section_seconds, "convergence"):
             progress.stage("convergence")
+            if draw_convergence is not None:
+                import lbfgs_verify.report.plots  # noqa: F401  (matplotlib: 2 s, while the compiles finish)
             compiled()  # the steppers' compiles, begun before the warm-up, end before any timed run
             for problem in problems if "convergence" in run else ():
                 for solver in solvers:
