@@ -26,6 +26,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from lbfgs_verify.report.verdicts import DEFAULT_FINDINGS, NEUTRAL_FUZZ_OUTCOMES, fuzz_matrix, verdict_grid
 
@@ -123,6 +124,11 @@ def _draw_convergence(ax: Any, report: Mapping[str, Any], problem: Mapping[str, 
         else:
             ax.plot([], [], color=colors[run["solver"]], label=label, ls=":")
     ax.set_yscale("log")
+    # Plain "1e-04" labels: matplotlib's default log labels are mathtext, whose layout was a quarter of drawing
+    # the 43 convergence figures and the overview's 43 axes.
+    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=8))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:.0e}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="major", alpha=0.3)
     if legend:
         ax.legend(fontsize=7, loc="upper right")
