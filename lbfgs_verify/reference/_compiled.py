@@ -19,6 +19,7 @@ from numba.extending import get_cython_function_address
 
 from lbfgs_verify.line_search.more_thuente import BISECTION_FACTOR as BISECTION
 from lbfgs_verify.line_search.more_thuente import EXTRAPOLATION_LOWER, EXTRAPOLATION_UPPER
+from lbfgs_verify.reference.cauchy import heap_next_breakpoint
 
 EPSMACH = 2.220446049250313e-16
 
@@ -567,38 +568,8 @@ def blas_axpy(a: float, x: Any, y: Any) -> None:
     alpha[0] = a
     daxpy(ints[0:].ctypes, alpha.ctypes, x.ctypes, ints[1:].ctypes, y.ctypes, ints[2:].ctypes)
 
-@jit
-def heap_next(count: int, t: Any, order: Any, built: bool) -> None:
-    # cauchy.heap_next_breakpoint (hpsolb) on arrays.
-    if not built:
-        for k in range(2, count + 2):
-            value, index = t[k - 1], order[k - 1]
-            i = k
-            while i > 1:
-                j = i // 2
-                if value < t[j - 1]:
-                    t[i - 1], order[i - 1] = t[j - 1], order[j - 1]
-                    i = j
-                else:
-                    break
-            t[i - 1], order[i - 1] = value, index
-    if count > 0:
-        i = 1
-        out, out_index = t[0], order[0]
-        value, index = t[count], order[count]
-        while True:
-            j = i + i
-            if j > count:
-                break
-            if t[j] < t[j - 1]:
-                j += 1
-            if t[j - 1] < value:
-                t[i - 1], order[i - 1] = t[j - 1], order[j - 1]
-                i = j
-            else:
-                break
-        t[i - 1], order[i - 1] = value, index
-        t[count], order[count] = out, out_index
+heap_next = jit(heap_next_breakpoint)  # cauchy's hpsolb, the same code on arrays instead of lists
+
 
 @jit
 def cauchy_point(x: Any, g: Any, lower: Any, upper: Any, kind: Any, where: Any, ys: Any, ss: Any, sy: Any,
