@@ -162,13 +162,14 @@ def collect(options: ReportOptions, draw_convergence: Callable[[dict[str, Any]],
     configs = agreement.bitwise_configurations(options.history_sizes) if "agreement" in run else []
     check_only = options.check_only if options.check_only is not None else budget.check_only
     n_properties = len(select_properties("properties", check_only)) if "properties" in run else 0
+    verdict_ticks = n_properties * len(targets) + len(targets) * ("fuzz" in run) + len(solvers) * ("resume" in run)
     total = (len(solvers) * len(problems) * ("convergence" in run) + len(problems) * ("agreement" in run)
-             + len(configs) * len(bitwise_solvers) + n_properties * len(targets)
-             + len(targets) * ("fuzz" in run) + len(solvers) * ("resume" in run) + 1)
+             + len(configs) * len(bitwise_solvers) + verdict_ticks + 1)
     progress = Progress(total, options.progress)
     section_seconds: dict[str, float] = {}
     blas_threads = threadpool_limits(limits=options.threads)  # BLAS threads fight over shared cores: time is noise
-    background = _start_verdicts(options) if options.jobs > 1 and {"properties", "fuzz", "resume"} & run else None
+    background = (_start_verdicts(options, check_only) if options.jobs > 1 and {"properties", "fuzz", "resume"} & run
+                  else None)
     try:
         compiled = kinds.precompile(solvers, [p for p in problems if p.name in stepper_names]
                                     if "convergence" in run else [])
@@ -228,9 +229,7 @@ def collect(options: ReportOptions, draw_convergence: Callable[[dict[str, Any]],
             progress.tick()
         if background is not None:
             progress.stage("property verdicts, fuzz, resume (worker process)")
-            verdict = _join(background, options, solvers, targets, check_only, progress,
-                            n_properties * len(targets) + len(targets) * ("fuzz" in run)
-                            + len(solvers) * ("resume" in run))
+            verdict = _join(background, options, solvers, targets, check_only, progress, verdict_ticks)
         else:
             verdict = verdict_sections(options, solvers, targets, check_only, progress)
         checks, fuzz, resume = verdict["check"], verdict["fuzz"], verdict["resume"]
@@ -330,7 +329,7 @@ def _solvers_of(options: ReportOptions) -> tuple[list[Any], list[Any], list[Any]
     return solvers, checkable_targets(solvers), left_out
 
 
-def _verdicts_in_worker(options: ReportOptions, check_only: tuple[str, ...] | None) -> dict[str, Any]:
+def _verdicts_in_worker(options: ReportOptions, check_only: Sequence[str] | None) -> dict[str, Any]:
     """Worker process: rebuild the solvers from the options (targets load by their specs) and run
     :func:`verdict_sections` under the report's BLAS thread limit."""
     solvers, targets, _left_out = _solvers_of(options)
@@ -338,14 +337,14 @@ def _verdicts_in_worker(options: ReportOptions, check_only: tuple[str, ...] | No
         return verdict_sections(options, solvers, targets, check_only)
 
 
-def _start_verdicts(options: ReportOptions) -> tuple[Any, Any]:
+def _start_verdicts(options: ReportOptions, check_only: Sequence[str] | None) -> tuple[Any, Any]:
     """Start :func:`verdict_sections` in one spawned process (spawned, not forked: a forked child of a process
-    whose OpenMP or XLA threads have run can hang) while this process runs the timed sections."""
+    whose OpenMP or XLA threads have run can hang) while this process runs the timed sections; :func:`collect`
+    shuts the pool down."""
     import dataclasses
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    check_only = options.check_only if options.check_only is not None else options.budget.check_only
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     portable = dataclasses.replace(options, problems=None, progress=False)  # problems hold closures
     return pool, pool.submit(_verdicts_in_worker, portable, check_only)
@@ -355,13 +354,10 @@ def _join(background: tuple[Any, Any], options: ReportOptions, solvers: Sequence
           check_only: Sequence[str] | None, progress: Progress, n_ticks: int) -> dict[str, Any]:
     """The worker's sections; where the worker could not run them (a target its process cannot import, a
     crash), they run here instead, so the report is the same either way."""
-    pool, future = background
     try:
-        verdict = future.result()
+        verdict = background[1].result()
     except Exception:
-        pool.shutdown(wait=False, cancel_futures=True)
         return verdict_sections(options, solvers, targets, check_only, progress)
-    pool.shutdown(wait=True)
     progress.tick(n_ticks)
     return verdict
 

@@ -353,14 +353,19 @@ def is_constant(values: Sequence[Any]) -> bool:
     return len(values) >= 2 and all(v == values[0] for v in values)
 
 
+def _convergence_drawers(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Role -> drawer for the plots of the convergence runs alone (:data:`CONVERGENCE_ROLES`)."""
+    return {"convergence_overview": lambda: convergence_overview(report),
+            "profile_evaluations": lambda: profile_figure(report, "evaluations"),
+            "profile_time": lambda: profile_figure(report, "time")}
+
+
 def figures(report: Mapping[str, Any]) -> dict[str, Any]:
     """Role -> a function drawing that figure, for every plot the report has (constant ones left out)."""
     ran = set(report.get("sections", ("convergence", "agreement", "properties", "fuzz", "resume", "benchmarks")))
     out: dict[str, Any] = {}
     if "convergence" in ran:
-        out["convergence_overview"] = lambda: convergence_overview(report)
-        out["profile_evaluations"] = lambda: profile_figure(report, "evaluations")
-        out["profile_time"] = lambda: profile_figure(report, "time")
+        out.update(_convergence_drawers(report))
     agreement = report["agreement"]
     cells = agreement["bitwise"]["cells"]
     if "agreement" in ran and not is_constant([(c["status"], c["bitwise_problems"], c["problems"]) for c in cells]):
@@ -404,11 +409,9 @@ def write_convergence_plots(report: Mapping[str, Any], out: Path) -> dict[str, A
         return {}
     plots = out / "plots"
     paths: dict[str, Any] = {"convergence": {}}
-    for role in CONVERGENCE_ROLES:
+    for role, draw in _convergence_drawers(report).items():
         name, title = FILES[role]
-        figure = convergence_overview(report) if role == "convergence_overview" else \
-            profile_figure(report, role.removeprefix("profile_"))
-        paths[role] = save(figure, plots / name, title)
+        paths[role] = save(draw(), plots / name, title)
     for problem in report["problems"]:
         path = save(convergence_figure(report, problem), plots / "convergence" / f"{slug(problem['name'])}.png",
                     f"convergence on {problem['name']}", tight=False)  # fixed margins: one draw, not two
